@@ -1,0 +1,41 @@
+// The error log: leveled lines to stderr or a file, safe from any thread.
+//
+// One line per call, written with a single write(2) so lines from different threads never
+// interleave. The sink and level are process-wide; setErrorLog() is called by the main thread
+// at startup and on reload.
+#pragma once
+
+#include <cstdarg>
+#include <string>
+#include <string_view>
+
+namespace subgate {
+
+enum class LogLevel { kDebug, kInfo, kNotice, kWarn, kError };
+
+// Parses "debug" | "info" | "notice" | "warn" | "error".
+bool parseLogLevel(std::string_view text, LogLevel& level);
+
+// Opens the sink ("stderr" or a file path, appended). Returns false with `err` set on failure;
+// the previous sink is kept then.
+bool setErrorLog(const std::string& target, LogLevel level, std::string& err);
+
+bool logEnabled(LogLevel level);
+
+// printf-style; a newline is added.
+void logf(LogLevel level, const char* format, ...) __attribute__((format(printf, 2, 3)));
+
+// Writes a whole preformatted line (newline included) to the error log, unconditionally.
+void logRaw(std::string_view line);
+
+}  // namespace subgate
+
+#define SUBGATE_LOG(level, ...)                          \
+  do {                                                   \
+    if (::subgate::logEnabled(level)) ::subgate::logf(level, __VA_ARGS__); \
+  } while (0)
+#define LOG_DEBUG(...) SUBGATE_LOG(::subgate::LogLevel::kDebug, __VA_ARGS__)
+#define LOG_INFO(...) SUBGATE_LOG(::subgate::LogLevel::kInfo, __VA_ARGS__)
+#define LOG_NOTICE(...) SUBGATE_LOG(::subgate::LogLevel::kNotice, __VA_ARGS__)
+#define LOG_WARN(...) SUBGATE_LOG(::subgate::LogLevel::kWarn, __VA_ARGS__)
+#define LOG_ERROR(...) SUBGATE_LOG(::subgate::LogLevel::kError, __VA_ARGS__)

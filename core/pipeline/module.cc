@@ -1,0 +1,36 @@
+#include "core/pipeline/module.h"
+
+#include "core/server/config_model.h"
+
+namespace subgate {
+
+const config::Node* Scope::find(std::string_view name) const {
+  for (const config::Node* level : levels_) {
+    if (!level) continue;
+    if (const config::Node* found = level->child(name)) return found;
+  }
+  return nullptr;
+}
+
+std::vector<const config::Node*> Scope::findAll(std::string_view name) const {
+  std::vector<const config::Node*> out;
+  for (const config::Node* level : levels_) {
+    if (!level) continue;
+    for (const config::Node& child : level->children) {
+      if (child.name == name) out.push_back(&child);
+    }
+    if (!out.empty()) break;
+  }
+  return out;
+}
+
+bool Module::compileMain(const config::Node&, CompileContext&) const { return true; }
+std::shared_ptr<const ModuleConf> Module::compileLocation(const Scope&, CompileContext&) const {
+  return nullptr;
+}
+HookResult Module::access(Request&, const ModuleConf&) const { return HookResult::kContinue; }
+void Module::content(Request&, const ModuleConf&) const {}
+void Module::filterReply(Request&, const ModuleConf&, LocalReply&) const {}
+void Module::log(const Request&, const ModuleConf&) const {}
+
+}  // namespace subgate

@@ -1,0 +1,107 @@
+// The module contract: how a module declares its directives, compiles its config once at load
+// time, and hooks into the request phases.
+//
+// Phases run in this order for every request (architecture.md "Request flow"):
+//   access   modules that may reject the request or set per-request values (timeout, auth, ...)
+//   content  exactly one handler per location produces the response (return, proxy_pass, ...)
+//   reply    filters over responses subgate produces itself (error_header)
+//   log      after the response ended (access_log)
+// A module's compiled config (ModuleConf) is immutable and shared by all workers; per-request
+// state lives in the Request. Hooks run on worker threads and must not block.
+#pragma once
+
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/config/config_ast.h"
+
+namespace subgate {
+
+class Request;
+struct LocalReply;
+struct CompileContext;
+
+// Where a directive may appear (bit set).
+enum Context : unsigned {
+  kMainContext = 1u << 0,
+  kServerContext = 1u << 1,
+  kLocationContext = 1u << 2,
+  kUpstreamContext = 1u << 3,
+};
+
+struct DirectiveSpec {
+  std::string_view name;
+  unsigned contexts;      // Context bits
+  int min_args = 1;
+  int max_args = 1;       // -1: no upper bound
+  bool block = false;     // takes a { } block instead of ';'
+  bool repeatable = false;  // may appear more than once in one block
+  // Names the content handler (return, proxy_pass, ...). When a location inherits one from its
+  // server and sets another itself, the location's own wins.
+  bool selects_content = false;
+};
+
+// A module's config compiled for one location. Subclassed by each module.
+class ModuleConf {
+ public:
+  virtual ~ModuleConf() = default;
+};
+
+// The directives visible from one location: its own, then its server's, then main's.
+class Scope {
+ public:
+  Scope(const config::Node* main, const config::Node* server, const config::Node* location)
+      : levels_{location, server, main} {}
+  // The nearest directive called `name` (location before server before main), or nullptr.
+  const config::Node* find(std::string_view name) const;
+  // Every directive called `name` at the nearest level that has any.
+  std::vector<const config::Node*> findAll(std::string_view name) const;
+  const config::Node* location() const { return levels_[0]; }
+  const config::Node* server() const { return levels_[1]; }
+  const config::Node* main() const { return levels_[2]; }
+
+ private:
+  const config::Node* levels_[3];
+};
+
+enum class HookResult {
+  kContinue,  // go on with the next hook / phase
+  kDone,      // the hook has answered the request (e.g. an error reply): skip to the end
+  kSuspend,   // async work started; the module calls Request::resume() or answers later
+};
+
+class Module {
+ public:
+  virtual ~Module() = default;
+  virtual std::string_view name() const = 0;
+  virtual std::span<const DirectiveSpec> directives() const { return {}; }
+
+  // Once per config load, before any location: compile main-level blocks (e.g. upstreams).
+  // Returns false with ctx.error set (as "file:line: message") on a bad config.
+  virtual bool compileMain(const config::Node& root, CompileContext& ctx) const;
+
+  // Once per location: this module's config there, or nullptr when the module is inactive.
+  // On a bad config return nullptr and set ctx.error.
+  virtual std::shared_ptr<const ModuleConf> compileLocation(const Scope& scope,
+                                                            CompileContext& ctx) const;
+
+  // Which phases the module hooks where it is active.
+  virtual bool hasAccess() const { return false; }
+  virtual bool isContentHandler() const { return false; }
+  virtual bool hasReplyFilter() const { return false; }
+  virtual bool hasLog() const { return false; }
+
+  virtual HookResult access(Request& req, const ModuleConf& conf) const;
+  // Takes over the request: must eventually answer it (or the request is cancelled).
+  virtual void content(Request& req, const ModuleConf& conf) const;
+  virtual void filterReply(Request& req, const ModuleConf& conf, LocalReply& reply) const;
+  virtual void log(const Request& req, const ModuleConf& conf) const;
+};
+
+// The modules of this build, in phase order. Defined in modules/module_list.cc.
+std::span<const Module* const> allModules();
+
+}  // namespace subgate

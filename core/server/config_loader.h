@@ -1,0 +1,24 @@
+// Turns a config file (or the embedded default) into a RuntimeConfig: validates every
+// directive against the specs of the core and of every module (context, argument count,
+// duplicates), compiles core settings, then lets each module compile its own.
+// Runs on the main thread (at startup, `-t` and SIGHUP); never on a worker.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "core/server/config_model.h"
+
+namespace subgate {
+
+struct ConfigSource {
+  std::string path;            // file to read; empty = use `text`
+  std::string_view text;       // embedded config text when path is empty
+  std::string prefix;          // directory relative paths resolve against
+};
+
+// Returns nullptr and sets `err` to "file:line: message" when the config is invalid.
+std::shared_ptr<const RuntimeConfig> loadConfig(const ConfigSource& source, std::string& err);
+
+}  // namespace subgate

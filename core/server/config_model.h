@@ -1,0 +1,106 @@
+// The compiled, immutable configuration that workers serve from. Built by config_loader from
+// the parsed AST; shared (shared_ptr<const RuntimeConfig>) by every worker and every request
+// that started under it, so a reload never changes a request in flight.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "core/config/config_ast.h"
+#include "core/http1/http1_parser.h"
+#include "core/log/log.h"
+#include "core/net/socket_address.h"
+#include "core/pipeline/module.h"
+
+namespace subgate {
+
+using std::chrono::milliseconds;
+
+// Core settings of a server, inherited by its locations and overridable there.
+struct CoreConf {
+  http1::Limits head_limits;          // client_max_header_size / _headers / _uri_size
+  uint64_t max_body_bytes = 1 << 20;  // client_max_body_size (0 = unlimited)
+  milliseconds client_header_timeout{60000};
+  milliseconds client_body_timeout{60000};
+  milliseconds keepalive_timeout{75000};
+  milliseconds send_timeout{60000};
+  uint32_t keepalive_requests = 10000;
+};
+
+struct HookEntry {
+  const Module* module = nullptr;
+  std::shared_ptr<const ModuleConf> conf;
+};
+
+class Regex;  // core/regex/regex.h
+
+struct LocationConf {
+  enum class Match { kExact, kPrefix, kRegex, kRegexCaseless, kNone };
+  Match match = Match::kNone;
+  std::string pattern;
+  std::shared_ptr<const Regex> regex;
+  std::string where;  // "file:line" of the location block
+  CoreConf core;
+  std::vector<HookEntry> access;
+  HookEntry content;  // module == nullptr only for the "no location matched" fallback
+  std::vector<HookEntry> reply;
+  std::vector<HookEntry> log;
+};
+
+struct ServerConf {
+  std::vector<std::string> names;  // server_name (lowercase)
+  CoreConf core;
+  std::vector<std::unique_ptr<LocationConf>> locations;
+  std::unordered_map<std::string, const LocationConf*> exact;
+  std::vector<const LocationConf*> prefixes;  // longest first
+  std::vector<const LocationConf*> regexes;   // config order
+  LocationConf unmatched;  // serves the 404 NOT_FOUND reply when nothing matches
+
+  // nginx order: exact, then regexes in order (unless no regex), then the longest prefix.
+  const LocationConf& match(std::string_view path) const;
+};
+
+struct ListenConf {
+  SocketAddress address;
+  std::vector<const ServerConf*> servers;  // the first is the default server
+  const ServerConf& findServer(std::string_view host) const;
+};
+
+struct RuntimeConfig {
+  std::string file;  // path of the config file, or "<embedded>"
+  std::string prefix;
+  config::Node root;
+  int workers = 1;
+  std::string error_log = "stderr";
+  LogLevel log_level = LogLevel::kInfo;
+  milliseconds shutdown_timeout{30000};
+  std::vector<std::unique_ptr<ServerConf>> servers;
+  std::vector<ListenConf> listens;
+  // Main-level compiled data of modules (e.g. upstream groups), by module.
+  std::vector<std::pair<const Module*, std::shared_ptr<const void>>> module_main;
+
+  const ListenConf* findListen(std::string_view address_text) const;
+  template <class T>
+  std::shared_ptr<const T> mainOf(const Module* module) const {
+    for (const auto& [m, data] : module_main)
+      if (m == module) return std::static_pointer_cast<const T>(data);
+    return nullptr;
+  }
+};
+
+// Handed to modules while compiling.
+struct CompileContext {
+  RuntimeConfig& config;
+  std::string error;  // "file:line: message" of the first error
+
+  // Records an error at `node` and returns false (or nullptr, by conversion in callers).
+  bool fail(const config::Node& node, std::string_view message);
+  // Resolves a relative path against the prefix.
+  std::string resolvePath(const std::string& path) const;
+};
+
+}  // namespace subgate

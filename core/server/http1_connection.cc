@@ -1,0 +1,690 @@
+#include "core/server/http1_connection.h"
+
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+
+#include "core/log/log.h"
+#include "core/net/socket_address.h"
+#include "core/server/worker.h"
+
+namespace subgate {
+namespace {
+
+constexpr size_t kReadChunk = 16 * 1024;
+constexpr size_t kSpillLimit = 64 * 1024;        // pipelined bytes buffered during a request
+constexpr size_t kOutHighWater = 256 * 1024;     // above this, producers are told to pause
+constexpr size_t kOutLowWater = 64 * 1024;       // below this, paused producers resume
+constexpr size_t kCopyThreshold = 16 * 1024;     // smaller body pieces are copied and batched
+constexpr uint64_t kMaxDiscard = 1 << 20;        // unread body bytes we skip to keep a connection
+constexpr std::chrono::seconds kLingerTimeout{2};
+
+void appendDecimal(IoBuffer& out, uint64_t value) {
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value);
+  (void)ec;
+  out.append(std::string_view(buf, end - buf));
+}
+
+void appendHex(IoBuffer& out, uint64_t value) {
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value, 16);
+  (void)ec;
+  out.append(std::string_view(buf, end - buf));
+}
+
+void appendHeader(IoBuffer& out, std::string_view name, std::string_view value) {
+  out.reserve(name.size() + value.size() + 4);
+  out.append(name);
+  out.append(": ");
+  out.append(value);
+  out.append("\r\n");
+}
+
+}  // namespace
+
+Http1Connection::Http1Connection(Worker& worker, int fd, const sockaddr* peer,
+                                 const ListenerSlot& listener)
+    : worker_(worker),
+      listener_(listener),
+      fd_(fd),
+      remote_ip_(formatSocketAddress(peer, false)),
+      parser_(http1::HeadParser::Mode::kRequest) {}
+
+Http1Connection::~Http1Connection() {
+  if (ev_) event_free(ev_);
+  if (timer_pending_) evtimer_del(&timer_);
+  event_del(&deferred_);
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void Http1Connection::start() {
+  event_base* base = worker_.base();
+  ev_ = event_new(base, fd_, EV_READ | EV_WRITE | EV_PERSIST | EV_ET, onSocketEvent, this);
+  evtimer_assign(&timer_, base, onTimer, this);
+  event_assign(&deferred_, base, -1, 0, onDeferred, this);
+  config_ = listener_.config;
+  parser_.setLimits(listener_.conf->servers.front()->core.head_limits);
+  if (!ev_ || event_add(ev_, nullptr) != 0) {
+    LOG_ERROR("cannot register connection event");
+    closed_ = true;
+    destroyIfDone();
+    return;
+  }
+  // Data usually arrives with or right after the accept: try to read at once.
+  ++callback_depth_;
+  handleReadable();
+  --callback_depth_;
+  destroyIfDone();
+}
+
+void Http1Connection::onSocketEvent(evutil_socket_t, short what, void* arg) {
+  auto* self = static_cast<Http1Connection*>(arg);
+  ++self->callback_depth_;
+  if (what & EV_WRITE) {
+    self->writable_ = true;
+    self->handleWritable();
+  }
+  if ((what & EV_READ) && !self->closed_) {
+    self->readable_ = true;
+    self->handleReadable();
+  }
+  --self->callback_depth_;
+  self->destroyIfDone();
+}
+
+void Http1Connection::onTimer(evutil_socket_t, short, void* arg) {
+  auto* self = static_cast<Http1Connection*>(arg);
+  self->timer_pending_ = false;
+  ++self->callback_depth_;
+  if (steadyNow() >= self->deadline_) {
+    self->handleTimeout();
+  } else {
+    self->refreshTimer();
+  }
+  --self->callback_depth_;
+  self->destroyIfDone();
+}
+
+void Http1Connection::onDeferred(evutil_socket_t, short, void* arg) {
+  auto* self = static_cast<Http1Connection*>(arg);
+  ++self->callback_depth_;
+  if (self->abort_scheduled_) {
+    self->abort_scheduled_ = false;
+    self->close();
+  } else if (self->finish_scheduled_) {
+    self->finish_scheduled_ = false;
+    self->maybeFinishRequest();
+  }
+  --self->callback_depth_;
+  self->destroyIfDone();
+}
+
+void Http1Connection::destroyIfDone() {
+  if (closed_ && callback_depth_ == 0) {
+    worker_.connectionClosed(this);
+    delete this;
+    return;
+  }
+  if (!closed_) refreshTimer();
+}
+
+// ---- reading
+
+bool Http1Connection::readInto(IoBuffer& buffer, size_t max_bytes) {
+  buffer.reserve(std::min(max_bytes, kReadChunk));
+  size_t want = std::min(buffer.writable(), max_bytes);
+  ssize_t n = ::read(fd_, buffer.writePtr(), want);
+  if (n > 0) {
+    buffer.commit(static_cast<size_t>(n));
+    // A short read means the socket is drained until the next edge.
+    if (static_cast<size_t>(n) < want) readable_ = false;
+    return true;
+  }
+  if (n == 0) {
+    peer_closed_ = true;
+    readable_ = false;
+    return false;
+  }
+  if (errno == EAGAIN || errno == EWOULDBLOCK) {
+    readable_ = false;
+    return true;
+  }
+  if (errno == EINTR) return true;
+  peer_closed_ = true;
+  readable_ = false;
+  return false;
+}
+
+void Http1Connection::handleReadable() {
+  switch (state_) {
+    case State::kHead: {
+      // Bounded: each pass reads at most one chunk; stop when drained or the head is complete.
+      for (int i = 0; i < 64 && readable_ && state_ == State::kHead && !closed_; ++i) {
+        if (!readInto(in_, kReadChunk)) {
+          close();  // idle or incomplete: nothing sensible to answer
+          return;
+        }
+        parseHead();
+      }
+      return;
+    }
+    case State::kRequest:
+      if (body_mode_ != BodyMode::kNone && !body_done_) {
+        if (!body_paused_) pumpBody();
+        return;
+      }
+      // Read ahead (pipelining) and notice a client that goes away.
+      if (spill_.readable() < kSpillLimit && readable_) {
+        if (!readInto(spill_, kSpillLimit - spill_.readable())) {
+          if (!response_done_ || out_.readable() > 0) {
+            LOG_DEBUG("client %s closed the connection during a request", remote_ip_.c_str());
+            req_.cancel();
+          }
+          close();
+        }
+      }
+      return;
+    case State::kLingering: {
+      char sink[4096];
+      for (int i = 0; i < 16; ++i) {
+        ssize_t n = ::read(fd_, sink, sizeof sink);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+          close();
+          return;
+        }
+        if (n < 0) return;
+      }
+      return;
+    }
+  }
+}
+
+void Http1Connection::parseHead() {
+  if (in_.readable() == 0) return;
+  http1::ParseStatus status = parser_.parse(in_.view());
+  if (status == http1::ParseStatus::kIncomplete) return;
+  if (status == http1::ParseStatus::kError) {
+    switch (parser_.error()) {
+      case http1::ParseError::kUriTooLong:
+        rejectHead(ErrorKind::kUriTooLong, parser_.errorMessage());
+        break;
+      case http1::ParseError::kHeaderTooLarge:
+      case http1::ParseError::kTooManyHeaders:
+        rejectHead(ErrorKind::kHeaderTooLarge, parser_.errorMessage());
+        break;
+      case http1::ParseError::kBodyTooLarge:
+        rejectHead(ErrorKind::kPayloadTooLarge, parser_.errorMessage());
+        break;
+      default:
+        rejectHead(ErrorKind::kBadRequest, parser_.errorMessage());
+    }
+    return;
+  }
+  startRequest();
+}
+
+void Http1Connection::rejectHead(ErrorKind kind, const char* message) {
+  state_ = State::kRequest;
+  keep_alive_ = false;
+  body_done_ = true;
+  body_mode_ = BodyMode::kNone;
+  response_done_ = false;
+  static const http1::MessageHead kEmptyHead;
+  config_ = listener_.config;
+  const ServerConf* server = listener_.conf->servers.front();
+  req_.begin(this, &worker_, config_, server, &kEmptyHead, remote_ip_);
+  req_.fail(kind, message);
+}
+
+void Http1Connection::startRequest() {
+  const http1::MessageHead& head = parser_.head();
+  state_ = State::kRequest;
+  head_deadline_set_ = false;
+  ++requests_;
+  in_used_ = head.head_bytes;
+  response_done_ = false;
+  response_chunked_ = false;
+  response_bodiless_ = head.method == "HEAD";
+  continue_sent_ = false;
+  body_paused_ = false;
+  body_discarded_ = 0;
+  body_mode_ = BodyMode::kNone;
+  keep_alive_ = head.keep_alive && !draining_;
+  switch (head.framing) {
+    case http1::BodyFraming::kContentLength:
+      body_remaining_ = head.content_length;
+      body_done_ = head.content_length == 0;
+      break;
+    case http1::BodyFraming::kChunked:
+      body_done_ = false;
+      chunked_.reset();
+      break;
+    default:
+      body_done_ = true;
+  }
+  config_ = listener_.config;
+  const ListenConf* listen = listener_.conf;
+  const ServerConf& server = listen->findServer(head.find("host"));
+  req_.begin(this, &worker_, config_, &server, &head, remote_ip_);
+  req_.run();
+}
+
+bool Http1Connection::bodyComplete() const { return body_done_; }
+
+void Http1Connection::transportStartBody() {
+  if (body_mode_ == BodyMode::kDeliver) return;
+  body_mode_ = BodyMode::kDeliver;
+  if (parser_.head().framing == http1::BodyFraming::kChunked) {
+    uint64_t max = req_.location().core.max_body_bytes;
+    chunked_ = http1::ChunkedDecoder(max ? max : UINT64_MAX);
+  }
+  if (body_done_) {
+    BodySink* sink = req_.bodySink();
+    body_mode_ = BodyMode::kNone;
+    if (sink) sink->onBodyEnd({});
+    return;
+  }
+  const http1::MessageHead& head = parser_.head();
+  if (head.expect_continue && !continue_sent_ && in_.readable() == in_used_ && spill_.readable() == 0) {
+    continue_sent_ = true;
+    out_.append("HTTP/1.1 100 Continue\r\n\r\n");
+    writeOut();
+  }
+  pumpBody();
+}
+
+void Http1Connection::transportResumeBody() {
+  if (!body_paused_) return;
+  body_paused_ = false;
+  pumpBody();
+}
+
+// Moves request body bytes from the buffers (and the socket) to the sink until the body ends,
+// the sink pushes back, or the socket is drained.
+void Http1Connection::pumpBody() {
+  const bool chunked = parser_.head().framing == http1::BodyFraming::kChunked;
+  for (int guard = 0; guard < 1024 && !body_done_ && !body_paused_ && !closed_; ++guard) {
+    std::string_view source;
+    bool from_in = in_.readable() > in_used_;
+    if (from_in) {
+      source = in_.view().substr(in_used_);
+    } else if (spill_.readable() > 0) {
+      source = spill_.view();
+    } else {
+      if (!readable_) break;
+      if (!readInto(spill_, kReadChunk)) {
+        LOG_DEBUG("client %s closed the connection while sending the body", remote_ip_.c_str());
+        fatal();
+        return;
+      }
+      continue;
+    }
+    size_t used = 0;
+    std::string_view piece;
+    bool end = false;
+    if (!chunked) {
+      used = static_cast<size_t>(std::min<uint64_t>(body_remaining_, source.size()));
+      piece = source.substr(0, used);
+      body_remaining_ -= used;
+      end = body_remaining_ == 0;
+    } else {
+      http1::ChunkedDecoder::Step step = chunked_.next(source);
+      used = step.consumed;
+      piece = step.data;
+      if (step.state == http1::ChunkedDecoder::State::kError) {
+        keep_alive_ = false;
+        body_done_ = true;
+        body_mode_ = BodyMode::kNone;
+        if (chunked_.bodyTooLarge()) {
+          req_.fail(ErrorKind::kPayloadTooLarge, "the request body is larger than client_max_body_size");
+        } else {
+          req_.fail(ErrorKind::kBadRequest, chunked_.errorMessage());
+        }
+        return;
+      }
+      end = step.state == http1::ChunkedDecoder::State::kDone;
+      if (used == 0 && piece.empty() && !end) {
+        // The decoder keeps partial state and consumes every byte it is given; a step that
+        // takes nothing would loop forever, so treat it as a framing error.
+        keep_alive_ = false;
+        body_done_ = true;
+        body_mode_ = BodyMode::kNone;
+        req_.fail(ErrorKind::kBadRequest, "invalid chunked body");
+        return;
+      }
+    }
+    bool more = true;
+    if (!piece.empty()) {
+      if (body_mode_ == BodyMode::kDeliver && req_.bodySink()) {
+        more = req_.bodySink()->onBodyData(piece);
+      } else {
+        body_discarded_ += piece.size();
+      }
+    }
+    if (from_in) {
+      in_used_ += used;
+    } else {
+      spill_.consume(used);
+    }
+    if (end) {
+      body_done_ = true;
+      if (body_mode_ == BodyMode::kDeliver && req_.bodySink()) {
+        req_.bodySink()->onBodyEnd(chunked ? chunked_.trailers() : std::string_view());
+      }
+      body_mode_ = BodyMode::kNone;
+      scheduleDeferred();  // finishing may destroy the caller's task: not inside its call
+      return;
+    }
+    if (body_mode_ == BodyMode::kDiscard && body_discarded_ > kMaxDiscard) {
+      keep_alive_ = false;
+      beginLingeringClose();
+      return;
+    }
+    if (!more) body_paused_ = true;
+  }
+}
+
+// ---- writing
+
+void Http1Connection::transportSendHead(const ResponseHead& head,
+                                        std::span<const std::pair<std::string, std::string>> extra) {
+  const http1::MessageHead& req_head = parser_.head();
+  response_bodiless_ = head.bodiless || head.status == 204 || head.status == 304 ||
+                       (head.status >= 100 && head.status < 200);
+  response_chunked_ = false;
+  if (!response_bodiless_ && !head.content_length) {
+    if (req_head.version_minor >= 1) {
+      response_chunked_ = true;
+    } else {
+      keep_alive_ = false;  // close-delimited body for an HTTP/1.0 client
+    }
+  }
+  if (requests_ >= req_.location().core.keepalive_requests || worker_.shuttingDown()) keep_alive_ = false;
+  // Unread body bytes: skip them if few, else close after this response.
+  if (!body_done_ && body_mode_ != BodyMode::kDeliver) {
+    if (continue_sent_ || !req_head.expect_continue) {
+      if (req_head.framing == http1::BodyFraming::kContentLength && body_remaining_ > kMaxDiscard)
+        keep_alive_ = false;
+    } else {
+      keep_alive_ = false;  // the client waits for 100 Continue that will not come
+    }
+  }
+  out_.reserve(256);
+  out_.append(req_head.version_minor == 0 ? "HTTP/1.0 " : "HTTP/1.1 ");
+  appendDecimal(out_, static_cast<uint64_t>(head.status));
+  out_.append(" ");
+  out_.append(head.reason.empty() ? reasonPhrase(head.status) : head.reason);
+  out_.append("\r\n");
+  for (const http1::HeaderField& field : head.headers) appendHeader(out_, field.name, field.value);
+  for (const auto& [name, value] : extra) appendHeader(out_, name, value);
+  if (head.content_length) {
+    out_.append("content-length: ");
+    appendDecimal(out_, *head.content_length);
+    out_.append("\r\n");
+  } else if (response_chunked_) {
+    out_.append("transfer-encoding: chunked\r\n");
+  }
+  if (!keep_alive_) {
+    out_.append("connection: close\r\n");
+  } else if (req_head.version_minor == 0) {
+    out_.append("connection: keep-alive\r\n");
+  }
+  out_.append("\r\n");
+}
+
+bool Http1Connection::transportSendBody(std::string_view data) {
+  if (response_bodiless_ || data.empty() || closed_) return out_.readable() < kOutHighWater;
+  if (response_chunked_) {
+    appendHex(out_, data.size());
+    out_.append("\r\n");
+  }
+  if (data.size() <= kCopyThreshold) {
+    out_.append(data);
+    if (response_chunked_) out_.append("\r\n");
+    if (out_.readable() >= kOutHighWater) writeOut();
+  } else {
+    writeOut(data, response_chunked_ ? std::string_view("\r\n") : std::string_view());
+  }
+  return out_.readable() < kOutHighWater;
+}
+
+void Http1Connection::transportFlush() {
+  if (out_.readable() > 0) writeOut();
+}
+
+void Http1Connection::transportEndResponse(std::string_view trailers) {
+  if (response_chunked_) {
+    out_.append("0\r\n");
+    out_.append(trailers);
+    out_.append("\r\n");
+  }
+  response_done_ = true;
+  if (out_.readable() > 0) writeOut();
+  // Finishing runs the log phase and may start the next request: never inside a module's call.
+  scheduleDeferred();
+}
+
+void Http1Connection::transportAbort() { fatal(); }
+
+void Http1Connection::fatal() {
+  keep_alive_ = false;
+  broken_ = true;
+  abort_scheduled_ = true;
+  event_active(&deferred_, EV_TIMEOUT, 1);
+}
+
+void Http1Connection::scheduleDeferred() {
+  finish_scheduled_ = true;
+  event_active(&deferred_, EV_TIMEOUT, 1);
+}
+
+// Writes out_ followed by up to two more pieces in one writev; keeps what the socket refuses.
+void Http1Connection::writeOut(std::string_view extra_a, std::string_view extra_b) {
+  if (closed_ || broken_ || state_ == State::kLingering) return;
+  if (!writable_) {
+    out_.append(extra_a);
+    out_.append(extra_b);
+    return;
+  }
+  iovec iov[3];
+  int count = 0;
+  if (out_.readable()) iov[count++] = {const_cast<char*>(out_.readPtr()), out_.readable()};
+  if (!extra_a.empty()) iov[count++] = {const_cast<char*>(extra_a.data()), extra_a.size()};
+  if (!extra_b.empty()) iov[count++] = {const_cast<char*>(extra_b.data()), extra_b.size()};
+  if (count == 0) return;
+  size_t total = 0;
+  for (int i = 0; i < count; ++i) total += iov[i].iov_len;
+  ssize_t n;
+  do {
+    n = ::writev(fd_, iov, count);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    if (errno != EAGAIN && errno != EWOULDBLOCK) {
+      LOG_DEBUG("write to client %s failed: %s", remote_ip_.c_str(), std::strerror(errno));
+      fatal();
+      return;
+    }
+    n = 0;
+  }
+  size_t written = static_cast<size_t>(n);
+  if (written < total) writable_ = false;
+  // Drop what went out of out_, then keep the unwritten rest of the extra pieces.
+  size_t from_out = std::min(written, out_.readable());
+  out_.consume(from_out);
+  written -= from_out;
+  for (std::string_view piece : {extra_a, extra_b}) {
+    if (piece.empty()) continue;
+    size_t from_piece = std::min(written, piece.size());
+    written -= from_piece;
+    if (from_piece < piece.size()) out_.append(piece.substr(from_piece));
+  }
+}
+
+void Http1Connection::handleWritable() {
+  if (state_ == State::kLingering || closed_) return;
+  bool was_high = out_.readable() >= kOutLowWater;
+  if (out_.readable() > 0) writeOut();
+  if (closed_) return;
+  if (out_.readable() == 0 && response_done_) {
+    maybeFinishRequest();
+    return;
+  }
+  if (was_high && out_.readable() < kOutLowWater && req_.task() && !req_.finished()) {
+    req_.task()->onClientDrained();
+  }
+}
+
+// ---- request end
+
+void Http1Connection::maybeFinishRequest() {
+  if (closed_ || state_ != State::kRequest || !response_done_ || out_.readable() > 0) return;
+  if (!body_done_) {
+    if (!keep_alive_) {
+      finishRequest();
+      return;
+    }
+    // The handler answered without reading the body: skip it, then go on.
+    if (body_mode_ != BodyMode::kDiscard) {
+      body_mode_ = BodyMode::kDiscard;
+      body_paused_ = false;  // a sink's pause no longer matters: nobody reads these bytes
+      pumpBody();
+    }
+    if (!body_done_) return;  // pumpBody calls back here when the body ends
+  }
+  finishRequest();
+}
+
+void Http1Connection::finishRequest() {
+  req_.runLogPhase();
+  req_.reset();
+  if (!keep_alive_ || draining_) {
+    beginLingeringClose();
+    return;
+  }
+  // Keep only the bytes after this message (a pipelined request), at the front of in_.
+  in_.consume(std::min(in_used_, in_.readable()));
+  if (spill_.readable() > 0) {
+    in_.append(spill_.view());
+    spill_.clear();
+  }
+  in_used_ = 0;
+  parser_.reset();
+  state_ = State::kHead;
+  body_mode_ = BodyMode::kNone;
+  response_done_ = false;
+  if (in_.readable() == 0) {
+    in_.shrinkIfEmpty(64 * 1024);
+    out_.shrinkIfEmpty(64 * 1024);
+  }
+  config_ = listener_.config;
+  if (in_.readable() > 0) parseHead();
+  if (state_ == State::kHead && readable_ && !closed_) handleReadable();
+}
+
+void Http1Connection::drain() {
+  draining_ = true;
+  keep_alive_ = false;
+  if (state_ == State::kHead && in_.readable() == 0) {
+    ++callback_depth_;
+    close();
+    --callback_depth_;
+    destroyIfDone();
+  }
+}
+
+void Http1Connection::beginLingeringClose() {
+  if (closed_) return;
+  if (state_ == State::kLingering) return;
+  // Closing with unread request bytes in the kernel would send a reset that can destroy the
+  // response before the client reads it: shut down our side and drain theirs briefly first.
+  state_ = State::kLingering;
+  ::shutdown(fd_, SHUT_WR);
+  deadline_ = steadyNow() + kLingerTimeout;
+  handleReadable();
+}
+
+void Http1Connection::close() {
+  if (closed_) return;
+  closed_ = true;
+  if (state_ == State::kRequest) req_.cancel();
+  if (state_ == State::kRequest && !req_.finished()) req_.runLogPhase();
+  req_.reset();
+}
+
+// ---- timeouts
+
+void Http1Connection::refreshTimer() {
+  if (closed_) return;
+  const CoreConf& core = req_.active() ? req_.location().core : listener_.conf->servers.front()->core;
+  SteadyTime now = steadyNow();
+  switch (state_) {
+    case State::kHead:
+      if (in_.readable() == 0) {
+        head_deadline_set_ = false;
+        deadline_ = now + (requests_ > 0 ? core.keepalive_timeout : core.client_header_timeout);
+      } else if (!head_deadline_set_) {
+        // The whole head must arrive within client_header_timeout of its first byte.
+        head_deadline_set_ = true;
+        deadline_ = now + core.client_header_timeout;
+      }
+      break;
+    case State::kRequest:
+      if (out_.readable() > 0 && !writable_) {
+        deadline_ = now + core.send_timeout;
+      } else if (!body_done_ && !body_paused_ && body_mode_ != BodyMode::kNone) {
+        deadline_ = now + core.client_body_timeout;
+      } else {
+        deadline_ = SteadyTime::max();
+      }
+      break;
+    case State::kLingering:
+      break;
+  }
+  if (deadline_ == SteadyTime::max()) return;
+  // Lazy timer: only re-arm when the deadline moved earlier than the scheduled fire time.
+  if (timer_pending_ && timer_due_ <= deadline_) return;
+  auto delay = std::chrono::duration_cast<std::chrono::microseconds>(deadline_ - now);
+  if (delay.count() < 0) delay = std::chrono::microseconds(0);
+  timeval tv{static_cast<time_t>(delay.count() / 1000000), static_cast<suseconds_t>(delay.count() % 1000000)};
+  evtimer_add(&timer_, &tv);
+  timer_pending_ = true;
+  timer_due_ = deadline_;
+}
+
+void Http1Connection::handleTimeout() {
+  deadline_ = SteadyTime::max();
+  switch (state_) {
+    case State::kHead:
+      if (in_.readable() == 0) {
+        close();
+      } else {
+        rejectHead(ErrorKind::kClientTimeout, "the request head did not arrive in time");
+      }
+      return;
+    case State::kRequest:
+      if (out_.readable() > 0 && !writable_) {
+        LOG_INFO("client %s timed out reading the response", remote_ip_.c_str());
+        req_.cancel();
+        close();
+      } else if (!body_done_) {
+        keep_alive_ = false;
+        if (req_.responseStarted()) {
+          req_.cancel();
+          close();
+        } else {
+          req_.fail(ErrorKind::kClientTimeout, "the request body did not arrive in time");
+        }
+      }
+      return;
+    case State::kLingering:
+      close();
+      return;
+  }
+}
+
+}  // namespace subgate

@@ -1,0 +1,122 @@
+// The server side of one HTTP/1.1 client connection: reads and parses request heads in place,
+// runs each request through the pipeline, streams request bodies to the request's BodySink and
+// response bodies to the socket with back-pressure, keeps the connection alive and answers
+// pipelined requests in order.
+//
+// I/O: one edge-triggered libevent event for read and write, registered once; a short read or
+// write means the kernel buffer is drained or full until the next edge, so no syscall is spent
+// on EAGAIN in the common case. Timeouts share one lazily re-armed timer.
+//
+// Threading: owned by its Worker, used only on that worker's thread. It deletes itself when
+// closed, never from inside a call a module made (those are deferred to the next loop turn).
+#pragma once
+
+#include <event2/event.h>
+#include <event2/event_struct.h>  // events embedded in the object: no allocation each
+#include <sys/socket.h>
+
+#include <string>
+
+#include "core/http1/http1_parser.h"
+#include "core/net/io_buffer.h"
+#include "core/server/request.h"
+
+namespace subgate {
+
+class Worker;
+struct ListenerSlot;
+
+class Http1Connection final : public RequestTransport {
+ public:
+  Http1Connection(Worker& worker, int fd, const sockaddr* peer, const ListenerSlot& listener);
+  ~Http1Connection() override;
+
+  void start();
+  // Graceful shutdown: close now if no request is in progress, else after the current one.
+  void drain();
+
+  // RequestTransport
+  void transportSendHead(const ResponseHead& head,
+                         std::span<const std::pair<std::string, std::string>> extra) override;
+  bool transportSendBody(std::string_view data) override;
+  void transportEndResponse(std::string_view trailers) override;
+  void transportFlush() override;
+  void transportStartBody() override;
+  void transportResumeBody() override;
+  void transportAbort() override;
+
+ private:
+  enum class State { kHead, kRequest, kLingering };
+  enum class BodyMode { kNone, kDeliver, kDiscard };
+
+  static void onSocketEvent(evutil_socket_t fd, short what, void* arg);
+  static void onTimer(evutil_socket_t fd, short what, void* arg);
+  static void onDeferred(evutil_socket_t fd, short what, void* arg);
+
+  void handleReadable();
+  void handleWritable();
+  void handleTimeout();
+  void parseHead();
+  void startRequest();
+  void rejectHead(ErrorKind kind, const char* message);
+  bool readInto(IoBuffer& buffer, size_t max_bytes);  // false on EOF or error (sets peer_closed_)
+  void pumpBody();
+  bool bodyComplete() const;
+  void writeOut(std::string_view extra_a = {}, std::string_view extra_b = {});
+  void scheduleDeferred();
+  // A fatal I/O error or abort: stop all I/O now, close on the next loop turn.
+  void fatal();
+  void maybeFinishRequest();
+  void finishRequest();
+  void close();
+  void beginLingeringClose();
+  void refreshTimer();
+  void destroyIfDone();
+
+  Worker& worker_;
+  const ListenerSlot& listener_;
+  int fd_;
+  std::string remote_ip_;
+  event* ev_ = nullptr;
+  event timer_{};
+  event deferred_{};
+  bool timer_pending_ = false;
+  SteadyTime timer_due_{};
+  SteadyTime deadline_{SteadyTime::max()};
+
+  State state_ = State::kHead;
+  bool readable_ = true;
+  bool writable_ = true;
+  bool peer_closed_ = false;
+  bool closed_ = false;
+  bool broken_ = false;
+  bool head_deadline_set_ = false;
+  bool draining_ = false;
+  int callback_depth_ = 0;
+
+  IoBuffer in_;     // request heads (and body bytes that arrived with them); pinned per request
+  IoBuffer spill_;  // reads while a request is in progress: body bytes, pipelined requests
+  IoBuffer out_;    // response bytes not yet written
+  http1::HeadParser parser_;
+  http1::ChunkedDecoder chunked_;
+  Request req_;
+  std::shared_ptr<const RuntimeConfig> config_;
+
+  // Per request.
+  size_t in_used_ = 0;          // bytes of in_ the current request occupies (head + body)
+  uint64_t body_remaining_ = 0;  // content-length bytes still to come
+  uint64_t body_discarded_ = 0;
+  BodyMode body_mode_ = BodyMode::kNone;
+  bool body_done_ = true;
+  bool body_paused_ = false;
+  bool continue_sent_ = false;
+  bool response_chunked_ = false;
+  bool response_done_ = false;
+  bool response_bodiless_ = false;
+  bool keep_alive_ = true;
+  bool finish_scheduled_ = false;
+  bool abort_scheduled_ = false;
+  uint32_t requests_ = 0;
+};
+
+}  // namespace subgate

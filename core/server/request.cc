@@ -1,0 +1,168 @@
+#include "core/server/request.h"
+
+#include "core/log/log.h"
+
+namespace subgate {
+
+void Request::begin(RequestTransport* transport, Worker* worker,
+                    std::shared_ptr<const RuntimeConfig> config, const ServerConf* server,
+                    const http1::MessageHead* head, std::string_view remote_addr) {
+  transport_ = transport;
+  worker_ = worker;
+  config_ = std::move(config);
+  server_ = server;
+  location_ = &server->unmatched;
+  head_ = head;
+  remote_addr_.assign(remote_addr);
+  start_ = std::chrono::steady_clock::now();
+}
+
+void Request::reset() {
+  task_.reset();
+  config_.reset();
+  server_ = nullptr;
+  location_ = nullptr;
+  head_ = nullptr;
+  deadline_.reset();
+  body_sink_ = nullptr;
+  next_access_ = 0;
+  response_started_ = false;
+  finished_ = false;
+  logged_ = false;
+  status_ = 0;
+  body_bytes_sent_ = 0;
+  error_.reset();
+  upstream_addr_.clear();
+}
+
+void Request::run() {
+  location_ = &server_->match(head_->path);
+  uint64_t max_body = location_->core.max_body_bytes;
+  if (max_body && head_->framing == http1::BodyFraming::kContentLength && head_->content_length > max_body) {
+    fail(ErrorKind::kPayloadTooLarge, "the request body is larger than client_max_body_size");
+    return;
+  }
+  runFrom(0);
+}
+
+void Request::resume() {
+  if (finished_) return;
+  runFrom(next_access_);
+}
+
+void Request::runFrom(size_t access_index) {
+  const auto& access = location_->access;
+  for (size_t i = access_index; i < access.size(); ++i) {
+    next_access_ = i + 1;
+    switch (access[i].module->access(*this, *access[i].conf)) {
+      case HookResult::kContinue:
+        break;
+      case HookResult::kDone:
+        return;
+      case HookResult::kSuspend:
+        return;
+    }
+    if (finished_) return;
+  }
+  const HookEntry& content = location_->content;
+  if (!content.module) {
+    fail(ErrorKind::kNotFound);
+    return;
+  }
+  content.module->content(*this, *content.conf);
+}
+
+void Request::cancel() {
+  // The task may hold upstream resources; destroying it releases them without callbacks.
+  task_.reset();
+  body_sink_ = nullptr;
+  finished_ = true;
+}
+
+void Request::respond(LocalReply reply) {
+  if (finished_) return;
+  if (response_started_) {
+    transport_->transportAbort();
+    finished_ = true;
+    return;
+  }
+  for (const HookEntry& entry : location_->reply) entry.module->filterReply(*this, *entry.conf, reply);
+  if (reply.error) error_ = reply.error;
+  std::vector<std::pair<std::string, std::string>> extra;
+  extra.reserve(reply.headers.size() + 1);
+  if (!reply.body.empty()) extra.emplace_back("content-type", reply.content_type);
+  for (auto& header : reply.headers) extra.push_back(std::move(header));
+  ResponseHead head;
+  head.status = reply.status;
+  head.reason = reasonPhrase(reply.status);
+  head.content_length = reply.body.size();
+  head.bodiless = head_ && head_->method == "HEAD";
+  status_ = reply.status;
+  response_started_ = true;
+  transport_->transportSendHead(head, extra);
+  if (!head.bodiless && !reply.body.empty()) {
+    transport_->transportSendBody(reply.body);
+    body_bytes_sent_ += reply.body.size();
+  }
+  finished_ = true;
+  transport_->transportEndResponse({});
+}
+
+void Request::fail(ErrorKind kind, std::string_view message) {
+  if (finished_) return;
+  const ErrorInfo& info = errorInfo(kind);
+  error_ = kind;
+  if (response_started_) {
+    LOG_INFO("request %.*s %.*s failed after the response started: %.*s",
+             static_cast<int>(method().size()), method().data(), static_cast<int>(target().size()),
+             target().data(), static_cast<int>(info.code.size()), info.code.data());
+    finished_ = true;
+    transport_->transportAbort();
+    return;
+  }
+  LocalReply reply;
+  reply.status = info.status;
+  reply.error = kind;
+  reply.error_message = message.empty() ? std::string(info.message) : std::string(message);
+  respond(std::move(reply));
+}
+
+void Request::sendHead(const ResponseHead& head) {
+  if (finished_ || response_started_) return;
+  response_started_ = true;
+  status_ = head.status;
+  transport_->transportSendHead(head, {});
+}
+
+bool Request::sendBody(std::string_view data) {
+  if (finished_) return true;
+  body_bytes_sent_ += data.size();
+  return transport_->transportSendBody(data);
+}
+
+void Request::flush() {
+  if (!finished_) transport_->transportFlush();
+}
+
+void Request::endResponse(std::string_view trailers) {
+  if (finished_) return;
+  finished_ = true;
+  transport_->transportEndResponse(trailers);
+}
+
+void Request::readBody(BodySink* sink) {
+  body_sink_ = sink;
+  transport_->transportStartBody();
+}
+
+void Request::resumeBody() {
+  if (body_sink_) transport_->transportResumeBody();
+}
+
+void Request::runLogPhase() {
+  if (logged_ || !location_) return;
+  logged_ = true;
+  for (const HookEntry& entry : location_->log) entry.module->log(*this, *entry.conf);
+}
+
+}  // namespace subgate

@@ -1,0 +1,180 @@
+// One client request as the phase pipeline and modules see it, independent of the client
+// protocol. The protocol side (HTTP/1.1 today, HTTP/2 later) implements RequestTransport.
+//
+// Threading: a Request lives on one worker thread; every call happens there.
+// Lifetime: owned by its transport; valid from begin() until the log phase has run. Modules
+// that start async work hold a RequestTask, which the Request cancels if it dies first.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "core/error/error_kind.h"
+#include "core/http1/http1_parser.h"
+#include "core/server/config_model.h"
+
+namespace subgate {
+
+class Worker;
+using SteadyTime = std::chrono::steady_clock::time_point;
+inline SteadyTime steadyNow() { return std::chrono::steady_clock::now(); }
+
+// A response subgate produces itself (return, errors). Reply filters may edit it.
+struct LocalReply {
+  int status = 200;
+  std::string body;
+  std::string content_type = "text/plain; charset=utf-8";
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::optional<ErrorKind> error;  // set for failures; error_header renders it
+  std::string error_message;
+};
+
+// The head of a streamed response (from an upstream or an isolate).
+struct ResponseHead {
+  int status = 200;
+  std::string_view reason;
+  // End-to-end headers only: the producer has removed hop-by-hop and framing headers.
+  std::span<const http1::HeaderField> headers;
+  std::optional<uint64_t> content_length;  // nullopt: length unknown (chunked / close-delimited)
+  bool bodiless = false;  // HEAD request, 204, 304: no body follows whatever the headers say
+};
+
+// Receives the request body as it streams in.
+class BodySink {
+ public:
+  virtual ~BodySink() = default;
+  // A piece of body; the bytes are only valid during the call. Return false when no more can
+  // be taken now: the transport stops reading until Request::resumeBody().
+  virtual bool onBodyData(std::string_view data) = 0;
+  // The whole body has arrived. `trailers` holds raw trailer lines of a chunked body.
+  virtual void onBodyEnd(std::string_view trailers) = 0;
+};
+
+// Async work a content handler runs for a request (a proxy session, a boot wait).
+class RequestTask {
+ public:
+  virtual ~RequestTask() = default;
+  // The client side can take more response bytes again after sendBody() returned false.
+  virtual void onClientDrained() {}
+};
+
+// What a Request needs from the client protocol. Implemented by Http1Connection.
+class RequestTransport {
+ public:
+  virtual ~RequestTransport() = default;
+  virtual void transportSendHead(const ResponseHead& head,
+                                 std::span<const std::pair<std::string, std::string>> extra) = 0;
+  virtual bool transportSendBody(std::string_view data) = 0;
+  virtual void transportEndResponse(std::string_view trailers) = 0;
+  virtual void transportFlush() = 0;
+  virtual void transportStartBody() = 0;   // begin delivering body bytes to the sink
+  virtual void transportResumeBody() = 0;  // the sink can take more
+  virtual void transportAbort() = 0;       // response cannot complete: reset the client side
+};
+
+class Request {
+ public:
+  Request() = default;
+  Request(const Request&) = delete;
+  Request& operator=(const Request&) = delete;
+
+  // ---- set up by the transport
+  void begin(RequestTransport* transport, Worker* worker, std::shared_ptr<const RuntimeConfig> config,
+             const ServerConf* server, const http1::MessageHead* head, std::string_view remote_addr);
+  bool active() const { return head_ != nullptr; }
+  // Runs the pipeline from the first phase.
+  void run();
+  // Marks the client as gone (or a fatal transport error): cancels any task.
+  void cancel();
+  // Clears everything for the next request on the connection (keeps allocations).
+  void reset();
+
+  // ---- what the client sent
+  const http1::MessageHead& head() const { return *head_; }
+  std::string_view method() const { return head_->method; }
+  std::string_view target() const { return head_->target; }
+  std::string_view path() const { return head_->path; }
+  std::string_view query() const { return head_->query; }
+  std::string_view header(std::string_view name) const { return head_->find(name); }
+  std::string_view remoteAddress() const { return remote_addr_; }
+  bool hasBody() const { return head_->framing != http1::BodyFraming::kNone; }
+
+  // ---- where it is served
+  const RuntimeConfig& config() const { return *config_; }
+  const ServerConf& server() const { return *server_; }
+  const LocationConf& location() const { return *location_; }
+  Worker& worker() const { return *worker_; }
+
+  // ---- per-request values set by modules
+  // The upstream's response head must arrive before this time (timeout module). Unset: none.
+  void setResponseDeadline(SteadyTime deadline) { deadline_ = deadline; }
+  std::optional<SteadyTime> responseDeadline() const { return deadline_; }
+
+  // ---- answering
+  // A complete local response; runs reply filters, ends the request.
+  void respond(LocalReply reply);
+  // A failure answer per the error table; if the response already started, resets the client.
+  void fail(ErrorKind kind, std::string_view message = {});
+  // Streaming: head, body pieces (false = back-pressure, wait for RequestTask::onClientDrained),
+  // end. flush() pushes what sendBody() buffered to the socket; producers call it at the end
+  // of each batch so small pieces go out in one write.
+  void sendHead(const ResponseHead& head);
+  bool sendBody(std::string_view data);
+  void flush();
+  void endResponse(std::string_view trailers = {});
+  bool responseStarted() const { return response_started_; }
+  bool finished() const { return finished_; }
+
+  // ---- request body
+  void readBody(BodySink* sink);
+  void resumeBody();
+  BodySink* bodySink() const { return body_sink_; }
+
+  // ---- async
+  void setTask(std::unique_ptr<RequestTask> task) { task_ = std::move(task); }
+  RequestTask* task() const { return task_.get(); }
+  // Continues the pipeline after a hook returned kSuspend.
+  void resume();
+
+  // ---- for the log phase
+  int status() const { return status_; }
+  uint64_t bodyBytesSent() const { return body_bytes_sent_; }
+  std::optional<ErrorKind> errorKind() const { return error_; }
+  SteadyTime startTime() const { return start_; }
+  std::string_view upstreamAddress() const { return upstream_addr_; }
+  void setUpstreamAddress(std::string address) { upstream_addr_ = std::move(address); }
+  void addBodyBytesSent(uint64_t n) { body_bytes_sent_ += n; }
+  // Runs the log phase (called by the transport once the response is on the wire).
+  void runLogPhase();
+
+ private:
+  void runFrom(size_t access_index);
+
+  RequestTransport* transport_ = nullptr;
+  Worker* worker_ = nullptr;
+  std::shared_ptr<const RuntimeConfig> config_;
+  const ServerConf* server_ = nullptr;
+  const LocationConf* location_ = nullptr;
+  const http1::MessageHead* head_ = nullptr;
+  std::string remote_addr_;
+  std::optional<SteadyTime> deadline_;
+  std::unique_ptr<RequestTask> task_;
+  BodySink* body_sink_ = nullptr;
+  size_t next_access_ = 0;
+  bool response_started_ = false;
+  bool finished_ = false;
+  bool logged_ = false;
+  int status_ = 0;
+  uint64_t body_bytes_sent_ = 0;
+  std::optional<ErrorKind> error_;
+  SteadyTime start_{};
+  std::string upstream_addr_;
+};
+
+}  // namespace subgate

@@ -1,0 +1,97 @@
+// A worker thread: its own libevent loop, its own SO_REUSEPORT listening sockets (opened by the
+// main thread, one set per worker), its client connections and its upstream connection pools.
+//
+// Threading: the public methods marked "main thread" may be called from the main thread; they
+// post to a mailbox the worker drains on its loop (woken through an eventfd, so libevent needs
+// no locking). Everything else runs on the worker's own thread only.
+#pragma once
+
+#include <event2/event.h>
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_set>
+#include <vector>
+
+#include "core/server/config_model.h"
+#include "core/upstream/upstream_group.h"
+
+namespace subgate {
+
+class Http1Connection;
+class ConnectionPool;
+class Worker;
+
+// One listening socket of one worker, with the config it currently serves.
+struct ListenerSlot {
+  std::string address;  // SocketAddress::text
+  int fd = -1;          // owned by the main thread's listener set
+  event* ev = nullptr;
+  Worker* worker = nullptr;
+  std::shared_ptr<const RuntimeConfig> config;
+  const ListenConf* conf = nullptr;
+};
+
+struct ListenFd {
+  std::string address;
+  int fd;
+};
+
+class Worker {
+ public:
+  explicit Worker(int id);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  // Main thread: creates the loop and starts the thread serving `config` on `fds`.
+  bool start(std::shared_ptr<const RuntimeConfig> config, std::vector<ListenFd> fds, std::string& err);
+  // Main thread: serve a new config (new connections and requests use it).
+  void postConfig(std::shared_ptr<const RuntimeConfig> config, std::vector<ListenFd> fds);
+  // Main thread: stop accepting; graceful waits for requests in flight (up to the config's
+  // shutdown_timeout), otherwise the loop ends at once.
+  void postStop(bool graceful);
+  void join();
+
+  // Worker thread.
+  int id() const { return id_; }
+  event_base* base() const { return base_; }
+  const std::shared_ptr<const RuntimeConfig>& config() const { return config_; }
+  bool shuttingDown() const { return stopping_; }
+  ConnectionPool& pool(const UpstreamServer& server, const UpstreamGroup& group);
+  void connectionClosed(Http1Connection* connection);
+  size_t connectionCount() const { return connections_.size(); }
+
+ private:
+  static void onAccept(evutil_socket_t fd, short what, void* arg);
+  static void onMailbox(evutil_socket_t fd, short what, void* arg);
+  static void onStopTimer(evutil_socket_t fd, short what, void* arg);
+  void applyConfig(std::shared_ptr<const RuntimeConfig> config, std::vector<ListenFd> fds);
+  void beginStop(bool graceful);
+  void acceptFrom(ListenerSlot& slot);
+  void maybeExit();
+
+  const int id_;
+  event_base* base_ = nullptr;
+  int wake_fd_ = -1;
+  event* wake_ev_ = nullptr;
+  event* stop_timer_ = nullptr;
+  std::thread thread_;
+  std::shared_ptr<const RuntimeConfig> config_;
+  std::vector<std::unique_ptr<ListenerSlot>> listeners_;
+  std::unordered_set<Http1Connection*> connections_;
+  std::vector<std::unique_ptr<ConnectionPool>> pools_;  // by PeerId
+  bool stopping_ = false;
+
+  struct Mail {
+    enum class Kind { kConfig, kStopGraceful, kStopNow } kind;
+    std::shared_ptr<const RuntimeConfig> config;
+    std::vector<ListenFd> fds;
+  };
+  std::mutex mailbox_mutex_;
+  std::vector<Mail> mailbox_;
+};
+
+}  // namespace subgate

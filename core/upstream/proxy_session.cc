@@ -1,0 +1,482 @@
+#include "core/upstream/proxy_session.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+
+#include "core/log/log.h"
+#include "core/server/worker.h"
+
+namespace subgate {
+namespace {
+
+constexpr size_t kReadChunk = 16 * 1024;
+constexpr size_t kUpstreamHighWater = 256 * 1024;  // request body bytes queued for the upstream
+constexpr int kReadsPerEvent = 16;                  // fairness bound per socket event
+
+void appendHex(IoBuffer& out, uint64_t value) {
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value, 16);
+  (void)ec;
+  out.append(std::string_view(buf, end - buf));
+}
+
+bool namedInConnection(std::string_view connection_value, std::string_view name) {
+  return !connection_value.empty() && http1::headerHasToken(connection_value, name);
+}
+
+}  // namespace
+
+bool isHopByHopHeader(std::string_view name) {
+  switch (name.size()) {
+    case 2: return http1::iequals(name, "te");
+    case 7: return http1::iequals(name, "trailer") || http1::iequals(name, "upgrade");
+    case 10: return http1::iequals(name, "connection") || http1::iequals(name, "keep-alive");
+    case 14: return http1::iequals(name, "content-length");
+    case 16: return http1::iequals(name, "proxy-connection");
+    case 17: return http1::iequals(name, "transfer-encoding");
+    default: return false;
+  }
+}
+
+void buildUpstreamRequestHead(const Request& req, IoBuffer& out) {
+  const http1::MessageHead& head = req.head();
+  std::string_view connection = head.find("connection");
+  out.reserve(512);
+  out.append(head.method);
+  out.append(" ");
+  out.append(head.target);
+  out.append(" HTTP/1.1\r\n");
+  std::string forwarded_for;
+  std::string via;
+  for (const http1::HeaderField& field : head.headers) {
+    std::string_view name = field.name;
+    if (isHopByHopHeader(name)) continue;
+    if (name.size() == 6 && http1::iequals(name, "expect")) continue;  // answered by subgate
+    if (name.size() == 15 && http1::iequals(name, "x-forwarded-for")) {
+      if (!forwarded_for.empty()) forwarded_for += ", ";
+      forwarded_for += field.value;
+      continue;
+    }
+    if (name.size() == 3 && http1::iequals(name, "via")) {
+      if (!via.empty()) via += ", ";
+      via += field.value;
+      continue;
+    }
+    if (namedInConnection(connection, name)) continue;
+    out.append(name);
+    out.append(": ");
+    out.append(field.value);
+    out.append("\r\n");
+  }
+  out.append("x-forwarded-for: ");
+  if (!forwarded_for.empty()) {
+    out.append(forwarded_for);
+    out.append(", ");
+  }
+  out.append(req.remoteAddress());
+  out.append("\r\nvia: ");
+  if (!via.empty()) {
+    out.append(via);
+    out.append(", ");
+  }
+  out.append(head.version_minor == 0 ? "1.0 subgate\r\n" : "1.1 subgate\r\n");
+  if (head.framing == http1::BodyFraming::kContentLength) {
+    char buf[24];
+    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, head.content_length);
+    (void)ec;
+    out.append("content-length: ");
+    out.append(std::string_view(buf, end - buf));
+    out.append("\r\n");
+  } else if (head.framing == http1::BodyFraming::kChunked) {
+    out.append("transfer-encoding: chunked\r\n");
+  }
+  out.append("\r\n");
+}
+
+ProxySession::ProxySession(Request& req, std::unique_ptr<PeerSelector> selector,
+                           const ProxyOptions& options)
+    : req_(req), selector_(std::move(selector)), options_(options) {
+  evtimer_assign(&timer_, req.worker().base(), onTimer, this);
+}
+
+ProxySession::~ProxySession() {
+  if (timer_pending_) evtimer_del(&timer_);
+  dropConnection();
+}
+
+void ProxySession::start() { tryPeer(false); }
+
+void ProxySession::tryPeer(bool same_pool) {
+  // Bounded: each pass either moves to another peer (the selector runs out) or returns.
+  for (;;) {
+    if (!same_pool) {
+      pool_ = selector_->next(req_);
+      if (!pool_) {
+        state_ = State::kDone;
+        req_.fail(attempts_ == 0 ? selector_->noPeerError() : last_error_);
+        return;
+      }
+    }
+    same_pool = false;
+    ++attempts_;
+    req_.setUpstreamAddress(pool_->address().text);
+    conn_ = pool_->acquire();
+    if (!conn_) {
+      LOG_WARN("connect to upstream %s failed: %s", pool_->address().text.c_str(), std::strerror(errno));
+      last_error_ = ErrorKind::kUpstreamError;
+      continue;
+    }
+    conn_->setHandler(this);
+    if (conn_->connected) {
+      connected();
+      return;
+    }
+    state_ = State::kConnecting;
+    io_deadline_ = std::chrono::steady_clock::now() + options_.connect_timeout;
+    armTimer();
+    return;
+  }
+}
+
+void ProxySession::connected() {
+  state_ = State::kWaitingHead;
+  conn_->parser.reset();
+  conn_->parser.setRequestMethod(req_.method());
+  conn_->out.clear();
+  buildUpstreamRequestHead(req_, conn_->out);
+  io_deadline_ = std::chrono::steady_clock::now() + options_.send_timeout;
+  if (req_.hasBody() && !body_end_) {
+    chunked_request_ = req_.head().framing == http1::BodyFraming::kChunked;
+    // The body's first bytes (already buffered) join the head in one write.
+    req_.readBody(this);
+    if (state_ == State::kDone) return;
+  }
+  writeUpstream();
+  armTimer();
+}
+
+void ProxySession::writeUpstream() {
+  if (!conn_) return;
+  IoBuffer& out = conn_->out;
+  for (int i = 0; i < kReadsPerEvent && out.readable() > 0 && conn_->writable; ++i) {
+    ssize_t n = ::write(conn_->fd(), out.readPtr(), out.readable());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        conn_->writable = false;
+        break;
+      }
+      upstreamFailed(ErrorKind::kUpstreamError, "write", errno);
+      return;
+    }
+    io_deadline_ = std::chrono::steady_clock::now() + options_.send_timeout;
+    if (static_cast<size_t>(n) < out.readable()) conn_->writable = false;
+    out.consume(static_cast<size_t>(n));
+  }
+  if (out.readable() == 0 && state_ == State::kWaitingHead) {
+    io_deadline_ = std::chrono::steady_clock::now() + options_.read_timeout;
+  }
+  if (client_body_paused_ && out.readable() < kUpstreamHighWater / 4) {
+    client_body_paused_ = false;
+    req_.resumeBody();
+  }
+}
+
+bool ProxySession::onBodyData(std::string_view data) {
+  if (!conn_ || state_ == State::kDone) return true;  // nobody to send to: let it drain
+  body_started_ = true;
+  IoBuffer& out = conn_->out;
+  if (chunked_request_) {
+    appendHex(out, data.size());
+    out.append("\r\n");
+    out.append(data);
+    out.append("\r\n");
+  } else {
+    out.append(data);
+  }
+  if (out.readable() >= kUpstreamHighWater) writeUpstream();
+  if (conn_ && conn_->out.readable() >= kUpstreamHighWater) {
+    client_body_paused_ = true;
+    return false;
+  }
+  return true;
+}
+
+void ProxySession::onBodyEnd(std::string_view trailers) {
+  body_end_ = true;
+  if (!conn_ || state_ == State::kDone) return;
+  if (chunked_request_) {
+    conn_->out.append("0\r\n");
+    conn_->out.append(trailers);
+    conn_->out.append("\r\n");
+  }
+  // Written by the caller (connected()) or here when the body ends later.
+  if (state_ != State::kConnecting) writeUpstream();
+}
+
+void ProxySession::onUpstreamEvent(short what) {
+  if (!conn_) return;
+  if (state_ == State::kConnecting) {
+    int error = conn_->connectError();
+    if (error != 0) {
+      LOG_WARN("connect to upstream %s failed: %s", pool_->address().text.c_str(), std::strerror(error));
+      dropConnection();
+      last_error_ = ErrorKind::kUpstreamError;
+      tryPeer(false);
+      return;
+    }
+    conn_->connected = true;
+    connected();
+    return;
+  }
+  if ((what & EV_WRITE) && conn_ && conn_->out.readable() > 0) writeUpstream();
+  if ((what & EV_READ) && conn_) readUpstream();
+  if (conn_) armTimer();
+}
+
+void ProxySession::onClientDrained() {
+  if (!client_paused_) return;
+  client_paused_ = false;
+  if (!conn_ || state_ != State::kBody) return;
+  if (conn_->in.readable() > 0 && !forwardBody()) return;
+  readUpstream();
+}
+
+void ProxySession::readUpstream() {
+  for (int i = 0; i < kReadsPerEvent && conn_ && !client_paused_; ++i) {
+    if (!conn_->readable) break;
+    IoBuffer& in = conn_->in;
+    in.reserve(kReadChunk);
+    size_t want = in.writable();
+    ssize_t n = ::read(conn_->fd(), in.writePtr(), want);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        conn_->readable = false;
+        break;
+      }
+      if (state_ == State::kWaitingHead && retryStale()) return;
+      upstreamFailed(ErrorKind::kUpstreamError, "read", errno);
+      return;
+    }
+    if (n == 0) {
+      conn_->readable = false;
+      if (state_ == State::kWaitingHead) {
+        if (retryStale()) return;
+        upstreamFailed(ErrorKind::kUpstreamError, "the upstream closed the connection before answering", 0);
+        return;
+      }
+      if (state_ == State::kBody && response_framing_ == http1::BodyFraming::kUntilClose) {
+        response_keep_alive_ = false;
+        finishExchange({});
+        return;
+      }
+      upstreamFailed(ErrorKind::kUpstreamError, "the upstream closed the connection mid-response", 0);
+      return;
+    }
+    if (static_cast<size_t>(n) < want) conn_->readable = false;
+    in.commit(static_cast<size_t>(n));
+    io_deadline_ = std::chrono::steady_clock::now() + options_.read_timeout;
+    if (state_ == State::kWaitingHead && !parseHead()) break;
+    if (state_ == State::kBody && !forwardBody()) break;
+  }
+  if (state_ == State::kBody || state_ == State::kDone) req_.flush();
+  // The fairness bound left bytes in the socket: come back on the next loop turn.
+  if (conn_ && conn_->readable && !client_paused_) conn_->wakeRead();
+}
+
+bool ProxySession::retryStale() {
+  // A kept-alive connection the upstream closed while we reused it: the request never reached
+  // the application, so it is safe to send it again on a fresh connection, once.
+  if (!conn_ || !conn_->reused() || conn_->in.readable() > 0 || body_started_ || retried_stale_)
+    return false;
+  retried_stale_ = true;
+  dropConnection();
+  tryPeer(true);
+  return true;
+}
+
+bool ProxySession::parseHead() {
+  IoBuffer& in = conn_->in;
+  for (;;) {
+    http1::ParseStatus status = conn_->parser.parse(in.view());
+    if (status == http1::ParseStatus::kIncomplete) return true;
+    if (status == http1::ParseStatus::kError) {
+      upstreamFailed(ErrorKind::kUpstreamError, conn_->parser.errorMessage(), 0);
+      return false;
+    }
+    const http1::MessageHead& head = conn_->parser.head();
+    if (head.status >= 100 && head.status < 200) {
+      if (head.status == 101) {
+        upstreamFailed(ErrorKind::kUpstreamError, "the upstream switched protocols, which this server does not proxy yet", 0);
+        return false;
+      }
+      in.consume(head.head_bytes);  // interim response: wait for the final one
+      conn_->parser.reset();
+      conn_->parser.setRequestMethod(req_.method());
+      continue;
+    }
+    break;
+  }
+  const http1::MessageHead& head = conn_->parser.head();
+  response_framing_ = head.framing;
+  response_remaining_ = head.content_length;
+  response_keep_alive_ = head.keep_alive;
+  bool bodiless = head.framing == http1::BodyFraming::kNone;
+  std::string_view connection = head.find("connection");
+  auto& filtered = conn_->filtered;
+  filtered.clear();
+  for (const http1::HeaderField& field : head.headers) {
+    // A bodiless response (HEAD, 304) keeps its Content-Length: it describes the resource.
+    if (isHopByHopHeader(field.name) && !(bodiless && http1::iequals(field.name, "content-length")))
+      continue;
+    if (namedInConnection(connection, field.name)) continue;
+    filtered.push_back(field);
+  }
+  ResponseHead out;
+  out.status = head.status;
+  out.reason = head.reason;
+  out.headers = filtered;
+  out.bodiless = bodiless;
+  if (head.framing == http1::BodyFraming::kContentLength) out.content_length = head.content_length;
+  req_.sendHead(out);
+  // The head's bytes stay in place until here: the views above point into them.
+  in.consume(head.head_bytes);
+  state_ = State::kBody;
+  if (response_framing_ == http1::BodyFraming::kChunked) conn_->chunked.reset();
+  if (bodiless || (response_framing_ == http1::BodyFraming::kContentLength && response_remaining_ == 0)) {
+    finishExchange({});
+    return false;
+  }
+  return true;
+}
+
+bool ProxySession::forwardBody() {
+  IoBuffer& in = conn_->in;
+  while (in.readable() > 0 && state_ == State::kBody) {
+    bool more = true;
+    switch (response_framing_) {
+      case http1::BodyFraming::kContentLength: {
+        size_t n = static_cast<size_t>(std::min<uint64_t>(response_remaining_, in.readable()));
+        more = req_.sendBody(std::string_view(in.readPtr(), n));
+        in.consume(n);
+        response_remaining_ -= n;
+        if (response_remaining_ == 0) {
+          finishExchange({});
+          return false;
+        }
+        break;
+      }
+      case http1::BodyFraming::kChunked: {
+        http1::ChunkedDecoder::Step step = conn_->chunked.next(in.view());
+        if (step.state == http1::ChunkedDecoder::State::kError) {
+          upstreamFailed(ErrorKind::kUpstreamError, conn_->chunked.errorMessage(), 0);
+          return false;
+        }
+        if (!step.data.empty()) more = req_.sendBody(step.data);
+        in.consume(step.consumed);
+        if (step.state == http1::ChunkedDecoder::State::kDone) {
+          finishExchange(conn_->chunked.trailers());
+          return false;
+        }
+        if (step.consumed == 0) return true;  // need more bytes
+        break;
+      }
+      default:
+        more = req_.sendBody(in.view());
+        in.consume(in.readable());
+        break;
+    }
+    if (!more) {
+      client_paused_ = true;
+      return false;
+    }
+  }
+  return true;
+}
+
+void ProxySession::finishExchange(std::string_view trailers) {
+  state_ = State::kDone;
+  if (timer_pending_) {
+    evtimer_del(&timer_);
+    timer_pending_ = false;
+  }
+  bool reusable = response_keep_alive_ && response_framing_ != http1::BodyFraming::kUntilClose &&
+                  (!req_.hasBody() || body_end_) && conn_->out.readable() == 0;
+  // Trailers may point into the decoder, which lives in the connection: send before release.
+  req_.endResponse(trailers);
+  pool_->release(std::move(conn_), reusable);
+}
+
+void ProxySession::upstreamFailed(ErrorKind kind, const char* what, int error) {
+  std::string address = pool_ ? pool_->address().text : std::string("-");
+  if (error) {
+    LOG_WARN("upstream %s: %s: %s", address.c_str(), what, std::strerror(error));
+  } else {
+    LOG_WARN("upstream %s: %s", address.c_str(), what);
+  }
+  dropConnection();
+  state_ = State::kDone;
+  req_.fail(kind);
+}
+
+void ProxySession::dropConnection() {
+  if (conn_) {
+    conn_->setHandler(nullptr);
+    pool_->discard(std::move(conn_));
+  }
+}
+
+void ProxySession::armTimer() {
+  if (state_ == State::kDone) return;
+  std::chrono::steady_clock::time_point due = io_deadline_;
+  if ((state_ == State::kConnecting || state_ == State::kWaitingHead) && req_.responseDeadline())
+    due = std::min(due, *req_.responseDeadline());
+  // Lazy: a pending timer that fires no later than needed is kept; it re-checks when it fires.
+  if (timer_pending_ && timer_due_ <= due) return;
+  auto delay = std::chrono::duration_cast<std::chrono::microseconds>(due - std::chrono::steady_clock::now());
+  if (delay.count() < 0) delay = std::chrono::microseconds(0);
+  timeval tv{static_cast<time_t>(delay.count() / 1000000), static_cast<suseconds_t>(delay.count() % 1000000)};
+  evtimer_add(&timer_, &tv);
+  timer_pending_ = true;
+  timer_due_ = due;
+}
+
+void ProxySession::onTimer(evutil_socket_t, short, void* arg) {
+  auto* self = static_cast<ProxySession*>(arg);
+  self->timer_pending_ = false;
+  self->handleTimeout();
+}
+
+void ProxySession::handleTimeout() {
+  if (state_ == State::kDone) return;
+  auto now = std::chrono::steady_clock::now();
+  if ((state_ == State::kConnecting || state_ == State::kWaitingHead) && req_.responseDeadline() &&
+      now >= *req_.responseDeadline()) {
+    LOG_INFO("request %.*s: no response head from %s before the deadline",
+             static_cast<int>(req_.target().size()), req_.target().data(),
+             pool_ ? pool_->address().text.c_str() : "-");
+    dropConnection();
+    state_ = State::kDone;
+    req_.fail(ErrorKind::kRequestTimedOut);
+    return;
+  }
+  if (now >= io_deadline_) {
+    if (state_ == State::kConnecting) {
+      LOG_WARN("connect to upstream %s timed out", pool_->address().text.c_str());
+      dropConnection();
+      last_error_ = ErrorKind::kUpstreamTimedOut;
+      tryPeer(false);
+      return;
+    }
+    upstreamFailed(ErrorKind::kUpstreamTimedOut,
+                   conn_ && conn_->out.readable() > 0 ? "send timed out" : "read timed out", 0);
+    return;
+  }
+  armTimer();
+}
+
+}  // namespace subgate

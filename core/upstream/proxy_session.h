@@ -1,0 +1,104 @@
+// Proxies one request to an HTTP/1.1 upstream: takes a connection from the peer's pool (or
+// connects), writes the request head and streams the body, parses the response head, streams
+// the response body back, and returns the connection to the pool when the exchange ended
+// cleanly. Maps every upstream failure to the error table; retries another peer when a connect
+// fails, and once on a fresh connection when a reused keep-alive connection was closed under it.
+//
+// Used by content handlers (proxy_pass; later the isolates module) through PeerSelector.
+// Lifetime: owned by the Request as its RequestTask; destroyed when the request ends or dies,
+// closing any upstream connection it still holds.
+#pragma once
+
+#include <event2/event.h>
+#include <event2/event_struct.h>  // events embedded in the object: no allocation each
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "core/server/request.h"
+#include "core/upstream/connection_pool.h"
+
+namespace subgate {
+
+// Chooses where a request goes. next() is called for the first try and again after each failed
+// connect; it returns nullptr when no candidate is left.
+class PeerSelector {
+ public:
+  virtual ~PeerSelector() = default;
+  virtual ConnectionPool* next(Request& req) = 0;
+  // Error reported when next() returns nullptr for the first try (e.g. every server at max_conns).
+  virtual ErrorKind noPeerError() const { return ErrorKind::kUpstreamError; }
+};
+
+struct ProxyOptions {
+  std::chrono::milliseconds connect_timeout{5000};
+  std::chrono::milliseconds read_timeout{60000};
+  std::chrono::milliseconds send_timeout{60000};
+};
+
+class ProxySession final : public RequestTask, public BodySink, public UpstreamConnection::Handler {
+ public:
+  ProxySession(Request& req, std::unique_ptr<PeerSelector> selector, const ProxyOptions& options);
+  ~ProxySession() override;
+
+  // Starts the exchange. The session must already be the request's task.
+  void start();
+
+  // RequestTask
+  void onClientDrained() override;
+  // BodySink
+  bool onBodyData(std::string_view data) override;
+  void onBodyEnd(std::string_view trailers) override;
+  // UpstreamConnection::Handler
+  void onUpstreamEvent(short what) override;
+
+ private:
+  enum class State { kIdle, kConnecting, kWaitingHead, kBody, kDone };
+
+  static void onTimer(evutil_socket_t fd, short what, void* arg);
+  void tryPeer(bool same_pool);
+  void connected();
+  void writeRequestHead();
+  void writeUpstream();
+  void readUpstream();
+  bool parseHead();
+  bool retryStale();
+  bool forwardBody();
+  void finishExchange(std::string_view trailers);
+  void upstreamFailed(ErrorKind kind, const char* what, int error);
+  void dropConnection();
+  void armTimer();
+  void handleTimeout();
+
+  Request& req_;
+  std::unique_ptr<PeerSelector> selector_;
+  ProxyOptions options_;
+  ConnectionPool* pool_ = nullptr;
+  std::unique_ptr<UpstreamConnection> conn_;
+  event timer_{};
+  bool timer_pending_ = false;
+  State state_ = State::kIdle;
+  bool body_started_ = false;       // request body bytes went to the upstream: no retry
+  bool body_end_ = false;           // the whole request body has been handed to us
+  bool client_paused_ = false;      // the client side asked us to hold the response
+  bool client_body_paused_ = false;  // we asked the client side to hold the request body
+  int attempts_ = 0;
+  ErrorKind last_error_ = ErrorKind::kUpstreamError;
+  bool retried_stale_ = false;
+  bool chunked_request_ = false;
+  uint64_t response_remaining_ = 0;
+  http1::BodyFraming response_framing_ = http1::BodyFraming::kNone;
+  bool response_keep_alive_ = true;
+  std::chrono::steady_clock::time_point io_deadline_{};
+  std::chrono::steady_clock::time_point timer_due_{};
+};
+
+// Appends the request head the upstream gets: method, target, HTTP/1.1, end-to-end headers,
+// X-Forwarded-For, Via and the body framing. Exposed for unit tests.
+void buildUpstreamRequestHead(const Request& req, IoBuffer& out);
+
+// True for hop-by-hop header names (RFC 9110 §7.6.1) and framing headers the proxy rewrites.
+bool isHopByHopHeader(std::string_view name);
+
+}  // namespace subgate

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Configures (Ninja) and builds one build tree; extra arguments are Ninja targets.
+#
+#   scripts/build.sh [debug|release|asan|fuzz] [TARGET...]
+#
+#   debug    build/          RelWithDebInfo, tests on                 (the default)
+#   release  build-release/  Release, tests off                       (benchmarks)
+#   asan     build-asan/     ASan + UBSan, -O1 -g with assertions, tests on
+#   fuzz     build-fuzz/     clang, libFuzzer targets + ASan/UBSan, tests off
+#
+# CMake is run only when the tree is not configured yet or these settings changed; after that
+# Ninja re-runs it by itself when a CMakeLists.txt changes.
+# Needs the packages of `scripts/setup.sh build` (and `test` for fuzz); run.sh and test.sh do that.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+mode="${1:-debug}"
+shift || true
+
+case "$mode" in
+  debug)
+    dir=build
+    args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DSUBGATE_TESTS=ON -DSUBGATE_SANITIZE=OFF)
+    ;;
+  release)
+    dir=build-release
+    args=(-DCMAKE_BUILD_TYPE=Release -DSUBGATE_TESTS=OFF -DSUBGATE_SANITIZE=OFF)
+    ;;
+  asan)
+    dir=build-asan
+    args=(-DCMAKE_BUILD_TYPE=Debug "-DCMAKE_C_FLAGS_DEBUG=-O1 -g" "-DCMAKE_CXX_FLAGS_DEBUG=-O1 -g"
+      -DSUBGATE_TESTS=ON -DSUBGATE_SANITIZE=ON)
+    ;;
+  fuzz)
+    dir=build-fuzz
+    args=(-DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++
+      -DCMAKE_BUILD_TYPE=Debug "-DCMAKE_C_FLAGS_DEBUG=-O1 -g" "-DCMAKE_CXX_FLAGS_DEBUG=-O1 -g"
+      -DSUBGATE_FUZZ=ON -DSUBGATE_TESTS=OFF -DSUBGATE_SANITIZE=ON)
+    ;;
+  *)
+    echo "usage: scripts/build.sh [debug|release|asan|fuzz] [TARGET...]" >&2
+    exit 2
+    ;;
+esac
+
+build_dir="$root/$dir"
+stamp="$build_dir/.subgate-configure-args"
+wanted="$(printf '%s\n' -GNinja "${args[@]}")"
+
+if [[ ! -f "$build_dir/build.ninja" || ! -f "$stamp" || "$(cat "$stamp")" != "$wanted" ]]; then
+  fresh=()
+  # A cache made with other settings (another compiler or generator) is not reused.
+  [[ -f "$build_dir/CMakeCache.txt" ]] && fresh=(--fresh)
+  rm -f "$stamp"
+  cmake -S "$root" -B "$build_dir" -G Ninja "${fresh[@]}" "${args[@]}"
+  printf '%s\n' "$wanted" >"$stamp"
+fi
+
+targets=()
+[[ $# -gt 0 ]] && targets=(--target "$@")
+cmake --build "$build_dir" --parallel "$(nproc)" "${targets[@]}"

@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds, and runs every test:
+#   1. build/       unit + integration tests (ctest)
+#   2. build-asan/  the same tests under ASan + UBSan (leaks, aborts on the first report)
+#   3. build-fuzz/  every libFuzzer target (*_fuzz), built with clang + ASan/UBSan, for FUZZ_SECONDS
+#                   (20) each on a copy of tests/fuzz/corpus/NAME/; skipped without clang++
+# The last line printed is "N passed, N failed" (ctest tests of both runs plus fuzzers; a build
+# that fails counts as one failure). Exits non-zero if anything failed.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+fuzz_seconds="${FUZZ_SECONDS:-20}"
+ctest_jobs="${CTEST_JOBS:-2}"
+
+passed=0
+failed=0
+failures=()
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+
+section() { printf '\n========== %s ==========\n' "$*"; }
+
+fail() {
+  failed=$((failed + 1))
+  failures+=("$1")
+  echo "FAILED: $1"
+}
+
+finish() {
+  section "summary ($((SECONDS / 60))m$((SECONDS % 60))s)"
+  local f
+  for f in "${failures[@]}"; do
+    echo "failed: $f"
+  done
+  echo "$passed passed, $failed failed"
+  if [[ $failed -gt 0 ]]; then
+    exit 1
+  fi
+  exit 0
+}
+
+# run_ctest LABEL DIR [VAR=VALUE...]: runs ctest in DIR and adds its counts.
+run_ctest() {
+  local label="$1" dir="$2"
+  shift 2
+  local log="$tmp/ctest-$label.log" rc=0 line
+  (cd "$dir" && env "$@" ctest --output-on-failure -j"$ctest_jobs" --timeout 300) 2>&1 |
+    tee "$log" || rc=$?
+  line="$(grep -E '[0-9]+% tests passed, [0-9]+ tests? failed out of [0-9]+' "$log" | tail -n1)" || true
+  if [[ -n "$line" ]]; then
+    local nfailed ntotal
+    nfailed="$(sed -E 's/.* ([0-9]+) tests? failed out of ([0-9]+).*/\1/' <<<"$line")"
+    ntotal="$(sed -E 's/.* ([0-9]+) tests? failed out of ([0-9]+).*/\2/' <<<"$line")"
+    passed=$((passed + ntotal - nfailed))
+    if [[ $nfailed -gt 0 ]]; then
+      failed=$((failed + nfailed))
+      failures+=("$nfailed ctest test(s) in $dir")
+    fi
+    [[ $rc -eq 0 || $nfailed -gt 0 ]] || fail "ctest in $dir exited $rc"
+  elif grep -q 'No tests were found' "$log"; then
+    echo "WARNING: no tests registered in $dir"
+    [[ $rc -eq 0 ]] || fail "ctest in $dir exited $rc"
+  else
+    fail "ctest in $dir did not report a result (exit $rc)"
+  fi
+}
+
+# run_fuzzer EXE: runs one libFuzzer target on a temporary copy of its corpus.
+run_fuzzer() {
+  local exe="$1" name corpus work rc=0
+  name="$(basename "$exe")"
+  corpus="$root/tests/fuzz/corpus/${name%_fuzz}"
+  work="$tmp/fuzz-$name"
+  mkdir -p "$work/corpus" "$work/artifacts"
+  if [[ -d "$corpus" ]]; then
+    cp -R "$corpus/." "$work/corpus/"
+    echo "--- $name (${fuzz_seconds}s, corpus: ${corpus#"$root"/}/)"
+  else
+    echo "--- $name (${fuzz_seconds}s, no corpus)"
+  fi
+  timeout -k 10 $((fuzz_seconds + 60)) "$exe" -max_total_time="$fuzz_seconds" -timeout=10 \
+    -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$work/artifacts/" \
+    "$work/corpus" >"$work/log" 2>&1 || rc=$?
+  if [[ $rc -eq 0 ]]; then
+    passed=$((passed + 1))
+    grep -E '^(stat::number_of_executed_units|stat::peak_rss_mb|Done )' "$work/log" || true
+  else
+    tail -n 60 "$work/log"
+    local keep="$root/build-fuzz/artifacts/$name"
+    mkdir -p "$keep"
+    cp -R "$work/artifacts/." "$keep/"
+    echo "artifacts kept in ${keep#"$root"/}/ (reproduce: $exe $keep/<file>)"
+    fail "fuzzer $name (exit $rc)"
+  fi
+}
+
+section "setup"
+if ! scripts/setup.sh build test runtime; then
+  fail "scripts/setup.sh build test runtime"
+  finish
+fi
+SUBGATE_DENO="$(scripts/deno_path.sh)"
+export SUBGATE_DENO
+
+section "build/ (RelWithDebInfo)"
+if scripts/build.sh debug; then
+  section "tests in build/"
+  run_ctest debug build
+else
+  fail "build of build/"
+fi
+
+section "build-asan/ (ASan + UBSan)"
+if scripts/build.sh asan; then
+  section "tests in build-asan/ (ASan + UBSan)"
+  run_ctest asan build-asan \
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+else
+  fail "build of build-asan/"
+fi
+
+section "fuzzers (build-fuzz/, clang, libFuzzer)"
+if ! command -v clang++ >/dev/null 2>&1; then
+  echo "skipped: clang++ is not installed"
+elif [[ ! -f tests/fuzz/CMakeLists.txt ]]; then
+  echo "skipped: tests/fuzz/CMakeLists.txt does not exist yet"
+elif scripts/build.sh fuzz; then
+  mapfile -t fuzzers < <(find build-fuzz -path '*/CMakeFiles' -prune -o \
+    -type f -name '*_fuzz' -perm -u+x -print | sort)
+  if [[ ${#fuzzers[@]} -eq 0 ]]; then
+    echo "WARNING: the fuzz build produced no *_fuzz executable"
+  fi
+  export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+  for exe in "${fuzzers[@]}"; do
+    run_fuzzer "$root/$exe"
+  done
+else
+  fail "build of build-fuzz/"
+fi
+
+finish
