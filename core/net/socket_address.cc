@@ -111,7 +111,10 @@ std::string formatSocketAddress(const sockaddr* addr, bool with_port) {
     auto* v6 = reinterpret_cast<const sockaddr_in6*>(addr);
     inet_ntop(AF_INET6, &v6->sin6_addr, buf, sizeof buf);
     if (!with_port) return buf;
-    return "[" + std::string(buf) + "]:" + std::to_string(ntohs(v6->sin6_port));
+    std::string out;
+    out.reserve(sizeof buf + 8);
+    out.append("[").append(buf).append("]:").append(std::to_string(ntohs(v6->sin6_port)));
+    return out;
   }
   if (addr->sa_family == AF_UNIX) return "unix:";
   return "-";
