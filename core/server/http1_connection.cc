@@ -138,7 +138,8 @@ void Http1Connection::destroyIfDone() {
 bool Http1Connection::readInto(IoBuffer& buffer, size_t max_bytes) {
   buffer.reserve(std::min(max_bytes, kReadChunk));
   size_t want = std::min(buffer.writable(), max_bytes);
-  ssize_t n = ::read(fd_, buffer.writePtr(), want);
+  // recv/sendmsg rather than read/writev: sockets need no file-position lock.
+  ssize_t n = ::recv(fd_, buffer.writePtr(), want, 0);
   if (n > 0) {
     buffer.commit(static_cast<size_t>(n));
     // A short read means the socket is drained until the next edge.
@@ -192,7 +193,7 @@ void Http1Connection::handleReadable() {
     case State::kLingering: {
       char sink[4096];
       for (int i = 0; i < 16; ++i) {
-        ssize_t n = ::read(fd_, sink, sizeof sink);
+        ssize_t n = ::recv(fd_, sink, sizeof sink, 0);
         if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
           close();
           return;
@@ -501,7 +502,10 @@ void Http1Connection::writeOut(std::string_view extra_a, std::string_view extra_
   for (int i = 0; i < count; ++i) total += iov[i].iov_len;
   ssize_t n;
   do {
-    n = ::writev(fd_, iov, count);
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = static_cast<size_t>(count);
+    n = ::sendmsg(fd_, &msg, MSG_NOSIGNAL);
   } while (n < 0 && errno == EINTR);
   if (n < 0) {
     if (errno != EAGAIN && errno != EWOULDBLOCK) {

@@ -4,6 +4,7 @@
 
 namespace subgate {
 
+
 void Request::begin(RequestTransport* transport, Worker* worker,
                     std::shared_ptr<const RuntimeConfig> config, const ServerConf* server,
                     const http1::MessageHead* head, std::string_view remote_addr) {

@@ -17,13 +17,13 @@
 
 #include "core/error/error_kind.h"
 #include "core/http1/http1_parser.h"
+#include "core/net/clock.h"
 #include "core/server/config_model.h"
 
 namespace subgate {
 
 class Worker;
-using SteadyTime = std::chrono::steady_clock::time_point;
-inline SteadyTime steadyNow() { return std::chrono::steady_clock::now(); }
+
 
 // A response subgate produces itself (return, errors). Reply filters may edit it.
 struct LocalReply {

@@ -8,10 +8,12 @@
 #include <cerrno>
 
 #include "core/log/log.h"
+#include "core/net/clock.h"
 
 namespace subgate {
 
 UpstreamConnection::~UpstreamConnection() {
+  if (timer_pending_) evtimer_del(&timer_);
   if (ev_) event_free(ev_);
   if (fd_ >= 0) ::close(fd_);
 }
@@ -21,6 +23,22 @@ int UpstreamConnection::connectError() const {
   socklen_t len = sizeof error;
   if (getsockopt(fd_, SOL_SOCKET, SO_ERROR, &error, &len) != 0) return errno;
   return error;
+}
+
+void UpstreamConnection::armTimer(std::chrono::steady_clock::time_point due) {
+  if (timer_pending_ && timer_due_ <= due) return;
+  auto delay = std::chrono::duration_cast<std::chrono::microseconds>(due - steadyNow());
+  if (delay.count() < 0) delay = std::chrono::microseconds(0);
+  timeval tv{static_cast<time_t>(delay.count() / 1000000), static_cast<suseconds_t>(delay.count() % 1000000)};
+  evtimer_add(&timer_, &tv);
+  timer_pending_ = true;
+  timer_due_ = due;
+}
+
+void UpstreamConnection::onTimer(evutil_socket_t, short, void* arg) {
+  auto* self = static_cast<UpstreamConnection*>(arg);
+  self->timer_pending_ = false;
+  if (self->handler_) self->handler_->onUpstreamTimer();  // idle in the pool: nothing to time
 }
 
 void UpstreamConnection::onEvent(evutil_socket_t, short what, void* arg) {
@@ -75,6 +93,7 @@ std::unique_ptr<UpstreamConnection> ConnectionPool::acquire() {
     return nullptr;
   }
   connection->connected = rc == 0;
+  evtimer_assign(&connection->timer_, base_, UpstreamConnection::onTimer, connection.get());
   connection->ev_ = event_new(base_, fd, EV_READ | EV_WRITE | EV_PERSIST | EV_ET,
                               UpstreamConnection::onEvent, connection.get());
   if (!connection->ev_ || event_add(connection->ev_, nullptr) != 0) {
@@ -95,7 +114,7 @@ void ConnectionPool::release(std::unique_ptr<UpstreamConnection> connection, boo
   }
   connection->in.shrinkIfEmpty(64 * 1024);
   connection->out.shrinkIfEmpty(64 * 1024);
-  connection->idle_since_ = std::chrono::steady_clock::now();
+  connection->idle_since_ = steadyNow();
   if (idle_.size() >= keepalive_) idle_.erase(idle_.begin());  // drop the least recently used
   idle_.push_back(std::move(connection));
   armIdleTimer();
@@ -125,7 +144,7 @@ void ConnectionPool::armIdleTimer() {
 
 void ConnectionPool::onIdleTimer(evutil_socket_t, short, void* arg) {
   auto* self = static_cast<ConnectionPool*>(arg);
-  auto cutoff = std::chrono::steady_clock::now() - self->idle_timeout_;
+  auto cutoff = steadyNow() - self->idle_timeout_;
   std::erase_if(self->idle_, [&](const std::unique_ptr<UpstreamConnection>& connection) {
     return connection->idle_since_ <= cutoff;
   });

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <event2/event.h>
+#include <event2/event_struct.h>
 
 #include <chrono>
 #include <cstdint>
@@ -27,6 +28,7 @@ class UpstreamConnection {
    public:
     virtual ~Handler() = default;
     virtual void onUpstreamEvent(short what) = 0;  // EV_READ / EV_WRITE bits
+    virtual void onUpstreamTimer() = 0;            // a time given to armTimer() has come
   };
 
   ~UpstreamConnection();
@@ -43,6 +45,10 @@ class UpstreamConnection {
   // Edge-triggered events do not repeat: a reader that stops early while bytes remain asks to
   // be called again on the next loop turn.
   void wakeRead() { event_active(ev_, EV_READ, 1); }
+  // Calls the handler's onUpstreamTimer() at `due` or earlier. Lazy: the timer stays armed across
+  // requests on a kept-alive connection and is only moved when a deadline comes sooner, so a
+  // request costs no timer operations; the handler re-arms when it fires early.
+  void armTimer(std::chrono::steady_clock::time_point due);
 
   IoBuffer in;   // bytes read from the upstream, not yet consumed
   IoBuffer out;  // bytes to write to the upstream
@@ -57,8 +63,12 @@ class UpstreamConnection {
   friend class ConnectionPool;
   UpstreamConnection(ConnectionPool& pool, int fd) : pool_(pool), fd_(fd) {}
   static void onEvent(evutil_socket_t fd, short what, void* arg);
+  static void onTimer(evutil_socket_t fd, short what, void* arg);
 
   ConnectionPool& pool_;
+  event timer_{};
+  bool timer_pending_ = false;
+  std::chrono::steady_clock::time_point timer_due_{};
   int fd_;
   event* ev_ = nullptr;
   Handler* handler_ = nullptr;

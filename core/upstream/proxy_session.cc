@@ -1,5 +1,6 @@
 #include "core/upstream/proxy_session.h"
 
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -98,14 +99,9 @@ void buildUpstreamRequestHead(const Request& req, IoBuffer& out) {
 
 ProxySession::ProxySession(Request& req, std::unique_ptr<PeerSelector> selector,
                            const ProxyOptions& options)
-    : req_(req), selector_(std::move(selector)), options_(options) {
-  evtimer_assign(&timer_, req.worker().base(), onTimer, this);
-}
+    : req_(req), selector_(std::move(selector)), options_(options) {}
 
-ProxySession::~ProxySession() {
-  if (timer_pending_) evtimer_del(&timer_);
-  dropConnection();
-}
+ProxySession::~ProxySession() { dropConnection(); }
 
 void ProxySession::start() { tryPeer(false); }
 
@@ -135,7 +131,7 @@ void ProxySession::tryPeer(bool same_pool) {
       return;
     }
     state_ = State::kConnecting;
-    io_deadline_ = std::chrono::steady_clock::now() + options_.connect_timeout;
+    io_deadline_ = steadyNow() + options_.connect_timeout;
     armTimer();
     return;
   }
@@ -147,7 +143,7 @@ void ProxySession::connected() {
   conn_->parser.setRequestMethod(req_.method());
   conn_->out.clear();
   buildUpstreamRequestHead(req_, conn_->out);
-  io_deadline_ = std::chrono::steady_clock::now() + options_.send_timeout;
+  io_deadline_ = steadyNow() + options_.send_timeout;
   if (req_.hasBody() && !body_end_) {
     chunked_request_ = req_.head().framing == http1::BodyFraming::kChunked;
     // The body's first bytes (already buffered) join the head in one write.
@@ -162,7 +158,7 @@ void ProxySession::writeUpstream() {
   if (!conn_) return;
   IoBuffer& out = conn_->out;
   for (int i = 0; i < kReadsPerEvent && out.readable() > 0 && conn_->writable; ++i) {
-    ssize_t n = ::write(conn_->fd(), out.readPtr(), out.readable());
+    ssize_t n = ::send(conn_->fd(), out.readPtr(), out.readable(), MSG_NOSIGNAL);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) {
@@ -172,12 +168,12 @@ void ProxySession::writeUpstream() {
       upstreamFailed(ErrorKind::kUpstreamError, "write", errno);
       return;
     }
-    io_deadline_ = std::chrono::steady_clock::now() + options_.send_timeout;
+    io_deadline_ = steadyNow() + options_.send_timeout;
     if (static_cast<size_t>(n) < out.readable()) conn_->writable = false;
     out.consume(static_cast<size_t>(n));
   }
   if (out.readable() == 0 && state_ == State::kWaitingHead) {
-    io_deadline_ = std::chrono::steady_clock::now() + options_.read_timeout;
+    io_deadline_ = steadyNow() + options_.read_timeout;
   }
   if (client_body_paused_ && out.readable() < kUpstreamHighWater / 4) {
     client_body_paused_ = false;
@@ -251,7 +247,7 @@ void ProxySession::readUpstream() {
     IoBuffer& in = conn_->in;
     in.reserve(kReadChunk);
     size_t want = in.writable();
-    ssize_t n = ::read(conn_->fd(), in.writePtr(), want);
+    ssize_t n = ::recv(conn_->fd(), in.writePtr(), want, 0);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) {
@@ -279,7 +275,7 @@ void ProxySession::readUpstream() {
     }
     if (static_cast<size_t>(n) < want) conn_->readable = false;
     in.commit(static_cast<size_t>(n));
-    io_deadline_ = std::chrono::steady_clock::now() + options_.read_timeout;
+    io_deadline_ = steadyNow() + options_.read_timeout;
     if (state_ == State::kWaitingHead && !parseHead()) break;
     if (state_ == State::kBody && !forwardBody()) break;
   }
@@ -400,10 +396,6 @@ bool ProxySession::forwardBody() {
 
 void ProxySession::finishExchange(std::string_view trailers) {
   state_ = State::kDone;
-  if (timer_pending_) {
-    evtimer_del(&timer_);
-    timer_pending_ = false;
-  }
   bool reusable = response_keep_alive_ && response_framing_ != http1::BodyFraming::kUntilClose &&
                   (!req_.hasBody() || body_end_) && conn_->out.readable() == 0;
   // Trailers may point into the decoder, which lives in the connection: send before release.
@@ -431,29 +423,18 @@ void ProxySession::dropConnection() {
 }
 
 void ProxySession::armTimer() {
-  if (state_ == State::kDone) return;
-  std::chrono::steady_clock::time_point due = io_deadline_;
+  if (state_ == State::kDone || !conn_) return;
+  SteadyTime due = io_deadline_;
   if ((state_ == State::kConnecting || state_ == State::kWaitingHead) && req_.responseDeadline())
     due = std::min(due, *req_.responseDeadline());
-  // Lazy: a pending timer that fires no later than needed is kept; it re-checks when it fires.
-  if (timer_pending_ && timer_due_ <= due) return;
-  auto delay = std::chrono::duration_cast<std::chrono::microseconds>(due - std::chrono::steady_clock::now());
-  if (delay.count() < 0) delay = std::chrono::microseconds(0);
-  timeval tv{static_cast<time_t>(delay.count() / 1000000), static_cast<suseconds_t>(delay.count() % 1000000)};
-  evtimer_add(&timer_, &tv);
-  timer_pending_ = true;
-  timer_due_ = due;
+  conn_->armTimer(due);
 }
 
-void ProxySession::onTimer(evutil_socket_t, short, void* arg) {
-  auto* self = static_cast<ProxySession*>(arg);
-  self->timer_pending_ = false;
-  self->handleTimeout();
-}
+void ProxySession::onUpstreamTimer() { handleTimeout(); }
 
 void ProxySession::handleTimeout() {
   if (state_ == State::kDone) return;
-  auto now = std::chrono::steady_clock::now();
+  auto now = steadyNow();
   if ((state_ == State::kConnecting || state_ == State::kWaitingHead) && req_.responseDeadline() &&
       now >= *req_.responseDeadline()) {
     LOG_INFO("request %.*s: no response head from %s before the deadline",

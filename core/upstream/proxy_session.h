@@ -9,8 +9,6 @@
 // closing any upstream connection it still holds.
 #pragma once
 
-#include <event2/event.h>
-#include <event2/event_struct.h>  // events embedded in the object: no allocation each
 
 #include <chrono>
 #include <memory>
@@ -52,11 +50,11 @@ class ProxySession final : public RequestTask, public BodySink, public UpstreamC
   void onBodyEnd(std::string_view trailers) override;
   // UpstreamConnection::Handler
   void onUpstreamEvent(short what) override;
+  void onUpstreamTimer() override;
 
  private:
   enum class State { kIdle, kConnecting, kWaitingHead, kBody, kDone };
 
-  static void onTimer(evutil_socket_t fd, short what, void* arg);
   void tryPeer(bool same_pool);
   void connected();
   void writeRequestHead();
@@ -76,8 +74,6 @@ class ProxySession final : public RequestTask, public BodySink, public UpstreamC
   ProxyOptions options_;
   ConnectionPool* pool_ = nullptr;
   std::unique_ptr<UpstreamConnection> conn_;
-  event timer_{};
-  bool timer_pending_ = false;
   State state_ = State::kIdle;
   bool body_started_ = false;       // request body bytes went to the upstream: no retry
   bool body_end_ = false;           // the whole request body has been handed to us
@@ -91,7 +87,6 @@ class ProxySession final : public RequestTask, public BodySink, public UpstreamC
   http1::BodyFraming response_framing_ = http1::BodyFraming::kNone;
   bool response_keep_alive_ = true;
   std::chrono::steady_clock::time_point io_deadline_{};
-  std::chrono::steady_clock::time_point timer_due_{};
 };
 
 // Appends the request head the upstream gets: method, target, HTTP/1.1, end-to-end headers,

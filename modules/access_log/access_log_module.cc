@@ -97,7 +97,7 @@ void AccessLogModule::log(const Request& req, const ModuleConf& conf) const {
   struct tm tm;
   localtime_r(&tv.tv_sec, &tm);
   char time_buf[64];
-  auto elapsed = std::chrono::duration<double, std::milli>(steadyNow() - req.startTime()).count();
+  auto elapsed = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - req.startTime()).count();
   std::string_view method = req.active() ? req.method() : std::string_view();
   std::string_view target = req.active() ? req.target() : std::string_view();
   if (log.json) {
