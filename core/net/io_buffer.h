@@ -48,6 +48,7 @@ class IoBuffer {
   }
 
   void append(std::string_view bytes) {
+    if (bytes.empty()) return;  // an empty view may have a null data pointer
     reserve(bytes.size());
     std::memcpy(data_ + end_, bytes.data(), bytes.size());
     end_ += bytes.size();

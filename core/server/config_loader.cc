@@ -121,7 +121,9 @@ bool compileCore(const Scope& scope, CompileContext& ctx, CoreConf& core) {
   if (const auto* n = scope.find("client_max_body_size")) {
     if (!sizeValue(*n, core.max_body_bytes, ctx)) return false;
   }
-  core.head_limits.max_body_bytes = core.max_body_bytes ? core.max_body_bytes : UINT64_MAX;
+  // The body limit depends on the location, known only after the head is parsed: the request
+  // checks it (Request::run), not the head parser.
+  core.head_limits.max_body_bytes = UINT64_MAX;
   if (const auto* n = scope.find("keepalive_requests")) {
     if (!countValue(*n, 1, UINT32_MAX, value, ctx)) return false;
     core.keepalive_requests = static_cast<uint32_t>(value);

@@ -64,7 +64,7 @@ Http1Connection::~Http1Connection() {
 
 void Http1Connection::start() {
   event_base* base = worker_.base();
-  ev_ = event_new(base, fd_, EV_READ | EV_WRITE | EV_PERSIST | EV_ET, onSocketEvent, this);
+  ev_ = event_new(base, fd_, EV_READ | EV_WRITE | EV_CLOSED | EV_PERSIST | EV_ET, onSocketEvent, this);
   evtimer_assign(&timer_, base, onTimer, this);
   event_assign(&deferred_, base, -1, 0, onDeferred, this);
   config_ = listener_.config;
@@ -88,6 +88,11 @@ void Http1Connection::onSocketEvent(evutil_socket_t, short what, void* arg) {
   if (what & EV_WRITE) {
     self->writable_ = true;
     self->handleWritable();
+  }
+  if (what & EV_CLOSED) {
+    // The client's FIN may have come with its last bytes: read until recv() says so.
+    self->rdhup_ = true;
+    what |= EV_READ;
   }
   if ((what & EV_READ) && !self->closed_) {
     self->readable_ = true;
@@ -143,7 +148,7 @@ bool Http1Connection::readInto(IoBuffer& buffer, size_t max_bytes) {
   if (n > 0) {
     buffer.commit(static_cast<size_t>(n));
     // A short read means the socket is drained until the next edge.
-    if (static_cast<size_t>(n) < want) readable_ = false;
+    if (static_cast<size_t>(n) < want && !rdhup_) readable_ = false;
     return true;
   }
   if (n == 0) {

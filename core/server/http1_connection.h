@@ -88,6 +88,7 @@ class Http1Connection final : public RequestTransport {
   bool readable_ = true;
   bool writable_ = true;
   bool peer_closed_ = false;
+  bool rdhup_ = false;  // EPOLLRDHUP seen
   bool closed_ = false;
   bool broken_ = false;
   bool head_deadline_set_ = false;

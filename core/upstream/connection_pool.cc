@@ -44,6 +44,8 @@ void UpstreamConnection::onTimer(evutil_socket_t, short, void* arg) {
 void UpstreamConnection::onEvent(evutil_socket_t, short what, void* arg) {
   auto* self = static_cast<UpstreamConnection*>(arg);
   if (what & EV_READ) self->readable = true;
+  // The peer's FIN may arrive with its last bytes: a short read then does not mean drained.
+  if (what & EV_CLOSED) self->readable = self->peer_closed = true;
   if (what & EV_WRITE) self->writable = true;
   if (self->handler_) {
     self->handler_->onUpstreamEvent(what);
@@ -74,7 +76,7 @@ std::unique_ptr<UpstreamConnection> ConnectionPool::acquire() {
     std::unique_ptr<UpstreamConnection> connection = std::move(idle_.back());
     idle_.pop_back();
     // An idle connection with pending input was closed (or spoke out of turn): drop it.
-    if (connection->readable || connection->in.readable() > 0) continue;
+    if (connection->readable || connection->peer_closed || connection->in.readable() > 0) continue;
     ++active_;
     return connection;
   }
@@ -94,7 +96,7 @@ std::unique_ptr<UpstreamConnection> ConnectionPool::acquire() {
   }
   connection->connected = rc == 0;
   evtimer_assign(&connection->timer_, base_, UpstreamConnection::onTimer, connection.get());
-  connection->ev_ = event_new(base_, fd, EV_READ | EV_WRITE | EV_PERSIST | EV_ET,
+  connection->ev_ = event_new(base_, fd, EV_READ | EV_WRITE | EV_CLOSED | EV_PERSIST | EV_ET,
                               UpstreamConnection::onEvent, connection.get());
   if (!connection->ev_ || event_add(connection->ev_, nullptr) != 0) {
     errno = ENOMEM;

@@ -58,6 +58,7 @@ class UpstreamConnection {
   bool readable = false;
   bool writable = false;
   bool connected = false;
+  bool peer_closed = false;  // EPOLLRDHUP seen: keep reading until recv() returns 0
 
  private:
   friend class ConnectionPool;

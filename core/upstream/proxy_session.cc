@@ -273,7 +273,7 @@ void ProxySession::readUpstream() {
       upstreamFailed(ErrorKind::kUpstreamError, "the upstream closed the connection mid-response", 0);
       return;
     }
-    if (static_cast<size_t>(n) < want) conn_->readable = false;
+    if (static_cast<size_t>(n) < want && !conn_->peer_closed) conn_->readable = false;
     in.commit(static_cast<size_t>(n));
     io_deadline_ = steadyNow() + options_.read_timeout;
     if (state_ == State::kWaitingHead && !parseHead()) break;

@@ -1,0 +1,97 @@
+"""Bodies stream both ways with back-pressure: chunked in and out, first bytes before the
+upstream finishes, a 1 GiB upload and a 512 MiB download to a slow reader in bounded memory."""
+
+import hashlib
+import json
+import time
+
+from backend_server import pattern_bytes
+from harness import Conn, SubgateTestCase
+
+MIB = 1 << 20
+
+
+class StreamingTest(SubgateTestCase):
+    def setUp(self):
+        self.backend = self.start_backend()
+        self.sg = self.start_subgate(f"""
+            workers 1;
+            error_log stderr warn;
+            server {{
+                listen 127.0.0.1:@PORT@;
+                client_max_body_size 0;
+                location / {{ proxy_pass http://127.0.0.1:{self.backend.port}; }}
+            }}
+        """)
+
+    def test_chunked_request_body_is_rechunked_intact(self):
+        c = Conn(self.sg.port)
+        pieces = [b"a" * 10, b"b" * 70000, b"c"]
+        body = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in pieces) + b"0\r\nX-T: 1\r\n\r\n"
+        c.send(b"POST /count HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n" + body)
+        result = json.loads(c.read_response().body)
+        joined = b"".join(pieces)
+        self.assertEqual(result, {"bytes": len(joined), "sha256": hashlib.sha256(joined).hexdigest()})
+
+    def test_response_streams_before_the_upstream_finishes(self):
+        c = Conn(self.sg.port)
+        start = time.monotonic()
+        c.send(b"GET /stream?chunks=3&interval_ms=1000 HTTP/1.1\r\nHost: t\r\n\r\n")
+        c.sock.settimeout(5)
+        first = b""
+        while b"chunk 0" not in first:
+            data = c.sock.recv(4096)
+            self.assertTrue(data, "closed early")
+            first += data
+        self.assertLess(time.monotonic() - start, 0.9, "the first chunk waited for the rest")
+        self.assertIn(b"transfer-encoding: chunked", first.lower())
+        c.buf = first
+        c.buf = c.buf[c.buf.index(b"\r\n\r\n") + 4:]
+        rest = b""
+        while b"\r\n0\r\n" not in b"\r\n" + c.buf + rest:
+            rest += c.sock.recv(4096)
+        self.assertIn(b"chunk 2", rest)
+        self.assertIn(b"X-Trailer: done", rest)  # trailers pass through
+
+    def test_one_gib_upload_in_bounded_memory(self):
+        size = 1024 * MIB
+        c = Conn(self.sg.port, timeout=60)
+        c.send(b"POST /count HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % size)
+        digest = hashlib.sha256()
+        for piece in pattern_bytes(size):
+            c.sock.sendall(piece)
+            digest.update(piece)
+        result = json.loads(c.read_response().body)
+        self.assertEqual(result, {"bytes": size, "sha256": digest.hexdigest()})
+        peak = self.sg.rss_kib("VmHWM")
+        self.assertLess(peak, 100 * 1024, f"subgate peaked at {peak} KiB")
+
+    def test_slow_reader_download_in_bounded_memory(self):
+        size = 512 * MIB
+        c = Conn(self.sg.port, timeout=60)
+        c.sock.setsockopt(__import__("socket").SOL_SOCKET, __import__("socket").SO_RCVBUF, 64 * 1024)
+        c.send(b"GET /big?bytes=%d HTTP/1.1\r\nHost: t\r\n\r\n" % size)
+        received = 0
+        digest = hashlib.sha256()
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += c.sock.recv(4096)
+        body = head[head.index(b"\r\n\r\n") + 4:]
+        received += len(body)
+        digest.update(body)
+        pauses = 0
+        while received < size:
+            data = c.sock.recv(1 << 20)
+            self.assertTrue(data, "closed early")
+            received += len(data)
+            digest.update(data)
+            if received > 32 * MIB and pauses < 3 and received // (64 * MIB) > pauses:
+                time.sleep(0.5)  # a slow client: subgate must hold back, not buffer
+                pauses += 1
+        self.assertEqual(received, size)
+        expected = hashlib.sha256()
+        for piece in pattern_bytes(size):
+            expected.update(piece)
+        self.assertEqual(digest.hexdigest(), expected.hexdigest())
+        peak = self.sg.rss_kib("VmHWM")
+        self.assertLess(peak, 100 * 1024, f"subgate peaked at {peak} KiB")
