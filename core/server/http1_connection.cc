@@ -393,6 +393,8 @@ void Http1Connection::pumpBody() {
     }
     if (!more) body_paused_ = true;
   }
+  // Body delivery is often driven from the upstream's callbacks, not ours: re-arm here.
+  refreshTimer();
 }
 
 // ---- writing
@@ -521,7 +523,10 @@ void Http1Connection::writeOut(std::string_view extra_a, std::string_view extra_
     n = 0;
   }
   size_t written = static_cast<size_t>(n);
-  if (written < total) writable_ = false;
+  if (written < total) {
+    writable_ = false;
+    refreshTimer();  // send_timeout starts now, whoever called us
+  }
   // Drop what went out of out_, then keep the unwritten rest of the extra pieces.
   size_t from_out = std::min(written, out_.readable());
   out_.consume(from_out);
