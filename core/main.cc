@@ -7,12 +7,14 @@
 #include <string>
 
 #include "core/server/server_process.h"
+#include "modules/subhost_auth/token_command.h"
 
 namespace {
 
 void usage(FILE* out) {
   std::fputs(
       "usage: subgate [-c FILE] [-p PREFIX] [-t] [-v]\n"
+      "       subgate [-c FILE] token --subhoster NAME --deployment ID [--rpc-root URL] [--ttl 15m]\n"
       "  -c FILE    configuration file (default: the embedded conf/subgate.conf)\n"
       "  -p PREFIX  directory relative paths in the configuration resolve against (default: cwd)\n"
       "  -t         check the configuration and exit\n"
@@ -25,8 +27,13 @@ void usage(FILE* out) {
 int main(int argc, char** argv) {
   subgate::ServerOptions options;
   bool test_only = false;
+  int token_at = 0;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
+    if (arg == "token") {
+      token_at = i + 1;
+      break;
+    }
     if ((arg == "-c" || arg == "-p") && i + 1 < argc) {
       (arg == "-c" ? options.config_path : options.prefix) = argv[++i];
     } else if (arg == "-t") {
@@ -47,5 +54,6 @@ int main(int argc, char** argv) {
     char cwd[PATH_MAX];
     if (getcwd(cwd, sizeof cwd)) options.prefix = cwd;
   }
+  if (token_at) return subgate::runTokenCommand(options, argc - token_at, argv + token_at);
   return test_only ? subgate::checkConfig(options) : subgate::runServer(options);
 }

@@ -4,6 +4,8 @@
 
 namespace subgate {
 
+bool Module::activate(const RuntimeConfig&, std::string&) const { return true; }
+
 const config::Node* Scope::find(std::string_view name) const {
   for (const config::Node* level : levels_) {
     if (!level) continue;

@@ -23,6 +23,7 @@ namespace subgate {
 class Request;
 struct LocalReply;
 struct CompileContext;
+struct RuntimeConfig;
 
 // Where a directive may appear (bit set).
 enum Context : unsigned {
@@ -30,6 +31,8 @@ enum Context : unsigned {
   kServerContext = 1u << 1,
   kLocationContext = 1u << 2,
   kUpstreamContext = 1u << 3,
+  kSubhosterContext = 1u << 4,  // inside `subhoster NAME { }`
+  kRuntimeContext = 1u << 5,    // inside `runtime deno { }`
 };
 
 struct DirectiveSpec {
@@ -42,6 +45,9 @@ struct DirectiveSpec {
   // Names the content handler (return, proxy_pass, ...). When a location inherits one from its
   // server and sets another itself, the location's own wins.
   bool selects_content = false;
+  // For blocks: the context their directives are checked in (0: the default rules, where
+  // `server`, `upstream` and `location` open their own contexts and others inherit).
+  unsigned child_context = 0;
 };
 
 // A module's config compiled for one location. Subclassed by each module.
@@ -87,6 +93,13 @@ class Module {
   // On a bad config return nullptr and set ctx.error.
   virtual std::shared_ptr<const ModuleConf> compileLocation(const Scope& scope,
                                                             CompileContext& ctx) const;
+
+  // Main thread, when a config starts serving (startup and each reload, never for `-t`): start
+  // or retune process-wide machinery (e.g. the isolate supervisor). False with `error` refuses
+  // the config.
+  virtual bool activate(const RuntimeConfig& config, std::string& error) const;
+  // Main thread, once at exit after the workers stopped.
+  virtual void deactivate() const {}
 
   // Which phases the module hooks where it is active.
   virtual bool hasAccess() const { return false; }

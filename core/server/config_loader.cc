@@ -70,7 +70,8 @@ bool validateBlock(const config::Node& block, Context context, const SpecTable& 
       return ctx.fail(node, "directive \"" + node.name + "\" takes no block");
     if (!spec->repeatable && seen[node.name]++ > 0)
       return ctx.fail(node, "\"" + node.name + "\" directive is duplicate");
-    if (node.is_block && !validateBlock(node, childContext(node, context), specs, ctx))
+    Context inner = spec->child_context ? static_cast<Context>(spec->child_context) : childContext(node, context);
+    if (node.is_block && !validateBlock(node, inner, specs, ctx))
       return false;
   }
   return true;

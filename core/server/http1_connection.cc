@@ -430,7 +430,9 @@ void Http1Connection::transportSendHead(const ResponseHead& head,
   out_.append("\r\n");
   for (const http1::HeaderField& field : head.headers) appendHeader(out_, field.name, field.value);
   for (const auto& [name, value] : extra) appendHeader(out_, name, value);
-  if (head.content_length) {
+  // RFC 9110 §8.6: never a Content-Length on 1xx and 204 (304 may carry the GET's length).
+  const bool length_forbidden = head.status == 204 || head.status < 200;
+  if (head.content_length && !length_forbidden) {
     out_.append("content-length: ");
     appendDecimal(out_, *head.content_length);
     out_.append("\r\n");

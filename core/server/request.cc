@@ -34,6 +34,7 @@ void Request::reset() {
   body_bytes_sent_ = 0;
   error_.reset();
   upstream_addr_.clear();
+  ingress_.clear();
 }
 
 void Request::run() {

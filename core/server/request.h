@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "core/error/error_kind.h"
+#include "core/ingress/ingress.h"
 #include "core/http1/http1_parser.h"
 #include "core/net/clock.h"
 #include "core/server/config_model.h"
@@ -115,6 +116,9 @@ class Request {
   // The upstream's response head must arrive before this time (timeout module). Unset: none.
   void setResponseDeadline(SteadyTime deadline) { deadline_ = deadline; }
   std::optional<SteadyTime> responseDeadline() const { return deadline_; }
+  // Subhosting state (forwarded host, verified token, instance id) and head edits.
+  Ingress& ingress() { return ingress_; }
+  const Ingress& ingress() const { return ingress_; }
 
   // ---- answering
   // A complete local response; runs reply filters, ends the request.
@@ -175,6 +179,7 @@ class Request {
   std::optional<ErrorKind> error_;
   SteadyTime start_{};
   std::string upstream_addr_;
+  Ingress ingress_;
 };
 
 }  // namespace subgate

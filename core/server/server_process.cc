@@ -96,7 +96,17 @@ void applyErrorLog(const RuntimeConfig& config) {
   if (!setErrorLog(config.error_log, config.log_level, err)) LOG_ERROR("%s", err.c_str());
 }
 
+bool activateModules(const RuntimeConfig& config, std::string& err) {
+  for (const Module* module : allModules())
+    if (!module->activate(config, err)) return false;
+  return true;
+}
+
 }  // namespace
+
+std::shared_ptr<const RuntimeConfig> loadServerConfig(const ServerOptions& options, std::string& err) {
+  return load(options, err);
+}
 
 int checkConfig(const ServerOptions& options) {
   std::string err;
@@ -132,6 +142,10 @@ int runServer(const ServerOptions& options) {
     LOG_ERROR("%s", err.c_str());
     return 1;
   }
+  if (!activateModules(*config, err)) {
+    LOG_ERROR("%s", err.c_str());
+    return 1;
+  }
   std::vector<std::unique_ptr<Worker>> workers;
   for (int i = 0; i < worker_count; ++i) {
     workers.push_back(std::make_unique<Worker>(i));
@@ -161,6 +175,10 @@ int runServer(const ServerOptions& options) {
         LOG_ERROR("reload refused, keeping the running configuration: %s", err.c_str());
         continue;
       }
+      if (!activateModules(*next, err)) {
+        LOG_ERROR("reload refused, keeping the running configuration: %s", err.c_str());
+        continue;
+      }
       applyErrorLog(*next);
       for (int i = 0; i < worker_count; ++i) workers[i]->postConfig(next, listeners.forWorker(i));
       config = next;
@@ -174,6 +192,7 @@ int runServer(const ServerOptions& options) {
   }
   for (auto& worker : workers) worker->join();
   workers.clear();
+  for (const Module* module : allModules()) module->deactivate();
   LOG_NOTICE("subgate stopped");
   return exit_code;
 }

@@ -63,19 +63,21 @@ bool Worker::start(std::shared_ptr<const RuntimeConfig> config, std::vector<List
 }
 
 void Worker::postConfig(std::shared_ptr<const RuntimeConfig> config, std::vector<ListenFd> fds) {
-  {
-    std::lock_guard<std::mutex> lock(mailbox_mutex_);
-    mailbox_.push_back({Mail::Kind::kConfig, std::move(config), std::move(fds)});
-  }
-  uint64_t one = 1;
-  ssize_t ignored = ::write(wake_fd_, &one, sizeof one);
-  (void)ignored;
+  enqueue({Mail::Kind::kConfig, std::move(config), std::move(fds), {}});
 }
 
 void Worker::postStop(bool graceful) {
+  enqueue({graceful ? Mail::Kind::kStopGraceful : Mail::Kind::kStopNow, nullptr, {}, {}});
+}
+
+void Worker::post(std::function<void()> task) {
+  enqueue({Mail::Kind::kTask, nullptr, {}, std::move(task)});
+}
+
+void Worker::enqueue(Mail mail) {
   {
     std::lock_guard<std::mutex> lock(mailbox_mutex_);
-    mailbox_.push_back({graceful ? Mail::Kind::kStopGraceful : Mail::Kind::kStopNow, nullptr, {}});
+    mailbox_.push_back(std::move(mail));
   }
   uint64_t one = 1;
   ssize_t ignored = ::write(wake_fd_, &one, sizeof one);
@@ -106,6 +108,9 @@ void Worker::onMailbox(evutil_socket_t fd, short, void* arg) {
         break;
       case Mail::Kind::kStopNow:
         self->beginStop(false);
+        break;
+      case Mail::Kind::kTask:
+        m.task();
         break;
     }
   }

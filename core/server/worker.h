@@ -8,6 +8,7 @@
 
 #include <event2/event.h>
 
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -53,6 +54,9 @@ class Worker {
   // Main thread: stop accepting; graceful waits for requests in flight (up to the config's
   // shutdown_timeout), otherwise the loop ends at once.
   void postStop(bool graceful);
+  // Any thread: runs `task` on this worker's thread, in posting order. Tasks posted after the
+  // loop ended are dropped unrun (with their captures).
+  void post(std::function<void()> task);
   void join();
 
   // Worker thread.
@@ -86,10 +90,12 @@ class Worker {
   bool stopping_ = false;
 
   struct Mail {
-    enum class Kind { kConfig, kStopGraceful, kStopNow } kind;
+    enum class Kind { kConfig, kStopGraceful, kStopNow, kTask } kind;
     std::shared_ptr<const RuntimeConfig> config;
     std::vector<ListenFd> fds;
+    std::function<void()> task;
   };
+  void enqueue(Mail mail);
   std::mutex mailbox_mutex_;
   std::vector<Mail> mailbox_;
 };

@@ -28,6 +28,12 @@ bool namedInConnection(std::string_view connection_value, std::string_view name)
   return !connection_value.empty() && http1::headerHasToken(connection_value, name);
 }
 
+bool isDropped(const Ingress& ingress, std::string_view name) {
+  for (std::string_view dropped : ingress.drop_headers)
+    if (dropped.size() == name.size() && http1::iequals(dropped, name)) return true;
+  return false;
+}
+
 }  // namespace
 
 bool isHopByHopHeader(std::string_view name) {
@@ -52,9 +58,13 @@ void buildUpstreamRequestHead(const Request& req, IoBuffer& out) {
   out.append(" HTTP/1.1\r\n");
   std::string forwarded_for;
   std::string via;
+  const Ingress& ingress = req.ingress();
+  const bool replace_host = !ingress.forwarded_host.empty();
   for (const http1::HeaderField& field : head.headers) {
     std::string_view name = field.name;
     if (isHopByHopHeader(name)) continue;
+    if (replace_host && name.size() == 4 && http1::iequals(name, "host")) continue;
+    if (isDropped(ingress, name)) continue;
     if (name.size() == 6 && http1::iequals(name, "expect")) continue;  // answered by subgate
     if (name.size() == 15 && http1::iequals(name, "x-forwarded-for")) {
       if (!forwarded_for.empty()) forwarded_for += ", ";
@@ -70,6 +80,17 @@ void buildUpstreamRequestHead(const Request& req, IoBuffer& out) {
     out.append(name);
     out.append(": ");
     out.append(field.value);
+    out.append("\r\n");
+  }
+  if (replace_host) {
+    out.append("host: ");
+    out.append(ingress.forwarded_host);
+    out.append("\r\n");
+  }
+  for (const auto& [name, value] : ingress.add_headers) {
+    out.append(name);
+    out.append(": ");
+    out.append(value);
     out.append("\r\n");
   }
   out.append("x-forwarded-for: ");
@@ -112,7 +133,8 @@ void ProxySession::tryPeer(bool same_pool) {
       pool_ = selector_->next(req_);
       if (!pool_) {
         state_ = State::kDone;
-        req_.fail(attempts_ == 0 ? selector_->noPeerError() : last_error_);
+        std::string message;
+        req_.fail(attempts_ == 0 ? selector_->noPeerError() : selector_->mapFailure(last_error_, message), message);
         return;
       }
     }
@@ -412,7 +434,9 @@ void ProxySession::upstreamFailed(ErrorKind kind, const char* what, int error) {
   }
   dropConnection();
   state_ = State::kDone;
-  req_.fail(kind);
+  std::string message;
+  kind = selector_->mapFailure(kind, message);
+  req_.fail(kind, message);
 }
 
 void ProxySession::dropConnection() {

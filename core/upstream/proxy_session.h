@@ -27,6 +27,9 @@ class PeerSelector {
   virtual ConnectionPool* next(Request& req) = 0;
   // Error reported when next() returns nullptr for the first try (e.g. every server at max_conns).
   virtual ErrorKind noPeerError() const { return ErrorKind::kUpstreamError; }
+  // The exchange with the chosen peer failed with `kind`: the error the client gets, and
+  // optionally the message for it (e.g. an isolate that crashed gives DEPLOYMENT_FAILED).
+  virtual ErrorKind mapFailure(ErrorKind kind, std::string& /*message*/) { return kind; }
 };
 
 struct ProxyOptions {

@@ -5,6 +5,7 @@ Every wait here is a bounded poll; every process started is stopped in cleanup."
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -54,6 +55,7 @@ class Subgate:
         self.conf_path = os.path.join(self.dir, "subgate.conf")
         self.write_config(config)
         self.log_path = os.path.join(self.dir, "subgate.log")
+        self.removed = None  # the log's text once stop() removed the folder
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen([BIN, "-c", self.conf_path, "-p", self.dir],
                                      stdout=self.log, stderr=subprocess.STDOUT)
@@ -66,6 +68,8 @@ class Subgate:
             f.write(textwrap.dedent(config))
 
     def output(self):
+        if self.removed is not None:
+            return self.removed
         with open(self.log_path, "rb") as f:
             return f.read().decode(errors="replace")
 
@@ -81,6 +85,8 @@ class Subgate:
                 self.proc.kill()
                 self.proc.wait(timeout=5)
         self.log.close()
+        self.removed = self.output()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
     def rss_kib(self, field="VmHWM"):
         with open(f"/proc/{self.proc.pid}/status") as f:

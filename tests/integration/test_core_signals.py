@@ -7,7 +7,7 @@ import tempfile
 import threading
 import time
 
-from harness import BIN, Conn, SubgateTestCase, request, wait_until
+from harness import BIN, ROOT, Conn, SubgateTestCase, request, wait_until
 
 
 def run_check(config_text, name="subgate.conf", extra_files=None):
@@ -33,7 +33,8 @@ class ConfigCheckTest(SubgateTestCase):
         self.assertIn(f"configuration {path} is ok", out)
 
     def test_embedded_default_config_is_valid(self):
-        p = subprocess.run([BIN, "-t"], capture_output=True, text=True, timeout=20)
+        # Its relative paths (conf/deployments) resolve against the repository, as scripts/run.sh runs it.
+        p = subprocess.run([BIN, "-t", "-p", ROOT], capture_output=True, text=True, timeout=20)
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
 
     def test_include(self):

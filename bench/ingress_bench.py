@@ -1,0 +1,335 @@
+#!/usr/bin/env python3
+"""The subhosting ingress measured: warm path and cold path (issue: subhosting ingress).
+
+    bench/ingress_bench.py            (after scripts/setup.sh build bench runtime; builds release)
+
+Warm path, three setups behind the same Deno handler, each driven by `wrk -t1 -cCONNECTIONS`
+in interleaved rounds:
+  ingress   subgate with subhost_auth + forwarded_host + isolates: relay-signed requests
+            (one token reused, as relays do) to a warm isolate it started itself
+  proxy     subgate proxy_pass to a plain `deno run` server of the same handler over TCP
+  nginx     nginx proxy_pass (keep-alive upstream) to that same server
+The proxies run pinned to PROXY_CPU, wrk and the Deno processes to CLIENT_CPU (the isolate is
+moved there once started). Reported: requests/s, p99 and the proxy's own CPU microseconds per
+request (utime+stime of its process from /proc, children excluded), then ingress/proxy (target
+<= 1.15) and ingress/nginx (target < 1).
+
+Cold path: the first request to a never-seen deployment (served by the local origin) timed end
+to end, with `spare 0` and `spare 2`, against a raw `deno run` of the same code from process
+start to first answer. Medians over COLD_SAMPLES deployments.
+
+Environment: ROUNDS (3), DURATION (10), CONNECTIONS (50), PROXY_CPU (0), CLIENT_CPU (1),
+COLD_SAMPLES (10).
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROUNDS = int(os.environ.get("ROUNDS", "3"))
+DURATION = int(os.environ.get("DURATION", "10"))
+CONNECTIONS = int(os.environ.get("CONNECTIONS", "50"))
+PROXY_CPU = os.environ.get("PROXY_CPU", "0")
+CLIENT_CPU = os.environ.get("CLIENT_CPU", "1")
+COLD_SAMPLES = int(os.environ.get("COLD_SAMPLES", "10"))
+SECRET = "bench-secret-0123456789abcdef"
+HANDLER = 'Deno.serve({ROOT_OPTS}() => new Response("hello world\\n"));\n'
+TICK = os.sysconf("SC_CLK_TCK")
+
+procs = []
+
+
+def log(*args):
+    print("bench:", *args, file=sys.stderr, flush=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(cmd, cpu=None, **kw):
+    if cpu is not None:
+        cmd = ["taskset", "-c", cpu] + cmd
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=kw.pop("stderr", subprocess.DEVNULL), **kw)
+    procs.append(p)
+    return p
+
+
+def stop_all():
+    for p in reversed(procs):
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+def http_get(port, headers=None, timeout=5.0):
+    """One GET on a fresh connection: (status, body)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        lines = ["GET / HTTP/1.1", "Host: bench", "Connection: close"]
+        lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+        s.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body
+
+
+def wait_ready(port, headers=None, timeout=15.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if http_get(port, headers, timeout=2)[0] == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.01)
+    raise SystemExit(f"bench: nothing answered 200 on port {port} within {timeout}s")
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def pids_of(proc, include_children):
+    pids = [proc.pid]
+    if include_children:  # nginx: the master and its workers
+        out = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout
+        pids += [int(p) for p in out.split()]
+    return pids
+
+
+def token(deployment, rpc_root):
+    import base64
+    import hashlib
+    import hmac
+
+    def b64(data):
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    now = int(time.time())
+    head = b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": "bench"}).encode())
+    claims = b64(json.dumps({"iat": now, "exp": now + 3600, "deployment_id": deployment, "rpc_root": rpc_root}).encode())
+    sig = hmac.new(SECRET.encode(), f"{head}.{claims}".encode(), hashlib.sha256).digest()
+    return f"{head}.{claims}.{b64(sig)}"
+
+
+def wrk(port, headers, seconds):
+    cmd = ["taskset", "-c", CLIENT_CPU, "wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency"]
+    for k, v in headers.items():
+        cmd += ["-H", f"{k}: {v}"]
+    out = subprocess.run(cmd + [f"http://127.0.0.1:{port}/"], capture_output=True, text=True, timeout=seconds + 30).stdout
+    rps = float(out.split("Requests/sec:")[1].split()[0])
+    requests = int(out.split(" requests in ")[0].split()[-1])
+    p99 = out.split(" 99%")[1].split()[0]
+    p99_ms = float(p99[:-2]) if p99.endswith("ms") else float(p99[:-2]) / 1000 if p99.endswith("us") else float(p99[:-1]) * 1000
+    errors = "Non-2xx" in out or "Socket errors" in out
+    return rps, requests, p99_ms, errors
+
+
+def subgate_bin():
+    return os.path.join(ROOT, "build-release", "subgate")
+
+
+def deno_bin():
+    return subprocess.run([os.path.join(ROOT, "scripts", "deno_path.sh")], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def write_deployments(folder, names):
+    for name in names:
+        os.makedirs(os.path.join(folder, name), exist_ok=True)
+        with open(os.path.join(folder, name, "main.ts"), "w") as f:
+            f.write(HANDLER.replace("{ROOT_OPTS}", ""))
+
+
+def ingress_config(port, origin_port, deployments, spare, extra=""):
+    return f"""
+        workers 1;
+        error_log stderr warn;
+        subhoster bench {{ secret "{SECRET}"; rpc_root_allow http://127.0.0.1:{origin_port}/; }}
+        runtime deno {{ spare {spare}; idle_timeout 10m; }}
+        server {{
+            listen 127.0.0.1:{port};
+            location / {{ forwarded_host on; subhost_auth on; isolate_limit 1000; isolates; }}
+        }}
+        server {{
+            listen 127.0.0.1:{origin_port};
+            location / {{ origin_local {deployments}; }}
+        }}
+        {extra}
+    """
+
+
+def warm_path(tmp):
+    deno = deno_bin()
+    deployments = os.path.join(tmp, "deployments")
+    write_deployments(deployments, ["warm"])
+    # The plain Deno server the proxies forward to.
+    deno_port = free_port()
+    server_js = os.path.join(tmp, "server.js")
+    with open(server_js, "w") as f:
+        f.write(HANDLER.replace("{ROOT_OPTS}", f'{{ port: {deno_port}, hostname: "127.0.0.1", onListen() {{}} }}, '))
+    start([deno, "run", "--allow-net", server_js], cpu=CLIENT_CPU)
+    wait_ready(deno_port)
+
+    setups = {}
+    # subgate ingress
+    port, origin_port = free_port(), free_port()
+    conf = os.path.join(tmp, "ingress.conf")
+    with open(conf, "w") as f:
+        f.write(ingress_config(port, origin_port, deployments, 0))
+    p = start([subgate_bin(), "-c", conf, "-p", tmp], cpu=PROXY_CPU)
+    headers = {"x-deno-subhost": token("warm", f"http://127.0.0.1:{origin_port}/"), "x-forwarded-host": "bench.example"}
+    wait_ready(port, headers)
+    for child in subprocess.run(["pgrep", "-P", str(p.pid)], capture_output=True, text=True).stdout.split():
+        subprocess.run(["taskset", "-a", "-p", "-c", CLIENT_CPU, child], capture_output=True)  # the isolate
+    setups["ingress"] = (p, port, headers, False)
+    # subgate plain proxy
+    port = free_port()
+    conf = os.path.join(tmp, "proxy.conf")
+    with open(conf, "w") as f:
+        f.write(f"""workers 1; error_log stderr warn;
+            upstream deno {{ server 127.0.0.1:{deno_port}; keepalive 64; }}
+            server {{ listen 127.0.0.1:{port}; location / {{ proxy_pass http://deno; }} }}""")
+    p = start([subgate_bin(), "-c", conf, "-p", tmp], cpu=PROXY_CPU)
+    wait_ready(port)
+    setups["proxy"] = (p, port, {}, False)
+    # nginx
+    port = free_port()
+    prefix = os.path.join(tmp, "nginx")
+    os.makedirs(prefix)
+    with open(os.path.join(prefix, "nginx.conf"), "w") as f:
+        f.write(f"""worker_processes 1; daemon off; pid {prefix}/nginx.pid; error_log {prefix}/error.log warn;
+            events {{ worker_connections 4096; }}
+            http {{ access_log off;
+              upstream deno {{ server 127.0.0.1:{deno_port}; keepalive 64; }}
+              server {{ listen 127.0.0.1:{port};
+                location / {{ proxy_pass http://deno; proxy_http_version 1.1; proxy_set_header Connection ""; }} }} }}""")
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    p = start([nginx, "-p", prefix, "-e", os.path.join(prefix, "error.log"), "-c", os.path.join(prefix, "nginx.conf")],
+              cpu=PROXY_CPU)
+    wait_ready(port)
+    setups["nginx"] = (p, port, {}, True)
+
+    results = {name: [] for name in setups}
+    names = list(setups)
+    for round_index in range(ROUNDS):
+        order = names[round_index % len(names):] + names[:round_index % len(names)]
+        for name in order:
+            proc, port, headers, children = setups[name]
+            wrk(port, headers, 2)  # warm-up
+            pids = pids_of(proc, children)
+            before = sum(cpu_seconds(pid) for pid in pids)
+            rps, requests, p99, errors = wrk(port, headers, DURATION)
+            used = sum(cpu_seconds(pid) for pid in pids) - before
+            if errors:
+                log(f"{name}: wrk reported errors or non-2xx answers")
+            results[name].append((rps, p99, used * 1e6 / max(requests, 1)))
+            log(f"round {round_index + 1} {name}: {rps:.0f} req/s, p99 {p99:.2f} ms, {used * 1e6 / max(requests, 1):.2f} us/req")
+    summary = {}
+    print(f"\nwarm path (wrk -t1 -c{CONNECTIONS}, {DURATION}s x {ROUNDS} rounds, medians)")
+    print(f"{'setup':10} {'req/s':>10} {'p99 ms':>8} {'CPU us/req':>11}")
+    for name, rows in results.items():
+        rps = statistics.median(r[0] for r in rows)
+        p99 = statistics.median(r[1] for r in rows)
+        us = statistics.median(r[2] for r in rows)
+        summary[name] = us
+        print(f"{name:10} {rps:10.0f} {p99:8.2f} {us:11.2f}")
+    print(f"ingress/proxy CPU per request: {summary['ingress'] / summary['proxy']:.2f}x (target <= 1.15)")
+    print(f"ingress/nginx CPU per request: {summary['ingress'] / summary['nginx']:.2f}x (target < 1)")
+    for name, (proc, *_rest) in setups.items():
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(15)
+
+
+def cold_path(tmp):
+    deno = deno_bin()
+    # Raw: process start to first answer.
+    raw = []
+    for _ in range(COLD_SAMPLES):
+        port = free_port()
+        js = os.path.join(tmp, f"raw-{port}.ts")
+        with open(js, "w") as f:
+            f.write(HANDLER.replace("{ROOT_OPTS}", f'{{ port: {port}, hostname: "127.0.0.1", onListen() {{}} }}, '))
+        begin = time.monotonic()
+        p = subprocess.Popen([deno, "run", "--allow-net", js], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_ready(port)
+        raw.append(time.monotonic() - begin)
+        p.kill()
+        p.wait()
+    raw_ms = statistics.median(raw) * 1000
+    print(f"\ncold path (first request to a never-seen deployment, median of {COLD_SAMPLES})")
+    print(f"raw deno run, start to first answer: {raw_ms:.1f} ms")
+    for spare in (0, 2):
+        folder = os.path.join(tmp, f"cold-{spare}")
+        names = [f"cold{i}" for i in range(COLD_SAMPLES)]
+        write_deployments(folder, names)
+        port, origin_port = free_port(), free_port()
+        conf = os.path.join(tmp, f"cold-{spare}.conf")
+        with open(conf, "w") as f:
+            f.write(ingress_config(port, origin_port, folder, spare))
+        p = start([subgate_bin(), "-c", conf, "-p", tmp])
+        rpc_root = f"http://127.0.0.1:{origin_port}/"
+        wait_ready_port(port)
+        times = []
+        for name in names:
+            time.sleep(0.5 if spare else 0.05)  # let the spares be replaced between samples
+            headers = {"x-deno-subhost": token(name, rpc_root), "x-forwarded-host": "bench.example"}
+            begin = time.monotonic()
+            status, _ = http_get(port, headers, timeout=20)
+            times.append(time.monotonic() - begin)
+            if status != 200:
+                log(f"cold {name}: status {status}")
+        ms = statistics.median(times) * 1000
+        print(f"subgate spare {spare}: {ms:.1f} ms = {ms / raw_ms:.2f}x raw" + ("  (target < 0.3x)" if spare else ""))
+        p.send_signal(signal.SIGTERM)
+        p.wait(15)
+
+
+def wait_ready_port(port, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.01)
+    raise SystemExit(f"bench: port {port} did not open")
+
+
+def main():
+    subprocess.run([os.path.join(ROOT, "scripts", "setup.sh"), "build", "bench", "runtime"], check=True)
+    subprocess.run([os.path.join(ROOT, "scripts", "build.sh"), "release", "subgate"], check=True)
+    tmp = tempfile.mkdtemp(prefix="subgate-ingress-bench-")
+    try:
+        if os.environ.get("SKIP_WARM") != "1":
+            warm_path(tmp)
+        if os.environ.get("SKIP_COLD") != "1":
+            cold_path(tmp)
+    finally:
+        stop_all()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+// What the subhosting modules learn about a request and hand to the later phases: the forwarded
+// host (forwarded_host module), the verified relay token (auth module), the instance id and the
+// prewarm flag (isolates module), and edits to the head the isolate or upstream receives.
+//
+// Threading: a Request's Ingress lives on the request's worker thread. Subhoster and
+// VerifiedToken are immutable and shared (across workers, and across reloads while a request
+// that started under the old config is in flight).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace subgate {
+
+// One `subhoster NAME { ... }` block.
+struct Subhoster {
+  std::string name;    // the JWT `kid`
+  std::string secret;  // the shared HS256 secret
+  std::vector<std::string> rpc_root_allow;  // allowed rpc_root prefixes; empty = any
+};
+
+// A relay token that passed verification. Cached per worker while it is valid.
+struct VerifiedToken {
+  std::shared_ptr<const Subhoster> subhoster;
+  int64_t iat = 0;
+  int64_t exp = 0;
+  std::string deployment_id;
+  std::string rpc_root;
+  std::string claims_json;  // the whole claims object, for Lua (req.claims)
+  // subhoster, rpc_root and deployment_id joined: what identifies a deployment's code and
+  // isolates (protocol.md §3: boot results are cached per (kid, rpc_root, deployment_id)).
+  std::string deployment_key;
+};
+
+struct Ingress {
+  std::string forwarded_host;  // validated x-forwarded-host; empty when not required here
+  bool https = true;           // false when the relay sent x-forwarded-proto: http
+  std::shared_ptr<const VerifiedToken> token;  // null when no subhost auth ran
+  std::string instance_id;                     // from the header or the query parameter
+  bool prewarm = false;
+
+  // Edits applied to the head sent to the isolate or upstream: names dropped (lowercase) and
+  // headers added. The `Host` header is replaced by forwarded_host when that is set.
+  std::vector<std::string_view> drop_headers;
+  std::vector<std::pair<std::string, std::string>> add_headers;
+
+  void clear() {
+    forwarded_host.clear();
+    https = true;
+    token.reset();
+    instance_id.clear();
+    prewarm = false;
+    drop_headers.clear();
+    add_headers.clear();
+  }
+};
+
+}  // namespace subgate

@@ -1,0 +1,117 @@
+#include "core/process/child_process.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace subgate {
+namespace {
+
+void closeIf(int& fd) {
+  if (fd >= 0) ::close(fd);
+  fd = -1;
+}
+
+// In the child, between fork and exec: async-signal-safe calls only.
+[[noreturn]] void execChild(char* const* argv, char* const* envp, const char* cwd, int in, int out,
+                            int err, int report_fd, pid_t parent) {
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() != parent) _exit(127);  // the parent died before prctl
+  setpgid(0, 0);
+  sigset_t all;
+  sigemptyset(&all);
+  sigprocmask(SIG_SETMASK, &all, nullptr);  // subgate blocks signals for sigwait; the child must not
+  if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0) goto fail;
+  // Close everything else except the report pipe (close-on-exec itself).
+  if (report_fd > 3) syscall(SYS_close_range, 3u, static_cast<unsigned>(report_fd - 1), 0u);
+  syscall(SYS_close_range, static_cast<unsigned>(report_fd + 1), ~0u, 0u);
+  if (cwd[0] && chdir(cwd) != 0) goto fail;
+  execve(argv[0], argv, envp);
+fail:
+  int code = errno;
+  ssize_t ignored = ::write(report_fd, &code, sizeof code);
+  (void)ignored;
+  _exit(127);
+}
+
+}  // namespace
+
+bool spawnChild(const std::vector<std::string>& argv, const std::vector<std::string>& env,
+                const std::string& cwd, ChildProcess& child, std::string& error) {
+  std::vector<char*> argv_ptrs;
+  for (const std::string& arg : argv) argv_ptrs.push_back(const_cast<char*>(arg.c_str()));
+  argv_ptrs.push_back(nullptr);
+  std::vector<char*> env_ptrs;
+  for (const std::string& var : env) env_ptrs.push_back(const_cast<char*>(var.c_str()));
+  env_ptrs.push_back(nullptr);
+
+  int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1}, report[2] = {-1, -1};
+  auto cleanup = [&] {
+    for (int* pair : {in, out, err, report}) {
+      closeIf(pair[0]);
+      closeIf(pair[1]);
+    }
+  };
+  if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0 ||
+      pipe2(report, O_CLOEXEC) != 0) {
+    error = std::string("pipe: ") + std::strerror(errno);
+    cleanup();
+    return false;
+  }
+  const pid_t parent = getpid();
+  pid_t pid = fork();
+  if (pid < 0) {
+    error = std::string("fork: ") + std::strerror(errno);
+    cleanup();
+    return false;
+  }
+  if (pid == 0) execChild(argv_ptrs.data(), env_ptrs.data(), cwd.c_str(), in[0], out[1], err[1], report[1], parent);
+
+  closeIf(in[0]);
+  closeIf(out[1]);
+  closeIf(err[1]);
+  closeIf(report[1]);
+  int exec_errno = 0;
+  ssize_t n;
+  do {
+    n = ::read(report[0], &exec_errno, sizeof exec_errno);
+  } while (n < 0 && errno == EINTR);
+  closeIf(report[0]);
+  if (n > 0) {
+    waitpid(pid, nullptr, 0);
+    error = "cannot run " + argv[0] + ": " + std::strerror(exec_errno);
+    cleanup();
+    return false;
+  }
+  child.pid = pid;
+  child.pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+  if (child.pidfd < 0) {
+    error = std::string("pidfd_open: ") + std::strerror(errno);
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+    cleanup();
+    return false;
+  }
+  fcntl(child.pidfd, F_SETFD, FD_CLOEXEC);
+  child.stdin_fd = in[1];
+  child.stdout_fd = out[0];
+  child.stderr_fd = err[0];
+  for (int fd : {child.stdin_fd, child.stdout_fd, child.stderr_fd})
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+  return true;
+}
+
+void closeChildFds(ChildProcess& child) {
+  closeIf(child.pidfd);
+  closeIf(child.stdin_fd);
+  closeIf(child.stdout_fd);
+  closeIf(child.stderr_fd);
+}
+
+}  // namespace subgate

@@ -1,0 +1,34 @@
+// Starts a child program with its stdin, stdout and stderr on pipes, a clean environment, its
+// own process group (a terminal's Ctrl-C reaches subgate, which stops children its own way) and
+// PR_SET_PDEATHSIG(SIGKILL), so that it never outlives subgate, even after `kill -9`. A pidfd
+// tells when it exited.
+//
+// Threading: spawnChild() may be called from any long-lived thread. The death signal follows
+// the thread that forked, so callers must not fork from threads that end before the process.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+namespace subgate {
+
+struct ChildProcess {
+  pid_t pid = -1;
+  int pidfd = -1;      // readable once the child exited
+  int stdin_fd = -1;   // write end, non-blocking
+  int stdout_fd = -1;  // read end, non-blocking
+  int stderr_fd = -1;  // read end, non-blocking
+};
+
+// argv[0] is the program path. False with `error` set when a pipe or the fork fails or the
+// program cannot be executed (reported through a close-on-exec pipe, so a missing binary is an
+// error here, not a child that exits at once).
+bool spawnChild(const std::vector<std::string>& argv, const std::vector<std::string>& env,
+                const std::string& cwd, ChildProcess& child, std::string& error);
+
+// Closes the parent's ends of the pipes and the pidfd (the process itself is not touched).
+void closeChildFds(ChildProcess& child);
+
+}  // namespace subgate

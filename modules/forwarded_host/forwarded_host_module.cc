@@ -1,0 +1,63 @@
+#include "modules/forwarded_host/forwarded_host_module.h"
+
+#include "core/ingress/host_syntax.h"
+#include "core/server/config_model.h"
+#include "core/server/request.h"
+
+namespace subgate {
+namespace {
+
+struct ForwardedHostConf final : ModuleConf {};
+
+constexpr DirectiveSpec kDirectives[] = {
+    {"forwarded_host", kMainContext | kServerContext | kLocationContext},
+};
+
+}  // namespace
+
+std::span<const DirectiveSpec> ForwardedHostModule::directives() const { return kDirectives; }
+
+std::shared_ptr<const ModuleConf> ForwardedHostModule::compileLocation(const Scope& scope,
+                                                                       CompileContext& ctx) const {
+  const config::Node* node = scope.find("forwarded_host");
+  if (!node) return nullptr;
+  auto on = config::parseFlag(node->args[0]);
+  if (!on) {
+    ctx.fail(*node, "invalid value \"" + node->args[0] + "\" in \"forwarded_host\" directive, it must be \"on\" or \"off\"");
+    return nullptr;
+  }
+  if (!*on) return nullptr;
+  static const auto conf = std::make_shared<ForwardedHostConf>();
+  return conf;
+}
+
+HookResult ForwardedHostModule::access(Request& req, const ModuleConf&) const {
+  std::string_view host;
+  bool seen = false;
+  for (const http1::HeaderField& field : req.head().headers) {
+    if (field.name.size() != 16 || !http1::iequals(field.name, "x-forwarded-host")) continue;
+    if (seen && field.value != host) {
+      req.fail(ErrorKind::kInvalidHostHeader, "x-forwarded-host was sent more than once with different values");
+      return HookResult::kDone;
+    }
+    host = field.value;
+    seen = true;
+  }
+  if (host.empty()) {
+    req.fail(ErrorKind::kMissingForwardedHost,
+             "the x-forwarded-host header is missing; subhosted requests must carry it");
+    return HookResult::kDone;
+  }
+  if (!isValidHostHeader(host)) {
+    req.fail(ErrorKind::kInvalidHostHeader,
+             "x-forwarded-host is not a valid host (a name, an IPv4 address or [IPv6], with an optional :port)");
+    return HookResult::kDone;
+  }
+  Ingress& ingress = req.ingress();
+  ingress.forwarded_host.assign(host);
+  std::string_view proto = req.header("x-forwarded-proto");
+  ingress.https = !(proto.size() == 4 && http1::iequals(proto, "http"));
+  return HookResult::kContinue;
+}
+
+}  // namespace subgate

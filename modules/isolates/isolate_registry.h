@@ -1,0 +1,114 @@
+// The isolate pool of the whole process: deployments, their isolates (one Deno process each),
+// the spare processes, boots and stops. Shared by every worker thread; child processes, their
+// pipes and timers are handled on its own supervisor thread, origin /boot calls on a boot
+// thread.
+//
+// Placement (protocol.md §5, §6): a request with an instance id gets the dedicated isolate of
+// (deployment, id), started on first use and never shared. Other requests take the
+// least-utilized ready isolate of their deployment under the request's isolate_limit (active
+// requests per isolate); when all are full they wait for an isolate being started that still
+// has room, or start a new one (up to max_isolates_per_deployment, and max_isolates in all,
+// evicting the least recently used idle isolate of any deployment), or queue for a free slot.
+// A deployment's code is fetched once (single flight) and cached (bounded: boot_cache).
+//
+// Threading: acquire(), cancel(), release (through ~IsolateLease) and failureOf() are called
+// on worker threads; one mutex guards the registry and is held only for bookkeeping, never
+// across I/O that can block. Callbacks run on the worker that asked, through its mailbox.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "core/error/error_kind.h"
+#include "core/ingress/ingress.h"
+#include "core/upstream/upstream_group.h"
+#include "modules/isolates/runtime_settings.h"
+
+namespace subgate {
+
+class Worker;
+struct Isolate;
+class IsolateRegistry;
+
+// One request's claim on an isolate: counts toward its isolate_limit until destroyed.
+class IsolateLease {
+ public:
+  IsolateLease(IsolateRegistry& registry, std::shared_ptr<Isolate> isolate);
+  ~IsolateLease();
+  IsolateLease(const IsolateLease&) = delete;
+  IsolateLease& operator=(const IsolateLease&) = delete;
+  // Where the isolate listens (a unix socket) and the pool settings for it.
+  const UpstreamServer& server() const;
+  const UpstreamGroup& group() const;
+  const Isolate& isolate() const { return *isolate_; }
+
+ private:
+  IsolateRegistry& registry_;
+  std::shared_ptr<Isolate> isolate_;
+};
+
+struct IsolateGrant {
+  std::unique_ptr<IsolateLease> lease;  // null on failure
+  ErrorKind error = ErrorKind::kInternalServerError;
+  std::string message;
+};
+
+struct IsolateRequest {
+  const VerifiedToken* token = nullptr;  // deployment, origin and subhoster
+  std::string_view instance_id;         // empty: a shared isolate
+  uint32_t limit = 50;                   // isolate_limit where the request is served
+  std::string_view loop_tag;             // x-subgate-loop of the request, if any
+};
+
+class IsolateRegistry {
+ public:
+  using Callback = std::function<void(IsolateGrant)>;
+
+  static IsolateRegistry& instance();
+
+  // Main thread, at every config load: applies the runtime settings (starting the supervisor
+  // and writing the harness on first use). False with `error` when the folder or the Deno
+  // executable is unusable.
+  bool configure(const RuntimeSettings& settings, std::string& error);
+  // Main thread, at exit: kills every isolate and spare and stops the threads.
+  void shutdown();
+
+  // Worker thread. A grant with a lease when a ready isolate has room now; a grant with an
+  // error for requests that cannot be served (LOOP_DETECTED); otherwise no lease and no error
+  // (`pending` true): `callback` runs later on `worker` with the outcome, unless cancel(ticket)
+  // came first. `queued` tells the caller the wait is for capacity (queue_timeout applies).
+  IsolateGrant acquire(const IsolateRequest& request, Worker* worker, Callback callback,
+                       uint64_t& ticket, bool& pending, bool& queued);
+  // Worker thread: the waiter went away or timed out. True when it was still waiting (its
+  // callback will never run); false when its grant is already on the way.
+  bool cancel(uint64_t ticket);
+  // Worker thread: why an exchange with `isolate` failed. DEPLOYMENT_FAILED or MEMORY_LIMIT
+  // with a message when the isolate died; otherwise DEPLOYMENT_FAILED for a broken connection.
+  ErrorKind failureOf(const Isolate& isolate, std::string& message);
+
+  // The settings in force (copy; for the isolates module's queue timeout).
+  std::chrono::milliseconds queueTimeout() const;
+
+  // Counts for tests and status: isolates alive (starting or ready), spares waiting.
+  struct Stats {
+    size_t isolates = 0;
+    size_t spares = 0;
+    size_t deployments = 0;
+    uint64_t boots = 0;       // /boot calls made
+    uint64_t processes = 0;   // runtime processes started
+  };
+  Stats stats() const;
+
+ private:
+  friend class IsolateLease;
+  struct Impl;
+  IsolateRegistry();
+  ~IsolateRegistry();
+  void release(const std::shared_ptr<Isolate>& isolate);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace subgate

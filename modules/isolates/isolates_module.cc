@@ -1,0 +1,370 @@
+#include "modules/isolates/isolates_module.h"
+
+#include <event2/event.h>
+#include <unistd.h>
+
+#include <charconv>
+#include <cstdlib>
+
+#include "core/log/log.h"
+#include "core/server/config_model.h"
+#include "core/server/request.h"
+#include "core/server/worker.h"
+#include "core/upstream/proxy_session.h"
+#include "modules/isolates/isolate_registry.h"
+
+namespace subgate {
+namespace {
+
+constexpr size_t kMaxInstanceId = 256;
+
+struct RuntimeMain {
+  RuntimeSettings settings;
+  bool present = false;       // a runtime block is configured
+  mutable bool used = false;  // some location serves isolates
+};
+
+struct IsolatesConf final : ModuleConf {
+  uint32_t limit = 50;
+  ProxyOptions options;
+};
+
+constexpr unsigned kScopes = kMainContext | kServerContext | kLocationContext;
+constexpr DirectiveSpec kDirectives[] = {
+    {"runtime", kMainContext, 1, 1, true, false, false, kRuntimeContext},
+    {"deno_path", kRuntimeContext},
+    {"dir", kRuntimeContext},
+    {"spare", kRuntimeContext},
+    {"idle_timeout", kRuntimeContext},
+    {"boot_timeout", kRuntimeContext},
+    {"queue_timeout", kRuntimeContext},
+    {"stop_timeout", kRuntimeContext},
+    {"memory_limit", kRuntimeContext},
+    {"max_isolates", kRuntimeContext},
+    {"max_isolates_per_deployment", kRuntimeContext},
+    {"boot_cache", kRuntimeContext},
+    {"origin_connect_timeout", kRuntimeContext},
+    {"origin_timeout", kRuntimeContext},
+    {"origin_max_response", kRuntimeContext},
+    {"origin_ca_file", kRuntimeContext},
+    {"isolates", kServerContext | kLocationContext, 0, 0, false, false, true},
+    {"isolate_limit", kScopes},
+    {"isolate_read_timeout", kScopes},
+};
+
+bool parseCount(const config::Node& node, uint64_t min, uint64_t max, uint64_t& out, CompileContext& ctx) {
+  const std::string& text = node.args[0];
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
+  if (ec != std::errc() || ptr != text.data() + text.size() || out < min || out > max)
+    return ctx.fail(node, "invalid number \"" + text + "\" in \"" + node.name + "\" directive (" +
+                              std::to_string(min) + " to " + std::to_string(max) + ")");
+  return true;
+}
+
+bool parsePositiveDuration(const config::Node& node, std::chrono::milliseconds& out, CompileContext& ctx) {
+  auto value = config::parseDuration(node.args[0]);
+  if (!value || value->count() <= 0)
+    return ctx.fail(node, "invalid duration \"" + node.args[0] + "\" in \"" + node.name + "\" directive");
+  out = *value;
+  return true;
+}
+
+bool parseSizeIn(const config::Node& node, uint64_t min, uint64_t& out, CompileContext& ctx) {
+  auto value = config::parseSize(node.args[0]);
+  if (!value || *value < min)
+    return ctx.fail(node, "invalid size \"" + node.args[0] + "\" in \"" + node.name + "\" directive");
+  out = *value;
+  return true;
+}
+
+// The Deno executable when the config does not name one: $SUBGATE_DENO, then the one
+// scripts/setup.sh installed next to the sources, then next to the prefix.
+std::string defaultDenoPath(const std::string& prefix) {
+  if (const char* env = std::getenv("SUBGATE_DENO"); env && *env) return env;
+  for (const std::string& root : {std::string(SUBGATE_SOURCE_DIR), prefix}) {
+    for (const char* relative : {"/node_modules/deno/deno", "/node_modules/@deno/linux-x64-glibc/deno",
+                                 "/node_modules/@deno/linux-arm64-glibc/deno"}) {
+      std::string path = root + relative;
+      if (access(path.c_str(), X_OK) == 0) return path;
+    }
+  }
+  return std::string(SUBGATE_SOURCE_DIR) + "/node_modules/deno/deno";
+}
+
+bool compileRuntime(const config::Node& block, CompileContext& ctx, RuntimeSettings& s) {
+  if (block.args[0] != "deno") return ctx.fail(block, "unknown runtime \"" + block.args[0] + "\" (only \"deno\")");
+  for (const config::Node& node : block.children) {
+    uint64_t n = 0;
+    const std::string& name = node.name;
+    bool ok = true;
+    if (name == "deno_path") {
+      s.deno_path = ctx.resolvePath(node.args[0]);
+    } else if (name == "dir") {
+      s.dir = ctx.resolvePath(node.args[0]);
+    } else if (name == "spare") {
+      ok = parseCount(node, 0, 64, n, ctx);
+      s.spare = static_cast<uint32_t>(n);
+    } else if (name == "idle_timeout") {
+      ok = parsePositiveDuration(node, s.idle_timeout, ctx);
+    } else if (name == "boot_timeout") {
+      ok = parsePositiveDuration(node, s.boot_timeout, ctx);
+    } else if (name == "queue_timeout") {
+      ok = parsePositiveDuration(node, s.queue_timeout, ctx);
+    } else if (name == "stop_timeout") {
+      ok = parsePositiveDuration(node, s.stop_timeout, ctx);
+    } else if (name == "memory_limit") {
+      ok = parseSizeIn(node, 16ull << 20, s.memory_limit, ctx);
+    } else if (name == "max_isolates") {
+      ok = parseCount(node, 1, 100000, n, ctx);
+      s.max_isolates = static_cast<uint32_t>(n);
+    } else if (name == "max_isolates_per_deployment") {
+      ok = parseCount(node, 1, 100000, n, ctx);
+      s.max_isolates_per_deployment = static_cast<uint32_t>(n);
+    } else if (name == "boot_cache") {
+      ok = parseCount(node, 1, 1000000, n, ctx);
+      s.boot_cache = n;
+    } else if (name == "origin_connect_timeout") {
+      ok = parsePositiveDuration(node, s.origin.connect_timeout, ctx);
+    } else if (name == "origin_timeout") {
+      ok = parsePositiveDuration(node, s.origin.total_timeout, ctx);
+    } else if (name == "origin_max_response") {
+      ok = parseSizeIn(node, 1024, n, ctx);
+      s.origin.max_response_bytes = n;
+    } else if (name == "origin_ca_file") {
+      s.origin.ca_file = ctx.resolvePath(node.args[0]);
+      if (access(s.origin.ca_file.c_str(), R_OK) != 0)
+        ok = ctx.fail(node, "cannot read origin_ca_file \"" + s.origin.ca_file + "\"");
+    }
+    if (!ok) return false;
+  }
+  return true;
+}
+
+// Proxies to the one isolate the request holds a lease on; no second try elsewhere.
+class IsolateSelector final : public PeerSelector {
+ public:
+  explicit IsolateSelector(std::unique_ptr<IsolateLease> lease) : lease_(std::move(lease)) {}
+
+  ConnectionPool* next(Request& req) override {
+    if (used_) return nullptr;
+    used_ = true;
+    return &req.worker().pool(lease_->server(), lease_->group());
+  }
+  ErrorKind noPeerError() const override { return ErrorKind::kDeploymentFailed; }
+  ErrorKind mapFailure(ErrorKind kind, std::string& message) override {
+    if (kind != ErrorKind::kUpstreamError) return kind;
+    return IsolateRegistry::instance().failureOf(lease_->isolate(), message);
+  }
+
+ private:
+  std::unique_ptr<IsolateLease> lease_;
+  bool used_ = false;
+};
+
+void serveWithLease(Request& req, const IsolatesConf& conf, std::unique_ptr<IsolateLease> lease) {
+  if (req.ingress().prewarm) {
+    LocalReply reply;
+    reply.status = 204;
+    reply.content_type.clear();
+    req.respond(std::move(reply));
+    return;
+  }
+  auto session = std::make_unique<ProxySession>(req, std::make_unique<IsolateSelector>(std::move(lease)), conf.options);
+  ProxySession* raw = session.get();
+  req.setTask(std::move(session));
+  raw->start();
+}
+
+// A request waiting for its isolate to boot, or for room in a full pool.
+class IsolateWait final : public RequestTask {
+ public:
+  IsolateWait(Request& req, std::shared_ptr<bool> alive) : req_(req), alive_(std::move(alive)) {}
+
+  ~IsolateWait() override {
+    *alive_ = false;
+    if (timer_) event_free(timer_);
+    if (waiting_) IsolateRegistry::instance().cancel(ticket_);
+  }
+
+  void begin(uint64_t ticket, bool queued) {
+    ticket_ = ticket;
+    waiting_ = true;
+    const SteadyTime now = steadyNow();
+    std::optional<SteadyTime> due = req_.responseDeadline();
+    if (queued) {
+      queue_deadline_ = now + IsolateRegistry::instance().queueTimeout();
+      if (!due || *queue_deadline_ < *due) due = queue_deadline_;
+    }
+    if (!due) return;
+    timer_ = evtimer_new(req_.worker().base(), onTimer, this);
+    auto wait = std::chrono::duration_cast<std::chrono::microseconds>(std::max(*due - now, SteadyTime::duration::zero()));
+    timeval tv{static_cast<time_t>(wait.count() / 1000000), static_cast<suseconds_t>(wait.count() % 1000000)};
+    evtimer_add(timer_, &tv);
+  }
+
+  // The registry's answer, on this worker. Replaces this task (destroying it) on success.
+  static void granted(Request& req, const IsolatesConf& conf, IsolateGrant grant) {
+    auto* wait = static_cast<IsolateWait*>(req.task());
+    wait->waiting_ = false;
+    if (!grant.lease) {
+      req.fail(grant.error, grant.message);
+      return;
+    }
+    serveWithLease(req, conf, std::move(grant.lease));
+  }
+
+ private:
+  static void onTimer(evutil_socket_t, short, void* arg) {
+    auto* self = static_cast<IsolateWait*>(arg);
+    // A grant already on its way wins over the timeout.
+    if (!IsolateRegistry::instance().cancel(self->ticket_)) return;
+    self->waiting_ = false;
+    if (self->queue_deadline_ && steadyNow() >= *self->queue_deadline_) {
+      self->req_.fail(ErrorKind::kCapacityExceeded,
+                      "every isolate this deployment may use is at its limit and the queue wait (queue_timeout) expired");
+    } else {
+      self->req_.fail(ErrorKind::kRequestTimedOut, "the isolate did not start before the request deadline");
+    }
+  }
+
+  Request& req_;
+  std::shared_ptr<bool> alive_;
+  event* timer_ = nullptr;
+  uint64_t ticket_ = 0;
+  bool waiting_ = false;
+  std::optional<SteadyTime> queue_deadline_;
+};
+
+int hexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+}  // namespace
+
+std::optional<std::string> requestInstanceId(std::string_view header, std::string_view query) {
+  if (!header.empty()) {
+    if (header.size() > kMaxInstanceId) return std::nullopt;
+    return std::string(header);
+  }
+  constexpr std::string_view kParam = "deno_isolate_instance_id=";
+  while (!query.empty()) {
+    size_t amp = query.find('&');
+    std::string_view pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    if (!pair.starts_with(kParam)) continue;
+    std::string_view raw = pair.substr(kParam.size());
+    std::string value;
+    for (size_t i = 0; i < raw.size(); ++i) {
+      if (raw[i] == '%') {
+        int hi = i + 2 < raw.size() ? hexValue(raw[i + 1]) : -1;
+        int lo = i + 2 < raw.size() ? hexValue(raw[i + 2]) : -1;
+        if (hi < 0 || lo < 0) return std::nullopt;
+        value += static_cast<char>(hi * 16 + lo);
+        i += 2;
+      } else {
+        value += raw[i] == '+' ? ' ' : raw[i];
+      }
+    }
+    if (value.empty() || value.size() > kMaxInstanceId) return std::nullopt;
+    return value;
+  }
+  return std::string();
+}
+
+std::span<const DirectiveSpec> IsolatesModule::directives() const { return kDirectives; }
+
+bool IsolatesModule::compileMain(const config::Node& root, CompileContext& ctx) const {
+  auto main = std::make_shared<RuntimeMain>();
+  for (const config::Node& node : root.children) {
+    if (node.name != "runtime") continue;
+    main->present = true;
+    if (!compileRuntime(node, ctx, main->settings)) return false;
+  }
+  if (main->settings.deno_path.empty()) main->settings.deno_path = defaultDenoPath(ctx.config.prefix);
+  ctx.config.module_main.emplace_back(this, main);
+  return true;
+}
+
+std::shared_ptr<const ModuleConf> IsolatesModule::compileLocation(const Scope& scope, CompileContext& ctx) const {
+  if (!scope.find("isolates")) return nullptr;
+  ctx.config.mainOf<RuntimeMain>(this)->used = true;
+  auto conf = std::make_shared<IsolatesConf>();
+  conf->options.read_timeout = std::chrono::seconds(300);
+  conf->options.send_timeout = std::chrono::seconds(300);
+  if (const config::Node* node = scope.find("isolate_limit")) {
+    uint64_t n = 0;
+    if (!parseCount(*node, 1, 1000000, n, ctx)) return nullptr;
+    conf->limit = static_cast<uint32_t>(n);
+  }
+  if (const config::Node* node = scope.find("isolate_read_timeout")) {
+    if (!parsePositiveDuration(*node, conf->options.read_timeout, ctx)) return nullptr;
+  }
+  return conf;
+}
+
+bool IsolatesModule::activate(const RuntimeConfig& config, std::string& error) const {
+  auto main = config.mainOf<RuntimeMain>(this);
+  if (!main || (!main->present && !main->used)) return true;
+  return IsolateRegistry::instance().configure(main->settings, error);
+}
+
+void IsolatesModule::deactivate() const { IsolateRegistry::instance().shutdown(); }
+
+void IsolatesModule::content(Request& req, const ModuleConf& module_conf) const {
+  const auto& conf = static_cast<const IsolatesConf&>(module_conf);
+  Ingress& ingress = req.ingress();
+  if (!ingress.token) {
+    req.fail(ErrorKind::kInternalServerError,
+             "this location serves isolates but no deployment was chosen (enable subhost_auth)");
+    return;
+  }
+  auto instance = requestInstanceId(req.header("x-deno-isolate-instance-id"), req.query());
+  if (!instance) {
+    req.fail(ErrorKind::kBadRequest, "the isolate instance id must be 1 to 256 bytes (percent-encoded in the query)");
+    return;
+  }
+  ingress.instance_id = std::move(*instance);
+  ingress.prewarm = req.header("x-deno-prewarm") == "1";
+  // Internal markers never reach user code.
+  ingress.drop_headers.push_back("x-subgate-loop");
+  ingress.drop_headers.push_back("x-deno-prewarm");
+
+  IsolateRequest request;
+  request.token = ingress.token.get();
+  request.instance_id = ingress.instance_id;
+  request.limit = conf.limit;
+  request.loop_tag = req.header("x-subgate-loop");
+
+  auto alive = std::make_shared<bool>(true);
+  Request* req_ptr = &req;
+  const IsolatesConf* conf_ptr = &conf;
+  auto callback = [weak = std::weak_ptr<bool>(alive), req_ptr, conf_ptr](IsolateGrant grant) {
+    // The request may have ended (client gone) while the boot ran: the grant's lease is then
+    // simply dropped, which returns the slot.
+    auto live = weak.lock();
+    if (!live || !*live) return;
+    IsolateWait::granted(*req_ptr, *conf_ptr, std::move(grant));
+  };
+  uint64_t ticket = 0;
+  bool pending = false;
+  bool queued = false;
+  IsolateGrant grant = IsolateRegistry::instance().acquire(request, &req.worker(), std::move(callback), ticket,
+                                                           pending, queued);
+  if (grant.lease) {
+    serveWithLease(req, conf, std::move(grant.lease));
+    return;
+  }
+  if (!pending) {
+    req.fail(grant.error, grant.message);
+    return;
+  }
+  auto wait = std::make_unique<IsolateWait>(req, std::move(alive));
+  IsolateWait* raw = wait.get();
+  req.setTask(std::move(wait));
+  raw->begin(ticket, queued);
+}
+
+}  // namespace subgate

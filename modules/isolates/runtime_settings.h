@@ -1,0 +1,29 @@
+// The `runtime deno { ... }` block: how isolate processes are started, pooled and stopped, and
+// how deployments are fetched from origins. One set per process; a reload replaces it (running
+// isolates keep going, new decisions use the new values).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include "core/http_client/http_client.h"
+
+namespace subgate {
+
+struct RuntimeSettings {
+  std::string deno_path;  // the Deno executable
+  std::string dir;        // working folder: harness, one subfolder per isolate, Deno's cache
+  uint32_t spare = 0;     // generic processes kept started, waiting for code
+  std::chrono::milliseconds idle_timeout{60000};
+  std::chrono::milliseconds boot_timeout{10000};  // process start (or assignment) to serving
+  std::chrono::milliseconds queue_timeout{5000};  // wait for a free isolate before 503
+  std::chrono::milliseconds stop_timeout{5000};   // SIGINT to SIGKILL
+  uint64_t memory_limit = 256ull << 20;           // V8 heap cap per isolate
+  uint32_t max_isolates = 100;                    // whole process; idle ones evicted LRU
+  uint32_t max_isolates_per_deployment = 10;      // shared isolates of one deployment
+  size_t boot_cache = 1000;                       // deployments whose code is kept
+  HttpClientOptions origin;                       // the /boot client
+};
+
+}  // namespace subgate

@@ -1,0 +1,228 @@
+#include "modules/subhost_auth/subhost_auth_module.h"
+
+#include <ctime>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <unordered_map>
+
+#include "core/jwt/jwt.h"
+#include "core/server/config_model.h"
+#include "core/server/request.h"
+
+namespace subgate {
+namespace {
+
+struct AuthConf final : ModuleConf {
+  std::shared_ptr<const SubhosterTable> subhosters;
+  int64_t leeway_seconds = 60;
+  size_t max_token_bytes = 8192;
+  bool pass_token = false;
+};
+
+constexpr unsigned kScopes = kMainContext | kServerContext | kLocationContext;
+constexpr DirectiveSpec kDirectives[] = {
+    {"subhoster", kMainContext, 1, 1, true, true, false, kSubhosterContext},
+    {"secret", kSubhosterContext},
+    {"secret_file", kSubhosterContext},
+    {"rpc_root_allow", kSubhosterContext, 1, -1, false, true},
+    {"subhost_auth", kScopes},
+    {"subhost_leeway", kScopes},
+    {"subhost_max_token_size", kScopes},
+    {"subhost_pass_token", kScopes},
+};
+
+constexpr size_t kMinSecretBytes = 16;
+
+bool readSecretFile(const std::string& path, std::string& secret, std::string& error) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    error = "cannot read secret_file \"" + path + "\"";
+    return false;
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  secret = text.str();
+  while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r')) secret.pop_back();
+  return true;
+}
+
+bool compileSubhoster(const config::Node& block, CompileContext& ctx, Subhoster& out) {
+  out.name = block.args[0];
+  bool has_secret = false;
+  for (const config::Node& node : block.children) {
+    if (node.name == "secret" || node.name == "secret_file") {
+      if (has_secret) return ctx.fail(node, "subhoster \"" + out.name + "\" has more than one secret");
+      has_secret = true;
+      if (node.name == "secret") {
+        out.secret = node.args[0];
+      } else {
+        std::string error;
+        if (!readSecretFile(ctx.resolvePath(node.args[0]), out.secret, error)) return ctx.fail(node, error);
+      }
+      if (out.secret.size() < kMinSecretBytes)
+        return ctx.fail(node, "the secret of subhoster \"" + out.name + "\" is shorter than 16 bytes");
+    } else if (node.name == "rpc_root_allow") {
+      for (const std::string& prefix : node.args) {
+        if (!prefix.starts_with("http://") && !prefix.starts_with("https://"))
+          return ctx.fail(node, "rpc_root_allow prefix \"" + prefix + "\" is not an http:// or https:// URL");
+        out.rpc_root_allow.push_back(prefix);
+      }
+    }
+  }
+  if (!has_secret) return ctx.fail(block, "subhoster \"" + out.name + "\" has no secret or secret_file");
+  return true;
+}
+
+// Per-worker cache of verified tokens. Bounded: cleared when full (relays reuse a handful of
+// tokens, so a full cache means an unusual load where clearing is as good as any policy).
+struct TokenCache {
+  static constexpr size_t kMaxEntries = 4096;
+  std::unordered_map<std::string, std::shared_ptr<const VerifiedToken>> entries;
+};
+
+thread_local TokenCache t_token_cache;
+
+HookResult reject(Request& req, std::string_view message) {
+  req.fail(ErrorKind::kInvalidSubhost, std::string("x-deno-subhost is invalid: ").append(message));
+  return HookResult::kDone;
+}
+
+bool rpcRootAllowed(const Subhoster& subhoster, std::string_view rpc_root) {
+  if (subhoster.rpc_root_allow.empty()) return true;
+  for (const std::string& prefix : subhoster.rpc_root_allow)
+    if (rpc_root.starts_with(prefix)) return true;
+  return false;
+}
+
+}  // namespace
+
+std::span<const DirectiveSpec> SubhostAuthModule::directives() const { return kDirectives; }
+
+std::shared_ptr<const SubhosterTable> configuredSubhosters(const RuntimeConfig& config) {
+  for (const Module* module : allModules())
+    if (module->name() == "subhost_auth") return config.mainOf<SubhosterTable>(module);
+  return nullptr;
+}
+
+bool SubhostAuthModule::compileMain(const config::Node& root, CompileContext& ctx) const {
+  auto table = std::make_shared<SubhosterTable>();
+  for (const config::Node& node : root.children) {
+    if (node.name != "subhoster") continue;
+    auto subhoster = std::make_shared<Subhoster>();
+    if (!compileSubhoster(node, ctx, *subhoster)) return false;
+    if (!table->emplace(subhoster->name, subhoster).second)
+      return ctx.fail(node, "duplicate subhoster \"" + subhoster->name + "\"");
+  }
+  ctx.config.module_main.emplace_back(this, table);
+  return true;
+}
+
+std::shared_ptr<const ModuleConf> SubhostAuthModule::compileLocation(const Scope& scope,
+                                                                     CompileContext& ctx) const {
+  const config::Node* node = scope.find("subhost_auth");
+  if (!node) return nullptr;
+  auto on = config::parseFlag(node->args[0]);
+  if (!on) {
+    ctx.fail(*node, "invalid value \"" + node->args[0] + "\" in \"subhost_auth\" directive, it must be \"on\" or \"off\"");
+    return nullptr;
+  }
+  if (!*on) return nullptr;
+  auto conf = std::make_shared<AuthConf>();
+  conf->subhosters = ctx.config.mainOf<SubhosterTable>(this);
+  if (conf->subhosters->empty()) {
+    ctx.fail(*node, "subhost_auth is on but no subhoster block is configured");
+    return nullptr;
+  }
+  if (const config::Node* n = scope.find("subhost_leeway")) {
+    auto value = config::parseDuration(n->args[0]);
+    if (!value) {
+      ctx.fail(*n, "invalid duration \"" + n->args[0] + "\" in \"subhost_leeway\" directive");
+      return nullptr;
+    }
+    conf->leeway_seconds = std::chrono::duration_cast<std::chrono::seconds>(*value).count();
+  }
+  if (const config::Node* n = scope.find("subhost_max_token_size")) {
+    auto value = config::parseSize(n->args[0]);
+    if (!value || *value < 64 || *value > (1u << 20)) {
+      ctx.fail(*n, "invalid size \"" + n->args[0] + "\" in \"subhost_max_token_size\" directive (64 bytes to 1m)");
+      return nullptr;
+    }
+    conf->max_token_bytes = *value;
+  }
+  if (const config::Node* n = scope.find("subhost_pass_token")) {
+    auto value = config::parseFlag(n->args[0]);
+    if (!value) {
+      ctx.fail(*n, "invalid value \"" + n->args[0] + "\" in \"subhost_pass_token\" directive, it must be \"on\" or \"off\"");
+      return nullptr;
+    }
+    conf->pass_token = *value;
+  }
+  return conf;
+}
+
+HookResult SubhostAuthModule::access(Request& req, const ModuleConf& module_conf) const {
+  const auto& conf = static_cast<const AuthConf&>(module_conf);
+  std::string_view token;
+  int count = 0;
+  for (const http1::HeaderField& field : req.head().headers) {
+    if (field.name.size() == 14 && http1::iequals(field.name, "x-deno-subhost")) {
+      token = field.value;
+      ++count;
+    }
+  }
+  if (count == 0) {
+    req.fail(ErrorKind::kMissingSubhost, "the x-deno-subhost header is missing; subhosted requests must carry a signed token");
+    return HookResult::kDone;
+  }
+  if (count > 1) return reject(req, "the header was sent more than once");
+  if (token.size() > conf.max_token_bytes) return reject(req, "the token is larger than subhost_max_token_size");
+  if (!conf.pass_token) req.ingress().drop_headers.push_back("x-deno-subhost");
+
+  const int64_t now = static_cast<int64_t>(std::time(nullptr));
+  TokenCache& cache = t_token_cache;
+  // The lookup key must be a std::string for unordered_map before C++20 heterogeneous lookup;
+  // tokens are short enough that this stays one allocation-free SSO miss or one small copy.
+  std::string key(token);
+  if (auto it = cache.entries.find(key); it != cache.entries.end()) {
+    const VerifiedToken& cached = *it->second;
+    auto current = conf.subhosters->find(cached.subhoster->name);
+    if (current != conf.subhosters->end() && current->second == cached.subhoster &&
+        cached.exp >= now - conf.leeway_seconds) {
+      req.ingress().token = it->second;
+      return HookResult::kContinue;
+    }
+    cache.entries.erase(it);
+  }
+
+  std::string error;
+  auto header = jwt::peekHeader(token, error);
+  if (!header) return reject(req, error);
+  auto subhoster = conf.subhosters->find(header->kid);
+  if (subhoster == conf.subhosters->end())
+    return reject(req, "unknown subhoster (kid) \"" + header->kid.substr(0, 64) + "\"");
+  jwt::VerifyOptions options;
+  options.now = now;
+  options.leeway_seconds = conf.leeway_seconds;
+  options.max_token_bytes = conf.max_token_bytes;
+  jwt::Claims claims;
+  if (!jwt::verifyHs256(token, subhoster->second->secret, options, jwt::VerifyMode::kSubhost, claims, error))
+    return reject(req, error);
+  if (!rpcRootAllowed(*subhoster->second, claims.rpc_root))
+    return reject(req, "rpc_root \"" + claims.rpc_root + "\" is not allowed for subhoster \"" +
+                           subhoster->second->name + "\"");
+  auto verified = std::make_shared<VerifiedToken>();
+  verified->subhoster = subhoster->second;
+  verified->iat = claims.iat;
+  verified->exp = claims.exp;
+  verified->deployment_id = std::move(claims.deployment_id);
+  verified->rpc_root = std::move(claims.rpc_root);
+  verified->claims_json = std::move(claims.json);
+  verified->deployment_key = verified->subhoster->name + '\n' + verified->rpc_root + '\n' + verified->deployment_id;
+  if (cache.entries.size() >= TokenCache::kMaxEntries) cache.entries.clear();
+  cache.entries.emplace(std::move(key), verified);
+  req.ingress().token = std::move(verified);
+  return HookResult::kContinue;
+}
+
+}  // namespace subgate

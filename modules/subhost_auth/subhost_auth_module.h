@@ -1,0 +1,45 @@
+// Subhost authentication (protocol.md §1): every request carries `x-deno-subhost`, a compact
+// HS256 JWS whose header `kid` names a configured subhoster and whose claims name the deployment
+// (`deployment_id`) and the origin (`rpc_root`). The verified token reaches later phases as
+// Request::ingress().token.
+//
+// Directives:
+//   subhoster NAME { secret S; | secret_file PATH; rpc_root_allow PREFIX...; }   (main, repeatable)
+//   subhost_auth on|off;             (main, server, location) verify tokens here
+//   subhost_leeway D;                (default 60s) clock skew allowed for iat and exp
+//   subhost_max_token_size SIZE;     (default 8k)
+//   subhost_pass_token on|off;       (default off) whether user code sees x-deno-subhost
+//
+// Verified tokens are cached per worker (relays reuse one token for minutes): a repeat costs
+// one hash lookup and an expiry check. The cache is keyed by the token text and remembers the
+// subhoster object it was verified against, so a reload that changes a secret misses it.
+//
+// Errors: 401 MISSING_XDENO_SUBHOST (header absent), 401 INVALID_XDENO_SUBHOST (anything else,
+// with a message that says what was wrong and never the secret).
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "core/ingress/ingress.h"
+#include "core/pipeline/module.h"
+
+namespace subgate {
+
+using SubhosterTable = std::map<std::string, std::shared_ptr<const Subhoster>, std::less<>>;
+
+// The `subhoster` blocks of a loaded config (for the local origin and `subgate token`).
+std::shared_ptr<const SubhosterTable> configuredSubhosters(const RuntimeConfig& config);
+
+class SubhostAuthModule final : public Module {
+ public:
+  std::string_view name() const override { return "subhost_auth"; }
+  std::span<const DirectiveSpec> directives() const override;
+  bool compileMain(const config::Node& root, CompileContext& ctx) const override;
+  std::shared_ptr<const ModuleConf> compileLocation(const Scope& scope, CompileContext& ctx) const override;
+  bool hasAccess() const override { return true; }
+  HookResult access(Request& req, const ModuleConf& conf) const override;
+};
+
+}  // namespace subgate

@@ -1,0 +1,173 @@
+"""Helpers for the subhosting integration tests: HS256 relay tokens (written independently of
+subgate's own JWT code), a test origin speaking the /boot protocol that can be told to fail,
+stall, omit or garble x-deno-config, and a config template for an ingress with real isolates.
+Standard library only."""
+
+import base64
+import hashlib
+import hmac
+import json
+import threading
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+SECRET = "test-secret-0123456789abcdef"
+SUBHOSTER = "test"
+
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def b64url_decode(text):
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def sign(claims, secret=SECRET, kid=SUBHOSTER, alg="HS256", header=None):
+    """A compact JWS. `header` replaces the whole header when given."""
+    head = header if header is not None else {"alg": alg, "typ": "JWT", "kid": kid}
+    signing_input = b64url(json.dumps(head).encode()) + "." + b64url(json.dumps(claims).encode())
+    digest = {"HS256": hashlib.sha256, "HS512": hashlib.sha512}.get(alg, hashlib.sha256)
+    signature = hmac.new(secret.encode(), signing_input.encode(), digest).digest()
+    return signing_input + "." + b64url(signature)
+
+
+def relay_token(deployment, rpc_root, ttl=900, secret=SECRET, kid=SUBHOSTER, **extra):
+    now = int(time.time())
+    claims = {"iat": now, "exp": now + ttl, "deployment_id": deployment, "rpc_root": rpc_root}
+    claims.update(extra)
+    return sign(claims, secret=secret, kid=kid)
+
+
+def verify(token, secret=SECRET):
+    """The origin's side: returns the claims or raises ValueError."""
+    head_b64, claims_b64, sig_b64 = token.split(".")
+    head = json.loads(b64url_decode(head_b64))
+    if head.get("alg") != "HS256":
+        raise ValueError("alg")
+    expected = hmac.new(secret.encode(), (head_b64 + "." + claims_b64).encode(), hashlib.sha256).digest()
+    if not hmac.compare_digest(expected, b64url_decode(sig_b64)):
+        raise ValueError("signature")
+    claims = json.loads(b64url_decode(claims_b64))
+    if claims["exp"] < time.time():
+        raise ValueError("expired")
+    return head, claims
+
+
+HELLO = 'Deno.serve((req) => new Response("hello from " + new URL(req.url).host + "\\n"));\n'
+
+
+class Deployment:
+    """What the test origin serves for one deployment id."""
+
+    def __init__(self, code=HELLO, config=None, status=200, raw_config=None, omit_config=False,
+                 stall=0.0, envs=None, net=None):
+        self.code = code
+        self.config = config if config is not None else {"entrypoint": "file:///src/main.ts"}
+        if envs is not None:
+            self.config["envs"] = envs
+        if net is not None:
+            self.config["permissions"] = {"net": net}
+        self.status = status
+        self.raw_config = raw_config
+        self.omit_config = omit_config
+        self.stall = stall
+
+
+class Origin:
+    """A /boot origin on 127.0.0.1 in a thread of the test process. `deployments` maps ids to
+    Deployment; `boots` counts /boot calls per id; `auth_errors` lists rejected tokens."""
+
+    def __init__(self, secret=SECRET):
+        self.deployments = {}
+        self.boots = {}
+        self.auth_errors = []
+        self.lock = threading.Lock()
+        origin = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                url = urllib.parse.urlsplit(self.path)
+                query = urllib.parse.parse_qs(url.query)
+                deployment_id = query.get("deployment_id", [""])[0]
+                if not url.path.endswith("/boot"):
+                    return self.answer(404, b"not found")
+                auth = self.headers.get("authorization", "")
+                try:
+                    if not auth.startswith("Bearer "):
+                        raise ValueError("no bearer")
+                    head, claims = verify(auth[7:], secret)
+                    if head.get("kid") != SUBHOSTER or claims.get("deployment_id") != deployment_id:
+                        raise ValueError("claims")
+                except (ValueError, KeyError) as e:
+                    origin.auth_errors.append(str(e))
+                    return self.answer(401, b"unauthorized")
+                with origin.lock:
+                    origin.boots[deployment_id] = origin.boots.get(deployment_id, 0) + 1
+                d = origin.deployments.get(deployment_id)
+                if d is None:
+                    return self.answer(404, b"no such deployment")
+                if d.stall:
+                    time.sleep(d.stall)
+                headers = {}
+                if not d.omit_config:
+                    headers["x-deno-config"] = d.raw_config if d.raw_config is not None else json.dumps(d.config)
+                self.answer(d.status, d.code.encode(), headers)
+
+            def answer(self, status, body, headers=None):
+                self.send_response(status)
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        class Server(ThreadingHTTPServer):
+            def handle_error(self, request, client_address):
+                pass  # clients that gave up (the origin timeout tests) are expected here
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.rpc_root = f"http://127.0.0.1:{self.port}/v1/"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+RUNTIME_DEFAULTS = {"spare": "0", "boot_timeout": "15s"}
+
+
+def ingress_config(runtime="", location="", server=""):
+    """An ingress on @PORT@ serving isolates, with the `test` subhoster. `runtime` directives
+    replace the defaults of the same name."""
+    given = {line.split()[0] for line in runtime.split(";") if line.strip()}
+    defaults = "".join(f"{k} {v}; " for k, v in RUNTIME_DEFAULTS.items() if k not in given)
+    return f"""
+        workers 2;
+        error_log stderr info;
+        subhoster {SUBHOSTER} {{ secret "{SECRET}"; }}
+        runtime deno {{
+            {defaults}
+            {runtime}
+        }}
+        server {{
+            listen 127.0.0.1:@PORT@;
+            {server}
+            location / {{
+                forwarded_host on;
+                subhost_auth on;
+                isolates;
+                {location}
+            }}
+        }}
+    """

@@ -1,0 +1,341 @@
+"""Requests through subgate to real Deno isolates booted from a real origin: the seed's instance
+targeting session, single-flight boots, prewarm, envs and permissions, streaming, failures of
+user code and isolates, eviction, capacity and loops."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import SubgateTestCase, request, wait_until, Conn, BIN  # noqa: E402
+from ingress import Origin, Deployment, relay_token, ingress_config  # noqa: E402
+
+INSTANCE_ID_CODE = open(os.path.join(os.path.dirname(__file__), "..", "..", "conf", "deployments",
+                                     "instance-id", "main.ts")).read()
+
+
+class IngressCase(SubgateTestCase):
+    def setUp(self):
+        self.origin = Origin()
+        self.addCleanup(self.origin.stop)
+
+    def serve(self, runtime="", location="", server=""):
+        self.sg = self.start_subgate(ingress_config(runtime, location, server))
+        return self.sg
+
+    def get(self, deployment, path="/", headers=None, method="GET", body=None, host="example.com"):
+        h = {"x-deno-subhost": relay_token(deployment, self.origin.rpc_root), "x-forwarded-host": host}
+        h.update(headers or {})
+        return request(self.sg.port, method=method, path=path, headers=h, body=body)
+
+    def deno_children(self):
+        out = subprocess.run(["pgrep", "-P", str(self.sg.proc.pid)], capture_output=True, text=True).stdout
+        return [int(p) for p in out.split()]
+
+
+class InstanceTargeting(IngressCase):
+    def test_seed_session(self):
+        self.origin.deployments["instance-id"] = Deployment(code=INSTANCE_ID_CODE)
+        self.serve()
+        outputs = []
+        for instance in ["foo", "foo", "bar", "foo"]:
+            r = self.get("instance-id", headers={"x-deno-isolate-instance-id": instance})
+            self.assertEqual(r.status, 200, r.body)
+            lines = dict(line.split(": ", 1) for line in r.body.decode().strip().split("\n"))
+            outputs.append(lines)
+        self.assertEqual([o["x-deno-isolate-instance-id"] for o in outputs], ["foo", "foo", "bar", "foo"])
+        self.assertEqual([o["Counter"] for o in outputs], ["0", "1", "0", "2"])
+        foo = outputs[0]["Random global"]
+        self.assertEqual(outputs[1]["Random global"], foo)
+        self.assertEqual(outputs[3]["Random global"], foo)
+        self.assertNotEqual(outputs[2]["Random global"], foo)
+        self.assertEqual(outputs[0]["Start time"], outputs[3]["Start time"])
+        # Requests without an id never land on foo's (or bar's) isolate.
+        for _ in range(5):
+            r = self.get("instance-id")
+            lines = dict(line.split(": ", 1) for line in r.body.decode().strip().split("\n"))
+            self.assertEqual(lines["x-deno-isolate-instance-id"], "null")
+            self.assertNotIn(lines["Random global"], (foo, outputs[2]["Random global"]))
+        # The query parameter targets the same isolate as the header.
+        r = self.get("instance-id", path="/?deno_isolate_instance_id=foo")
+        self.assertIn(f"Random global: {foo}", r.body.decode())
+        self.assertEqual(self.origin.boots["instance-id"], 1, "the code is fetched once")
+
+
+class Boot(IngressCase):
+    def test_single_flight_under_concurrency(self):
+        self.origin.deployments["hello"] = Deployment(stall=0.3)
+        self.serve(location="isolate_limit 100;")
+        results = []
+
+        def one():
+            results.append(self.get("hello"))
+
+        threads = [threading.Thread(target=one) for _ in range(100)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        self.assertEqual(len(results), 100)
+        self.assertEqual(sorted({r.status for r in results}), [200])
+        self.assertEqual(self.origin.boots["hello"], 1)
+        self.assertEqual(self.sg.output().count(": ready"), 1, "one isolate started")
+        self.assertEqual(len(self.deno_children()), 1)
+
+    def test_limit_forces_more_isolates(self):
+        self.origin.deployments["hello"] = Deployment(stall=0.3)
+        self.serve(location="isolate_limit 10;")
+        results = []
+        threads = [threading.Thread(target=lambda: results.append(self.get("hello"))) for _ in range(25)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        self.assertEqual(sorted({r.status for r in results}), [200])
+        self.assertEqual(self.origin.boots["hello"], 1, "still one /boot call")
+        self.assertEqual(len(self.deno_children()), 3, "25 concurrent requests at 10 per isolate")
+
+    def test_prewarm_then_request(self):
+        self.origin.deployments["hello"] = Deployment()
+        self.serve()
+        r = self.get("hello", headers={"x-deno-prewarm": "1"})
+        self.assertEqual(r.status, 204)
+        self.assertIsNone(r.header("content-length"), "204 carries no Content-Length")
+        self.assertEqual(r.body, b"")
+        wait_until(lambda: "ready" in self.sg.output(), what="the prewarmed isolate")
+        children = self.deno_children()
+        r = self.get("hello")
+        self.assertEqual(r.status, 200)
+        self.assertEqual(self.deno_children(), children, "the request used the prewarmed isolate")
+        self.assertEqual(self.origin.boots["hello"], 1)
+
+    def test_boot_errors(self):
+        self.origin.deployments.update({
+            "fails": Deployment(status=500),
+            "garbled": Deployment(raw_config="{not json"),
+            "wrong-types": Deployment(config={"envs": {"A": 1}}),
+            "bad-net": Deployment(config={"permissions": {"net": "yes"}}),
+            "eszip": Deployment(config={"layers": []}),
+            "no-config": Deployment(omit_config=True),
+        })
+        self.serve()
+        cases = {
+            "fails": (502, "ORIGIN_BOOT_RPC_ERROR"),
+            "missing": (404, "DEPLOYMENT_NOT_FOUND"),
+            "garbled": (502, "ORIGIN_INVALID_XDENO_CONFIG"),
+            "wrong-types": (502, "ORIGIN_INVALID_XDENO_CONFIG"),
+            "bad-net": (502, "ORIGIN_INVALID_XDENO_CONFIG"),
+            "eszip": (502, "ORIGIN_INVALID_XDENO_CONFIG"),
+            "no-config": (502, "ORIGIN_MISSING_XDENO_CONFIG"),
+        }
+        for deployment, (status, code) in cases.items():
+            r = self.get(deployment)
+            self.assertEqual((r.status, r.error()["code"]), (status, code), deployment)
+            self.assertTrue(r.error()["message"])
+        self.assertIn("ESZIP", self.get("eszip").error()["message"])
+        self.assertEqual(self.origin.auth_errors, [], "every /boot call carried a valid token")
+        # Failures are not cached: a fixed origin serves the next request.
+        self.origin.deployments["fails"] = Deployment()
+        self.assertEqual(self.get("fails").status, 200)
+
+    def test_origin_unreachable_and_stalled(self):
+        self.origin.deployments["slow"] = Deployment(stall=3)
+        self.serve(runtime="origin_timeout 500ms;")
+        r = self.get("slow")
+        self.assertEqual((r.status, r.error()["code"]), (502, "INTERNAL_BOOT_RPC_ERROR"))
+        self.origin.stop()
+        r = self.get("anything")
+        self.assertEqual((r.status, r.error()["code"]), (502, "INTERNAL_BOOT_RPC_ERROR"))
+
+
+class UserCode(IngressCase):
+    def test_envs_host_scheme_and_default_export(self):
+        code = """export default { fetch(req) {
+            const u = new URL(req.url);
+            return Response.json({ url: req.url, env: Deno.env.get("GREETING"), host: req.headers.get("host"),
+                                   token: req.headers.get("x-deno-subhost") });
+        } };"""
+        self.origin.deployments["env"] = Deployment(code=code, envs={"GREETING": "hi there"})
+        self.serve()
+        r = self.get("env", path="/a/b?c=1", host="tenant.example:8443")
+        self.assertEqual(r.status, 200, r.body)
+        data = json.loads(r.body)
+        self.assertEqual(data["url"], "https://tenant.example:8443/a/b?c=1")
+        self.assertEqual(data["env"], "hi there")
+        self.assertIsNone(data["token"], "the relay token is not passed to user code")
+        r = self.get("env", path="/x", headers={"x-forwarded-proto": "http"})
+        self.assertEqual(json.loads(r.body)["url"], "http://example.com/x")
+
+    def test_net_permission_false_cannot_fetch(self):
+        backend = self.start_backend()
+        code = f"""Deno.serve(async () => {{
+            try {{ const r = await fetch("http://127.0.0.1:{backend.port}/hello"); return new Response("fetched " + r.status); }}
+            catch (e) {{ return new Response("denied: " + e.name); }}
+        }});"""
+        self.origin.deployments["closed"] = Deployment(code=code, net=False)
+        self.origin.deployments["open"] = Deployment(code=code, net=True)
+        self.origin.deployments["listed"] = Deployment(code=code, net=["example.com"])
+        self.serve()
+        self.assertIn(b"denied: NotCapable", self.get("closed").body)
+        self.assertEqual(self.get("open").body, b"fetched 200")
+        self.assertIn(b"denied: NotCapable", self.get("listed").body)
+
+    def test_streaming_both_ways(self):
+        code = """Deno.serve(async (req) => {
+            if (req.method === "POST") {
+                let n = 0; for await (const c of req.body) n += c.length;
+                return new Response("got " + n);
+            }
+            const body = new ReadableStream({ async start(ctl) {
+                for (let i = 0; i < 5; i++) { ctl.enqueue(new TextEncoder().encode("tick " + i + "\\n")); await new Promise(r => setTimeout(r, 200)); }
+                ctl.close();
+            } });
+            return new Response(body);
+        });"""
+        self.origin.deployments["stream"] = Deployment(code=code)
+        self.serve(server="client_max_body_size 64m;")
+        r = self.get("stream", method="POST", body=b"x" * (5 << 20))
+        self.assertEqual(r.body, b"got %d" % (5 << 20))
+        c = Conn(self.sg.port)
+        token = relay_token("stream", self.origin.rpc_root)
+        start = time.monotonic()
+        c.send(f"GET / HTTP/1.1\r\nHost: x\r\nx-deno-subhost: {token}\r\nx-forwarded-host: e.com\r\n\r\n".encode())
+        c.sock.settimeout(10)
+        first = b""
+        while b"tick 0" not in first:
+            first += c.sock.recv(4096)
+        self.assertLess(time.monotonic() - start, 0.9, "the first chunk arrives before the stream ends")
+        c.close()
+
+    def test_throw_at_load_gives_deployment_failed(self):
+        self.origin.deployments["throws"] = Deployment(code='throw new Error("broken at load");')
+        self.origin.deployments["serves-nothing"] = Deployment(code='console.log("no server here");')
+        self.serve()
+        r = self.get("throws")
+        self.assertEqual((r.status, r.error()["code"]), (502, "DEPLOYMENT_FAILED"))
+        self.assertIn("broken at load", r.error()["message"])
+        self.assertIn("broken at load", self.sg.output())
+        r = self.get("serves-nothing")
+        self.assertEqual((r.status, r.error()["code"]), (502, "DEPLOYMENT_FAILED"))
+
+    def test_boot_timeout(self):
+        self.origin.deployments["hangs"] = Deployment(code="await new Promise(() => {});")
+        self.serve(runtime="boot_timeout 1s;")
+        start = time.monotonic()
+        r = self.get("hangs")
+        self.assertEqual((r.status, r.error()["code"]), (502, "DEPLOYMENT_FAILED"))
+        self.assertLess(time.monotonic() - start, 5)
+        self.assertIn("boot_timeout", r.error()["message"])
+
+    def test_request_timeout(self):
+        self.origin.deployments["slow"] = Deployment(
+            code="Deno.serve(async () => { await new Promise(r => setTimeout(r, 3000)); return new Response('late'); });")
+        self.serve()
+        r = self.get("slow", headers={"x-deno-timeout-ms": "500"})
+        self.assertEqual((r.status, r.error()["code"]), (504, "REQUEST_TIMED_OUT"))
+
+
+class IsolateFailures(IngressCase):
+    CRASHY = """let n = 0;
+    Deno.serve(async (req) => {
+        const path = new URL(req.url).pathname;
+        if (path === "/crash") { setTimeout(() => Deno.exit(3), 100); await new Promise(r => setTimeout(r, 5000)); }
+        if (path === "/bomb") { const keep = []; for (;;) keep.push(new Array(1e6).fill(Math.random())); }
+        return new Response("alive " + (n++) + " " + Deno.pid);
+    });"""
+
+    def test_crash_mid_request_then_replaced(self):
+        self.origin.deployments["crashy"] = Deployment(code=self.CRASHY)
+        self.serve()
+        before = self.get("crashy").body
+        r = self.get("crashy", path="/crash")
+        self.assertEqual((r.status, r.error()["code"]), (502, "DEPLOYMENT_FAILED"))
+        after = self.get("crashy")
+        self.assertEqual(after.status, 200)
+        self.assertNotEqual(before.split()[-1], after.body.split()[-1], "a new isolate process")
+        self.assertEqual(self.origin.boots["crashy"], 1, "the code stayed cached")
+
+    def test_memory_limit(self):
+        self.origin.deployments["crashy"] = Deployment(code=self.CRASHY)
+        self.serve(runtime="memory_limit 64m;")
+        r = self.get("crashy", path="/bomb")
+        self.assertEqual((r.status, r.error()["code"]), (502, "MEMORY_LIMIT"))
+        self.assertEqual(self.get("crashy").status, 200)
+
+    def test_idle_eviction(self):
+        self.origin.deployments["hello"] = Deployment()
+        self.serve(runtime="idle_timeout 1s;")
+        self.assertEqual(self.get("hello").status, 200)
+        wait_until(lambda: "idle for 1000 ms, stopping" in self.sg.output(), timeout=10, what="idle eviction")
+        wait_until(lambda: not self.deno_children(), timeout=10, what="the isolate process to exit")
+        self.assertEqual(self.get("hello").status, 200)
+        self.assertEqual(self.origin.boots["hello"], 1, "the boot result is cached")
+
+    def test_lru_eviction(self):
+        for name in ("a", "b", "c"):
+            self.origin.deployments[name] = Deployment()
+        self.serve(runtime="max_isolates 2;")
+        self.assertEqual(self.get("a").status, 200)
+        self.assertEqual(self.get("b").status, 200)
+        self.assertEqual(self.get("a").status, 200)  # b is now the least recently used
+        self.assertEqual(self.get("c").status, 200)
+        self.assertIn("isolate b#", self.sg.output().split("evicted")[0].splitlines()[-1])
+        wait_until(lambda: len(self.deno_children()) == 2, what="two isolates left")
+
+    def test_capacity_exceeded(self):
+        self.origin.deployments["slow"] = Deployment(
+            code="Deno.serve(async () => { await new Promise(r => setTimeout(r, 2000)); return new Response('done'); });")
+        self.serve(runtime="max_isolates_per_deployment 1; queue_timeout 300ms;", location="isolate_limit 1;")
+        results = []
+        first = threading.Thread(target=lambda: results.append(self.get("slow")))
+        first.start()
+        wait_until(lambda: "ready" in self.sg.output(), what="the isolate")
+        time.sleep(0.2)  # let the first request reach the isolate
+        r = self.get("slow")
+        self.assertEqual((r.status, r.error()["code"]), (503, "CAPACITY_EXCEEDED"))
+        first.join(10)
+        self.assertEqual(results[0].status, 200)
+
+    def test_loop_detected(self):
+        self.serve()
+        token = relay_token("loop", self.origin.rpc_root)
+        code = f"""Deno.serve(async (req) => {{
+            if (new URL(req.url).pathname === "/inner") return new Response("inner reached");
+            const r = await fetch("http://127.0.0.1:{self.sg.port}/inner", {{ headers: {{
+                "x-deno-subhost": "{token}", "x-forwarded-host": "loop.example" }} }});
+            return new Response(r.status + " " + r.headers.get("x-deno-error"));
+        }});"""
+        self.origin.deployments["loop"] = Deployment(code=code)
+        r = self.get("loop")
+        self.assertEqual(r.status, 200)
+        self.assertTrue(r.body.startswith(b"508 "), r.body)
+        self.assertIn(b"LOOP_DETECTED", r.body)
+        # A client cannot smuggle the marker to user code.
+        r = self.get("loop", path="/inner", headers={"x-subgate-loop": "forged"})
+        self.assertEqual(r.body, b"inner reached")
+
+
+class Lifecycle(IngressCase):
+    def test_isolates_die_with_subgate_even_on_kill_9(self):
+        self.origin.deployments["hello"] = Deployment()
+        self.serve(runtime="spare 1;")
+        self.assertEqual(self.get("hello").status, 200)
+        wait_until(lambda: len(self.deno_children()) == 2, what="isolate and spare")
+        children = self.deno_children()
+        self.sg.proc.send_signal(signal.SIGKILL)
+        self.sg.proc.wait(5)
+
+        def gone():
+            return all(not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z"
+                       for pid in children)
+        wait_until(gone, timeout=5, what="isolates to die with subgate")
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,91 @@
+"""The built-in origin (origin_local) serving conf/deployments, and `subgate token`: the setup
+the README's first command runs, on free ports."""
+
+import os
+import subprocess
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import SubgateTestCase, request, ROOT, BIN, free_port  # noqa: E402
+from ingress import relay_token  # noqa: E402
+
+SECRET = "local-origin-test-secret-0123"
+
+
+class LocalOrigin(SubgateTestCase):
+    def setUp(self):
+        self.origin_port = free_port()
+        config = f"""
+            workers 2;
+            subhoster local {{ secret "{SECRET}"; rpc_root_allow http://127.0.0.1:{self.origin_port}/; }}
+            runtime deno {{ spare 1; }}
+            server {{
+                listen 127.0.0.1:@PORT@;
+                location / {{ forwarded_host on; subhost_auth on; isolates; }}
+            }}
+            server {{
+                listen 127.0.0.1:{self.origin_port};
+                location / {{ origin_local {ROOT}/conf/deployments; }}
+            }}
+        """
+        self.sg = self.start_subgate(config)
+
+    def token(self, deployment):
+        out = subprocess.run([BIN, "-c", self.sg.conf_path, "token", "--subhoster", "local", "--deployment", deployment],
+                             capture_output=True, text=True, timeout=10)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        return out.stdout.strip()
+
+    def get(self, deployment, headers=None, token=None):
+        h = {"x-deno-subhost": token or self.token(deployment), "x-forwarded-host": "demo.example"}
+        h.update(headers or {})
+        return request(self.sg.port, headers=h)
+
+    def test_hello_with_envs(self):
+        r = self.get("hello")
+        self.assertEqual(r.status, 200, r.body)
+        self.assertIn(b"Hello from https://demo.example/", r.body)
+        self.assertIn(b"envs from conf/deployments/hello/config.json", r.body)
+
+    def test_instance_id_example_prints_five_lines(self):
+        token = self.token("instance-id")
+        lines = self.get("instance-id", {"x-deno-isolate-instance-id": "foo"}, token).body.decode().strip().split("\n")
+        self.assertEqual([line.split(":")[0] for line in lines],
+                         ["x-deno-isolate-instance-id", "Start time", "Uptime", "Random global", "Counter"])
+        self.assertEqual(lines[0], "x-deno-isolate-instance-id: foo")
+        again = self.get("instance-id", {"x-deno-isolate-instance-id": "foo"}, token).body.decode()
+        self.assertIn(lines[3], again)
+        self.assertIn("Counter: 1", again)
+
+    def test_unknown_deployment(self):
+        r = self.get("no-such-deployment")
+        self.assertEqual((r.status, r.error()["code"]), (404, "DEPLOYMENT_NOT_FOUND"))
+
+    def test_origin_checks_its_bearer_token(self):
+        base = f"http://127.0.0.1:{self.origin_port}"
+        r = request(self.origin_port, path="/boot?deployment_id=hello")
+        self.assertEqual(r.status, 401)
+        forged = relay_token("hello", base + "/", secret="not-the-secret-0123456789", kid="local")
+        r = request(self.origin_port, path="/boot?deployment_id=hello", headers={"authorization": "Bearer " + forged})
+        self.assertEqual(r.status, 401)
+        good = relay_token("hello", base + "/", secret=SECRET, kid="local")
+        r = request(self.origin_port, path="/boot?deployment_id=hello", headers={"authorization": "Bearer " + good})
+        self.assertEqual(r.status, 200)
+        self.assertIn("x-deno-config", {k.lower() for k, _ in r.headers})
+        r = request(self.origin_port, path="/boot?deployment_id=instance-id", headers={"authorization": "Bearer " + good})
+        self.assertEqual(r.status, 403, "a token for another deployment")
+        r = request(self.origin_port, path="/boot?deployment_id=../etc", headers={"authorization": "Bearer " + good})
+        self.assertEqual(r.status, 400)
+
+    def test_token_command_errors(self):
+        out = subprocess.run([BIN, "-c", self.sg.conf_path, "token", "--subhoster", "nobody", "--deployment", "x"],
+                             capture_output=True, text=True, timeout=10)
+        self.assertEqual(out.returncode, 1)
+        self.assertIn("no subhoster", out.stderr)
+        out = subprocess.run([BIN, "token", "--deployment"], capture_output=True, text=True, timeout=10)
+        self.assertEqual(out.returncode, 2)
+
+
+if __name__ == "__main__":
+    unittest.main()
