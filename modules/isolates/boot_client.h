@@ -15,18 +15,9 @@
 #include "core/error/error_kind.h"
 #include "core/http_client/http_client.h"
 #include "core/ingress/ingress.h"
+#include "modules/isolates/deno_config.h"
 
 namespace subgate {
-
-// What an isolate needs to run a deployment. Immutable once fetched.
-struct DeploymentCode {
-  std::string bundle;            // one JavaScript/TypeScript module
-  std::string entry_file;        // file name the bundle is saved as ("main.ts")
-  std::string entrypoint;        // x-deno-config "entrypoint" as given
-  std::string envs_json = "{}";  // JSON object of string values
-  enum class Net { kAll, kNone, kList } net = Net::kAll;
-  std::vector<std::string> net_allow;  // for kList: "host[:port]"
-};
 
 struct BootOutcome {
   std::shared_ptr<const DeploymentCode> code;  // set on success
@@ -36,9 +27,5 @@ struct BootOutcome {
 
 BootOutcome fetchDeployment(const Subhoster& subhoster, std::string_view rpc_root,
                             std::string_view deployment_id, const HttpClientOptions& options);
-
-// Parses an x-deno-config value into `code` (everything but the bundle). False with `error`
-// saying which field is wrong. Unknown fields are ignored; ESZIP fields are refused.
-bool parseDenoConfig(std::string_view value, DeploymentCode& code, std::string& error);
 
 }  // namespace subgate

@@ -3,7 +3,7 @@
 // the code, and serves it on a private unix socket. A process started ahead of need (a spare)
 // has already paid the runtime's startup when its assignment arrives.
 //
-// Assignment: {"nonce", "module", "socket", "envs", "net", "loop_tag"}
+// Assignment: {"nonce", "module", "envs", "net", "loop_tag"}
 // Reports on stdout, prefixed with the nonce so user code cannot forge them:
 //   "<nonce> ready"            serving
 //   "<nonce> failed <message>" the code threw before serving, or served nothing
@@ -11,6 +11,35 @@
 
 const realServe = Deno.serve;
 const realFetch = globalThis.fetch;
+let userHandler = null;
+let userOnListen = null;
+
+// Listen at once on the socket subgate named (argument 1), while the permissions still allow
+// it: a spare is then ready to serve the moment its code arrives. User code is loaded after the
+// permissions are narrowed, so even its top-level code runs with the final set. Requests
+// arrive only after the "ready" report.
+function clientUrl(request) {
+  // The request as the relay's client made it: scheme from x-forwarded-proto, host from Host
+  // (which subgate sets to x-forwarded-host). Own property: the native request stays intact.
+  const url = new URL(request.url);
+  const scheme = request.headers.get("x-forwarded-proto") === "http" ? "http" : "https";
+  const host = request.headers.get("host") ?? "localhost";
+  return `${scheme}://${host}${url.pathname}${url.search}`;
+}
+
+await new Promise((listening) => {
+  realServe({
+    path: Deno.args[0],
+    onListen: listening,
+    onError(error) {
+      console.error("uncaught exception in the request handler:", error);
+      return new Response("Internal Server Error\n", { status: 500 });
+    },
+  }, (request, info) => {
+    Object.defineProperty(request, "url", { value: clientUrl(request), configurable: true });
+    return userHandler(request, info);
+  });
+});
 
 async function readAssignment() {
   const reader = Deno.stdin.readable.getReader();
@@ -44,8 +73,6 @@ globalThis.fetch = (input, init) => {
   return realFetch(request);
 };
 
-let userHandler = null;
-let userOnListen = null;
 Deno.serve = function serve(...args) {
   const handler = args.find((arg) => typeof arg === "function") ?? args[0]?.handler;
   if (typeof handler !== "function") throw new TypeError("Deno.serve: a handler function is required");
@@ -64,31 +91,6 @@ Deno.serve = function serve(...args) {
   };
 };
 
-// Listen first, while the permissions still allow the socket; user code is loaded after the
-// permissions are narrowed, so even its top-level code runs with the final set.
-// Requests arrive only after the "ready" report.
-function clientUrl(request) {
-  // The request as the relay's client made it: scheme from x-forwarded-proto, host from Host
-  // (which subgate sets to x-forwarded-host). Own property: the native request stays intact.
-  const url = new URL(request.url);
-  const scheme = request.headers.get("x-forwarded-proto") === "http" ? "http" : "https";
-  const host = request.headers.get("host") ?? "localhost";
-  return `${scheme}://${host}${url.pathname}${url.search}`;
-}
-
-await new Promise((listening) => {
-  realServe({
-    path: assignment.socket,
-    onListen: listening,
-    onError(error) {
-      console.error("uncaught exception in the request handler:", error);
-      return new Response("Internal Server Error\n", { status: 500 });
-    },
-  }, (request, info) => {
-    Object.defineProperty(request, "url", { value: clientUrl(request), configurable: true });
-    return userHandler(request, info);
-  });
-});
 Deno.permissions.revokeSync({ name: "write" });
 if (assignment.net === false) Deno.permissions.revokeSync({ name: "net" });
 

@@ -47,6 +47,10 @@ struct Waiter {
   std::string instance_id;
 };
 
+timeval toTimeval(std::chrono::milliseconds d) {
+  return timeval{static_cast<time_t>(d.count() / 1000), static_cast<suseconds_t>((d.count() % 1000) * 1000)};
+}
+
 std::string randomHex(size_t bytes) {
   std::vector<unsigned char> raw(bytes);
   RAND_bytes(raw.data(), static_cast<int>(raw.size()));
@@ -69,7 +73,7 @@ const UpstreamGroup& isolateGroup() {
   static const UpstreamGroup group = [] {
     UpstreamGroup g;
     g.name = "isolates";
-    g.keepalive = 16;
+    g.keepalive = 256;  // at least isolate_limit in practice: fewer would reconnect under load
     g.keepalive_timeout = std::chrono::seconds(30);
     g.keepalive_requests = 1000000;
     return g;
@@ -340,11 +344,10 @@ struct IsolateRegistry::Impl {
     if (isolate->state == Isolate::State::kStopping || isolate->state == Isolate::State::kDead) return;
     detachLocked(*isolate);
     isolate->state = Isolate::State::kStopping;
-    supervisor.post([this, isolate] {
+    supervisor.post([isolate, grace = settings.stop_timeout] {
       if (isolate->process.pid <= 0 || !isolate->exit_ev) return;
       kill(isolate->process.pid, SIGINT);
-      timeval tv{static_cast<time_t>(settings.stop_timeout.count() / 1000),
-                 static_cast<suseconds_t>((settings.stop_timeout.count() % 1000) * 1000)};
+      const timeval tv = toTimeval(grace);
       evtimer_add(isolate->timer, &tv);
     });
   }
@@ -418,7 +421,20 @@ struct IsolateRegistry::Impl {
 
   // ---- supervisor thread
 
-  std::vector<std::string> runtimeArgv(const std::string& dir, const DeploymentCode* code) const {
+  // What starting a process needs, copied under the lock: a reload may change the settings
+  // while the supervisor works.
+  struct Launch {
+    RuntimeSettings settings;
+    std::string harness_path;
+    std::string deno_dir;
+  };
+  Launch launchSettings() const {
+    std::lock_guard<std::mutex> lock(mu);
+    return {settings, harness_path, deno_dir};
+  }
+
+  static std::vector<std::string> runtimeArgv(const Launch& launch, const std::string& dir, const DeploymentCode* code) {
+    const RuntimeSettings& settings = launch.settings;
     std::vector<std::string> argv = {settings.deno_path, "run", "--quiet", "--no-prompt", "--no-config",
                                      "--no-lock"};
     argv.push_back("--allow-read=" + dir + "/code," + dir + "/sock");
@@ -434,12 +450,13 @@ struct IsolateRegistry::Impl {
       argv.push_back("--allow-net=" + list);
     }
     argv.push_back("--v8-flags=--max-old-space-size=" + std::to_string(std::max<uint64_t>(settings.memory_limit >> 20, 16)));
-    argv.push_back(harness_path);
+    argv.push_back(launch.harness_path);
+    argv.push_back(dir + "/sock/s.sock");
     return argv;
   }
 
-  std::vector<std::string> runtimeEnv() const {
-    return {"DENO_DIR=" + deno_dir, "NO_COLOR=1", "DENO_NO_UPDATE_CHECK=1", "DENO_NO_PROMPT=1",
+  static std::vector<std::string> runtimeEnv(const Launch& launch) {
+    return {"DENO_DIR=" + launch.deno_dir, "NO_COLOR=1", "DENO_NO_UPDATE_CHECK=1", "DENO_NO_PROMPT=1",
             "PATH=/usr/bin:/bin"};
   }
 
@@ -454,7 +471,8 @@ struct IsolateRegistry::Impl {
   // Starts a runtime process for `isolate` and watches it. False with `error` on failure.
   bool spawn(const std::shared_ptr<Isolate>& isolate, const DeploymentCode* code, std::string& error) {
     if (!makeDirs(isolate->dir, error)) return false;
-    if (!spawnChild(runtimeArgv(isolate->dir, code), runtimeEnv(), isolate->dir, isolate->process, error))
+    const Launch launch = launchSettings();
+    if (!spawnChild(runtimeArgv(launch, isolate->dir, code), runtimeEnv(launch), isolate->dir, isolate->process, error))
       return false;
     std::string address_error;
     auto address = parseSocketAddress("unix:" + isolate->dir + "/sock/s.sock", 0, address_error);
@@ -494,6 +512,7 @@ struct IsolateRegistry::Impl {
       std::lock_guard<std::mutex> lock(mu);
       if (isolate->state != Isolate::State::kStarting || !isolate->deployment) return;
       code = isolate->deployment->code;
+      isolate->dir = settings.dir + "/iso-" + std::to_string(isolate->id);
       if (code->net != DeploymentCode::Net::kList) {
         for (auto it = spares.begin(); it != spares.end(); ++it) {
           if ((*it)->state == Isolate::State::kSpare && (*it)->generic_net) {
@@ -510,7 +529,6 @@ struct IsolateRegistry::Impl {
       adopt(isolate, spare);
       ok = true;
     } else {
-      isolate->dir = settings.dir + "/iso-" + std::to_string(isolate->id);
       ok = spawn(isolate, code.get(), error);
     }
     if (ok) ok = writeCode(*isolate, *code, error) && assign(*isolate, *code, error);
@@ -523,9 +541,8 @@ struct IsolateRegistry::Impl {
       if (isolate->process.pid <= 0) isolate->state = Isolate::State::kDead;
       return;
     }
-    timeval tv{static_cast<time_t>(settings.boot_timeout.count() / 1000),
-               static_cast<suseconds_t>((settings.boot_timeout.count() % 1000) * 1000)};
-    evtimer_add(isolate->timer, &tv);
+    const timeval boot = toTimeval(launchSettings().settings.boot_timeout);
+    evtimer_add(isolate->timer, &boot);
     if (spare) postEnsureSpares();
   }
 
@@ -560,8 +577,6 @@ struct IsolateRegistry::Impl {
     appendJsonString(line, isolate.nonce);
     line += ",\"module\":";
     appendJsonString(line, "file://" + isolate.dir + "/code/" + code.entry_file);
-    line += ",\"socket\":";
-    appendJsonString(line, isolate.dir + "/sock/s.sock");
     line += ",\"envs\":" + code.envs_json;
     line += std::string(",\"net\":") + (code.net == DeploymentCode::Net::kNone ? "false" : "true");
     line += ",\"loop_tag\":";
@@ -860,19 +875,37 @@ bool IsolateRegistry::configure(const RuntimeSettings& settings, std::string& er
 
 void IsolateRegistry::shutdown() {
   Impl& m = *impl_;
-  std::vector<pid_t> pids;
+  std::chrono::milliseconds grace;
   std::string dir;
   {
     std::lock_guard<std::mutex> lock(m.mu);
     if (!m.started) return;
     m.stopping = true;
-    for (auto& [id, isolate] : m.processes)
-      if (isolate->process.pid > 0) pids.push_back(isolate->process.pid);
+    grace = m.settings.stop_timeout;
     dir = m.settings.dir;
+    // SIGINT first, as for any stop; the supervisor keeps reaping while we wait.
+    for (auto& [id, isolate] : m.processes) {
+      isolate->state = Isolate::State::kStopping;
+      if (isolate->process.pid > 0) kill(isolate->process.pid, SIGINT);
+    }
   }
+  const SteadyTime deadline = std::chrono::steady_clock::now() + grace;
+  for (;;) {
+    {
+      std::lock_guard<std::mutex> lock(m.mu);
+      if (m.processes.empty() || std::chrono::steady_clock::now() >= deadline) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  std::vector<pid_t> left;
+  {
+    std::lock_guard<std::mutex> lock(m.mu);
+    for (auto& [id, isolate] : m.processes)
+      if (isolate->process.pid > 0) left.push_back(isolate->process.pid);
+  }
+  for (pid_t pid : left) kill(pid, SIGKILL);
   m.supervisor.stop();
-  for (pid_t pid : pids) kill(pid, SIGKILL);
-  for (pid_t pid : pids) waitpid(pid, nullptr, 0);
+  for (pid_t pid : left) waitpid(pid, nullptr, 0);
   std::error_code ec;
   std::filesystem::remove_all(dir, ec);
 }

@@ -7,6 +7,9 @@ import base64
 import hashlib
 import hmac
 import json
+import os
+import ssl
+import subprocess
 import threading
 import time
 import urllib.parse
@@ -79,7 +82,9 @@ class Origin:
     """A /boot origin on 127.0.0.1 in a thread of the test process. `deployments` maps ids to
     Deployment; `boots` counts /boot calls per id; `auth_errors` lists rejected tokens."""
 
-    def __init__(self, secret=SECRET):
+    def __init__(self, secret=SECRET, tls_dir=None):
+        """With `tls_dir`, serves HTTPS with a certificate for 127.0.0.1 made there
+        (`self.ca_file` is the certificate to trust)."""
         self.deployments = {}
         self.boots = {}
         self.auth_errors = []
@@ -135,7 +140,18 @@ class Origin:
         self.server = Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
-        self.rpc_root = f"http://127.0.0.1:{self.port}/v1/"
+        scheme = "http"
+        if tls_dir:
+            self.ca_file = os.path.join(tls_dir, "origin.pem")
+            key = os.path.join(tls_dir, "origin.key")
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                            "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                            "-keyout", key, "-out", self.ca_file], check=True, capture_output=True, timeout=60)
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(self.ca_file, key)
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+            scheme = "https"
+        self.rpc_root = f"{scheme}://127.0.0.1:{self.port}/v1/"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 

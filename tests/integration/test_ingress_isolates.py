@@ -3,6 +3,8 @@ targeting session, single-flight boots, prewarm, envs and permissions, streaming
 user code and isolates, eviction, capacity and loops."""
 
 import json
+import shutil
+import tempfile
 import os
 import signal
 import socket
@@ -154,6 +156,24 @@ class Boot(IngressCase):
         self.assertEqual((r.status, r.error()["code"]), (502, "INTERNAL_BOOT_RPC_ERROR"))
 
 
+class TlsOrigin(SubgateTestCase):
+    def test_https_origin_verified_against_the_configured_ca(self):
+        tls_dir = tempfile.mkdtemp(prefix="subgate-tls-")
+        self.addCleanup(shutil.rmtree, tls_dir, True)
+        origin = Origin(tls_dir=tls_dir)
+        self.addCleanup(origin.stop)
+        origin.deployments["hello"] = Deployment()
+        headers = {"x-deno-subhost": relay_token("hello", origin.rpc_root), "x-forwarded-host": "tls.example"}
+        trusting = self.start_subgate(ingress_config(runtime=f"origin_ca_file {origin.ca_file};"))
+        r = request(trusting.port, headers=headers)
+        self.assertEqual((r.status, r.body), (200, b"hello from tls.example\n"))
+        # Without the CA the system store does not trust the origin.
+        strict = self.start_subgate(ingress_config())
+        r = request(strict.port, headers=headers)
+        self.assertEqual((r.status, r.error()["code"]), (502, "INTERNAL_BOOT_RPC_ERROR"))
+        self.assertIn("certificate", r.error()["message"])
+
+
 class UserCode(IngressCase):
     def test_envs_host_scheme_and_default_export(self):
         code = """export default { fetch(req) {
@@ -185,6 +205,20 @@ class UserCode(IngressCase):
         self.assertIn(b"denied: NotCapable", self.get("closed").body)
         self.assertEqual(self.get("open").body, b"fetched 200")
         self.assertIn(b"denied: NotCapable", self.get("listed").body)
+
+    def test_reads_only_its_own_code(self):
+        code = """Deno.serve(async () => {
+            const own = (await Deno.readTextFile(new URL(import.meta.url).pathname)).length > 0;
+            let other = "read";
+            try { await Deno.readTextFile("/etc/hostname"); } catch (e) { other = e.name; }
+            let write = "written";
+            try { await Deno.writeTextFile(new URL("./x.txt", import.meta.url).pathname, "x"); } catch (e) { write = e.name; }
+            return Response.json({ own, other, write });
+        });"""
+        self.origin.deployments["reader"] = Deployment(code=code)
+        self.serve()
+        r = self.get("reader")
+        self.assertEqual(json.loads(r.body), {"own": True, "other": "NotCapable", "write": "NotCapable"})
 
     def test_streaming_both_ways(self):
         code = """Deno.serve(async (req) => {
@@ -322,6 +356,23 @@ class IsolateFailures(IngressCase):
 
 
 class Lifecycle(IngressCase):
+    def test_sigterm_stops_isolates_and_removes_their_folder(self):
+        self.origin.deployments["hello"] = Deployment()
+        self.serve(runtime="spare 1;")
+        self.assertEqual(self.get("hello").status, 200)
+        wait_until(lambda: len(self.deno_children()) == 2, what="isolate and spare")
+        children = self.deno_children()
+        folder = [d for d in os.listdir("/tmp") if d.startswith("subgate-") and
+                  os.path.exists(f"/tmp/{d}/harness.js") and
+                  any(os.path.exists(f"/proc/{pid}") and os.readlink(f"/proc/{pid}/cwd").startswith(f"/tmp/{d}/")
+                      for pid in children)]
+        self.assertEqual(len(folder), 1)
+        self.sg.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(self.sg.proc.wait(15), 0)
+        self.assertFalse(any(os.path.exists(f"/proc/{pid}") for pid in children))
+        self.assertFalse(os.path.exists(f"/tmp/{folder[0]}"), "the isolate folder is removed")
+        self.assertIn("stopped (", self.sg.output())
+
     def test_isolates_die_with_subgate_even_on_kill_9(self):
         self.origin.deployments["hello"] = Deployment()
         self.serve(runtime="spare 1;")
