@@ -7,17 +7,29 @@
 namespace subgate {
 namespace {
 
-bool isHex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+bool isHex(char c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
 
 bool isRegNameChar(char c) {
   if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
   switch (c) {
-    case '-': case '.': case '_': case '~':                                    // unreserved
-    case '!': case '$': case '&': case '\'': case '(': case ')': case '*':     // sub-delims
-    case '+': case ',': case ';': case '=':
-      return true;
-    default:
-      return false;
+    case '-':
+    case '.':
+    case '_':
+    case '~':  // unreserved
+    case '!':
+    case '$':
+    case '&':
+    case '\'':
+    case '(':
+    case ')':
+    case '*':  // sub-delims
+    case '+':
+    case ',':
+    case ';':
+    case '=': return true;
+    default: return false;
   }
 }
 
@@ -36,7 +48,8 @@ bool isValidRegName(std::string_view name) {
 
 bool isValidIpLiteral(std::string_view inside) {
   if (inside.empty()) return false;
-  if (inside[0] == 'v' || inside[0] == 'V') {  // IPvFuture: "v" 1*HEXDIG "." 1*( unreserved / sub-delims / ":" )
+  if (inside[0] == 'v' ||
+      inside[0] == 'V') {  // IPvFuture: "v" 1*HEXDIG "." 1*( unreserved / sub-delims / ":" )
     size_t dot = inside.find('.');
     if (dot == std::string_view::npos || dot < 2 || dot + 1 == inside.size()) return false;
     for (size_t i = 1; i < dot; ++i)

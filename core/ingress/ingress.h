@@ -18,8 +18,8 @@ namespace subgate {
 
 // One `subhoster NAME { ... }` block.
 struct Subhoster {
-  std::string name;    // the JWT `kid`
-  std::string secret;  // the shared HS256 secret
+  std::string name;                         // the JWT `kid`
+  std::string secret;                       // the shared HS256 secret
   std::vector<std::string> rpc_root_allow;  // allowed rpc_root prefixes; empty = any
 };
 

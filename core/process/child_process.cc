@@ -26,7 +26,8 @@ void closeIf(int& fd) {
   setpgid(0, 0);
   sigset_t all;
   sigemptyset(&all);
-  sigprocmask(SIG_SETMASK, &all, nullptr);  // subgate blocks signals for sigwait; the child must not
+  sigprocmask(SIG_SETMASK, &all,
+              nullptr);  // subgate blocks signals for sigwait; the child must not
   if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0) goto fail;
   // Close everything else except the report pipe (close-on-exec itself).
   if (report_fd > 3) syscall(SYS_close_range, 3u, static_cast<unsigned>(report_fd - 1), 0u);
@@ -71,7 +72,9 @@ bool spawnChild(const std::vector<std::string>& argv, const std::vector<std::str
     cleanup();
     return false;
   }
-  if (pid == 0) execChild(argv_ptrs.data(), env_ptrs.data(), cwd.c_str(), in[0], out[1], err[1], report[1], parent);
+  if (pid == 0)
+    execChild(argv_ptrs.data(), env_ptrs.data(), cwd.c_str(), in[0], out[1], err[1], report[1],
+              parent);
 
   closeIf(in[0]);
   closeIf(out[1]);

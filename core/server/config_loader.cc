@@ -77,56 +77,31 @@ bool validateBlock(const config::Node& block, Context context, const SpecTable& 
   return true;
 }
 
-bool sizeValue(const config::Node& node, uint64_t& out, CompileContext& ctx) {
-  auto value = config::parseSize(node.args[0]);
-  if (!value) return ctx.fail(node, "invalid size \"" + node.args[0] + "\" in \"" + node.name + "\" directive");
-  out = *value;
-  return true;
-}
-
-bool durationValue(const config::Node& node, milliseconds& out, CompileContext& ctx) {
-  auto value = config::parseDuration(node.args[0]);
-  if (!value) return ctx.fail(node, "invalid duration \"" + node.args[0] + "\" in \"" + node.name + "\" directive");
-  out = *value;
-  return true;
-}
-
-bool countValue(const config::Node& node, uint64_t min, uint64_t max, uint64_t& out,
-                CompileContext& ctx) {
-  const std::string& text = node.args[0];
-  uint64_t value = 0;
-  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || ptr != text.data() + text.size() || value < min || value > max)
-    return ctx.fail(node, "invalid number \"" + text + "\" in \"" + node.name + "\" directive");
-  out = value;
-  return true;
-}
-
 // Core settings visible from a scope (location → server → main).
 bool compileCore(const Scope& scope, CompileContext& ctx, CoreConf& core) {
   uint64_t value = 0;
   if (const auto* n = scope.find("client_max_header_size")) {
-    if (!sizeValue(*n, value, ctx)) return false;
+    if (!ctx.sizeArg(*n, value)) return false;
     if (value < 256) return ctx.fail(*n, "\"client_max_header_size\" must be at least 256");
     core.head_limits.max_head_bytes = value;
   }
   if (const auto* n = scope.find("client_max_headers")) {
-    if (!countValue(*n, 1, 10000, value, ctx)) return false;
+    if (!ctx.countArg(*n, 1, 10000, value)) return false;
     core.head_limits.max_headers = value;
   }
   if (const auto* n = scope.find("client_max_uri_size")) {
-    if (!sizeValue(*n, value, ctx)) return false;
+    if (!ctx.sizeArg(*n, value)) return false;
     if (value < 16) return ctx.fail(*n, "\"client_max_uri_size\" must be at least 16");
     core.head_limits.max_uri_bytes = value;
   }
   if (const auto* n = scope.find("client_max_body_size")) {
-    if (!sizeValue(*n, core.max_body_bytes, ctx)) return false;
+    if (!ctx.sizeArg(*n, core.max_body_bytes)) return false;
   }
   // The body limit depends on the location, known only after the head is parsed: the request
   // checks it (Request::run), not the head parser.
   core.head_limits.max_body_bytes = UINT64_MAX;
   if (const auto* n = scope.find("keepalive_requests")) {
-    if (!countValue(*n, 1, UINT32_MAX, value, ctx)) return false;
+    if (!ctx.countArg(*n, 1, UINT32_MAX, value)) return false;
     core.keepalive_requests = static_cast<uint32_t>(value);
   }
   struct {
@@ -140,7 +115,7 @@ bool compileCore(const Scope& scope, CompileContext& ctx, CoreConf& core) {
   };
   for (auto& t : timeouts) {
     if (const auto* n = scope.find(t.name)) {
-      if (!durationValue(*n, *t.field, ctx)) return false;
+      if (!ctx.durationArg(*n, *t.field)) return false;
     }
   }
   return true;
@@ -279,7 +254,7 @@ bool compileMainSettings(const config::Node& root, CompileContext& ctx, RuntimeC
       config.workers = std::max(1u, std::thread::hardware_concurrency());
     } else {
       uint64_t value = 0;
-      if (!countValue(*n, 1, 256, value, ctx)) return false;
+      if (!ctx.countArg(*n, 1, 256, value)) return false;
       config.workers = static_cast<int>(value);
     }
   }
@@ -289,7 +264,7 @@ bool compileMainSettings(const config::Node& root, CompileContext& ctx, RuntimeC
       return ctx.fail(*n, "invalid log level \"" + n->args[1] + "\"");
   }
   if (const auto* n = root.child("shutdown_timeout")) {
-    if (!durationValue(*n, config.shutdown_timeout, ctx)) return false;
+    if (!ctx.durationArg(*n, config.shutdown_timeout)) return false;
   }
   return true;
 }
@@ -299,6 +274,41 @@ bool compileMainSettings(const config::Node& root, CompileContext& ctx, RuntimeC
 bool CompileContext::fail(const config::Node& node, std::string_view message) {
   if (error.empty()) error = node.where() + ": " + std::string(message);
   return false;
+}
+
+bool CompileContext::sizeArg(const config::Node& node, uint64_t& out, uint64_t min) {
+  auto value = config::parseSize(node.args[0]);
+  if (!value || *value < min)
+    return fail(node, "invalid size \"" + node.args[0] + "\" in \"" + node.name + "\" directive");
+  out = *value;
+  return true;
+}
+
+bool CompileContext::durationArg(const config::Node& node, milliseconds& out, bool positive) {
+  auto value = config::parseDuration(node.args[0]);
+  if (!value || (positive && value->count() <= 0))
+    return fail(node, "invalid duration \"" + node.args[0] + "\" in \"" + node.name + "\" directive");
+  out = *value;
+  return true;
+}
+
+bool CompileContext::countArg(const config::Node& node, uint64_t min, uint64_t max, uint64_t& out) {
+  const std::string& text = node.args[0];
+  uint64_t value = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || ptr != text.data() + text.size() || value < min || value > max)
+    return fail(node, "invalid number \"" + text + "\" in \"" + node.name + "\" directive");
+  out = value;
+  return true;
+}
+
+bool CompileContext::flagArg(const config::Node& node, bool& out) {
+  auto value = config::parseFlag(node.args[0]);
+  if (!value)
+    return fail(node, "invalid value \"" + node.args[0] + "\" in \"" + node.name +
+                          "\" directive, it must be \"on\" or \"off\"");
+  out = *value;
+  return true;
 }
 
 std::string CompileContext::resolvePath(const std::string& path) const {

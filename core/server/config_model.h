@@ -101,6 +101,13 @@ struct CompileContext {
   bool fail(const config::Node& node, std::string_view message);
   // Resolves a relative path against the prefix.
   std::string resolvePath(const std::string& path) const;
+
+  // The first argument of `node` as a value; false with an error naming the directive when it is
+  // malformed or out of range.
+  bool sizeArg(const config::Node& node, uint64_t& out, uint64_t min = 0);
+  bool durationArg(const config::Node& node, milliseconds& out, bool positive = false);
+  bool countArg(const config::Node& node, uint64_t min, uint64_t max, uint64_t& out);
+  bool flagArg(const config::Node& node, bool& out);  // "on" | "off"
 };
 
 }  // namespace subgate

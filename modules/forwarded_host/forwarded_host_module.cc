@@ -21,12 +21,8 @@ std::shared_ptr<const ModuleConf> ForwardedHostModule::compileLocation(const Sco
                                                                        CompileContext& ctx) const {
   const config::Node* node = scope.find("forwarded_host");
   if (!node) return nullptr;
-  auto on = config::parseFlag(node->args[0]);
-  if (!on) {
-    ctx.fail(*node, "invalid value \"" + node->args[0] + "\" in \"forwarded_host\" directive, it must be \"on\" or \"off\"");
-    return nullptr;
-  }
-  if (!*on) return nullptr;
+  bool on = false;
+  if (!ctx.flagArg(*node, on) || !on) return nullptr;
   static const auto conf = std::make_shared<ForwardedHostConf>();
   return conf;
 }
@@ -37,7 +33,8 @@ HookResult ForwardedHostModule::access(Request& req, const ModuleConf&) const {
   for (const http1::HeaderField& field : req.head().headers) {
     if (field.name.size() != 16 || !http1::iequals(field.name, "x-forwarded-host")) continue;
     if (seen && field.value != host) {
-      req.fail(ErrorKind::kInvalidHostHeader, "x-forwarded-host was sent more than once with different values");
+      req.fail(ErrorKind::kInvalidHostHeader,
+               "x-forwarded-host was sent more than once with different values");
       return HookResult::kDone;
     }
     host = field.value;
@@ -50,7 +47,8 @@ HookResult ForwardedHostModule::access(Request& req, const ModuleConf&) const {
   }
   if (!isValidHostHeader(host)) {
     req.fail(ErrorKind::kInvalidHostHeader,
-             "x-forwarded-host is not a valid host (a name, an IPv4 address or [IPv6], with an optional :port)");
+             "x-forwarded-host is not a valid host (a name, an IPv4 address or [IPv6], with an "
+             "optional :port)");
     return HookResult::kDone;
   }
   Ingress& ingress = req.ingress();

@@ -15,7 +15,8 @@ class ForwardedHostModule final : public Module {
  public:
   std::string_view name() const override { return "forwarded_host"; }
   std::span<const DirectiveSpec> directives() const override;
-  std::shared_ptr<const ModuleConf> compileLocation(const Scope& scope, CompileContext& ctx) const override;
+  std::shared_ptr<const ModuleConf> compileLocation(const Scope& scope,
+                                                    CompileContext& ctx) const override;
   bool hasAccess() const override { return true; }
   HookResult access(Request& req, const ModuleConf& conf) const override;
 };

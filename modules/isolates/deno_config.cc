@@ -13,10 +13,12 @@ std::string entryFileName(std::string_view entrypoint) {
   std::string_view name = entrypoint.substr(entrypoint.rfind('/') + 1);
   static constexpr std::string_view kExtensions[] = {".ts", ".js", ".mjs", ".mts", ".tsx", ".jsx"};
   bool known = false;
-  for (std::string_view ext : kExtensions) known = known || (name.size() > ext.size() && name.ends_with(ext));
+  for (std::string_view ext : kExtensions)
+    known = known || (name.size() > ext.size() && name.ends_with(ext));
   if (!known || name.size() > 100 || name[0] == '.') return "main.ts";  // no hidden or dot names
   for (char c : name)
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+          c == '_' || c == '-'))
       return "main.ts";
   return std::string(name);
 }
@@ -41,7 +43,9 @@ bool parseDenoConfig(std::string_view value, DeploymentCode& code, std::string& 
     return false;
   }
   if (json_object_get(root.value, "layers") || json_object_get(root.value, "inline_layer")) {
-    error = "x-deno-config describes an ESZIP bundle (layers / inline_layer), which subgate does not load yet; send the code as one module";
+    error =
+        "x-deno-config describes an ESZIP bundle (layers / inline_layer), which subgate does not "
+        "load yet; send the code as one module";
     return false;
   }
   json_t* entrypoint = json_object_get(root.value, "entrypoint");
@@ -62,11 +66,13 @@ bool parseDenoConfig(std::string_view value, DeploymentCode& code, std::string& 
     json_t* item;
     json_object_foreach(envs, key, item) {
       if (!json_is_string(item)) {
-        error = std::string("x-deno-config field \"envs\": the value of \"") + key + "\" is not a string";
+        error = std::string("x-deno-config field \"envs\": the value of \"") + key +
+                "\" is not a string";
         return false;
       }
       if (!*key || std::string_view(key).find_first_of("=\0", 0, 2) != std::string_view::npos) {
-        error = std::string("x-deno-config field \"envs\": \"") + key + "\" is not a valid variable name";
+        error = std::string("x-deno-config field \"envs\": \"") + key +
+                "\" is not a valid variable name";
         return false;
       }
     }
@@ -91,15 +97,20 @@ bool parseDenoConfig(std::string_view value, DeploymentCode& code, std::string& 
       json_t* item;
       json_array_foreach(net, index, item) {
         const char* host = json_string_value(item);
-        if (!host || !*host || std::string_view(host).find_first_of(", \t") != std::string_view::npos) {
-          error = "x-deno-config field \"permissions.net\" must be true, false or a list of \"host[:port]\" strings";
+        if (!host || !*host ||
+            std::string_view(host).find_first_of(", \t") != std::string_view::npos) {
+          error =
+              "x-deno-config field \"permissions.net\" must be true, false or a list of "
+              "\"host[:port]\" strings";
           return false;
         }
         code.net_allow.emplace_back(host);
       }
       if (code.net_allow.empty()) code.net = DeploymentCode::Net::kNone;
     } else if (net && !json_is_null(net)) {
-      error = "x-deno-config field \"permissions.net\" must be true, false or a list of \"host[:port]\" strings";
+      error =
+          "x-deno-config field \"permissions.net\" must be true, false or a list of "
+          "\"host[:port]\" strings";
       return false;
     }
   }

@@ -36,7 +36,8 @@ namespace {
 
 constexpr std::chrono::milliseconds kSweepInterval{500};
 constexpr size_t kStderrTail = 2048;
-constexpr std::chrono::milliseconds kExitWait{250};  // failureOf(): how long a dying isolate may take
+constexpr std::chrono::milliseconds kExitWait{
+    250};  // failureOf(): how long a dying isolate may take
 constexpr std::string_view kOutOfMemoryMarker = "Fatal JavaScript out of memory";
 
 struct Waiter {
@@ -48,19 +49,25 @@ struct Waiter {
 };
 
 timeval toTimeval(std::chrono::milliseconds d) {
-  return timeval{static_cast<time_t>(d.count() / 1000), static_cast<suseconds_t>((d.count() % 1000) * 1000)};
+  return timeval{static_cast<time_t>(d.count() / 1000),
+                 static_cast<suseconds_t>((d.count() % 1000) * 1000)};
+}
+
+std::string hexEncode(const unsigned char* bytes, size_t count) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(count * 2);
+  for (size_t i = 0; i < count; ++i) {
+    out += kHex[bytes[i] >> 4];
+    out += kHex[bytes[i] & 15];
+  }
+  return out;
 }
 
 std::string randomHex(size_t bytes) {
   std::vector<unsigned char> raw(bytes);
   RAND_bytes(raw.data(), static_cast<int>(raw.size()));
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : raw) {
-    out += kHex[c >> 4];
-    out += kHex[c & 15];
-  }
-  return out;
+  return hexEncode(raw.data(), raw.size());
 }
 
 void appendJsonString(std::string& out, std::string_view text) {
@@ -149,9 +156,9 @@ struct IsolateRegistry::Impl {
   std::string deno_dir;
   std::string tag_secret = randomHex(32);
   std::unordered_map<std::string, std::unique_ptr<Deployment>> deployments;
-  std::unordered_map<uint64_t, Deployment*> waiting;  // ticket -> deployment
+  std::unordered_map<uint64_t, Deployment*> waiting;                 // ticket -> deployment
   std::unordered_map<uint64_t, std::shared_ptr<Isolate>> processes;  // every process alive
-  std::vector<std::shared_ptr<Isolate>> spares;  // ready or starting spares
+  std::vector<std::shared_ptr<Isolate>> spares;                      // ready or starting spares
   uint32_t spare_failures = 0;
   uint64_t next_id = 1;
   uint64_t next_ticket = 1;
@@ -169,13 +176,7 @@ struct IsolateRegistry::Impl {
     unsigned int length = sizeof mac;
     HMAC(EVP_sha256(), tag_secret.data(), static_cast<int>(tag_secret.size()),
          reinterpret_cast<const unsigned char*>(key.data()), key.size(), mac, &length);
-    static constexpr char kHex[] = "0123456789abcdef";
-    std::string out;
-    for (unsigned i = 0; i < 16; ++i) {
-      out += kHex[mac[i] >> 4];
-      out += kHex[mac[i] & 15];
-    }
-    return out;
+    return hexEncode(mac, 16);  // 128 bits are plenty to be unguessable
   }
 
   Deployment& deploymentFor(const VerifiedToken& token) {
@@ -220,7 +221,8 @@ struct IsolateRegistry::Impl {
   }
 
   // A ready isolate of `d` for this request with room under `limit`: the least utilized.
-  std::shared_ptr<Isolate> findRoomLocked(Deployment& d, const std::string& instance_id, uint32_t limit) {
+  std::shared_ptr<Isolate> findRoomLocked(Deployment& d, const std::string& instance_id,
+                                          uint32_t limit) {
     if (!instance_id.empty()) {
       auto it = d.instances.find(instance_id);
       if (it != d.instances.end() && it->second->state == Isolate::State::kReady) return it->second;
@@ -235,13 +237,15 @@ struct IsolateRegistry::Impl {
   }
 
   // An isolate of `d` being started that can take one more waiter.
-  std::shared_ptr<Isolate> findStartingLocked(Deployment& d, const std::string& instance_id, uint32_t limit) {
+  std::shared_ptr<Isolate> findStartingLocked(Deployment& d, const std::string& instance_id,
+                                              uint32_t limit) {
     if (!instance_id.empty()) {
       auto it = d.instances.find(instance_id);
       return it != d.instances.end() ? it->second : nullptr;
     }
     for (const auto& isolate : d.shared) {
-      bool starting = isolate->state == Isolate::State::kWaitingCode || isolate->state == Isolate::State::kStarting;
+      bool starting = isolate->state == Isolate::State::kWaitingCode ||
+                      isolate->state == Isolate::State::kStarting;
       if (starting && isolate->waiters.size() < limit) return isolate;
     }
     return nullptr;
@@ -252,7 +256,9 @@ struct IsolateRegistry::Impl {
     std::shared_ptr<Isolate> victim;
     for (const auto& [key, d] : deployments) {
       auto consider = [&](const std::shared_ptr<Isolate>& isolate) {
-        if (isolate->state != Isolate::State::kReady || isolate->active > 0 || !isolate->waiters.empty()) return;
+        if (isolate->state != Isolate::State::kReady || isolate->active > 0 ||
+            !isolate->waiters.empty())
+          return;
         if (!victim || isolate->last_used < victim->last_used) victim = isolate;
       };
       for (const auto& isolate : d->shared) consider(isolate);
@@ -262,7 +268,8 @@ struct IsolateRegistry::Impl {
   }
 
   std::shared_ptr<Isolate> startNewLocked(Deployment& d, const std::string& instance_id) {
-    if (instance_id.empty() && d.shared.size() >= settings.max_isolates_per_deployment) return nullptr;
+    if (instance_id.empty() && d.shared.size() >= settings.max_isolates_per_deployment)
+      return nullptr;
     if (live >= settings.max_isolates) {
       auto victim = evictionVictimLocked();
       if (!victim) return nullptr;
@@ -329,7 +336,8 @@ struct IsolateRegistry::Impl {
     if (!d) return;
     if (isolate.instance_id.empty()) {
       std::erase_if(d->shared, [&](const auto& p) { return p.get() == &isolate; });
-    } else if (auto it = d->instances.find(isolate.instance_id); it != d->instances.end() && it->second.get() == &isolate) {
+    } else if (auto it = d->instances.find(isolate.instance_id);
+               it != d->instances.end() && it->second.get() == &isolate) {
       d->instances.erase(it);
     }
     isolate.deployment = nullptr;
@@ -341,7 +349,8 @@ struct IsolateRegistry::Impl {
   }
 
   void stopLocked(const std::shared_ptr<Isolate>& isolate) {
-    if (isolate->state == Isolate::State::kStopping || isolate->state == Isolate::State::kDead) return;
+    if (isolate->state == Isolate::State::kStopping || isolate->state == Isolate::State::kDead)
+      return;
     detachLocked(*isolate);
     isolate->state = Isolate::State::kStopping;
     supervisor.post([isolate, grace = settings.stop_timeout] {
@@ -360,8 +369,8 @@ struct IsolateRegistry::Impl {
     ++counters.boots;
     // One thread per fetch: fetches are rare (once per deployment while its code is cached) and
     // a slow origin must not hold up other deployments' boots. The registry is never destroyed.
-    std::thread([this, dp = &d, subhoster = d.subhoster, rpc_root = d.rpc_root, id = d.deployment_id,
-                 options = settings.origin] {
+    std::thread([this, dp = &d, subhoster = d.subhoster, rpc_root = d.rpc_root,
+                 id = d.deployment_id, options = settings.origin] {
       BootOutcome outcome = fetchDeployment(*subhoster, rpc_root, id, options);
       std::lock_guard<std::mutex> lock(mu);
       fetchDoneLocked(*dp, std::move(outcome));
@@ -393,8 +402,8 @@ struct IsolateRegistry::Impl {
       }  // keep no record of failed boots
       return;
     }
-    LOG_INFO("deployment %s: fetched from %s (%zu bytes)", d.deployment_id.c_str(), d.rpc_root.c_str(),
-             outcome.code->bundle.size());
+    LOG_INFO("deployment %s: fetched from %s (%zu bytes)", d.deployment_id.c_str(),
+             d.rpc_root.c_str(), outcome.code->bundle.size());
     d.code = std::move(outcome.code);
     ++cached_code;
     trimCodeCacheLocked();
@@ -406,7 +415,8 @@ struct IsolateRegistry::Impl {
     while (cached_code > settings.boot_cache) {
       Deployment* oldest = nullptr;
       for (auto& [key, d] : deployments)
-        if (d->code && d->empty() && (!oldest || d->last_used < oldest->last_used)) oldest = d.get();
+        if (d->code && d->empty() && (!oldest || d->last_used < oldest->last_used))
+          oldest = d.get();
       if (!oldest) return;
       --cached_code;
       deployments.erase(oldest->key);
@@ -433,15 +443,17 @@ struct IsolateRegistry::Impl {
     return {settings, harness_path, deno_dir};
   }
 
-  static std::vector<std::string> runtimeArgv(const Launch& launch, const std::string& dir, const DeploymentCode* code) {
+  static std::vector<std::string> runtimeArgv(const Launch& launch, const std::string& dir,
+                                              const DeploymentCode* code) {
     const RuntimeSettings& settings = launch.settings;
-    std::vector<std::string> argv = {settings.deno_path, "run", "--quiet", "--no-prompt", "--no-config",
-                                     "--no-lock"};
+    std::vector<std::string> argv = {settings.deno_path, "run",         "--quiet",
+                                     "--no-prompt",      "--no-config", "--no-lock"};
     argv.push_back("--allow-read=" + dir + "/code," + dir + "/sock");
     argv.push_back("--allow-write=" + dir + "/sock");
     argv.push_back("--allow-env");
     if (!code || code->net != DeploymentCode::Net::kList) {
-      if (!code || code->net == DeploymentCode::Net::kAll || code->net == DeploymentCode::Net::kNone)
+      if (!code || code->net == DeploymentCode::Net::kAll ||
+          code->net == DeploymentCode::Net::kNone)
         argv.push_back("--allow-net");  // kNone: revoked by the harness, so spares stay generic
     } else {
       // The harness's own socket must be allowed too: Deno checks unix listeners as net access.
@@ -449,15 +461,16 @@ struct IsolateRegistry::Impl {
       for (const std::string& host : code->net_allow) list += "," + host;
       argv.push_back("--allow-net=" + list);
     }
-    argv.push_back("--v8-flags=--max-old-space-size=" + std::to_string(std::max<uint64_t>(settings.memory_limit >> 20, 16)));
+    argv.push_back("--v8-flags=--max-old-space-size=" +
+                   std::to_string(std::max<uint64_t>(settings.memory_limit >> 20, 16)));
     argv.push_back(launch.harness_path);
     argv.push_back(dir + "/sock/s.sock");
     return argv;
   }
 
   static std::vector<std::string> runtimeEnv(const Launch& launch) {
-    return {"DENO_DIR=" + launch.deno_dir, "NO_COLOR=1", "DENO_NO_UPDATE_CHECK=1", "DENO_NO_PROMPT=1",
-            "PATH=/usr/bin:/bin"};
+    return {"DENO_DIR=" + launch.deno_dir, "NO_COLOR=1", "DENO_NO_UPDATE_CHECK=1",
+            "DENO_NO_PROMPT=1", "PATH=/usr/bin:/bin"};
   }
 
   bool makeDirs(const std::string& dir, std::string& error) {
@@ -469,10 +482,12 @@ struct IsolateRegistry::Impl {
   }
 
   // Starts a runtime process for `isolate` and watches it. False with `error` on failure.
-  bool spawn(const std::shared_ptr<Isolate>& isolate, const DeploymentCode* code, std::string& error) {
+  bool spawn(const std::shared_ptr<Isolate>& isolate, const DeploymentCode* code,
+             std::string& error) {
     if (!makeDirs(isolate->dir, error)) return false;
     const Launch launch = launchSettings();
-    if (!spawnChild(runtimeArgv(launch, isolate->dir, code), runtimeEnv(launch), isolate->dir, isolate->process, error))
+    if (!spawnChild(runtimeArgv(launch, isolate->dir, code), runtimeEnv(launch), isolate->dir,
+                    isolate->process, error))
       return false;
     std::string address_error;
     auto address = parseSocketAddress("unix:" + isolate->dir + "/sock/s.sock", 0, address_error);
@@ -490,8 +505,10 @@ struct IsolateRegistry::Impl {
     event_base* base = supervisor.base();
     Isolate* raw = isolate.get();
     isolate->exit_ev = event_new(base, isolate->process.pidfd, EV_READ, onExit, raw);
-    isolate->out_ev = event_new(base, isolate->process.stdout_fd, EV_READ | EV_PERSIST, onStdout, raw);
-    isolate->err_ev = event_new(base, isolate->process.stderr_fd, EV_READ | EV_PERSIST, onStderr, raw);
+    isolate->out_ev =
+        event_new(base, isolate->process.stdout_fd, EV_READ | EV_PERSIST, onStdout, raw);
+    isolate->err_ev =
+        event_new(base, isolate->process.stderr_fd, EV_READ | EV_PERSIST, onStderr, raw);
     isolate->timer = evtimer_new(base, onTimer, raw);
     for (event* ev : {isolate->exit_ev, isolate->out_ev, isolate->err_ev}) event_add(ev, nullptr);
     std::lock_guard<std::mutex> lock(mu);
@@ -536,7 +553,8 @@ struct IsolateRegistry::Impl {
       LOG_ERROR("isolate %s: cannot start: %s", isolate->tag().c_str(), error.c_str());
       if (isolate->process.pid > 0) kill(isolate->process.pid, SIGKILL);
       std::lock_guard<std::mutex> lock(mu);
-      failWaitersLocked(*isolate, ErrorKind::kDeploymentFailed, "the isolate could not be started: " + error);
+      failWaitersLocked(*isolate, ErrorKind::kDeploymentFailed,
+                        "the isolate could not be started: " + error);
       detachLocked(*isolate);
       if (isolate->process.pid <= 0) isolate->state = Isolate::State::kDead;
       return;
@@ -560,7 +578,8 @@ struct IsolateRegistry::Impl {
       spare->state = Isolate::State::kDead;
     }
     watch(isolate);
-    LOG_DEBUG("isolate %s: took spare #%llu", isolate->tag().c_str(), static_cast<unsigned long long>(spare->id));
+    LOG_DEBUG("isolate %s: took spare #%llu", isolate->tag().c_str(),
+              static_cast<unsigned long long>(spare->id));
   }
 
   bool writeCode(const Isolate& isolate, const DeploymentCode& code, std::string& error) {
@@ -588,7 +607,8 @@ struct IsolateRegistry::Impl {
     // A pipe takes 64 KiB at once; the assignment is a few hundred bytes (the code is a file).
     ssize_t n = ::write(isolate.process.stdin_fd, line.data(), line.size());
     if (n != static_cast<ssize_t>(line.size())) {
-      error = std::string("cannot hand the code to the runtime: ") + (n < 0 ? std::strerror(errno) : "short write");
+      error = std::string("cannot hand the code to the runtime: ") +
+              (n < 0 ? std::strerror(errno) : "short write");
       return false;
     }
     return true;
@@ -676,7 +696,8 @@ struct IsolateRegistry::Impl {
     if (is_stderr) {
       if (line.find(kOutOfMemoryMarker) != std::string_view::npos) isolate.memory_limit = true;
       isolate.err_tail.append(line).push_back('\n');
-      if (isolate.err_tail.size() > kStderrTail) isolate.err_tail.erase(0, isolate.err_tail.size() - kStderrTail);
+      if (isolate.err_tail.size() > kStderrTail)
+        isolate.err_tail.erase(0, isolate.err_tail.size() - kStderrTail);
     }
     logf(is_stderr ? LogLevel::kWarn : LogLevel::kInfo, "isolate %s: %.*s", isolate.tag().c_str(),
          static_cast<int>(line.size()), line.data());
@@ -709,14 +730,15 @@ struct IsolateRegistry::Impl {
     auto* isolate = static_cast<Isolate*>(arg);
     std::lock_guard<std::mutex> lock(m.mu);
     if (isolate->state == Isolate::State::kStarting) {
-      LOG_WARN("isolate %s: did not start serving within boot_timeout (%lld ms)", isolate->tag().c_str(),
-               static_cast<long long>(m.settings.boot_timeout.count()));
+      LOG_WARN("isolate %s: did not start serving within boot_timeout (%lld ms)",
+               isolate->tag().c_str(), static_cast<long long>(m.settings.boot_timeout.count()));
       isolate->failure = "the isolate did not start serving within boot_timeout";
       m.failWaitersLocked(*isolate, ErrorKind::kDeploymentFailed, isolate->failure);
       m.detachLocked(*isolate);
       isolate->state = Isolate::State::kStopping;
     }
-    if (isolate->state == Isolate::State::kStopping && isolate->process.pid > 0) kill(isolate->process.pid, SIGKILL);
+    if (isolate->state == Isolate::State::kStopping && isolate->process.pid > 0)
+      kill(isolate->process.pid, SIGKILL);
   }
 
   static void onExit(evutil_socket_t, short, void* arg) {
@@ -734,20 +756,23 @@ struct IsolateRegistry::Impl {
   }
 
   void exited(const std::shared_ptr<Isolate>& isolate, int status) {
-    std::string how = WIFEXITED(status) ? "exited with status " + std::to_string(WEXITSTATUS(status))
-                                        : "was killed by signal " + std::to_string(WTERMSIG(status));
+    std::string how = WIFEXITED(status)
+                          ? "exited with status " + std::to_string(WEXITSTATUS(status))
+                          : "was killed by signal " + std::to_string(WTERMSIG(status));
     {
       std::lock_guard<std::mutex> lock(mu);
       const bool expected = isolate->state == Isolate::State::kStopping;
       if (isolate->memory_limit) {
-        LOG_WARN("isolate %s: exceeded its memory limit and %s", isolate->tag().c_str(), how.c_str());
+        LOG_WARN("isolate %s: exceeded its memory limit and %s", isolate->tag().c_str(),
+                 how.c_str());
       } else if (expected) {
         LOG_INFO("isolate %s: stopped (%s)", isolate->tag().c_str(), how.c_str());
       } else {
         LOG_WARN("isolate %s: %s", isolate->tag().c_str(), how.c_str());
       }
       if (isolate->failure.empty()) isolate->failure = "the isolate " + how;
-      ErrorKind kind = isolate->memory_limit ? ErrorKind::kMemoryLimit : ErrorKind::kDeploymentFailed;
+      ErrorKind kind =
+          isolate->memory_limit ? ErrorKind::kMemoryLimit : ErrorKind::kDeploymentFailed;
       failWaitersLocked(*isolate, kind, isolate->failure);
       detachLocked(*isolate);
       isolate->state = Isolate::State::kDead;
@@ -769,8 +794,8 @@ struct IsolateRegistry::Impl {
     std::vector<std::shared_ptr<Isolate>> idle;
     for (auto& [key, d] : self->deployments) {
       auto consider = [&](const std::shared_ptr<Isolate>& isolate) {
-        if (isolate->state == Isolate::State::kReady && isolate->active == 0 && isolate->waiters.empty() &&
-            now - isolate->last_used >= self->settings.idle_timeout)
+        if (isolate->state == Isolate::State::kReady && isolate->active == 0 &&
+            isolate->waiters.empty() && now - isolate->last_used >= self->settings.idle_timeout)
           idle.push_back(isolate);
       };
       for (const auto& isolate : d->shared) consider(isolate);
@@ -808,7 +833,8 @@ IsolateRegistry::~IsolateRegistry() = default;
 bool IsolateRegistry::configure(const RuntimeSettings& settings, std::string& error) {
   Impl& m = *impl_;
   if (access(settings.deno_path.c_str(), X_OK) != 0) {
-    error = "the Deno runtime \"" + settings.deno_path + "\" is not executable: " + std::strerror(errno) +
+    error = "the Deno runtime \"" + settings.deno_path +
+            "\" is not executable: " + std::strerror(errno) +
             " (run scripts/setup.sh runtime, or set deno_path in the runtime block)";
     return false;
   }
@@ -833,7 +859,8 @@ bool IsolateRegistry::configure(const RuntimeSettings& settings, std::string& er
     }
   }
   if (next.dir.size() > 60) {
-    error = "the isolate folder path " + next.dir + " is too long for unix sockets (60 bytes at most)";
+    error =
+        "the isolate folder path " + next.dir + " is too long for unix sockets (60 bytes at most)";
     return false;
   }
   const std::string harness = next.dir + "/harness.js";
@@ -910,8 +937,9 @@ void IsolateRegistry::shutdown() {
   std::filesystem::remove_all(dir, ec);
 }
 
-IsolateGrant IsolateRegistry::acquire(const IsolateRequest& request, Worker* worker, Callback callback,
-                                      uint64_t& ticket, bool& pending, bool& queued) {
+IsolateGrant IsolateRegistry::acquire(const IsolateRequest& request, Worker* worker,
+                                      Callback callback, uint64_t& ticket, bool& pending,
+                                      bool& queued) {
   Impl& m = *impl_;
   IsolateGrant grant;
   pending = false;
@@ -971,7 +999,8 @@ ErrorKind IsolateRegistry::failureOf(const Isolate& isolate, std::string& messag
   int pidfd = -1;
   {
     std::lock_guard<std::mutex> lock(m.mu);
-    if (isolate.process.pidfd >= 0) pidfd = dup(isolate.process.pidfd);  // the supervisor may close its own
+    if (isolate.process.pidfd >= 0)
+      pidfd = dup(isolate.process.pidfd);  // the supervisor may close its own
   }
   bool exited = false;
   if (pidfd >= 0) {
@@ -980,11 +1009,12 @@ ErrorKind IsolateRegistry::failureOf(const Isolate& isolate, std::string& messag
     ::close(pidfd);
   }
   std::lock_guard<std::mutex> lock(m.mu);
-  if (isolate.process.stderr_fd >= 0) m.drainLocked(mutable_isolate, isolate.process.stderr_fd, true);
+  if (isolate.process.stderr_fd >= 0)
+    m.drainLocked(mutable_isolate, isolate.process.stderr_fd, true);
   if (exited) m.detachLocked(mutable_isolate);
   if (isolate.memory_limit) {
-    message = "the isolate exceeded its memory limit (" + std::to_string(m.settings.memory_limit >> 20) +
-              " MiB) and was killed";
+    message = "the isolate exceeded its memory limit (" +
+              std::to_string(m.settings.memory_limit >> 20) + " MiB) and was killed";
     return ErrorKind::kMemoryLimit;
   }
   message = exited ? "the isolate crashed while serving the request"
@@ -1013,7 +1043,8 @@ void IsolateRegistry::release(const std::shared_ptr<Isolate>& isolate) {
   std::lock_guard<std::mutex> lock(m.mu);
   if (isolate->active > 0) --isolate->active;
   isolate->last_used = steadyNow();
-  if (isolate->state == Isolate::State::kReady && isolate->deployment) m.serveQueueLocked(*isolate->deployment);
+  if (isolate->state == Isolate::State::kReady && isolate->deployment)
+    m.serveQueueLocked(*isolate->deployment);
   if (isolate->active == 0) m.pumpQueuesLocked();
 }
 

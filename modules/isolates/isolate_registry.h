@@ -58,7 +58,7 @@ struct IsolateGrant {
 
 struct IsolateRequest {
   const VerifiedToken* token = nullptr;  // deployment, origin and subhoster
-  std::string_view instance_id;         // empty: a shared isolate
+  std::string_view instance_id;          // empty: a shared isolate
   uint32_t limit = 50;                   // isolate_limit where the request is served
   std::string_view loop_tag;             // x-subgate-loop of the request, if any
 };
@@ -97,8 +97,8 @@ class IsolateRegistry {
     size_t isolates = 0;
     size_t spares = 0;
     size_t deployments = 0;
-    uint64_t boots = 0;       // /boot calls made
-    uint64_t processes = 0;   // runtime processes started
+    uint64_t boots = 0;      // /boot calls made
+    uint64_t processes = 0;  // runtime processes started
   };
   Stats stats() const;
 

@@ -52,38 +52,14 @@ constexpr DirectiveSpec kDirectives[] = {
     {"isolate_read_timeout", kScopes},
 };
 
-bool parseCount(const config::Node& node, uint64_t min, uint64_t max, uint64_t& out, CompileContext& ctx) {
-  const std::string& text = node.args[0];
-  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
-  if (ec != std::errc() || ptr != text.data() + text.size() || out < min || out > max)
-    return ctx.fail(node, "invalid number \"" + text + "\" in \"" + node.name + "\" directive (" +
-                              std::to_string(min) + " to " + std::to_string(max) + ")");
-  return true;
-}
-
-bool parsePositiveDuration(const config::Node& node, std::chrono::milliseconds& out, CompileContext& ctx) {
-  auto value = config::parseDuration(node.args[0]);
-  if (!value || value->count() <= 0)
-    return ctx.fail(node, "invalid duration \"" + node.args[0] + "\" in \"" + node.name + "\" directive");
-  out = *value;
-  return true;
-}
-
-bool parseSizeIn(const config::Node& node, uint64_t min, uint64_t& out, CompileContext& ctx) {
-  auto value = config::parseSize(node.args[0]);
-  if (!value || *value < min)
-    return ctx.fail(node, "invalid size \"" + node.args[0] + "\" in \"" + node.name + "\" directive");
-  out = *value;
-  return true;
-}
-
 // The Deno executable when the config does not name one: $SUBGATE_DENO, then the one
 // scripts/setup.sh installed next to the sources, then next to the prefix.
 std::string defaultDenoPath(const std::string& prefix) {
   if (const char* env = std::getenv("SUBGATE_DENO"); env && *env) return env;
   for (const std::string& root : {std::string(SUBGATE_SOURCE_DIR), prefix}) {
-    for (const char* relative : {"/node_modules/deno/deno", "/node_modules/@deno/linux-x64-glibc/deno",
-                                 "/node_modules/@deno/linux-arm64-glibc/deno"}) {
+    for (const char* relative :
+         {"/node_modules/deno/deno", "/node_modules/@deno/linux-x64-glibc/deno",
+          "/node_modules/@deno/linux-arm64-glibc/deno"}) {
       std::string path = root + relative;
       if (access(path.c_str(), X_OK) == 0) return path;
     }
@@ -92,7 +68,8 @@ std::string defaultDenoPath(const std::string& prefix) {
 }
 
 bool compileRuntime(const config::Node& block, CompileContext& ctx, RuntimeSettings& s) {
-  if (block.args[0] != "deno") return ctx.fail(block, "unknown runtime \"" + block.args[0] + "\" (only \"deno\")");
+  if (block.args[0] != "deno")
+    return ctx.fail(block, "unknown runtime \"" + block.args[0] + "\" (only \"deno\")");
   for (const config::Node& node : block.children) {
     uint64_t n = 0;
     const std::string& name = node.name;
@@ -102,33 +79,33 @@ bool compileRuntime(const config::Node& block, CompileContext& ctx, RuntimeSetti
     } else if (name == "dir") {
       s.dir = ctx.resolvePath(node.args[0]);
     } else if (name == "spare") {
-      ok = parseCount(node, 0, 64, n, ctx);
+      ok = ctx.countArg(node, 0, 64, n);
       s.spare = static_cast<uint32_t>(n);
     } else if (name == "idle_timeout") {
-      ok = parsePositiveDuration(node, s.idle_timeout, ctx);
+      ok = ctx.durationArg(node, s.idle_timeout, true);
     } else if (name == "boot_timeout") {
-      ok = parsePositiveDuration(node, s.boot_timeout, ctx);
+      ok = ctx.durationArg(node, s.boot_timeout, true);
     } else if (name == "queue_timeout") {
-      ok = parsePositiveDuration(node, s.queue_timeout, ctx);
+      ok = ctx.durationArg(node, s.queue_timeout, true);
     } else if (name == "stop_timeout") {
-      ok = parsePositiveDuration(node, s.stop_timeout, ctx);
+      ok = ctx.durationArg(node, s.stop_timeout, true);
     } else if (name == "memory_limit") {
-      ok = parseSizeIn(node, 16ull << 20, s.memory_limit, ctx);
+      ok = ctx.sizeArg(node, s.memory_limit, 16ull << 20);
     } else if (name == "max_isolates") {
-      ok = parseCount(node, 1, 100000, n, ctx);
+      ok = ctx.countArg(node, 1, 100000, n);
       s.max_isolates = static_cast<uint32_t>(n);
     } else if (name == "max_isolates_per_deployment") {
-      ok = parseCount(node, 1, 100000, n, ctx);
+      ok = ctx.countArg(node, 1, 100000, n);
       s.max_isolates_per_deployment = static_cast<uint32_t>(n);
     } else if (name == "boot_cache") {
-      ok = parseCount(node, 1, 1000000, n, ctx);
+      ok = ctx.countArg(node, 1, 1000000, n);
       s.boot_cache = n;
     } else if (name == "origin_connect_timeout") {
-      ok = parsePositiveDuration(node, s.origin.connect_timeout, ctx);
+      ok = ctx.durationArg(node, s.origin.connect_timeout, true);
     } else if (name == "origin_timeout") {
-      ok = parsePositiveDuration(node, s.origin.total_timeout, ctx);
+      ok = ctx.durationArg(node, s.origin.total_timeout, true);
     } else if (name == "origin_max_response") {
-      ok = parseSizeIn(node, 1024, n, ctx);
+      ok = ctx.sizeArg(node, n, 1024);
       s.origin.max_response_bytes = n;
     } else if (name == "origin_ca_file") {
       s.origin.ca_file = ctx.resolvePath(node.args[0]);
@@ -169,7 +146,8 @@ void serveWithLease(Request& req, const IsolatesConf& conf, std::unique_ptr<Isol
     req.respond(std::move(reply));
     return;
   }
-  auto session = std::make_unique<ProxySession>(req, std::make_unique<IsolateSelector>(std::move(lease)), conf.options);
+  auto session = std::make_unique<ProxySession>(
+      req, std::make_unique<IsolateSelector>(std::move(lease)), conf.options);
   ProxySession* raw = session.get();
   req.setTask(std::move(session));
   raw->start();
@@ -197,8 +175,10 @@ class IsolateWait final : public RequestTask {
     }
     if (!due) return;
     timer_ = evtimer_new(req_.worker().base(), onTimer, this);
-    auto wait = std::chrono::duration_cast<std::chrono::microseconds>(std::max(*due - now, SteadyTime::duration::zero()));
-    timeval tv{static_cast<time_t>(wait.count() / 1000000), static_cast<suseconds_t>(wait.count() % 1000000)};
+    auto wait = std::chrono::duration_cast<std::chrono::microseconds>(
+        std::max(*due - now, SteadyTime::duration::zero()));
+    timeval tv{static_cast<time_t>(wait.count() / 1000000),
+               static_cast<suseconds_t>(wait.count() % 1000000)};
     evtimer_add(timer_, &tv);
   }
 
@@ -221,9 +201,11 @@ class IsolateWait final : public RequestTask {
     self->waiting_ = false;
     if (self->queue_deadline_ && steadyNow() >= *self->queue_deadline_) {
       self->req_.fail(ErrorKind::kCapacityExceeded,
-                      "every isolate this deployment may use is at its limit and the queue wait (queue_timeout) expired");
+                      "every isolate this deployment may use is at its limit and the queue wait "
+                      "(queue_timeout) expired");
     } else {
-      self->req_.fail(ErrorKind::kRequestTimedOut, "the isolate did not start before the request deadline");
+      self->req_.fail(ErrorKind::kRequestTimedOut,
+                      "the isolate did not start before the request deadline");
     }
   }
 
@@ -283,12 +265,14 @@ bool IsolatesModule::compileMain(const config::Node& root, CompileContext& ctx) 
     main->present = true;
     if (!compileRuntime(node, ctx, main->settings)) return false;
   }
-  if (main->settings.deno_path.empty()) main->settings.deno_path = defaultDenoPath(ctx.config.prefix);
+  if (main->settings.deno_path.empty())
+    main->settings.deno_path = defaultDenoPath(ctx.config.prefix);
   ctx.config.module_main.emplace_back(this, main);
   return true;
 }
 
-std::shared_ptr<const ModuleConf> IsolatesModule::compileLocation(const Scope& scope, CompileContext& ctx) const {
+std::shared_ptr<const ModuleConf> IsolatesModule::compileLocation(const Scope& scope,
+                                                                  CompileContext& ctx) const {
   if (!scope.find("isolates")) return nullptr;
   ctx.config.mainOf<RuntimeMain>(this)->used = true;
   auto conf = std::make_shared<IsolatesConf>();
@@ -296,11 +280,11 @@ std::shared_ptr<const ModuleConf> IsolatesModule::compileLocation(const Scope& s
   conf->options.send_timeout = std::chrono::seconds(300);
   if (const config::Node* node = scope.find("isolate_limit")) {
     uint64_t n = 0;
-    if (!parseCount(*node, 1, 1000000, n, ctx)) return nullptr;
+    if (!ctx.countArg(*node, 1, 1000000, n)) return nullptr;
     conf->limit = static_cast<uint32_t>(n);
   }
   if (const config::Node* node = scope.find("isolate_read_timeout")) {
-    if (!parsePositiveDuration(*node, conf->options.read_timeout, ctx)) return nullptr;
+    if (!ctx.durationArg(*node, conf->options.read_timeout, true)) return nullptr;
   }
   return conf;
 }
@@ -323,7 +307,8 @@ void IsolatesModule::content(Request& req, const ModuleConf& module_conf) const 
   }
   auto instance = requestInstanceId(req.header("x-deno-isolate-instance-id"), req.query());
   if (!instance) {
-    req.fail(ErrorKind::kBadRequest, "the isolate instance id must be 1 to 256 bytes (percent-encoded in the query)");
+    req.fail(ErrorKind::kBadRequest,
+             "the isolate instance id must be 1 to 256 bytes (percent-encoded in the query)");
     return;
   }
   ingress.instance_id = std::move(*instance);
@@ -351,8 +336,8 @@ void IsolatesModule::content(Request& req, const ModuleConf& module_conf) const 
   uint64_t ticket = 0;
   bool pending = false;
   bool queued = false;
-  IsolateGrant grant = IsolateRegistry::instance().acquire(request, &req.worker(), std::move(callback), ticket,
-                                                           pending, queued);
+  IsolateGrant grant = IsolateRegistry::instance().acquire(
+      request, &req.worker(), std::move(callback), ticket, pending, queued);
   if (grant.lease) {
     serveWithLease(req, conf, std::move(grant.lease));
     return;

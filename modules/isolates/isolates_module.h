@@ -29,7 +29,8 @@ class IsolatesModule final : public Module {
   std::string_view name() const override { return "isolates"; }
   std::span<const DirectiveSpec> directives() const override;
   bool compileMain(const config::Node& root, CompileContext& ctx) const override;
-  std::shared_ptr<const ModuleConf> compileLocation(const Scope& scope, CompileContext& ctx) const override;
+  std::shared_ptr<const ModuleConf> compileLocation(const Scope& scope,
+                                                    CompileContext& ctx) const override;
   bool activate(const RuntimeConfig& config, std::string& error) const override;
   void deactivate() const override;
   bool isContentHandler() const override { return true; }

@@ -36,7 +36,8 @@ bool readFile(const std::string& path, std::string& out) {
 bool isDeploymentId(std::string_view id) {
   if (id.empty() || id.size() > 128 || id[0] == '.') return false;
   for (char c : id)
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.'))
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+          c == '_' || c == '.'))
       return false;
   return true;
 }
@@ -61,7 +62,8 @@ void answer(Request& req, int status, std::string body) {
 }
 
 // x-deno-config for a deployment folder: entrypoint, and envs / permissions from config.json.
-bool buildDenoConfig(const std::string& folder, const std::string& entry, std::string& out, std::string& error) {
+bool buildDenoConfig(const std::string& folder, const std::string& entry, std::string& out,
+                     std::string& error) {
   json_t* config = json_object();
   json_object_set_new(config, "entrypoint", json_string(("file:///src/" + entry).c_str()));
   std::string text;
@@ -89,7 +91,8 @@ bool buildDenoConfig(const std::string& folder, const std::string& entry, std::s
 
 std::span<const DirectiveSpec> OriginLocalModule::directives() const { return kDirectives; }
 
-std::shared_ptr<const ModuleConf> OriginLocalModule::compileLocation(const Scope& scope, CompileContext& ctx) const {
+std::shared_ptr<const ModuleConf> OriginLocalModule::compileLocation(const Scope& scope,
+                                                                     CompileContext& ctx) const {
   const config::Node* node = scope.find("origin_local");
   if (!node) return nullptr;
   auto conf = std::make_shared<OriginLocalConf>();
@@ -101,7 +104,8 @@ std::shared_ptr<const ModuleConf> OriginLocalModule::compileLocation(const Scope
   }
   conf->subhosters = configuredSubhosters(ctx.config);
   if (!conf->subhosters || conf->subhosters->empty()) {
-    ctx.fail(*node, "origin_local needs a subhoster block: /boot tokens are verified with its secret");
+    ctx.fail(*node,
+             "origin_local needs a subhoster block: /boot tokens are verified with its secret");
     return nullptr;
   }
   return conf;
@@ -109,8 +113,10 @@ std::shared_ptr<const ModuleConf> OriginLocalModule::compileLocation(const Scope
 
 void OriginLocalModule::content(Request& req, const ModuleConf& module_conf) const {
   const auto& conf = static_cast<const OriginLocalConf&>(module_conf);
-  if (!req.path().ends_with("/boot")) return answer(req, 404, "not found: this origin serves GET .../boot");
-  if (req.method() != "GET" && req.method() != "HEAD") return answer(req, 405, "method not allowed");
+  if (!req.path().ends_with("/boot"))
+    return answer(req, 404, "not found: this origin serves GET .../boot");
+  if (req.method() != "GET" && req.method() != "HEAD")
+    return answer(req, 405, "method not allowed");
   std::string_view id = queryParam(req.query(), "deployment_id");
   if (!isDeploymentId(id)) return answer(req, 400, "missing or malformed deployment_id");
 
@@ -125,7 +131,8 @@ void OriginLocalModule::content(Request& req, const ModuleConf& module_conf) con
   jwt::VerifyOptions options;
   options.now = static_cast<int64_t>(std::time(nullptr));
   jwt::Claims claims;
-  if (!jwt::verifyHs256(token, subhoster->second->secret, options, jwt::VerifyMode::kBoot, claims, error))
+  if (!jwt::verifyHs256(token, subhoster->second->secret, options, jwt::VerifyMode::kBoot, claims,
+                        error))
     return answer(req, 401, "invalid token: " + error);
   if (claims.deployment_id != id) return answer(req, 403, "the token is for another deployment");
 

@@ -52,25 +52,30 @@ bool compileSubhoster(const config::Node& block, CompileContext& ctx, Subhoster&
   bool has_secret = false;
   for (const config::Node& node : block.children) {
     if (node.name == "secret" || node.name == "secret_file") {
-      if (has_secret) return ctx.fail(node, "subhoster \"" + out.name + "\" has more than one secret");
+      if (has_secret)
+        return ctx.fail(node, "subhoster \"" + out.name + "\" has more than one secret");
       has_secret = true;
       if (node.name == "secret") {
         out.secret = node.args[0];
       } else {
         std::string error;
-        if (!readSecretFile(ctx.resolvePath(node.args[0]), out.secret, error)) return ctx.fail(node, error);
+        if (!readSecretFile(ctx.resolvePath(node.args[0]), out.secret, error))
+          return ctx.fail(node, error);
       }
       if (out.secret.size() < kMinSecretBytes)
-        return ctx.fail(node, "the secret of subhoster \"" + out.name + "\" is shorter than 16 bytes");
+        return ctx.fail(node,
+                        "the secret of subhoster \"" + out.name + "\" is shorter than 16 bytes");
     } else if (node.name == "rpc_root_allow") {
       for (const std::string& prefix : node.args) {
         if (!prefix.starts_with("http://") && !prefix.starts_with("https://"))
-          return ctx.fail(node, "rpc_root_allow prefix \"" + prefix + "\" is not an http:// or https:// URL");
+          return ctx.fail(
+              node, "rpc_root_allow prefix \"" + prefix + "\" is not an http:// or https:// URL");
         out.rpc_root_allow.push_back(prefix);
       }
     }
   }
-  if (!has_secret) return ctx.fail(block, "subhoster \"" + out.name + "\" has no secret or secret_file");
+  if (!has_secret)
+    return ctx.fail(block, "subhoster \"" + out.name + "\" has no secret or secret_file");
   return true;
 }
 
@@ -122,42 +127,23 @@ std::shared_ptr<const ModuleConf> SubhostAuthModule::compileLocation(const Scope
                                                                      CompileContext& ctx) const {
   const config::Node* node = scope.find("subhost_auth");
   if (!node) return nullptr;
-  auto on = config::parseFlag(node->args[0]);
-  if (!on) {
-    ctx.fail(*node, "invalid value \"" + node->args[0] + "\" in \"subhost_auth\" directive, it must be \"on\" or \"off\"");
-    return nullptr;
-  }
-  if (!*on) return nullptr;
+  bool on = false;
+  if (!ctx.flagArg(*node, on) || !on) return nullptr;
   auto conf = std::make_shared<AuthConf>();
   conf->subhosters = ctx.config.mainOf<SubhosterTable>(this);
   if (conf->subhosters->empty()) {
     ctx.fail(*node, "subhost_auth is on but no subhoster block is configured");
     return nullptr;
   }
-  if (const config::Node* n = scope.find("subhost_leeway")) {
-    auto value = config::parseDuration(n->args[0]);
-    if (!value) {
-      ctx.fail(*n, "invalid duration \"" + n->args[0] + "\" in \"subhost_leeway\" directive");
-      return nullptr;
-    }
-    conf->leeway_seconds = std::chrono::duration_cast<std::chrono::seconds>(*value).count();
-  }
-  if (const config::Node* n = scope.find("subhost_max_token_size")) {
-    auto value = config::parseSize(n->args[0]);
-    if (!value || *value < 64 || *value > (1u << 20)) {
-      ctx.fail(*n, "invalid size \"" + n->args[0] + "\" in \"subhost_max_token_size\" directive (64 bytes to 1m)");
-      return nullptr;
-    }
-    conf->max_token_bytes = *value;
-  }
-  if (const config::Node* n = scope.find("subhost_pass_token")) {
-    auto value = config::parseFlag(n->args[0]);
-    if (!value) {
-      ctx.fail(*n, "invalid value \"" + n->args[0] + "\" in \"subhost_pass_token\" directive, it must be \"on\" or \"off\"");
-      return nullptr;
-    }
-    conf->pass_token = *value;
-  }
+  std::chrono::milliseconds leeway{60000};
+  uint64_t max_token = conf->max_token_bytes;
+  const config::Node* n = nullptr;
+  if (((n = scope.find("subhost_leeway")) && !ctx.durationArg(*n, leeway)) ||
+      ((n = scope.find("subhost_max_token_size")) && !ctx.sizeArg(*n, max_token, 64)) ||
+      ((n = scope.find("subhost_pass_token")) && !ctx.flagArg(*n, conf->pass_token)))
+    return nullptr;
+  conf->leeway_seconds = std::chrono::duration_cast<std::chrono::seconds>(leeway).count();
+  conf->max_token_bytes = max_token;
   return conf;
 }
 
@@ -172,11 +158,13 @@ HookResult SubhostAuthModule::access(Request& req, const ModuleConf& module_conf
     }
   }
   if (count == 0) {
-    req.fail(ErrorKind::kMissingSubhost, "the x-deno-subhost header is missing; subhosted requests must carry a signed token");
+    req.fail(ErrorKind::kMissingSubhost,
+             "the x-deno-subhost header is missing; subhosted requests must carry a signed token");
     return HookResult::kDone;
   }
   if (count > 1) return reject(req, "the header was sent more than once");
-  if (token.size() > conf.max_token_bytes) return reject(req, "the token is larger than subhost_max_token_size");
+  if (token.size() > conf.max_token_bytes)
+    return reject(req, "the token is larger than subhost_max_token_size");
   if (!conf.pass_token) req.ingress().drop_headers.push_back("x-deno-subhost");
 
   const int64_t now = static_cast<int64_t>(std::time(nullptr));
@@ -206,7 +194,8 @@ HookResult SubhostAuthModule::access(Request& req, const ModuleConf& module_conf
   options.leeway_seconds = conf.leeway_seconds;
   options.max_token_bytes = conf.max_token_bytes;
   jwt::Claims claims;
-  if (!jwt::verifyHs256(token, subhoster->second->secret, options, jwt::VerifyMode::kSubhost, claims, error))
+  if (!jwt::verifyHs256(token, subhoster->second->secret, options, jwt::VerifyMode::kSubhost,
+                        claims, error))
     return reject(req, error);
   if (!rpcRootAllowed(*subhoster->second, claims.rpc_root))
     return reject(req, "rpc_root \"" + claims.rpc_root + "\" is not allowed for subhoster \"" +
@@ -218,7 +207,8 @@ HookResult SubhostAuthModule::access(Request& req, const ModuleConf& module_conf
   verified->deployment_id = std::move(claims.deployment_id);
   verified->rpc_root = std::move(claims.rpc_root);
   verified->claims_json = std::move(claims.json);
-  verified->deployment_key = verified->subhoster->name + '\n' + verified->rpc_root + '\n' + verified->deployment_id;
+  verified->deployment_key =
+      verified->subhoster->name + '\n' + verified->rpc_root + '\n' + verified->deployment_id;
   if (cache.entries.size() >= TokenCache::kMaxEntries) cache.entries.clear();
   cache.entries.emplace(std::move(key), verified);
   req.ingress().token = std::move(verified);

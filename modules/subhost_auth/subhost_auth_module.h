@@ -37,7 +37,8 @@ class SubhostAuthModule final : public Module {
   std::string_view name() const override { return "subhost_auth"; }
   std::span<const DirectiveSpec> directives() const override;
   bool compileMain(const config::Node& root, CompileContext& ctx) const override;
-  std::shared_ptr<const ModuleConf> compileLocation(const Scope& scope, CompileContext& ctx) const override;
+  std::shared_ptr<const ModuleConf> compileLocation(const Scope& scope,
+                                                    CompileContext& ctx) const override;
   bool hasAccess() const override { return true; }
   HookResult access(Request& req, const ModuleConf& conf) const override;
 };

@@ -17,14 +17,15 @@ int runTokenCommand(const ServerOptions& options, int argc, char** args) {
   std::string subhoster_name, deployment, rpc_root, ttl_text = "15m";
   for (int i = 0; i < argc; ++i) {
     std::string arg = args[i];
-    std::string* target = arg == "--subhoster" ? &subhoster_name
+    std::string* target = arg == "--subhoster"    ? &subhoster_name
                           : arg == "--deployment" ? &deployment
-                          : arg == "--rpc-root" ? &rpc_root
-                          : arg == "--ttl" ? &ttl_text
-                                           : nullptr;
+                          : arg == "--rpc-root"   ? &rpc_root
+                          : arg == "--ttl"        ? &ttl_text
+                                                  : nullptr;
     if (!target || i + 1 >= argc) {
       std::fprintf(stderr,
-                   "usage: subgate [-c FILE] token --subhoster NAME --deployment ID [--rpc-root URL] [--ttl 15m]\n");
+                   "usage: subgate [-c FILE] token --subhoster NAME --deployment ID [--rpc-root "
+                   "URL] [--ttl 15m]\n");
       return 2;
     }
     *target = args[++i];
@@ -46,13 +47,15 @@ int runTokenCommand(const ServerOptions& options, int argc, char** args) {
   }
   auto subhosters = configuredSubhosters(*config);
   if (!subhosters || !subhosters->contains(subhoster_name)) {
-    std::fprintf(stderr, "subgate token: no subhoster \"%s\" in the configuration\n", subhoster_name.c_str());
+    std::fprintf(stderr, "subgate token: no subhoster \"%s\" in the configuration\n",
+                 subhoster_name.c_str());
     return 1;
   }
   const Subhoster& subhoster = *subhosters->at(subhoster_name);
   if (rpc_root.empty()) {
     if (subhoster.rpc_root_allow.empty()) {
-      std::fprintf(stderr, "subgate token: subhoster \"%s\" has no rpc_root_allow; pass --rpc-root\n",
+      std::fprintf(stderr,
+                   "subgate token: subhoster \"%s\" has no rpc_root_allow; pass --rpc-root\n",
                    subhoster_name.c_str());
       return 1;
     }
@@ -61,7 +64,9 @@ int runTokenCommand(const ServerOptions& options, int argc, char** args) {
   const int64_t now = static_cast<int64_t>(std::time(nullptr));
   json_t* claims = json_object();
   json_object_set_new(claims, "iat", json_integer(now));
-  json_object_set_new(claims, "exp", json_integer(now + std::chrono::duration_cast<std::chrono::seconds>(*ttl).count()));
+  json_object_set_new(
+      claims, "exp",
+      json_integer(now + std::chrono::duration_cast<std::chrono::seconds>(*ttl).count()));
   json_object_set_new(claims, "deployment_id", json_string(deployment.c_str()));
   json_object_set_new(claims, "rpc_root", json_string(rpc_root.c_str()));
   char* text = json_dumps(claims, JSON_COMPACT);

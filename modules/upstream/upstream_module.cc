@@ -64,17 +64,13 @@ bool compileGroup(const config::Node& block, CompileContext& ctx, UpstreamGroup&
     if (node.name == "server") {
       if (!addServer(node, node.args[0], group, ctx)) return false;
     } else if (node.name == "keepalive") {
-      if (!parseCount(node.args[0], 100000, value))
-        return ctx.fail(node, "invalid number \"" + node.args[0] + "\" in \"keepalive\" directive");
+      if (!ctx.countArg(node, 0, 100000, value)) return false;
       group.keepalive = static_cast<uint32_t>(value);
     } else if (node.name == "keepalive_requests") {
-      if (!parseCount(node.args[0], UINT32_MAX, value) || value == 0)
-        return ctx.fail(node, "invalid number \"" + node.args[0] + "\" in \"keepalive_requests\" directive");
+      if (!ctx.countArg(node, 1, UINT32_MAX, value)) return false;
       group.keepalive_requests = static_cast<uint32_t>(value);
     } else if (node.name == "keepalive_timeout") {
-      auto duration = config::parseDuration(node.args[0]);
-      if (!duration) return ctx.fail(node, "invalid duration \"" + node.args[0] + "\" in \"keepalive_timeout\" directive");
-      group.keepalive_timeout = *duration;
+      if (!ctx.durationArg(node, group.keepalive_timeout)) return false;
     }
   }
   if (group.servers.empty()) return ctx.fail(block, "upstream \"" + group.name + "\" has no servers");
@@ -176,14 +172,7 @@ std::shared_ptr<const ModuleConf> UpstreamModule::compileLocation(const Scope& s
       {"proxy_send_timeout", &conf->options.send_timeout},
   };
   for (auto& t : timeouts) {
-    if (const config::Node* n = scope.find(t.name)) {
-      auto value = config::parseDuration(n->args[0]);
-      if (!value || value->count() <= 0) {
-        ctx.fail(*n, "invalid duration \"" + n->args[0] + "\" in \"" + t.name + "\" directive");
-        return nullptr;
-      }
-      *t.field = *value;
-    }
+    if (const config::Node* n = scope.find(t.name); n && !ctx.durationArg(*n, *t.field, true)) return nullptr;
   }
   return conf;
 }

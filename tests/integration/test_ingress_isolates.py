@@ -70,6 +70,19 @@ class InstanceTargeting(IngressCase):
         self.assertEqual(self.origin.boots["instance-id"], 1, "the code is fetched once")
 
 
+class RequestChecks(IngressCase):
+    def test_bad_instance_id_and_missing_auth(self):
+        self.origin.deployments["hello"] = Deployment()
+        self.serve(server="location /unauthenticated { isolates; }")
+        r = self.get("hello", path="/?deno_isolate_instance_id=%zz")
+        self.assertEqual((r.status, r.error()["code"]), (400, "BAD_REQUEST"))
+        r = self.get("hello", headers={"x-deno-isolate-instance-id": "x" * 300})
+        self.assertEqual((r.status, r.error()["code"]), (400, "BAD_REQUEST"))
+        r = request(self.sg.port, path="/unauthenticated")
+        self.assertEqual((r.status, r.error()["code"]), (500, "INTERNAL_SERVER_ERROR"))
+        self.assertEqual(self.origin.boots, {}, "nothing was booted")
+
+
 class Boot(IngressCase):
     def test_single_flight_under_concurrency(self):
         self.origin.deployments["hello"] = Deployment(stall=0.3)

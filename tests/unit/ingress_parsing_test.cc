@@ -10,17 +10,34 @@ namespace subgate {
 namespace {
 
 TEST(HostSyntax, AcceptsNamesAddressesAndPorts) {
-  for (const char* host : {"example.com", "example.com:8443", "a", "127.0.0.1", "127.0.0.1:80", "[::1]",
-                           "[::1]:443", "[2001:db8::7]", "xn--bcher-kva.example", "my_host.local", "a%20b",
-                           "[v1.fe80::a+en1]", "example.com:65535"}) {
+  for (const char* host : {"example.com", "example.com:8443", "a", "127.0.0.1", "127.0.0.1:80",
+                           "[::1]", "[::1]:443", "[2001:db8::7]", "xn--bcher-kva.example",
+                           "my_host.local", "a%20b", "[v1.fe80::a+en1]", "example.com:65535"}) {
     EXPECT_TRUE(isValidHostHeader(host)) << host;
   }
 }
 
 TEST(HostSyntax, RejectsEverythingElse) {
-  for (const char* host : {"", ":80", "example.com:", "example.com:65536", "example.com:123456", "exa mple",
-                           "a/b", "a?b", "a#b", "a@b", "[::1", "::1", "[zz::1]", "[::1]x", "[::1]:",
-                           "x:y:z", "a%2", "a%zz", "[]", "example.com:8a"}) {
+  for (const char* host : {"",
+                           ":80",
+                           "example.com:",
+                           "example.com:65536",
+                           "example.com:123456",
+                           "exa mple",
+                           "a/b",
+                           "a?b",
+                           "a#b",
+                           "a@b",
+                           "[::1",
+                           "::1",
+                           "[zz::1]",
+                           "[::1]x",
+                           "[::1]:",
+                           "x:y:z",
+                           "a%2",
+                           "a%zz",
+                           "[]",
+                           "example.com:8a"}) {
     EXPECT_FALSE(isValidHostHeader(host)) << host;
   }
   EXPECT_FALSE(isValidHostHeader(std::string(256, 'a')));
@@ -30,7 +47,9 @@ TEST(DenoConfig, ParsesFields) {
   DeploymentCode code;
   std::string error;
   ASSERT_TRUE(parseDenoConfig(R"({"entrypoint":"file:///src/app.js","envs":{"A":"1","B":""},
-      "permissions":{"net":["example.com","api.example:443"]},"unknown":[1,2]})", code, error)) << error;
+      "permissions":{"net":["example.com","api.example:443"]},"unknown":[1,2]})",
+                              code, error))
+      << error;
   EXPECT_EQ(code.entry_file, "app.js");
   EXPECT_EQ(code.envs_json, R"({"A":"1","B":""})");
   EXPECT_EQ(code.net, DeploymentCode::Net::kList);
@@ -53,7 +72,8 @@ TEST(DenoConfig, ParsesFields) {
 TEST(DenoConfig, EntryFileNeverEscapesTheCodeFolder) {
   DeploymentCode code;
   std::string error;
-  for (const char* entry : {"file:///src/../../etc/passwd", "file:///src/x.exe", "file:///src/", "file:///a b.ts"}) {
+  for (const char* entry :
+       {"file:///src/../../etc/passwd", "file:///src/x.exe", "file:///src/", "file:///a b.ts"}) {
     ASSERT_TRUE(parseDenoConfig(std::string(R"({"entrypoint":")") + entry + "\"}", code, error));
     EXPECT_EQ(code.entry_file, "main.ts") << entry;
   }
