@@ -41,6 +41,7 @@ struct Ingress {
   bool https = true;           // false when the relay sent x-forwarded-proto: http
   std::shared_ptr<const VerifiedToken> token;  // null when no subhost auth ran
   std::string instance_id;                     // from the header or the query parameter
+  std::string identity;  // identify()'s answer: requests with one go back to one isolate
   bool prewarm = false;
 
   // Edits applied to the head sent to the isolate or upstream: names dropped (lowercase) and
@@ -53,6 +54,7 @@ struct Ingress {
     https = true;
     token.reset();
     instance_id.clear();
+    identity.clear();
     prewarm = false;
     drop_headers.clear();
     add_headers.clear();

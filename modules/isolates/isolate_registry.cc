@@ -46,6 +46,7 @@ struct Waiter {
   IsolateRegistry::Callback callback;
   uint32_t limit = 0;
   std::string instance_id;
+  std::string identity;  // identify()'s answer: goes back to its last isolate while that has room
 };
 
 timeval toTimeval(std::chrono::milliseconds d) {
@@ -86,6 +87,34 @@ const UpstreamGroup& isolateGroup() {
     return g;
   }();
   return group;
+}
+
+constexpr std::string_view kOwnerFile = "owner.pid";
+
+// Whether `pid` is a running process. A zombie counts as dead: in a container whose init does
+// not reap, a killed subgate stays a zombie indefinitely.
+bool processAlive(pid_t pid) {
+  if (kill(pid, 0) != 0 && errno == ESRCH) return false;
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return true;  // cannot tell: leave its folder alone
+  size_t paren = line.rfind(')');  // the command name may contain spaces and parentheses
+  return paren == std::string::npos || paren + 2 >= line.size() || line[paren + 2] != 'Z';
+}
+
+// Removes /tmp/subgate-* isolate folders whose subgate died without cleaning up (kill -9): they
+// name their owner in owner.pid. Folders without it are not ours to touch.
+void removeOrphanFolders() {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/tmp", ec)) {
+    const std::string name = entry.path().filename().string();
+    if (!name.starts_with("subgate-") || name.size() != 14) continue;  // mkdtemp's 6 characters
+    std::ifstream owner(entry.path() / kOwnerFile);
+    pid_t pid = 0;
+    if (!(owner >> pid) || pid <= 0) continue;
+    if (processAlive(pid)) continue;
+    std::filesystem::remove_all(entry.path(), ec);
+  }
 }
 
 }  // namespace
@@ -140,6 +169,14 @@ struct Deployment {
   std::unordered_map<std::string, std::shared_ptr<Isolate>> instances;
   std::deque<Waiter> queue;
   SteadyTime last_used{};
+  // The gateway model's table (protocol.md §6): identifier -> the isolate it was last sent to,
+  // kept while any request of it is open and sticky_ttl after the last one ended.
+  struct Sticky {
+    std::weak_ptr<Isolate> isolate;
+    uint32_t open = 0;
+    SteadyTime last{};
+  };
+  std::unordered_map<std::string, Sticky> sticky;
 
   bool empty() const { return shared.empty() && instances.empty() && queue.empty() && !fetching; }
 };
@@ -193,16 +230,38 @@ struct IsolateRegistry::Impl {
     return ref;
   }
 
-  std::unique_ptr<IsolateLease> leaseLocked(const std::shared_ptr<Isolate>& isolate) {
+  std::unique_ptr<IsolateLease> leaseLocked(const std::shared_ptr<Isolate>& isolate,
+                                            const std::string& identity) {
     ++isolate->active;
     isolate->last_used = steadyNow();
-    if (isolate->deployment) isolate->deployment->last_used = isolate->last_used;
-    return std::make_unique<IsolateLease>(owner, isolate);
+    Deployment* d = isolate->deployment;
+    if (d) d->last_used = isolate->last_used;
+    if (!identity.empty() && d && isolate->instance_id.empty()) {
+      auto it = d->sticky.find(identity);
+      if (it == d->sticky.end() && d->sticky.size() < settings.sticky_max)
+        it = d->sticky.emplace(identity, Deployment::Sticky{}).first;
+      if (it != d->sticky.end()) {
+        if (it->second.isolate.lock() != isolate) it->second.open = 0;  // moved: a new isolate
+        it->second.isolate = isolate;
+        ++it->second.open;
+        it->second.last = isolate->last_used;
+      }
+    }
+    return std::make_unique<IsolateLease>(owner, isolate, identity);
+  }
+
+  void releaseStickyLocked(Isolate& isolate, const std::string& identity) {
+    Deployment* d = isolate.deployment;
+    if (identity.empty() || !d) return;
+    auto it = d->sticky.find(identity);
+    if (it == d->sticky.end() || it->second.isolate.lock().get() != &isolate) return;
+    if (it->second.open > 0) --it->second.open;
+    it->second.last = steadyNow();
   }
 
   void grantLocked(const std::shared_ptr<Isolate>& isolate, Waiter& waiter) {
     waiting.erase(waiter.ticket);
-    auto holder = std::make_shared<std::unique_ptr<IsolateLease>>(leaseLocked(isolate));
+    auto holder = std::make_shared<std::unique_ptr<IsolateLease>>(leaseLocked(isolate, waiter.identity));
     waiter.worker->post([callback = std::move(waiter.callback), holder]() mutable {
       IsolateGrant grant;
       grant.lease = std::move(*holder);
@@ -220,9 +279,18 @@ struct IsolateRegistry::Impl {
     });
   }
 
-  // A ready isolate of `d` for this request with room under `limit`: the least utilized.
+  // A ready isolate of `d` for this request with room under `limit`: the one its identity was
+  // last sent to, else the least utilized.
   std::shared_ptr<Isolate> findRoomLocked(Deployment& d, const std::string& instance_id,
-                                          uint32_t limit) {
+                                          uint32_t limit, const std::string& identity) {
+    if (!identity.empty() && instance_id.empty()) {
+      if (auto it = d.sticky.find(identity); it != d.sticky.end()) {
+        auto isolate = it->second.isolate.lock();
+        if (isolate && isolate->deployment == &d && isolate->state == Isolate::State::kReady &&
+            isolate->active < limit)
+          return isolate;
+      }
+    }
     if (!instance_id.empty()) {
       auto it = d.instances.find(instance_id);
       if (it != d.instances.end() && it->second->state == Isolate::State::kReady) return it->second;
@@ -301,7 +369,7 @@ struct IsolateRegistry::Impl {
   enum class Placed { kGranted, kAttached, kNoRoom };
 
   Placed placeLocked(Deployment& d, Waiter& waiter) {
-    if (auto isolate = findRoomLocked(d, waiter.instance_id, waiter.limit)) {
+    if (auto isolate = findRoomLocked(d, waiter.instance_id, waiter.limit, waiter.identity)) {
       grantLocked(isolate, waiter);
       return Placed::kGranted;
     }
@@ -801,6 +869,15 @@ struct IsolateRegistry::Impl {
       for (const auto& isolate : d->shared) consider(isolate);
       for (const auto& [id, isolate] : d->instances) consider(isolate);
     }
+    for (auto& entry : self->deployments) {
+      Deployment* d = entry.second.get();
+      std::erase_if(d->sticky, [&](const auto& item) {
+        const Deployment::Sticky& sticky = item.second;
+        auto isolate = sticky.isolate.lock();
+        if (!isolate || isolate->deployment != d) return true;  // its isolate is gone
+        return sticky.open == 0 && now - sticky.last >= self->settings.sticky_ttl;
+      });
+    }
     for (const auto& isolate : idle) {
       LOG_INFO("isolate %s: idle for %lld ms, stopping", isolate->tag().c_str(),
                static_cast<long long>(self->settings.idle_timeout.count()));
@@ -811,10 +888,11 @@ struct IsolateRegistry::Impl {
 
 // ---- IsolateLease
 
-IsolateLease::IsolateLease(IsolateRegistry& registry, std::shared_ptr<Isolate> isolate)
-    : registry_(registry), isolate_(std::move(isolate)) {}
+IsolateLease::IsolateLease(IsolateRegistry& registry, std::shared_ptr<Isolate> isolate,
+                           std::string identity)
+    : registry_(registry), isolate_(std::move(isolate)), identity_(std::move(identity)) {}
 
-IsolateLease::~IsolateLease() { registry_.release(isolate_); }
+IsolateLease::~IsolateLease() { registry_.release(isolate_, identity_); }
 
 const UpstreamServer& IsolateLease::server() const { return isolate_->server; }
 const UpstreamGroup& IsolateLease::group() const { return isolateGroup(); }
@@ -844,12 +922,14 @@ bool IsolateRegistry::configure(const RuntimeSettings& settings, std::string& er
     if (m.started) next.dir = m.settings.dir;  // the folder is fixed for the process's life
   }
   if (next.dir.empty()) {
+    removeOrphanFolders();
     char pattern[] = "/tmp/subgate-XXXXXX";
     if (!mkdtemp(pattern)) {
       error = std::string("cannot create the isolate folder: ") + std::strerror(errno);
       return false;
     }
     next.dir = pattern;
+    std::ofstream(next.dir + "/" + std::string(kOwnerFile)) << getpid() << "\n";
   } else {
     std::error_code ec;
     std::filesystem::create_directories(next.dir, ec);
@@ -953,8 +1033,9 @@ IsolateGrant IsolateRegistry::acquire(const IsolateRequest& request, Worker* wor
     return grant;
   }
   std::string instance_id(request.instance_id);
-  if (auto isolate = m.findRoomLocked(d, instance_id, request.limit)) {
-    grant.lease = m.leaseLocked(isolate);
+  std::string identity(request.identity);
+  if (auto isolate = m.findRoomLocked(d, instance_id, request.limit, identity)) {
+    grant.lease = m.leaseLocked(isolate, identity);
     return grant;
   }
   Waiter waiter;
@@ -963,6 +1044,7 @@ IsolateGrant IsolateRegistry::acquire(const IsolateRequest& request, Worker* wor
   waiter.callback = std::move(callback);
   waiter.limit = request.limit;
   waiter.instance_id = std::move(instance_id);
+  waiter.identity = std::move(identity);
   m.waiting[waiter.ticket] = &d;
   pending = true;
   if (m.placeLocked(d, waiter) == Impl::Placed::kNoRoom) {
@@ -1035,13 +1117,15 @@ IsolateRegistry::Stats IsolateRegistry::stats() const {
   s.isolates = m.live;
   s.spares = m.spares.size();
   s.deployments = m.deployments.size();
+  for (const auto& [key, d] : m.deployments) s.sticky += d->sticky.size();
   return s;
 }
 
-void IsolateRegistry::release(const std::shared_ptr<Isolate>& isolate) {
+void IsolateRegistry::release(const std::shared_ptr<Isolate>& isolate, const std::string& identity) {
   Impl& m = *impl_;
   std::lock_guard<std::mutex> lock(m.mu);
   if (isolate->active > 0) --isolate->active;
+  m.releaseStickyLocked(*isolate, identity);
   isolate->last_used = steadyNow();
   if (isolate->state == Isolate::State::kReady && isolate->deployment)
     m.serveQueueLocked(*isolate->deployment);

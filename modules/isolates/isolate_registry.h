@@ -36,7 +36,7 @@ class IsolateRegistry;
 // One request's claim on an isolate: counts toward its isolate_limit until destroyed.
 class IsolateLease {
  public:
-  IsolateLease(IsolateRegistry& registry, std::shared_ptr<Isolate> isolate);
+  IsolateLease(IsolateRegistry& registry, std::shared_ptr<Isolate> isolate, std::string identity);
   ~IsolateLease();
   IsolateLease(const IsolateLease&) = delete;
   IsolateLease& operator=(const IsolateLease&) = delete;
@@ -48,6 +48,7 @@ class IsolateLease {
  private:
   IsolateRegistry& registry_;
   std::shared_ptr<Isolate> isolate_;
+  std::string identity_;  // the request's identify() answer, if any
 };
 
 struct IsolateGrant {
@@ -61,6 +62,7 @@ struct IsolateRequest {
   std::string_view instance_id;          // empty: a shared isolate
   uint32_t limit = 50;                   // isolate_limit where the request is served
   std::string_view loop_tag;             // x-subgate-loop of the request, if any
+  std::string_view identity;             // identify()'s answer: sticky placement (protocol.md §6)
 };
 
 class IsolateRegistry {
@@ -97,6 +99,7 @@ class IsolateRegistry {
     size_t isolates = 0;
     size_t spares = 0;
     size_t deployments = 0;
+    size_t sticky = 0;        // identifier -> isolate entries
     uint64_t boots = 0;      // /boot calls made
     uint64_t processes = 0;  // runtime processes started
   };
@@ -107,7 +110,7 @@ class IsolateRegistry {
   struct Impl;
   IsolateRegistry();
   ~IsolateRegistry();
-  void release(const std::shared_ptr<Isolate>& isolate);
+  void release(const std::shared_ptr<Isolate>& isolate, const std::string& identity);
   std::unique_ptr<Impl> impl_;
 };
 

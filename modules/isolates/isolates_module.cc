@@ -43,6 +43,8 @@ constexpr DirectiveSpec kDirectives[] = {
     {"max_isolates", kRuntimeContext},
     {"max_isolates_per_deployment", kRuntimeContext},
     {"boot_cache", kRuntimeContext},
+    {"sticky_ttl", kRuntimeContext},
+    {"sticky_max", kRuntimeContext},
     {"origin_connect_timeout", kRuntimeContext},
     {"origin_timeout", kRuntimeContext},
     {"origin_max_response", kRuntimeContext},
@@ -100,6 +102,11 @@ bool compileRuntime(const config::Node& block, CompileContext& ctx, RuntimeSetti
     } else if (name == "boot_cache") {
       ok = ctx.countArg(node, 1, 1000000, n);
       s.boot_cache = n;
+    } else if (name == "sticky_ttl") {
+      ok = ctx.durationArg(node, s.sticky_ttl);
+    } else if (name == "sticky_max") {
+      ok = ctx.countArg(node, 0, 10000000, n);
+      s.sticky_max = n;
     } else if (name == "origin_connect_timeout") {
       ok = ctx.durationArg(node, s.origin.connect_timeout, true);
     } else if (name == "origin_timeout") {
@@ -170,8 +177,11 @@ class IsolateWait final : public RequestTask {
     const SteadyTime now = steadyNow();
     std::optional<SteadyTime> due = req_.responseDeadline();
     if (queued) {
-      queue_deadline_ = now + IsolateRegistry::instance().queueTimeout();
-      if (!due || *queue_deadline_ < *due) due = queue_deadline_;
+      const SteadyTime queue_due = now + IsolateRegistry::instance().queueTimeout();
+      if (!due || queue_due < *due) {
+        due = queue_due;
+        queue_timer_ = true;
+      }
     }
     if (!due) return;
     timer_ = evtimer_new(req_.worker().base(), onTimer, this);
@@ -199,7 +209,9 @@ class IsolateWait final : public RequestTask {
     // A grant already on its way wins over the timeout.
     if (!IsolateRegistry::instance().cancel(self->ticket_)) return;
     self->waiting_ = false;
-    if (self->queue_deadline_ && steadyNow() >= *self->queue_deadline_) {
+    // Which deadline the timer was armed for decides the error; comparing clocks here would
+    // not, because libevent measures the wait from its cached loop time.
+    if (self->queue_timer_) {
       self->req_.fail(ErrorKind::kCapacityExceeded,
                       "every isolate this deployment may use is at its limit and the queue wait "
                       "(queue_timeout) expired");
@@ -214,7 +226,7 @@ class IsolateWait final : public RequestTask {
   event* timer_ = nullptr;
   uint64_t ticket_ = 0;
   bool waiting_ = false;
-  std::optional<SteadyTime> queue_deadline_;
+  bool queue_timer_ = false;  // the timer is the queue_timeout, not the request deadline
 };
 
 int hexValue(char c) {
@@ -322,6 +334,7 @@ void IsolatesModule::content(Request& req, const ModuleConf& module_conf) const 
   request.instance_id = ingress.instance_id;
   request.limit = conf.limit;
   request.loop_tag = req.header("x-subgate-loop");
+  request.identity = ingress.identity;
 
   auto alive = std::make_shared<bool>(true);
   Request* req_ptr = &req;

@@ -23,6 +23,8 @@ struct RuntimeSettings {
   uint32_t max_isolates = 100;                    // whole process; idle ones evicted LRU
   uint32_t max_isolates_per_deployment = 10;      // shared isolates of one deployment
   size_t boot_cache = 1000;                       // deployments whose code is kept
+  std::chrono::milliseconds sticky_ttl{60000};    // identifier kept after its last request
+  size_t sticky_max = 100000;                     // identifiers remembered per deployment
   HttpClientOptions origin;                       // the /boot client
 };
 

@@ -368,6 +368,14 @@ class IsolateFailures(IngressCase):
         self.assertEqual(r.body, b"inner reached")
 
 
+def process_state(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return "gone"
+
+
 class Lifecycle(IngressCase):
     def test_sigterm_stops_isolates_and_removes_their_folder(self):
         self.origin.deployments["hello"] = Deployment()
@@ -392,13 +400,17 @@ class Lifecycle(IngressCase):
         self.assertEqual(self.get("hello").status, 200)
         wait_until(lambda: len(self.deno_children()) == 2, what="isolate and spare")
         children = self.deno_children()
+        folder = os.path.dirname(os.readlink(f"/proc/{children[0]}/cwd"))  # .../subgate-XXXXXX/iso-N
+        self.assertTrue(os.path.exists(os.path.join(folder, "owner.pid")))
         self.sg.proc.send_signal(signal.SIGKILL)
         self.sg.proc.wait(5)
 
         def gone():
-            return all(not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z"
-                       for pid in children)
+            return all(not os.path.exists(f"/proc/{pid}") or process_state(pid) == "Z" for pid in children)
         wait_until(gone, timeout=5, what="isolates to die with subgate")
+        self.assertTrue(os.path.exists(folder), "nothing could remove it yet")
+        self.serve()  # the next subgate removes the dead one's folder (it listens before that)
+        wait_until(lambda: not os.path.exists(folder), timeout=10, what="the orphan folder to go")
 
 
 if __name__ == "__main__":
