@@ -5,8 +5,10 @@
 #include "modules/error_header/error_header_module.h"
 #include "modules/forwarded_host/forwarded_host_module.h"
 #include "modules/isolates/isolates_module.h"
+#include "modules/lua/lua_module.h"
 #include "modules/origin_local/origin_local_module.h"
 #include "modules/return/return_module.h"
+#include "modules/status/status_module.h"
 #include "modules/subhost_auth/subhost_auth_module.h"
 #include "modules/timeout/timeout_module.h"
 #include "modules/upstream/upstream_module.h"
@@ -16,16 +18,18 @@ namespace subgate {
 std::span<const Module* const> allModules() {
   static const ForwardedHostModule forwarded_host;
   static const SubhostAuthModule subhost_auth;
+  static const LuaModule lua;  // after auth: scripts see req.claims
   static const TimeoutModule timeout;
   static const UpstreamModule upstream;
   static const IsolatesModule isolates;
   static const OriginLocalModule origin_local;
   static const ReturnModule return_module;
+  static const StatusModule status;
   static const ErrorHeaderModule error_header;
   static const AccessLogModule access_log;
-  static const Module* const kModules[] = {&forwarded_host, &subhost_auth, &timeout,      &upstream,
-                                           &isolates,       &origin_local,  &return_module, &error_header,
-                                           &access_log};
+  static const Module* const kModules[] = {
+      &forwarded_host, &subhost_auth,  &lua,    &timeout,      &upstream,   &isolates,
+      &origin_local,   &return_module, &status, &error_header, &access_log};
   return kModules;
 }
 

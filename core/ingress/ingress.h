@@ -40,24 +40,28 @@ struct Ingress {
   std::string forwarded_host;  // validated x-forwarded-host; empty when not required here
   bool https = true;           // false when the relay sent x-forwarded-proto: http
   std::shared_ptr<const VerifiedToken> token;  // null when no subhost auth ran
-  std::string instance_id;                     // from the header or the query parameter
+  std::string instance_id;  // from the header or the query parameter, or route()'s choice
+  bool instance_routed = false;  // route() chose instance_id: the header and query do not count
   std::string identity;  // identify()'s answer: requests with one go back to one isolate
   bool prewarm = false;
 
-  // Edits applied to the head sent to the isolate or upstream: names dropped (lowercase) and
+  // Edits applied to the head sent to the isolate or upstream: names dropped (any case) and
   // headers added. The `Host` header is replaced by forwarded_host when that is set.
-  std::vector<std::string_view> drop_headers;
+  std::vector<std::string> drop_headers;
   std::vector<std::pair<std::string, std::string>> add_headers;
+  std::string target;  // route()'s rewritten request target; empty: the client's
 
   void clear() {
     forwarded_host.clear();
     https = true;
     token.reset();
     instance_id.clear();
+    instance_routed = false;
     identity.clear();
     prewarm = false;
     drop_headers.clear();
     add_headers.clear();
+    target.clear();
   }
 };
 

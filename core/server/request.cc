@@ -34,6 +34,8 @@ void Request::reset() {
   body_bytes_sent_ = 0;
   error_.reset();
   upstream_addr_.clear();
+  content_module_ = nullptr;
+  content_conf_ = nullptr;
   ingress_.clear();
 }
 
@@ -65,6 +67,10 @@ void Request::runFrom(size_t access_index) {
         return;
     }
     if (finished_) return;
+  }
+  if (content_module_) {
+    content_module_->content(*this, *content_conf_);
+    return;
   }
   const HookEntry& content = location_->content;
   if (!content.module) {

@@ -116,6 +116,13 @@ class Request {
   // The upstream's response head must arrive before this time (timeout module). Unset: none.
   void setResponseDeadline(SteadyTime deadline) { deadline_ = deadline; }
   std::optional<SteadyTime> responseDeadline() const { return deadline_; }
+  // Serves the request with `module` (its content()) and `conf` instead of the location's
+  // content handler (Lua route() choosing an upstream). Access phase only; `conf` must live as
+  // long as the request's config.
+  void setContentHandler(const Module& module, const ModuleConf& conf) {
+    content_module_ = &module;
+    content_conf_ = &conf;
+  }
   // Subhosting state (forwarded host, verified token, instance id) and head edits.
   Ingress& ingress() { return ingress_; }
   const Ingress& ingress() const { return ingress_; }
@@ -179,6 +186,8 @@ class Request {
   std::optional<ErrorKind> error_;
   SteadyTime start_{};
   std::string upstream_addr_;
+  const Module* content_module_ = nullptr;  // setContentHandler(); null: the location's
+  const ModuleConf* content_conf_ = nullptr;
   Ingress ingress_;
 };
 

@@ -29,7 +29,7 @@ bool namedInConnection(std::string_view connection_value, std::string_view name)
 }
 
 bool isDropped(const Ingress& ingress, std::string_view name) {
-  for (std::string_view dropped : ingress.drop_headers)
+  for (const std::string& dropped : ingress.drop_headers)
     if (dropped.size() == name.size() && http1::iequals(dropped, name)) return true;
   return false;
 }
@@ -54,11 +54,11 @@ void buildUpstreamRequestHead(const Request& req, IoBuffer& out) {
   out.reserve(512);
   out.append(head.method);
   out.append(" ");
-  out.append(head.target);
+  const Ingress& ingress = req.ingress();
+  out.append(ingress.target.empty() ? head.target : std::string_view(ingress.target));
   out.append(" HTTP/1.1\r\n");
   std::string forwarded_for;
   std::string via;
-  const Ingress& ingress = req.ingress();
   const bool replace_host = !ingress.forwarded_host.empty();
   for (const http1::HeaderField& field : head.headers) {
     std::string_view name = field.name;

@@ -1,6 +1,7 @@
 #include "modules/isolates/isolate_registry.h"
 
 #include <event2/event.h>
+#include <jansson.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <poll.h>
@@ -27,6 +28,7 @@
 #include "core/process/event_thread.h"
 #include "core/server/worker.h"
 #include "modules/isolates/boot_client.h"
+#include "modules/isolates/sticky_table.h"
 
 namespace subgate {
 
@@ -169,14 +171,7 @@ struct Deployment {
   std::unordered_map<std::string, std::shared_ptr<Isolate>> instances;
   std::deque<Waiter> queue;
   SteadyTime last_used{};
-  // The gateway model's table (protocol.md §6): identifier -> the isolate it was last sent to,
-  // kept while any request of it is open and sticky_ttl after the last one ended.
-  struct Sticky {
-    std::weak_ptr<Isolate> isolate;
-    uint32_t open = 0;
-    SteadyTime last{};
-  };
-  std::unordered_map<std::string, Sticky> sticky;
+  StickyTable<Isolate> sticky;  // identify() answers -> their isolate (protocol.md §6)
 
   bool empty() const { return shared.empty() && instances.empty() && queue.empty() && !fetching; }
 };
@@ -225,6 +220,7 @@ struct IsolateRegistry::Impl {
     d->rpc_root = token.rpc_root;
     d->deployment_id = token.deployment_id;
     d->loop_tag = loopTag(d->key);
+    d->sticky.setMax(settings.sticky_max);
     Deployment& ref = *d;
     deployments.emplace(d->key, std::move(d));
     return ref;
@@ -236,27 +232,15 @@ struct IsolateRegistry::Impl {
     isolate->last_used = steadyNow();
     Deployment* d = isolate->deployment;
     if (d) d->last_used = isolate->last_used;
-    if (!identity.empty() && d && isolate->instance_id.empty()) {
-      auto it = d->sticky.find(identity);
-      if (it == d->sticky.end() && d->sticky.size() < settings.sticky_max)
-        it = d->sticky.emplace(identity, Deployment::Sticky{}).first;
-      if (it != d->sticky.end()) {
-        if (it->second.isolate.lock() != isolate) it->second.open = 0;  // moved: a new isolate
-        it->second.isolate = isolate;
-        ++it->second.open;
-        it->second.last = isolate->last_used;
-      }
-    }
+    if (!identity.empty() && d && isolate->instance_id.empty())
+      d->sticky.opened(identity, isolate, isolate->last_used);
     return std::make_unique<IsolateLease>(owner, isolate, identity);
   }
 
   void releaseStickyLocked(Isolate& isolate, const std::string& identity) {
     Deployment* d = isolate.deployment;
     if (identity.empty() || !d) return;
-    auto it = d->sticky.find(identity);
-    if (it == d->sticky.end() || it->second.isolate.lock().get() != &isolate) return;
-    if (it->second.open > 0) --it->second.open;
-    it->second.last = steadyNow();
+    d->sticky.closed(identity, &isolate, steadyNow());
   }
 
   void grantLocked(const std::shared_ptr<Isolate>& isolate, Waiter& waiter) {
@@ -284,12 +268,10 @@ struct IsolateRegistry::Impl {
   std::shared_ptr<Isolate> findRoomLocked(Deployment& d, const std::string& instance_id,
                                           uint32_t limit, const std::string& identity) {
     if (!identity.empty() && instance_id.empty()) {
-      if (auto it = d.sticky.find(identity); it != d.sticky.end()) {
-        auto isolate = it->second.isolate.lock();
-        if (isolate && isolate->deployment == &d && isolate->state == Isolate::State::kReady &&
-            isolate->active < limit)
-          return isolate;
-      }
+      auto isolate = d.sticky.find(identity);
+      if (isolate && isolate->deployment == &d && isolate->state == Isolate::State::kReady &&
+          isolate->active < limit)
+        return isolate;
     }
     if (!instance_id.empty()) {
       auto it = d.instances.find(instance_id);
@@ -871,11 +853,8 @@ struct IsolateRegistry::Impl {
     }
     for (auto& entry : self->deployments) {
       Deployment* d = entry.second.get();
-      std::erase_if(d->sticky, [&](const auto& item) {
-        const Deployment::Sticky& sticky = item.second;
-        auto isolate = sticky.isolate.lock();
-        if (!isolate || isolate->deployment != d) return true;  // its isolate is gone
-        return sticky.open == 0 && now - sticky.last >= self->settings.sticky_ttl;
+      d->sticky.sweep(now, self->settings.sticky_ttl, [d](const Isolate& isolate) {
+        return isolate.deployment == d;  // an isolate taken out of its deployment is no target
       });
     }
     for (const auto& isolate : idle) {
@@ -957,6 +936,7 @@ bool IsolateRegistry::configure(const RuntimeSettings& settings, std::string& er
     std::lock_guard<std::mutex> lock(m.mu);
     first = !m.started;
     m.settings = next;
+    for (auto& entry : m.deployments) entry.second->sticky.setMax(next.sticky_max);
     m.harness_path = harness;
     m.deno_dir = next.dir + "/deno-cache";
     m.spare_failures = 0;
@@ -1119,6 +1099,72 @@ IsolateRegistry::Stats IsolateRegistry::stats() const {
   s.deployments = m.deployments.size();
   for (const auto& [key, d] : m.deployments) s.sticky += d->sticky.size();
   return s;
+}
+
+namespace {
+
+const char* stateName(Isolate::State state) {
+  switch (state) {
+    case Isolate::State::kSpare: return "spare";
+    case Isolate::State::kWaitingCode: return "waiting_code";
+    case Isolate::State::kStarting: return "starting";
+    case Isolate::State::kReady: return "ready";
+    case Isolate::State::kStopping: return "stopping";
+    case Isolate::State::kDead: return "dead";
+  }
+  return "unknown";
+}
+
+json_t* isolateJson(const Isolate& isolate) {
+  json_t* out = json_object();
+  json_object_set_new(out, "id", json_integer(static_cast<json_int_t>(isolate.id)));
+  json_object_set_new(out, "instance_id",
+                      json_stringn(isolate.instance_id.data(), isolate.instance_id.size()));
+  json_object_set_new(out, "state", json_string(stateName(isolate.state)));
+  json_object_set_new(out, "active", json_integer(isolate.active));
+  json_object_set_new(out, "pid", json_integer(isolate.process.pid));
+  return out;
+}
+
+}  // namespace
+
+std::string IsolateRegistry::statusJson() const {
+  Impl& m = *impl_;
+  json_t* root = json_object();
+  json_t* deployments = json_array();
+  size_t sticky = 0;
+  {
+    std::lock_guard<std::mutex> lock(m.mu);
+    json_object_set_new(root, "isolates", json_integer(static_cast<json_int_t>(m.live)));
+    json_object_set_new(root, "spares", json_integer(static_cast<json_int_t>(m.spares.size())));
+    json_object_set_new(root, "boots", json_integer(static_cast<json_int_t>(m.counters.boots)));
+    json_object_set_new(root, "processes",
+                        json_integer(static_cast<json_int_t>(m.counters.processes)));
+    for (const auto& [key, d] : m.deployments) {
+      json_t* entry = json_object();
+      json_object_set_new(entry, "deployment_id",
+                          json_stringn(d->deployment_id.data(), d->deployment_id.size()));
+      json_object_set_new(entry, "subhoster",
+                          json_string(d->subhoster ? d->subhoster->name.c_str() : ""));
+      json_object_set_new(entry, "rpc_root", json_stringn(d->rpc_root.data(), d->rpc_root.size()));
+      json_object_set_new(entry, "queued", json_integer(static_cast<json_int_t>(d->queue.size())));
+      json_object_set_new(entry, "sticky", json_integer(static_cast<json_int_t>(d->sticky.size())));
+      sticky += d->sticky.size();
+      json_t* isolates = json_array();
+      for (const auto& isolate : d->shared) json_array_append_new(isolates, isolateJson(*isolate));
+      for (const auto& [id, isolate] : d->instances)
+        json_array_append_new(isolates, isolateJson(*isolate));
+      json_object_set_new(entry, "isolates", isolates);
+      json_array_append_new(deployments, entry);
+    }
+  }
+  json_object_set_new(root, "sticky", json_integer(static_cast<json_int_t>(sticky)));
+  json_object_set_new(root, "deployments", deployments);
+  char* text = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS);
+  std::string out = text ? text : "{}";
+  free(text);
+  json_decref(root);
+  return out;
 }
 
 void IsolateRegistry::release(const std::shared_ptr<Isolate>& isolate, const std::string& identity) {

@@ -104,6 +104,9 @@ class IsolateRegistry {
     uint64_t processes = 0;  // runtime processes started
   };
   Stats stats() const;
+  // The pool as JSON for the `status` handler: deployments, their isolates with active
+  // connections each, queue and sticky table sizes (see modules/status/status_module.h).
+  std::string statusJson() const;
 
  private:
   friend class IsolateLease;

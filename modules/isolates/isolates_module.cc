@@ -317,17 +317,25 @@ void IsolatesModule::content(Request& req, const ModuleConf& module_conf) const 
              "this location serves isolates but no deployment was chosen (enable subhost_auth)");
     return;
   }
-  auto instance = requestInstanceId(req.header("x-deno-isolate-instance-id"), req.query());
-  if (!instance) {
-    req.fail(ErrorKind::kBadRequest,
-             "the isolate instance id must be 1 to 256 bytes (percent-encoded in the query)");
-    return;
+  if (!ingress.instance_routed) {
+    auto instance = requestInstanceId(req.header("x-deno-isolate-instance-id"), req.query());
+    if (!instance) {
+      req.fail(ErrorKind::kBadRequest,
+               "the isolate instance id must be 1 to 256 bytes (percent-encoded in the query)");
+      return;
+    }
+    ingress.instance_id = std::move(*instance);
   }
-  ingress.instance_id = std::move(*instance);
   ingress.prewarm = req.header("x-deno-prewarm") == "1";
   // Internal markers never reach user code.
   ingress.drop_headers.push_back("x-subgate-loop");
   ingress.drop_headers.push_back("x-deno-prewarm");
+  if (ingress.forwarded_host.empty()) {
+    // No relay in front (forwarded_host off, e.g. the demo listener): the client spoke plain
+    // HTTP to this listener, and that is the URL scheme user code must see.
+    ingress.drop_headers.push_back("x-forwarded-proto");
+    ingress.add_headers.emplace_back("x-forwarded-proto", "http");
+  }
 
   IsolateRequest request;
   request.token = ingress.token.get();

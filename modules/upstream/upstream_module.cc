@@ -113,6 +113,23 @@ class LeastConnSelector final : public PeerSelector {
   uint64_t tried_ = 0;  // servers beyond 64 share bits: they are then tried at most once per bit
 };
 
+// The proxy_*_timeout directives visible at `scope`.
+bool compileOptions(const Scope& scope, CompileContext& ctx, ProxyOptions& options) {
+  struct {
+    const char* name;
+    std::chrono::milliseconds* field;
+  } timeouts[] = {
+      {"proxy_connect_timeout", &options.connect_timeout},
+      {"proxy_read_timeout", &options.read_timeout},
+      {"proxy_send_timeout", &options.send_timeout},
+  };
+  for (auto& t : timeouts) {
+    if (const config::Node* n = scope.find(t.name); n && !ctx.durationArg(*n, *t.field, true))
+      return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 std::span<const DirectiveSpec> UpstreamModule::directives() const { return kDirectives; }
@@ -163,18 +180,22 @@ std::shared_ptr<const ModuleConf> UpstreamModule::compileLocation(const Scope& s
     ctx.fail(*node, "no upstream \"" + std::string(authority) + "\" (and not an address with a port)");
     return nullptr;
   }
-  struct {
-    const char* name;
-    std::chrono::milliseconds* field;
-  } timeouts[] = {
-      {"proxy_connect_timeout", &conf->options.connect_timeout},
-      {"proxy_read_timeout", &conf->options.read_timeout},
-      {"proxy_send_timeout", &conf->options.send_timeout},
-  };
-  for (auto& t : timeouts) {
-    if (const config::Node* n = scope.find(t.name); n && !ctx.durationArg(*n, *t.field, true)) return nullptr;
-  }
+  if (!compileOptions(scope, ctx, conf->options)) return nullptr;
   return conf;
+}
+
+std::vector<std::pair<std::string, std::shared_ptr<const ModuleConf>>> UpstreamModule::routeTargets(
+    const Scope& scope, CompileContext& ctx) const {
+  std::vector<std::pair<std::string, std::shared_ptr<const ModuleConf>>> targets;
+  ProxyOptions options;
+  if (!compileOptions(scope, ctx, options)) return targets;
+  for (const auto& [name, group] : *ctx.config.mainOf<GroupTable>(this)) {
+    auto conf = std::make_shared<ProxyConf>();
+    conf->group = group;
+    conf->options = options;
+    targets.emplace_back(name, std::move(conf));
+  }
+  return targets;
 }
 
 void UpstreamModule::content(Request& req, const ModuleConf& conf) const {

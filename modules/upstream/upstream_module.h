@@ -5,6 +5,9 @@
 // servers (per worker), max_conns per worker, another server when a connect fails.
 #pragma once
 
+#include <utility>
+#include <vector>
+
 #include "core/pipeline/module.h"
 
 namespace subgate {
@@ -17,6 +20,13 @@ class UpstreamModule final : public Module {
   std::shared_ptr<const ModuleConf> compileLocation(const Scope& scope, CompileContext& ctx) const override;
   bool isContentHandler() const override { return true; }
   void content(Request& req, const ModuleConf& conf) const override;
+
+  // For modules that pick an upstream block per request (Lua route()): the content config of
+  // every `upstream` block of the config being compiled, as `proxy_pass http://NAME;` would
+  // compile at `scope` (its proxy_*_timeout directives apply). Empty with ctx.error set on a
+  // bad timeout.
+  std::vector<std::pair<std::string, std::shared_ptr<const ModuleConf>>> routeTargets(
+      const Scope& scope, CompileContext& ctx) const;
 };
 
 }  // namespace subgate

@@ -1,6 +1,7 @@
 """The built-in origin (origin_local) serving conf/deployments, and `subgate token`: the setup
 the README's first command runs, on free ports."""
 
+import json
 import os
 import subprocess
 import sys
@@ -85,6 +86,40 @@ class LocalOrigin(SubgateTestCase):
         self.assertIn("no subhoster", out.stderr)
         out = subprocess.run([BIN, "token", "--deployment"], capture_output=True, text=True, timeout=10)
         self.assertEqual(out.returncode, 2)
+
+
+class ShippedConfig(SubgateTestCase):
+    """conf/subgate.conf itself, on free ports: the demo listener routes by path with
+    lua/demo.lua (no token) and the status endpoint shows the pool."""
+
+    def setUp(self):
+        with open(os.path.join(ROOT, "conf", "subgate.conf")) as f:
+            text = f.read()
+        self.ports = {old: free_port() for old in ("8000", "8080", "8081")}
+        for old, new in self.ports.items():
+            text = text.replace(f"127.0.0.1:{old}", f"127.0.0.1:{new}")
+        text = text.replace("lua/demo.lua", os.path.join(ROOT, "lua", "demo.lua"))
+        text = text.replace("conf/deployments", os.path.join(ROOT, "conf", "deployments"))
+        self.sg = self.start_subgate(text, port=self.ports["8080"])
+
+    def test_demo_routes_by_path_without_a_token(self):
+        demo = self.ports["8000"]
+        r = request(demo, path="/hello/")
+        self.assertEqual(r.status, 200, r.body)
+        self.assertIn(b'Hello from http://test/ (deployment "hello"', r.body)  # plain HTTP here
+        r = request(demo, path="/hello")
+        self.assertEqual((r.status, r.header("location")), (308, "/hello/"))
+        r = request(demo, path="/")
+        self.assertIn(b"subgate demo", r.body)
+        r = request(demo, path="/no-such-deployment/")
+        self.assertEqual((r.status, r.error()["code"]), (404, "DEPLOYMENT_NOT_FOUND"))
+        r = request(self.ports["8081"], path="/status")
+        self.assertEqual(r.status, 200)
+        snapshot = json.loads(r.body)
+        hello = [d for d in snapshot["deployments"] if d["deployment_id"] == "hello"]
+        self.assertEqual(len(hello), 1)
+        self.assertEqual([i["active"] for i in hello[0]["isolates"]], [0])
+        self.assertEqual(hello[0]["sticky"], 1, "demo.lua identifies by client address")
 
 
 if __name__ == "__main__":

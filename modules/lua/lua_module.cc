@@ -1,0 +1,308 @@
+#include "modules/lua/lua_module.h"
+
+#include <map>
+#include <unordered_map>
+#include <vector>
+
+#include "core/log/log.h"
+#include "core/lua/script.h"
+#include "core/lua/vm.h"
+#include "core/server/config_model.h"
+#include "core/server/request.h"
+#include "core/upstream/proxy_session.h"
+#include "modules/isolates/isolates_module.h"
+#include "modules/subhost_auth/subhost_auth_module.h"
+#include "modules/upstream/upstream_module.h"
+
+namespace subgate {
+namespace {
+
+using UpstreamTargets = std::map<std::string, std::shared_ptr<const ModuleConf>, std::less<>>;
+
+struct LuaConf final : ModuleConf {
+  std::shared_ptr<const lua::Script> script;
+  lua::Limits limits;
+  const Module* upstream_module = nullptr;
+  UpstreamTargets upstreams;                         // route()'s `upstream` names
+  std::shared_ptr<const SubhosterTable> subhosters;  // route()'s `subhoster` names
+};
+
+// Scripts of one config load by path and limits, so that locations sharing a script (the usual
+// case: lua_script at server level) compile it once.
+struct ScriptCache {
+  std::map<std::string, std::shared_ptr<const lua::Script>> scripts;
+};
+
+constexpr unsigned kScopes = kMainContext | kServerContext | kLocationContext;
+constexpr DirectiveSpec kDirectives[] = {
+    {"lua_script", kScopes},
+    {"lua_instructions", kScopes},
+    {"lua_memory", kScopes},
+};
+
+constexpr size_t kMaxIdentity = 4096;
+constexpr size_t kMaxInstanceId = 256;
+
+// A worker's VM and the scratch the request view is built in (reused: no allocation per call
+// once warm). Destroyed with its thread.
+struct WorkerLua {
+  lua::Vm vm;
+  std::vector<std::pair<std::string_view, std::string_view>> headers;
+  // Deployments route() chose on servers without subhost auth, as the token the isolates
+  // module expects; keyed by deployment key, checked against the subhoster object (reloads).
+  std::unordered_map<std::string, std::shared_ptr<const VerifiedToken>> routed;
+};
+thread_local std::unique_ptr<WorkerLua> t_lua;
+
+WorkerLua& workerLua() {
+  if (!t_lua) t_lua = std::make_unique<WorkerLua>();
+  return *t_lua;
+}
+
+HookResult fail(Request& req, const lua::Script& script, std::string_view error) {
+  // The VM's messages already start with the script's name ("file:line: ..."); ours do not.
+  if (error.starts_with(script.name())) {
+    LOG_ERROR("lua %.*s", static_cast<int>(error.size()), error.data());
+  } else {
+    LOG_ERROR("lua %s: %.*s", script.name().c_str(), static_cast<int>(error.size()), error.data());
+  }
+  req.fail(ErrorKind::kInternalServerError, "a Lua hook failed (see the error log)");
+  return HookResult::kDone;
+}
+
+HookResult respond(Request& req, lua::RespondAction action) {
+  LocalReply reply;
+  reply.status = action.status;
+  reply.body = std::move(action.body);
+  for (auto& [name, value] : action.headers) {
+    if (http1::iequals(name, "content-type")) {
+      reply.content_type = std::move(value);
+    } else if (!isHopByHopHeader(name)) {  // framing is subgate's
+      reply.headers.emplace_back(std::move(name), std::move(value));
+    }
+  }
+  req.respond(std::move(reply));
+  return HookResult::kDone;
+}
+
+// The VM checked that route()'s path starts with '/' and has no spaces or control characters;
+// the query is the client's, so the path may not bring its own.
+bool pathWithoutQuery(std::string_view path) {
+  return path.find_first_of("?#") == std::string_view::npos;
+}
+
+// The token-shaped description of a deployment route() chose on a server without subhost auth.
+std::shared_ptr<const VerifiedToken> routedDeployment(WorkerLua& lua, const LuaConf& conf,
+                                                      const lua::RouteAction& route,
+                                                      std::string& error) {
+  const SubhosterTable& table = *conf.subhosters;
+  std::shared_ptr<const Subhoster> subhoster;
+  if (route.subhoster) {
+    auto it = table.find(*route.subhoster);
+    if (it == table.end()) {
+      error = "route() named an unknown subhoster \"" + route.subhoster->substr(0, 64) + "\"";
+      return nullptr;
+    }
+    subhoster = it->second;
+  } else if (table.size() == 1) {
+    subhoster = table.begin()->second;
+  } else {
+    error = "route() chose a deployment but no subhoster (" + std::to_string(table.size()) +
+            " are configured)";
+    return nullptr;
+  }
+  if (!route.deployment || route.deployment->empty() || route.deployment->size() > 256) {
+    error = "route() must name a deployment of 1 to 256 bytes together with a subhoster";
+    return nullptr;
+  }
+  if (subhoster->rpc_root_allow.empty()) {
+    error = "subhoster \"" + subhoster->name +
+            "\" has no rpc_root_allow: route() has no origin to boot its deployments from";
+    return nullptr;
+  }
+  const std::string& rpc_root = subhoster->rpc_root_allow.front();
+  std::string key = subhoster->name + '\n' + rpc_root + '\n' + *route.deployment;
+  if (auto it = lua.routed.find(key); it != lua.routed.end() && it->second->subhoster == subhoster)
+    return it->second;
+  auto token = std::make_shared<VerifiedToken>();
+  token->subhoster = subhoster;
+  token->deployment_id = *route.deployment;
+  token->rpc_root = rpc_root;
+  token->deployment_key = key;
+  if (lua.routed.size() >= 1024) lua.routed.clear();
+  lua.routed[std::move(key)] = token;
+  return token;
+}
+
+// Applies route()'s table. False with `error` when it asks for something this request cannot do.
+bool applyRoute(Request& req, const LuaConf& conf, WorkerLua& lua, lua::RouteAction& route,
+                std::string& error) {
+  Ingress& ingress = req.ingress();
+  if (route.deployment || route.subhoster) {
+    if (ingress.token) {
+      error = "route() cannot change the deployment on a server with subhost_auth";
+      return false;
+    }
+    ingress.token = routedDeployment(lua, conf, route, error);
+    if (!ingress.token) return false;
+  }
+  if (route.upstream) {
+    auto it = conf.upstreams.find(*route.upstream);
+    if (it == conf.upstreams.end()) {
+      error = "route() named an unknown upstream \"" + route.upstream->substr(0, 64) + "\"";
+      return false;
+    }
+    req.setContentHandler(*conf.upstream_module, *it->second);
+  }
+  if (route.instance_id) {
+    if (route.instance_id->size() > kMaxInstanceId) {
+      error = "route() returned an instance id longer than 256 bytes";
+      return false;
+    }
+    ingress.instance_id = std::move(*route.instance_id);
+    ingress.instance_routed = true;
+  }
+  if (route.path) {
+    if (!pathWithoutQuery(*route.path)) {
+      error = "route() returned a path with '?' or '#' (the query stays the client's)";
+      return false;
+    }
+    ingress.target = std::move(*route.path);
+    if (!req.query().empty()) {
+      ingress.target += '?';
+      ingress.target += req.query();
+    }
+  }
+  for (std::string& name : route.remove_headers) ingress.drop_headers.push_back(std::move(name));
+  for (auto& [name, value] : route.set_headers) {
+    if (isHopByHopHeader(name)) {
+      error = "route() cannot set the framing header \"" + name + "\"";
+      return false;
+    }
+    if (http1::iequals(name, "host") && !ingress.forwarded_host.empty()) {
+      ingress.forwarded_host = std::move(value);  // replaces Host on the way out
+      continue;
+    }
+    ingress.drop_headers.push_back(name);
+    ingress.add_headers.emplace_back(std::move(name), std::move(value));
+  }
+  return true;
+}
+
+}  // namespace
+
+std::span<const DirectiveSpec> LuaModule::directives() const { return kDirectives; }
+
+bool LuaModule::compileMain(const config::Node&, CompileContext& ctx) const {
+  ctx.config.module_main.emplace_back(this, std::make_shared<ScriptCache>());
+  return true;
+}
+
+std::shared_ptr<const ModuleConf> LuaModule::compileLocation(const Scope& scope,
+                                                             CompileContext& ctx) const {
+  const config::Node* node = scope.find("lua_script");
+  if (!node) return nullptr;
+  auto conf = std::make_shared<LuaConf>();
+  uint64_t value = 0;
+  const config::Node* n = nullptr;
+  if ((n = scope.find("lua_instructions"))) {
+    if (!ctx.countArg(*n, 1000, 1000000000, value)) return nullptr;
+    conf->limits.instructions = value;
+  }
+  if ((n = scope.find("lua_memory"))) {
+    if (!ctx.sizeArg(*n, value, 64 * 1024)) return nullptr;
+    conf->limits.memory_bytes = value;
+  }
+  const std::string path = ctx.resolvePath(node->args[0]);
+  // The cache is mutable only while this config compiles (one thread).
+  auto& cache = const_cast<ScriptCache&>(*ctx.config.mainOf<ScriptCache>(this));
+  const std::string cache_key = path + '\n' + std::to_string(conf->limits.instructions) + '\n' +
+                                std::to_string(conf->limits.memory_bytes);
+  if (auto it = cache.scripts.find(cache_key); it != cache.scripts.end()) {
+    conf->script = it->second;
+  } else {
+    std::string error;
+    conf->script = lua::Script::load(path, error, conf->limits);
+    if (!conf->script) {
+      ctx.fail(*node, "lua_script: " + error);
+      return nullptr;
+    }
+    cache.scripts.emplace(cache_key, conf->script);
+  }
+  if (!conf->script->has(lua::Hook::kAccess) && !conf->script->has(lua::Hook::kRoute) &&
+      !conf->script->has(lua::Hook::kIdentify)) {
+    ctx.fail(*node, "lua_script " + node->args[0] +
+                        " defines none of the hooks access(), route() and identify()");
+    return nullptr;
+  }
+  if (conf->script->has(lua::Hook::kRoute)) {
+    for (const Module* module : allModules()) {
+      if (const auto* upstream = dynamic_cast<const UpstreamModule*>(module)) {
+        conf->upstream_module = upstream;
+        for (auto& [name, target] : upstream->routeTargets(scope, ctx))
+          conf->upstreams.emplace(std::move(name), std::move(target));
+        if (!ctx.error.empty()) return nullptr;
+      }
+    }
+    conf->subhosters = configuredSubhosters(ctx.config);
+    if (!conf->subhosters) conf->subhosters = std::make_shared<SubhosterTable>();
+  }
+  return conf;
+}
+
+HookResult LuaModule::access(Request& req, const ModuleConf& module_conf) const {
+  const auto& conf = static_cast<const LuaConf&>(module_conf);
+  const lua::Script& script = *conf.script;
+  WorkerLua& lua = workerLua();
+  lua.headers.clear();
+  for (const http1::HeaderField& field : req.head().headers)
+    lua.headers.emplace_back(field.name, field.value);
+  Ingress& ingress = req.ingress();
+  lua::RequestView view;
+  view.method = req.method();
+  view.path = req.path();
+  view.query = req.query();
+  view.host = ingress.forwarded_host.empty() ? req.header("host")
+                                             : std::string_view(ingress.forwarded_host);
+  view.remote_addr = req.remoteAddress();
+  if (ingress.token) {
+    view.deployment = ingress.token->deployment_id;
+    view.claims_json = ingress.token->claims_json;
+  }
+  std::optional<std::string> instance =
+      requestInstanceId(req.header("x-deno-isolate-instance-id"), req.query());
+  if (instance) view.instance_id = *instance;
+  view.headers = lua.headers;
+
+  if (script.has(lua::Hook::kAccess)) {
+    lua::CallResult result = lua.vm.call(script, lua::Hook::kAccess, view, conf.limits);
+    if (!result.ok) return fail(req, script, result.error);
+    if (result.respond) return respond(req, std::move(*result.respond));
+  }
+  bool to_upstream = false;
+  if (script.has(lua::Hook::kRoute)) {
+    lua::CallResult result = lua.vm.call(script, lua::Hook::kRoute, view, conf.limits);
+    if (!result.ok) return fail(req, script, result.error);
+    if (result.respond) return respond(req, std::move(*result.respond));
+    if (result.route) {
+      std::string error;
+      if (!applyRoute(req, conf, lua, *result.route, error)) return fail(req, script, error);
+      to_upstream = result.route->upstream.has_value();
+      // identify() sees what route() decided.
+      if (ingress.token) view.deployment = ingress.token->deployment_id;
+      if (ingress.instance_routed) view.instance_id = ingress.instance_id;
+    }
+  }
+  if (!to_upstream && script.has(lua::Hook::kIdentify)) {
+    lua::CallResult result = lua.vm.call(script, lua::Hook::kIdentify, view, conf.limits);
+    if (!result.ok) return fail(req, script, result.error);
+    if (result.identity) {
+      if (result.identity->size() > kMaxIdentity)
+        return fail(req, script, "identify() returned more than 4096 bytes");
+      ingress.identity = std::move(*result.identity);
+    }
+  }
+  return HookResult::kContinue;
+}
+
+}  // namespace subgate

@@ -1,0 +1,34 @@
+#include "modules/status/status_module.h"
+
+#include "core/server/request.h"
+#include "modules/isolates/isolate_registry.h"
+
+namespace subgate {
+namespace {
+
+struct StatusConf final : ModuleConf {};
+
+constexpr DirectiveSpec kDirectives[] = {
+    {"status", kServerContext | kLocationContext, 0, 0, false, false, true},
+};
+
+}  // namespace
+
+std::span<const DirectiveSpec> StatusModule::directives() const { return kDirectives; }
+
+std::shared_ptr<const ModuleConf> StatusModule::compileLocation(const Scope& scope,
+                                                                CompileContext&) const {
+  if (!scope.find("status")) return nullptr;
+  return std::make_shared<StatusConf>();
+}
+
+void StatusModule::content(Request& req, const ModuleConf&) const {
+  LocalReply reply;
+  reply.body = IsolateRegistry::instance().statusJson();
+  reply.body += '\n';
+  reply.content_type = "application/json";
+  reply.headers.emplace_back("cache-control", "no-store");
+  req.respond(std::move(reply));
+}
+
+}  // namespace subgate

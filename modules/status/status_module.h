@@ -1,0 +1,30 @@
+// `status;` (server, location): a content handler answering a JSON snapshot of the isolate pool,
+// for operators and tests (issue: gateway model). Put it on a listener bound to loopback, e.g.
+//
+//   server { listen 127.0.0.1:8081; location = /status { status; } }
+//
+// The answer (application/json):
+//   {"isolates": N, "spares": N, "sticky": N, "boots": N, "processes": N,
+//    "deployments": [{"deployment_id": "...", "subhoster": "...", "rpc_root": "...",
+//                     "queued": N, "sticky": N,
+//                     "isolates": [{"id": N, "instance_id": "...", "state": "ready",
+//                                   "active": N, "pid": N}]}]}
+// `active` is the isolate's open connections (requests until their response ended), the count
+// isolate_limit bounds; `sticky` counts identify() entries.
+#pragma once
+
+#include "core/pipeline/module.h"
+
+namespace subgate {
+
+class StatusModule final : public Module {
+ public:
+  std::string_view name() const override { return "status"; }
+  std::span<const DirectiveSpec> directives() const override;
+  std::shared_ptr<const ModuleConf> compileLocation(const Scope& scope,
+                                                    CompileContext& ctx) const override;
+  bool isContentHandler() const override { return true; }
+  void content(Request& req, const ModuleConf& conf) const override;
+};
+
+}  // namespace subgate
