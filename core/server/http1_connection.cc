@@ -255,6 +255,7 @@ void Http1Connection::startRequest() {
   in_used_ = head.head_bytes;
   response_done_ = false;
   response_chunked_ = false;
+  tunnel_ = false;
   response_bodiless_ = head.method == "HEAD";
   continue_sent_ = false;
   body_paused_ = false;
@@ -324,6 +325,13 @@ void Http1Connection::pumpBody() {
     } else {
       if (!readable_) break;
       if (!readInto(spill_, kReadChunk)) {
+        if (tunnel_) {
+          // The client's end of a tunnel: the upstream gets its last bytes, then the end.
+          body_done_ = true;
+          body_mode_ = BodyMode::kNone;
+          if (req_.bodySink()) req_.bodySink()->onBodyEnd({});
+          return;
+        }
         LOG_DEBUG("client %s closed the connection while sending the body", remote_ip_.c_str());
         fatal();
         return;
@@ -402,6 +410,10 @@ void Http1Connection::pumpBody() {
 void Http1Connection::transportSendHead(const ResponseHead& head,
                                         std::span<const std::pair<std::string, std::string>> extra) {
   const http1::MessageHead& req_head = parser_.head();
+  if (head.status == 101 && req_head.upgrade && body_done_) {
+    sendSwitchingProtocols(head);
+    return;
+  }
   response_bodiless_ = head.bodiless || head.status == 204 || head.status == 304 ||
                        (head.status >= 100 && head.status < 200);
   response_chunked_ = false;
@@ -445,6 +457,21 @@ void Http1Connection::transportSendHead(const ResponseHead& head,
     out_.append("connection: keep-alive\r\n");
   }
   out_.append("\r\n");
+}
+
+void Http1Connection::sendSwitchingProtocols(const ResponseHead& head) {
+  tunnel_ = true;
+  response_bodiless_ = false;
+  response_chunked_ = false;
+  keep_alive_ = false;  // when the tunnel ends, so does the connection
+  // Everything the client sends from here on (including bytes it sent early) is tunnel data.
+  body_done_ = false;
+  body_remaining_ = UINT64_MAX;
+  out_.append("HTTP/1.1 101 ");
+  out_.append(head.reason.empty() ? reasonPhrase(101) : head.reason);
+  out_.append("\r\n");
+  for (const http1::HeaderField& field : head.headers) appendHeader(out_, field.name, field.value);
+  out_.append("connection: upgrade\r\n\r\n");
 }
 
 bool Http1Connection::transportSendBody(std::string_view data) {
@@ -652,7 +679,8 @@ void Http1Connection::refreshTimer() {
     case State::kRequest:
       if (out_.readable() > 0 && !writable_) {
         deadline_ = now + core.send_timeout;
-      } else if (!body_done_ && !body_paused_ && body_mode_ != BodyMode::kNone) {
+      } else if (!body_done_ && !body_paused_ && body_mode_ != BodyMode::kNone && !tunnel_) {
+        // A tunnel may idle: its idle timeout is the proxy's, which sees both directions.
         deadline_ = now + core.client_body_timeout;
       } else {
         deadline_ = SteadyTime::max();

@@ -66,6 +66,8 @@ class Http1Connection final : public RequestTransport {
   void scheduleDeferred();
   // A fatal I/O error or abort: stop all I/O now, close on the next loop turn.
   void fatal();
+  // The 101 answer to an Upgrade request; switches the connection to a tunnel.
+  void sendSwitchingProtocols(const ResponseHead& head);
   void maybeFinishRequest();
   void finishRequest();
   void close();
@@ -112,6 +114,9 @@ class Http1Connection final : public RequestTransport {
   bool body_paused_ = false;
   bool continue_sent_ = false;
   bool response_chunked_ = false;
+  // A 101 answered an Upgrade request: from then on the connection is a byte tunnel (client
+  // bytes go to the body sink until the client closes; the response body is raw).
+  bool tunnel_ = false;
   bool response_done_ = false;
   bool response_bodiless_ = false;
   bool keep_alive_ = true;

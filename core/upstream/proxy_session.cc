@@ -93,6 +93,13 @@ void buildUpstreamRequestHead(const Request& req, IoBuffer& out) {
     out.append(value);
     out.append("\r\n");
   }
+  if (head.upgrade) {
+    // The one hop-by-hop exchange a proxy passes on: a 101 answer turns both connections into
+    // a tunnel (WebSockets).
+    out.append("connection: upgrade\r\nupgrade: ");
+    out.append(head.find("upgrade"));
+    out.append("\r\n");
+  }
   out.append("x-forwarded-for: ");
   if (!forwarded_for.empty()) {
     out.append(forwarded_for);
@@ -190,9 +197,13 @@ void ProxySession::writeUpstream() {
       upstreamFailed(ErrorKind::kUpstreamError, "write", errno);
       return;
     }
-    io_deadline_ = steadyNow() + options_.send_timeout;
+    io_deadline_ = steadyNow() + (tunnel_ ? options_.read_timeout : options_.send_timeout);
     if (static_cast<size_t>(n) < out.readable()) conn_->writable = false;
     out.consume(static_cast<size_t>(n));
+  }
+  if (tunnel_ && body_end_ && out.readable() == 0 && !upstream_shut_) {
+    upstream_shut_ = true;  // the client closed its end: pass the end on, keep reading
+    ::shutdown(conn_->fd(), SHUT_WR);
   }
   if (out.readable() == 0 && state_ == State::kWaitingHead) {
     io_deadline_ = steadyNow() + options_.read_timeout;
@@ -215,7 +226,9 @@ bool ProxySession::onBodyData(std::string_view data) {
   } else {
     out.append(data);
   }
-  if (out.readable() >= kUpstreamHighWater) writeUpstream();
+  // A tunnel's bytes are messages someone waits for: send each batch the client side hands
+  // over now. A request body is written in larger pieces (and at its end).
+  if (tunnel_ || out.readable() >= kUpstreamHighWater) writeUpstream();
   if (conn_ && conn_->out.readable() >= kUpstreamHighWater) {
     client_body_paused_ = true;
     return false;
@@ -329,8 +342,13 @@ bool ProxySession::parseHead() {
     const http1::MessageHead& head = conn_->parser.head();
     if (head.status >= 100 && head.status < 200) {
       if (head.status == 101) {
-        upstreamFailed(ErrorKind::kUpstreamError, "the upstream switched protocols, which this server does not proxy yet", 0);
-        return false;
+        if (!req_.head().upgrade) {
+          upstreamFailed(ErrorKind::kUpstreamError,
+                         "the upstream switched protocols without being asked to", 0);
+          return false;
+        }
+        startTunnel();
+        return state_ == State::kBody;
       }
       in.consume(head.head_bytes);  // interim response: wait for the final one
       conn_->parser.reset();
@@ -370,6 +388,35 @@ bool ProxySession::parseHead() {
     return false;
   }
   return true;
+}
+
+void ProxySession::startTunnel() {
+  const http1::MessageHead& head = conn_->parser.head();
+  auto& filtered = conn_->filtered;
+  filtered.clear();
+  std::string_view connection = head.find("connection");
+  for (const http1::HeaderField& field : head.headers) {
+    const bool upgrade = field.name.size() == 7 && http1::iequals(field.name, "upgrade");
+    if (!upgrade && (isHopByHopHeader(field.name) || namedInConnection(connection, field.name)))
+      continue;
+    filtered.push_back(field);
+  }
+  ResponseHead out;
+  out.status = 101;
+  out.reason = head.reason;
+  out.headers = filtered;
+  req_.sendHead(out);
+  conn_->in.consume(head.head_bytes);
+  // From here on both directions are raw bytes until a side closes: the response body runs
+  // until the upstream closes, the client's bytes are the request "body".
+  tunnel_ = true;
+  state_ = State::kBody;
+  response_framing_ = http1::BodyFraming::kUntilClose;
+  response_keep_alive_ = false;
+  chunked_request_ = false;
+  io_deadline_ = steadyNow() + options_.read_timeout;
+  req_.readBody(this);
+  if (conn_ && conn_->in.readable() > 0 && state_ == State::kBody) forwardBody();
 }
 
 bool ProxySession::forwardBody() {
@@ -478,7 +525,10 @@ void ProxySession::handleTimeout() {
       return;
     }
     upstreamFailed(ErrorKind::kUpstreamTimedOut,
-                   conn_ && conn_->out.readable() > 0 ? "send timed out" : "read timed out", 0);
+                   tunnel_                                 ? "tunnel idle for the read timeout"
+                   : conn_ && conn_->out.readable() > 0 ? "send timed out"
+                                                          : "read timed out",
+                   0);
     return;
   }
   armTimer();

@@ -4,7 +4,9 @@
 // cleanly. Maps every upstream failure to the error table; retries another peer when a connect
 // fails, and once on a fresh connection when a reused keep-alive connection was closed under it.
 //
-// Used by content handlers (proxy_pass; later the isolates module) through PeerSelector.
+// Used by content handlers (proxy_pass, isolates) through PeerSelector. An Upgrade request
+// (WebSocket) that the upstream answers with 101 becomes a tunnel: bytes flow both ways until a
+// side closes, or nothing flows for read_timeout.
 // Lifetime: owned by the Request as its RequestTask; destroyed when the request ends or dies,
 // closing any upstream connection it still holds.
 #pragma once
@@ -64,6 +66,8 @@ class ProxySession final : public RequestTask, public BodySink, public UpstreamC
   void writeUpstream();
   void readUpstream();
   bool parseHead();
+  // The upstream answered an Upgrade request with 101: pass it on and tunnel bytes both ways.
+  void startTunnel();
   bool retryStale();
   bool forwardBody();
   void finishExchange(std::string_view trailers);
@@ -86,6 +90,8 @@ class ProxySession final : public RequestTask, public BodySink, public UpstreamC
   ErrorKind last_error_ = ErrorKind::kUpstreamError;
   bool retried_stale_ = false;
   bool chunked_request_ = false;
+  bool tunnel_ = false;         // after a 101: raw bytes both ways, idle timeout = read_timeout
+  bool upstream_shut_ = false;  // the client's end of the tunnel was passed on (SHUT_WR)
   uint64_t response_remaining_ = 0;
   http1::BodyFraming response_framing_ = http1::BodyFraming::kNone;
   bool response_keep_alive_ = true;
