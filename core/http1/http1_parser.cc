@@ -82,6 +82,17 @@ bool headerHasToken(std::string_view value, std::string_view token) {
   return false;
 }
 
+void MessageHead::rebase(const char* from, const char* to) {
+  auto move = [&](std::string_view& view) {
+    if (!view.empty()) view = std::string_view(to + (view.data() - from), view.size());
+  };
+  for (std::string_view* view : {&method, &target, &path, &query, &reason}) move(*view);
+  for (HeaderField& field : headers) {
+    move(field.name);
+    move(field.value);
+  }
+}
+
 std::string_view MessageHead::find(std::string_view name) const {
   for (const HeaderField& field : headers)
     if (iequals(field.name, name)) return field.value;

@@ -80,6 +80,9 @@ struct MessageHead {
 
   // First value of a header, case-insensitive; empty view if absent.
   std::string_view find(std::string_view name) const;
+
+  // The head's bytes were moved from `from` to `to` (same layout): re-point every view.
+  void rebase(const char* from, const char* to);
 };
 
 // Parses request heads (server side) or response heads (upstream side).
@@ -105,6 +108,8 @@ class HeadParser {
 
   // Ready for the next message; keeps allocated capacity.
   void reset();
+  // The parsed head's bytes moved in memory (see MessageHead::rebase).
+  void rebaseHead(const char* from, const char* to) { head_.rebase(from, to); }
 
   void setLimits(const Limits& limits) { limits_ = limits; }
 

@@ -55,6 +55,24 @@ class IoBuffer {
   }
 
   void clear() { start_ = end_ = 0; }
+  // Moves the unread bytes to the front and gives back the memory beyond them (a buffer that
+  // will sit untouched for long, e.g. the request head of a WebSocket tunnel). The bytes may
+  // move: views into them must be re-pointed from the old readPtr() to the new one.
+  void shrinkToFit() {
+    if (readable() == 0) {
+      shrinkIfEmpty(0);
+      return;
+    }
+    if (start_ > 0) {
+      std::memmove(data_, data_ + start_, end_ - start_);
+      end_ -= start_;
+      start_ = 0;
+    }
+    if (char* smaller = static_cast<char*>(std::realloc(data_, end_))) {
+      data_ = smaller;
+      capacity_ = end_;
+    }
+  }
   size_t capacity() const { return capacity_; }
   // Releases the memory of an empty buffer above `keep` bytes (idle connections stay small).
   void shrinkIfEmpty(size_t keep) {

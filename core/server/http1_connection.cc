@@ -401,6 +401,7 @@ void Http1Connection::pumpBody() {
     }
     if (!more) body_paused_ = true;
   }
+  if (tunnel_) spill_.shrinkIfEmpty(0);  // idle tunnels hold no read buffer
   // Body delivery is often driven from the upstream's callbacks, not ours: re-arm here.
   refreshTimer();
 }
@@ -472,6 +473,11 @@ void Http1Connection::sendSwitchingProtocols(const ResponseHead& head) {
   out_.append("\r\n");
   for (const http1::HeaderField& field : head.headers) appendHeader(out_, field.name, field.value);
   out_.append("connection: upgrade\r\n\r\n");
+  // The request head stays referenced (logging) for the tunnel's whole life: keep only its
+  // bytes (and any early tunnel bytes after it), not a whole read buffer.
+  const char* before = in_.readPtr();
+  in_.shrinkToFit();
+  if (in_.readPtr() != before) parser_.rebaseHead(before, in_.readPtr());
 }
 
 bool Http1Connection::transportSendBody(std::string_view data) {
@@ -566,6 +572,8 @@ void Http1Connection::writeOut(std::string_view extra_a, std::string_view extra_
     written -= from_piece;
     if (from_piece < piece.size()) out_.append(piece.substr(from_piece));
   }
+  // A tunnel idles most of its life (a WebSocket): hold no buffer memory while it does.
+  if (tunnel_) out_.shrinkIfEmpty(0);
 }
 
 void Http1Connection::handleWritable() {

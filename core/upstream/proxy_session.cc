@@ -201,6 +201,7 @@ void ProxySession::writeUpstream() {
     if (static_cast<size_t>(n) < out.readable()) conn_->writable = false;
     out.consume(static_cast<size_t>(n));
   }
+  if (tunnel_) out.shrinkIfEmpty(0);  // an idle tunnel holds no buffer memory
   if (tunnel_ && body_end_ && out.readable() == 0 && !upstream_shut_) {
     upstream_shut_ = true;  // the client closed its end: pass the end on, keep reading
     ::shutdown(conn_->fd(), SHUT_WR);
@@ -315,6 +316,7 @@ void ProxySession::readUpstream() {
     if (state_ == State::kBody && !forwardBody()) break;
   }
   if (state_ == State::kBody || state_ == State::kDone) req_.flush();
+  if (tunnel_ && conn_) conn_->in.shrinkIfEmpty(0);
   // The fairness bound left bytes in the socket: come back on the next loop turn.
   if (conn_ && conn_->readable && !client_paused_) conn_->wakeRead();
 }
@@ -407,6 +409,8 @@ void ProxySession::startTunnel() {
   out.headers = filtered;
   req_.sendHead(out);
   conn_->in.consume(head.head_bytes);
+  filtered = {};  // its views were for sendHead only; an idle tunnel keeps no capacity
+  conn_->out.shrinkIfEmpty(0);
   // From here on both directions are raw bytes until a side closes: the response body runs
   // until the upstream closes, the client's bytes are the request "body".
   tunnel_ = true;

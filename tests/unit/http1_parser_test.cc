@@ -24,7 +24,8 @@ ParseStatus parseBytewise(HeadParser& parser, const std::string& text) {
 
 TEST(Http1Parser, SimpleRequest) {
   HeadParser parser(Mode::kRequest);
-  std::string text = "GET /a/b?x=1&y HTTP/1.1\r\nHost: example.com\r\nX-Empty:\r\nX-Pad:  v  \r\n\r\n";
+  std::string text =
+      "GET /a/b?x=1&y HTTP/1.1\r\nHost: example.com\r\nX-Empty:\r\nX-Pad:  v  \r\n\r\n";
   ASSERT_EQ(parseWhole(parser, text), ParseStatus::kDone);
   const MessageHead& head = parser.head();
   EXPECT_EQ(head.method, "GET");
@@ -99,10 +100,14 @@ TEST(Http1Parser, Framing) {
   } cases[] = {
       {"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 42\r\n\r\n", BodyFraming::kContentLength, 42},
       {"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n", BodyFraming::kContentLength, 0},
-      {"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 7\r\ncontent-length: 7\r\n\r\n", BodyFraming::kContentLength, 7},
-      {"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 7, 7\r\n\r\n", BodyFraming::kContentLength, 7},
-      {"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n", BodyFraming::kChunked, 0},
-      {"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: CHUNKED\r\n\r\n", BodyFraming::kChunked, 0},
+      {"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 7\r\ncontent-length: 7\r\n\r\n",
+       BodyFraming::kContentLength, 7},
+      {"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 7, 7\r\n\r\n", BodyFraming::kContentLength,
+       7},
+      {"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n", BodyFraming::kChunked,
+       0},
+      {"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: CHUNKED\r\n\r\n", BodyFraming::kChunked,
+       0},
       {"GET / HTTP/1.1\r\nHost: h\r\n\r\n", BodyFraming::kNone, 0},
   };
   for (const Case& c : cases) {
@@ -160,35 +165,79 @@ const char* kHost = "Host: h\r\n";
 INSTANTIATE_TEST_SUITE_P(
     AllOfThem, Http1Rejections,
     ::testing::Values(
-        Rejection{"ClAndTe", std::string("POST / HTTP/1.1\r\n") + kHost + "Content-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", ParseError::kBadRequest},
-        Rejection{"DifferingCl", std::string("POST / HTTP/1.1\r\n") + kHost + "Content-Length: 1\r\nContent-Length: 2\r\n\r\n", ParseError::kBadRequest},
-        Rejection{"DifferingClList", std::string("POST / HTTP/1.1\r\n") + kHost + "Content-Length: 1, 2\r\n\r\n", ParseError::kBadRequest},
-        Rejection{"EmptyCl", std::string("POST / HTTP/1.1\r\n") + kHost + "Content-Length:\r\n\r\n", ParseError::kBadRequest},
-        Rejection{"SignedCl", std::string("POST / HTTP/1.1\r\n") + kHost + "Content-Length: +5\r\n\r\n", ParseError::kBadRequest},
-        Rejection{"HugeCl", std::string("POST / HTTP/1.1\r\n") + kHost + "Content-Length: 99999999999999999999999\r\n\r\n", ParseError::kBadRequest},
-        Rejection{"GzipTe", std::string("POST / HTTP/1.1\r\n") + kHost + "Transfer-Encoding: gzip\r\n\r\n", ParseError::kBadRequest},
-        Rejection{"ChunkedNotLast", std::string("POST / HTTP/1.1\r\n") + kHost + "Transfer-Encoding: chunked, gzip\r\n\r\n", ParseError::kBadRequest},
-        Rejection{"ChunkedTwice", std::string("POST / HTTP/1.1\r\n") + kHost + "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", ParseError::kBadRequest},
-        Rejection{"GzipThenChunked", std::string("POST / HTTP/1.1\r\n") + kHost + "Transfer-Encoding: gzip, chunked\r\n\r\n", ParseError::kBadRequest},
-        Rejection{"EmptyTe", std::string("POST / HTTP/1.1\r\n") + kHost + "Transfer-Encoding: \r\n\r\n", ParseError::kBadRequest},
-        Rejection{"TeOnHttp10", "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", ParseError::kBadRequest},
-        Rejection{"ObsFold", std::string("GET / HTTP/1.1\r\n") + kHost + "X: a\r\n b\r\n\r\n", ParseError::kBadRequest},
-        Rejection{"ObsFoldTab", std::string("GET / HTTP/1.1\r\n") + kHost + "X: a\r\n\tb\r\n\r\n", ParseError::kBadRequest},
-        Rejection{"BareCrInValue", std::string("GET / HTTP/1.1\r\n") + kHost + "X: a\rb\r\n\r\n", ParseError::kBadRequest},
-        Rejection{"BareCrInRequestLine", "GET /\r HTTP/1.1\r\nHost: h\r\n\r\n", ParseError::kBadRequest},
+        Rejection{"ClAndTe",
+                  std::string("POST / HTTP/1.1\r\n") + kHost +
+                      "Content-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+                  ParseError::kBadRequest},
+        Rejection{"DifferingCl",
+                  std::string("POST / HTTP/1.1\r\n") + kHost +
+                      "Content-Length: 1\r\nContent-Length: 2\r\n\r\n",
+                  ParseError::kBadRequest},
+        Rejection{"DifferingClList",
+                  std::string("POST / HTTP/1.1\r\n") + kHost + "Content-Length: 1, 2\r\n\r\n",
+                  ParseError::kBadRequest},
+        Rejection{"EmptyCl", std::string("POST / HTTP/1.1\r\n") + kHost + "Content-Length:\r\n\r\n",
+                  ParseError::kBadRequest},
+        Rejection{"SignedCl",
+                  std::string("POST / HTTP/1.1\r\n") + kHost + "Content-Length: +5\r\n\r\n",
+                  ParseError::kBadRequest},
+        Rejection{"HugeCl",
+                  std::string("POST / HTTP/1.1\r\n") + kHost +
+                      "Content-Length: 99999999999999999999999\r\n\r\n",
+                  ParseError::kBadRequest},
+        Rejection{"GzipTe",
+                  std::string("POST / HTTP/1.1\r\n") + kHost + "Transfer-Encoding: gzip\r\n\r\n",
+                  ParseError::kBadRequest},
+        Rejection{
+            "ChunkedNotLast",
+            std::string("POST / HTTP/1.1\r\n") + kHost + "Transfer-Encoding: chunked, gzip\r\n\r\n",
+            ParseError::kBadRequest},
+        Rejection{"ChunkedTwice",
+                  std::string("POST / HTTP/1.1\r\n") + kHost +
+                      "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+                  ParseError::kBadRequest},
+        Rejection{
+            "GzipThenChunked",
+            std::string("POST / HTTP/1.1\r\n") + kHost + "Transfer-Encoding: gzip, chunked\r\n\r\n",
+            ParseError::kBadRequest},
+        Rejection{"EmptyTe",
+                  std::string("POST / HTTP/1.1\r\n") + kHost + "Transfer-Encoding: \r\n\r\n",
+                  ParseError::kBadRequest},
+        Rejection{"TeOnHttp10", "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+                  ParseError::kBadRequest},
+        Rejection{"ObsFold", std::string("GET / HTTP/1.1\r\n") + kHost + "X: a\r\n b\r\n\r\n",
+                  ParseError::kBadRequest},
+        Rejection{"ObsFoldTab", std::string("GET / HTTP/1.1\r\n") + kHost + "X: a\r\n\tb\r\n\r\n",
+                  ParseError::kBadRequest},
+        Rejection{"BareCrInValue", std::string("GET / HTTP/1.1\r\n") + kHost + "X: a\rb\r\n\r\n",
+                  ParseError::kBadRequest},
+        Rejection{"BareCrInRequestLine", "GET /\r HTTP/1.1\r\nHost: h\r\n\r\n",
+                  ParseError::kBadRequest},
         Rejection{"BareLf", "GET / HTTP/1.1\nHost: h\r\n\r\n", ParseError::kBadRequest},
         Rejection{"BareLfEnd", "GET / HTTP/1.1\r\nHost: h\r\n\n", ParseError::kBadRequest},
-        Rejection{"SpaceBeforeColon", std::string("GET / HTTP/1.1\r\n") + kHost + "X : a\r\n\r\n", ParseError::kBadRequest},
-        Rejection{"SpaceInName", std::string("GET / HTTP/1.1\r\n") + kHost + "X Y: a\r\n\r\n", ParseError::kBadRequest},
-        Rejection{"EmptyName", std::string("GET / HTTP/1.1\r\n") + kHost + ": a\r\n\r\n", ParseError::kBadRequest},
-        Rejection{"NoColon", std::string("GET / HTTP/1.1\r\n") + kHost + "X\r\n\r\n", ParseError::kBadRequest},
-        Rejection{"ControlInName", std::string("GET / HTTP/1.1\r\n") + kHost + "X\x01Y: a\r\n\r\n", ParseError::kBadRequest},
-        Rejection{"HighByteInName", std::string("GET / HTTP/1.1\r\n") + kHost + "X\xc3\xa9: a\r\n\r\n", ParseError::kBadRequest},
-        Rejection{"NulInValue", std::string("GET / HTTP/1.1\r\n") + kHost + std::string("X: a\0b\r\n\r\n", 11), ParseError::kBadRequest},
-        Rejection{"NulInTarget", std::string("GET /\0 HTTP/1.1\r\nHost: h\r\n\r\n", 29), ParseError::kBadRequest},
-        Rejection{"DelInValue", std::string("GET / HTTP/1.1\r\n") + kHost + "X: a\x7f\r\n\r\n", ParseError::kBadRequest},
+        Rejection{"SpaceBeforeColon", std::string("GET / HTTP/1.1\r\n") + kHost + "X : a\r\n\r\n",
+                  ParseError::kBadRequest},
+        Rejection{"SpaceInName", std::string("GET / HTTP/1.1\r\n") + kHost + "X Y: a\r\n\r\n",
+                  ParseError::kBadRequest},
+        Rejection{"EmptyName", std::string("GET / HTTP/1.1\r\n") + kHost + ": a\r\n\r\n",
+                  ParseError::kBadRequest},
+        Rejection{"NoColon", std::string("GET / HTTP/1.1\r\n") + kHost + "X\r\n\r\n",
+                  ParseError::kBadRequest},
+        Rejection{"ControlInName", std::string("GET / HTTP/1.1\r\n") + kHost + "X\x01Y: a\r\n\r\n",
+                  ParseError::kBadRequest},
+        Rejection{"HighByteInName",
+                  std::string("GET / HTTP/1.1\r\n") + kHost + "X\xc3\xa9: a\r\n\r\n",
+                  ParseError::kBadRequest},
+        Rejection{"NulInValue",
+                  std::string("GET / HTTP/1.1\r\n") + kHost + std::string("X: a\0b\r\n\r\n", 11),
+                  ParseError::kBadRequest},
+        Rejection{"NulInTarget", std::string("GET /\0 HTTP/1.1\r\nHost: h\r\n\r\n", 29),
+                  ParseError::kBadRequest},
+        Rejection{"DelInValue", std::string("GET / HTTP/1.1\r\n") + kHost + "X: a\x7f\r\n\r\n",
+                  ParseError::kBadRequest},
         Rejection{"MissingHost", "GET / HTTP/1.1\r\nX: 1\r\n\r\n", ParseError::kBadRequest},
-        Rejection{"TwoHosts", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", ParseError::kBadRequest},
+        Rejection{"TwoHosts", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+                  ParseError::kBadRequest},
         Rejection{"Http2", "GET / HTTP/2.0\r\nHost: h\r\n\r\n", ParseError::kBadRequest},
         Rejection{"Http09", "GET /\r\n\r\n", ParseError::kBadRequest},
         Rejection{"LowercaseVersion", "GET / http/1.1\r\nHost: h\r\n\r\n", ParseError::kBadRequest},
@@ -196,10 +245,19 @@ INSTANTIATE_TEST_SUITE_P(
         Rejection{"DoubleSpace", "GET  / HTTP/1.1\r\nHost: h\r\n\r\n", ParseError::kBadRequest},
         Rejection{"TrailingSpace", "GET / HTTP/1.1 \r\nHost: h\r\n\r\n", ParseError::kBadRequest},
         Rejection{"SpaceInTarget", "GET /a b HTTP/1.1\r\nHost: h\r\n\r\n", ParseError::kBadRequest},
-        Rejection{"UriTooLong", "GET /" + std::string(100, 'a') + " HTTP/1.1\r\nHost: h\r\n\r\n", ParseError::kUriTooLong},
-        Rejection{"HeadTooLarge", std::string("GET / HTTP/1.1\r\n") + kHost + "X: " + std::string(1100, 'a') + "\r\n\r\n", ParseError::kHeaderTooLarge},
-        Rejection{"TooManyHeaders", std::string("GET / HTTP/1.1\r\n") + kHost + "A: 1\r\nB: 1\r\nC: 1\r\nD: 1\r\nE: 1\r\nF: 1\r\nG: 1\r\nH: 1\r\n\r\n", ParseError::kTooManyHeaders},
-        Rejection{"BodyTooLarge", std::string("POST / HTTP/1.1\r\n") + kHost + "Content-Length: 1001\r\n\r\n", ParseError::kBodyTooLarge}),
+        Rejection{"UriTooLong", "GET /" + std::string(100, 'a') + " HTTP/1.1\r\nHost: h\r\n\r\n",
+                  ParseError::kUriTooLong},
+        Rejection{
+            "HeadTooLarge",
+            std::string("GET / HTTP/1.1\r\n") + kHost + "X: " + std::string(1100, 'a') + "\r\n\r\n",
+            ParseError::kHeaderTooLarge},
+        Rejection{"TooManyHeaders",
+                  std::string("GET / HTTP/1.1\r\n") + kHost +
+                      "A: 1\r\nB: 1\r\nC: 1\r\nD: 1\r\nE: 1\r\nF: 1\r\nG: 1\r\nH: 1\r\n\r\n",
+                  ParseError::kTooManyHeaders},
+        Rejection{"BodyTooLarge",
+                  std::string("POST / HTTP/1.1\r\n") + kHost + "Content-Length: 1001\r\n\r\n",
+                  ParseError::kBodyTooLarge}),
     [](const ::testing::TestParamInfo<Rejection>& info) { return info.param.name; });
 
 TEST(Http1Parser, UriTooLongIsSeenBeforeTheLineEnds) {
@@ -234,16 +292,21 @@ TEST(Http1Parser, Responses) {
     BodyFraming framing;
     bool keep_alive;
   } cases[] = {
-      {"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", false, 200, BodyFraming::kContentLength, true},
-      {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", false, 200, BodyFraming::kChunked, true},
+      {"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", false, 200, BodyFraming::kContentLength,
+       true},
+      {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", false, 200, BodyFraming::kChunked,
+       true},
       {"HTTP/1.1 200 OK\r\n\r\n", false, 200, BodyFraming::kUntilClose, false},
       {"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", true, 200, BodyFraming::kNone, true},
       {"HTTP/1.1 204 No Content\r\n\r\n", false, 204, BodyFraming::kNone, true},
-      {"HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n", false, 304, BodyFraming::kNone, true},
+      {"HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n", false, 304, BodyFraming::kNone,
+       true},
       {"HTTP/1.1 100 Continue\r\n\r\n", false, 100, BodyFraming::kNone, true},
-      {"HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n", false, 200, BodyFraming::kContentLength, false},
+      {"HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n", false, 200, BodyFraming::kContentLength,
+       false},
       {"HTTP/1.1 404\r\nContent-Length: 0\r\n\r\n", false, 404, BodyFraming::kContentLength, true},
-      {"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", false, 200, BodyFraming::kUntilClose, false},
+      {"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", false, 200, BodyFraming::kUntilClose,
+       false},
   };
   for (const Case& c : cases) {
     HeadParser parser(Mode::kResponse);
@@ -259,10 +322,12 @@ TEST(Http1Parser, Responses) {
 }
 
 TEST(Http1Parser, BadResponses) {
-  for (const char* text : {"HTTP/9 banana\r\n\r\n", "HTTP/1.1 2x0 OK\r\n\r\n", "HTTP/1.1 099 X\r\n\r\n",
-                           "HTTP/1.1 200OK\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
-                           "HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n", "HTTP/1.1 200 OK\nX: 1\r\n\r\n",
-                           "ICY 200 OK\r\n\r\n"}) {
+  for (const char* text :
+       {"HTTP/9 banana\r\n\r\n", "HTTP/1.1 2x0 OK\r\n\r\n", "HTTP/1.1 099 X\r\n\r\n",
+        "HTTP/1.1 200OK\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n", "HTTP/1.1 200 OK\nX: 1\r\n\r\n",
+        "ICY 200 OK\r\n\r\n"}) {
     HeadParser parser(Mode::kResponse);
     EXPECT_EQ(parser.parse(text), ParseStatus::kError) << text;
     EXPECT_EQ(parser.error(), ParseError::kBadResponse) << text;
@@ -290,6 +355,28 @@ TEST(Http1Helpers, TokensAndCase) {
   EXPECT_TRUE(headerHasToken(" close ", "close"));
   EXPECT_FALSE(headerHasToken("closed", "close"));
   EXPECT_FALSE(headerHasToken("", "close"));
+}
+
+}  // namespace
+}  // namespace subgate::http1
+
+namespace subgate::http1 {
+namespace {
+
+TEST(MessageHeadRebase, ViewsFollowMovedBytes) {
+  std::string first = "GET /a?b=1 HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n\r\n";
+  HeadParser parser(HeadParser::Mode::kRequest);
+  ASSERT_EQ(parser.parse(first), ParseStatus::kDone);
+  std::string second = first;  // the same bytes elsewhere
+  parser.rebaseHead(first.data(), second.data());
+  first.assign(first.size(), 'x');  // the old bytes are gone
+  const MessageHead& head = parser.head();
+  EXPECT_EQ(head.method, "GET");
+  EXPECT_EQ(head.target, "/a?b=1");
+  EXPECT_EQ(head.path, "/a");
+  EXPECT_EQ(head.query, "b=1");
+  EXPECT_EQ(head.find("upgrade"), "websocket");
+  EXPECT_EQ(head.headers[0].name.data(), second.data() + 21);
 }
 
 }  // namespace
