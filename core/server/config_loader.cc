@@ -18,7 +18,10 @@ constexpr DirectiveSpec kCoreDirectives[] = {
     {"error_log", kMainContext, 1, 2},
     {"shutdown_timeout", kMainContext},
     {"server", kMainContext, 0, 0, true, true},
-    {"listen", kServerContext, 1, 1, false, true},
+    {"listen", kServerContext, 1, 2, false, true},
+    {"ssl_certificate", kServerContext},
+    {"ssl_certificate_key", kServerContext},
+    {"ssl_protocols", kServerContext, 1, 2},
     {"server_name", kServerContext, 1, -1},
     {"location", kServerContext, 1, 2, true, true},
     {"client_max_header_size", kMainContext | kServerContext},
@@ -195,11 +198,33 @@ bool compileLocation(const config::Node& main, const config::Node& server_node,
   return compileHooks(scope, ctx, loc, true);
 }
 
+// ssl_certificate, ssl_certificate_key and ssl_protocols of a server block.
+bool compileTls(const Scope& scope, CompileContext& ctx, ServerConf& server) {
+  const config::Node* cert = scope.find("ssl_certificate");
+  const config::Node* key = scope.find("ssl_certificate_key");
+  const config::Node* protocols = scope.find("ssl_protocols");
+  if (!cert && !key) {
+    if (protocols) return ctx.fail(*protocols, "ssl_protocols without ssl_certificate");
+    return true;
+  }
+  if (!cert || !key)
+    return ctx.fail(cert ? *cert : *key, "ssl_certificate and ssl_certificate_key go together");
+  tls::Options options;
+  std::string error;
+  if (protocols && !tls::parseProtocols(protocols->args.data(), protocols->args.size(), options, error))
+    return ctx.fail(*protocols, error);
+  server.tls = tls::ServerContext::load(ctx.resolvePath(cert->args[0]), ctx.resolvePath(key->args[0]),
+                                        options, error);
+  if (!server.tls) return ctx.fail(*cert, error);
+  return true;
+}
+
 bool compileServer(const config::Node& main, const config::Node& node, CompileContext& ctx,
                    ServerConf& server, std::vector<std::pair<SocketAddress, const config::Node*>>& listens) {
   const size_t first_listen = listens.size();
   Scope server_scope(&main, &node, nullptr);
   if (!compileCore(server_scope, ctx, server.core)) return false;
+  if (!compileTls(server_scope, ctx, server)) return false;
   for (const config::Node& child : node.children) {
     if (child.name == "server_name") {
       for (const std::string& name : child.args) {
@@ -211,6 +236,11 @@ bool compileServer(const config::Node& main, const config::Node& node, CompileCo
       std::string err;
       auto address = parseSocketAddress(child.args[0], 0, err);
       if (!address) return ctx.fail(child, err);
+      if (child.args.size() > 1 && child.args[1] != "ssl")
+        return ctx.fail(child, "invalid listen parameter \"" + child.args[1] + "\" (expected ssl)");
+      if (child.args.size() > 1 && !server.tls)
+        return ctx.fail(child, "listen " + child.args[0] + " ssl needs ssl_certificate and "
+                                "ssl_certificate_key in its server");
       for (size_t i = first_listen; i < listens.size(); ++i)
         if (listens[i].first.text == address->text)
           return ctx.fail(child, "duplicate listen " + address->text);
@@ -334,6 +364,11 @@ const LocationConf& ServerConf::match(std::string_view path) const {
   return prefix ? *prefix : unmatched;
 }
 
+const tls::ServerContext* ListenConf::resolveServerName(std::string_view name) const {
+  const ServerConf& server = findServer(name);
+  return server.tls ? server.tls.get() : nullptr;
+}
+
 const ServerConf& ListenConf::findServer(std::string_view host) const {
   if (servers.size() > 1 && !host.empty()) {
     std::string_view name = host;
@@ -395,12 +430,20 @@ std::shared_ptr<const RuntimeConfig> loadConfig(const ConfigSource& source, std:
       listens.emplace_back(*parseSocketAddress("0.0.0.0:8080", 0, parse_err), nullptr);
     }
     for (size_t i = first_listen; i < listens.size(); ++i) {
+      const config::Node* listen_node = listens[i].second;
+      const bool ssl = listen_node && listen_node->args.size() > 1;
       ListenConf* listen = nullptr;
       for (ListenConf& existing : config->listens)
         if (existing.address.text == listens[i].first.text) listen = &existing;
       if (!listen) {
-        config->listens.push_back(ListenConf{listens[i].first, {}});
+        config->listens.emplace_back();
         listen = &config->listens.back();
+        listen->address = listens[i].first;
+        listen->ssl = ssl;
+      } else if (listen->ssl != ssl) {
+        ctx.fail(*listen_node, "listen " + listen->address.text + " is used with and without ssl");
+        err = ctx.error;
+        return nullptr;
       }
       listen->servers.push_back(server.get());
     }

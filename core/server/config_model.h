@@ -15,6 +15,7 @@
 #include "core/log/log.h"
 #include "core/net/socket_address.h"
 #include "core/pipeline/module.h"
+#include "core/tls/tls_context.h"
 
 namespace subgate {
 
@@ -53,6 +54,7 @@ struct LocationConf {
 
 struct ServerConf {
   std::vector<std::string> names;  // server_name (lowercase)
+  std::shared_ptr<const tls::ServerContext> tls;  // ssl_certificate + ssl_certificate_key
   CoreConf core;
   std::vector<std::unique_ptr<LocationConf>> locations;
   std::unordered_map<std::string, const LocationConf*> exact;
@@ -64,10 +66,13 @@ struct ServerConf {
   const LocationConf& match(std::string_view path) const;
 };
 
-struct ListenConf {
+struct ListenConf final : tls::SniResolver {
   SocketAddress address;
   std::vector<const ServerConf*> servers;  // the first is the default server
+  bool ssl = false;  // `listen ADDR ssl`: TLS with the default server's certificate, SNI picks
   const ServerConf& findServer(std::string_view host) const;
+  // SNI: the certificate of the server whose server_name matches, else the default server's.
+  const tls::ServerContext* resolveServerName(std::string_view name) const override;
 };
 
 struct RuntimeConfig {

@@ -1,5 +1,7 @@
 #include "core/server/http1_connection.h"
 
+#include <openssl/err.h>
+
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -56,6 +58,7 @@ Http1Connection::Http1Connection(Worker& worker, int fd, const sockaddr* peer,
       parser_(http1::HeadParser::Mode::kRequest) {}
 
 Http1Connection::~Http1Connection() {
+  if (ssl_) SSL_free(ssl_);
   if (ev_) event_free(ev_);
   if (timer_pending_) evtimer_del(&timer_);
   event_del(&deferred_);
@@ -68,9 +71,14 @@ void Http1Connection::start() {
   evtimer_assign(&timer_, base, onTimer, this);
   event_assign(&deferred_, base, -1, 0, onDeferred, this);
   config_ = listener_.config;
-  parser_.setLimits(listener_.conf->servers.front()->core.head_limits);
-  if (!ev_ || event_add(ev_, nullptr) != 0) {
-    LOG_ERROR("cannot register connection event");
+  listen_conf_ = listener_.conf;
+  parser_.setLimits(listen_conf_->servers.front()->core.head_limits);
+  if (listen_conf_->ssl) {
+    ssl_ = listen_conf_->servers.front()->tls->newSession(fd_, listen_conf_);
+    state_ = State::kHandshake;
+  }
+  if (!ev_ || event_add(ev_, nullptr) != 0 || (listen_conf_->ssl && !ssl_)) {
+    LOG_ERROR("cannot set up a client connection");
     closed_ = true;
     destroyIfDone();
     return;
@@ -82,9 +90,34 @@ void Http1Connection::start() {
   destroyIfDone();
 }
 
+void Http1Connection::advanceHandshake() {
+  ERR_clear_error();
+  int result = SSL_do_handshake(ssl_);
+  if (result == 1) {
+    state_ = State::kHead;
+    head_deadline_set_ = false;
+    readable_ = true;  // the client's first request may already sit in OpenSSL's buffer
+    handleReadable();
+    return;
+  }
+  int error = SSL_get_error(ssl_, result);
+  if (error == SSL_ERROR_WANT_READ || error == SSL_ERROR_WANT_WRITE) return;  // the next edge
+  // Plaintext on a TLS port, an unknown CA, no common protocol: this connection only.
+  LOG_DEBUG("TLS handshake with %s failed: %s", remote_ip_.c_str(),
+            error == SSL_ERROR_SYSCALL && errno ? std::strerror(errno) : tls::lastError().c_str());
+  ERR_clear_error();
+  close();
+}
+
 void Http1Connection::onSocketEvent(evutil_socket_t, short what, void* arg) {
   auto* self = static_cast<Http1Connection*>(arg);
   ++self->callback_depth_;
+  if (self->state_ == State::kHandshake) {
+    self->advanceHandshake();
+    --self->callback_depth_;
+    self->destroyIfDone();
+    return;
+  }
   if (what & EV_WRITE) {
     self->writable_ = true;
     self->handleWritable();
@@ -143,6 +176,23 @@ void Http1Connection::destroyIfDone() {
 bool Http1Connection::readInto(IoBuffer& buffer, size_t max_bytes) {
   buffer.reserve(std::min(max_bytes, kReadChunk));
   size_t want = std::min(buffer.writable(), max_bytes);
+  if (ssl_) {
+    ERR_clear_error();
+    size_t got = 0;
+    if (SSL_read_ex(ssl_, buffer.writePtr(), want, &got) == 1) {
+      buffer.commit(got);
+      return true;  // one record at most: the socket may hold more, read until OpenSSL says
+    }
+    int error = SSL_get_error(ssl_, 0);
+    if (error == SSL_ERROR_WANT_READ || error == SSL_ERROR_WANT_WRITE) {
+      readable_ = false;
+      return true;
+    }
+    ERR_clear_error();  // close_notify, EOF or a broken record: the client is gone
+    peer_closed_ = true;
+    readable_ = false;
+    return false;
+  }
   // recv/sendmsg rather than read/writev: sockets need no file-position lock.
   ssize_t n = ::recv(fd_, buffer.writePtr(), want, 0);
   if (n > 0) {
@@ -168,6 +218,9 @@ bool Http1Connection::readInto(IoBuffer& buffer, size_t max_bytes) {
 
 void Http1Connection::handleReadable() {
   switch (state_) {
+    case State::kHandshake:
+      advanceHandshake();
+      return;
     case State::kHead: {
       // Bounded: each pass reads at most one chunk; stop when drained or the head is complete.
       for (int i = 0; i < 64 && readable_ && state_ == State::kHead && !closed_; ++i) {
@@ -278,6 +331,7 @@ void Http1Connection::startRequest() {
   const ListenConf* listen = listener_.conf;
   const ServerConf& server = listen->findServer(head.find("host"));
   req_.begin(this, &worker_, config_, &server, &head, remote_ip_);
+  req_.setSecure(ssl_ != nullptr);
   req_.run();
 }
 
@@ -460,6 +514,30 @@ void Http1Connection::transportSendHead(const ResponseHead& head,
   out_.append("\r\n");
 }
 
+// TLS has no gather write: the pieces join out_, which is written record by record.
+void Http1Connection::writeTls(std::string_view extra_a, std::string_view extra_b) {
+  out_.append(extra_a);
+  out_.append(extra_b);
+  while (writable_ && out_.readable() > 0) {
+    ERR_clear_error();
+    size_t written = 0;
+    if (SSL_write_ex(ssl_, out_.readPtr(), out_.readable(), &written) == 1) {
+      out_.consume(written);
+      continue;
+    }
+    int error = SSL_get_error(ssl_, 0);
+    if (error == SSL_ERROR_WANT_WRITE || error == SSL_ERROR_WANT_READ) {
+      writable_ = false;
+      refreshTimer();  // send_timeout starts now, whoever called us
+      break;
+    }
+    LOG_DEBUG("TLS write to client %s failed: %s", remote_ip_.c_str(), tls::lastError().c_str());
+    fatal();
+    return;
+  }
+  if (tunnel_) out_.shrinkIfEmpty(0);
+}
+
 void Http1Connection::sendSwitchingProtocols(const ResponseHead& head) {
   tunnel_ = true;
   response_bodiless_ = false;
@@ -529,6 +607,10 @@ void Http1Connection::scheduleDeferred() {
 // Writes out_ followed by up to two more pieces in one writev; keeps what the socket refuses.
 void Http1Connection::writeOut(std::string_view extra_a, std::string_view extra_b) {
   if (closed_ || broken_ || state_ == State::kLingering) return;
+  if (ssl_) {
+    writeTls(extra_a, extra_b);
+    return;
+  }
   if (!writable_) {
     out_.append(extra_a);
     out_.append(extra_b);
@@ -654,6 +736,8 @@ void Http1Connection::beginLingeringClose() {
   // Closing with unread request bytes in the kernel would send a reset that can destroy the
   // response before the client reads it: shut down our side and drain theirs briefly first.
   state_ = State::kLingering;
+  if (ssl_) SSL_shutdown(ssl_);  // close_notify, best effort: the socket may be full
+  ERR_clear_error();
   ::shutdown(fd_, SHUT_WR);
   deadline_ = steadyNow() + kLingerTimeout;
   handleReadable();
@@ -674,6 +758,12 @@ void Http1Connection::refreshTimer() {
   const CoreConf& core = req_.active() ? req_.location().core : listener_.conf->servers.front()->core;
   SteadyTime now = steadyNow();
   switch (state_) {
+    case State::kHandshake:
+      if (!head_deadline_set_) {  // the handshake shares the head's client_header_timeout
+        head_deadline_set_ = true;
+        deadline_ = now + core.client_header_timeout;
+      }
+      break;
     case State::kHead:
       if (in_.readable() == 0) {
         head_deadline_set_ = false;
@@ -711,6 +801,10 @@ void Http1Connection::refreshTimer() {
 void Http1Connection::handleTimeout() {
   deadline_ = SteadyTime::max();
   switch (state_) {
+    case State::kHandshake:
+      LOG_DEBUG("TLS handshake with %s timed out", remote_ip_.c_str());
+      close();
+      return;
     case State::kHead:
       if (in_.readable() == 0) {
         close();

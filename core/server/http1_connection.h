@@ -5,7 +5,10 @@
 //
 // I/O: one edge-triggered libevent event for read and write, registered once; a short read or
 // write means the kernel buffer is drained or full until the next edge, so no syscall is spent
-// on EAGAIN in the common case. Timeouts share one lazily re-armed timer.
+// on EAGAIN in the common case. Timeouts share one lazily re-armed timer. On `listen ... ssl`
+// the connection first completes a TLS handshake (within client_header_timeout); from then on
+// reads and writes go through OpenSSL, and reads continue until OpenSSL wants more bytes (a
+// short TLS read says nothing about the socket).
 //
 // Threading: owned by its Worker, used only on that worker's thread. It deletes itself when
 // closed, never from inside a call a module made (those are deferred to the next loop turn).
@@ -20,6 +23,7 @@
 #include "core/http1/http1_parser.h"
 #include "core/net/io_buffer.h"
 #include "core/server/request.h"
+#include "core/tls/tls_context.h"
 
 namespace subgate {
 
@@ -46,7 +50,7 @@ class Http1Connection final : public RequestTransport {
   void transportAbort() override;
 
  private:
-  enum class State { kHead, kRequest, kLingering };
+  enum class State { kHandshake, kHead, kRequest, kLingering };
   enum class BodyMode { kNone, kDeliver, kDiscard };
 
   static void onSocketEvent(evutil_socket_t fd, short what, void* arg);
@@ -55,6 +59,8 @@ class Http1Connection final : public RequestTransport {
 
   void handleReadable();
   void handleWritable();
+  // TLS listeners: drives the handshake; on success goes on as a plain connection.
+  void advanceHandshake();
   void handleTimeout();
   void parseHead();
   void startRequest();
@@ -63,6 +69,7 @@ class Http1Connection final : public RequestTransport {
   void pumpBody();
   bool bodyComplete() const;
   void writeOut(std::string_view extra_a = {}, std::string_view extra_b = {});
+  void writeTls(std::string_view extra_a, std::string_view extra_b);
   void scheduleDeferred();
   // A fatal I/O error or abort: stop all I/O now, close on the next loop turn.
   void fatal();
@@ -96,6 +103,9 @@ class Http1Connection final : public RequestTransport {
   bool head_deadline_set_ = false;
   bool draining_ = false;
   int callback_depth_ = 0;
+
+  SSL* ssl_ = nullptr;  // TLS listeners: the session; all reads and writes go through it
+  const ListenConf* listen_conf_ = nullptr;  // of config_ (the listener's may change on reload)
 
   IoBuffer in_;     // request heads (and body bytes that arrived with them); pinned per request
   IoBuffer spill_;  // reads while a request is in progress: body bytes, pipelined requests

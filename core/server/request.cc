@@ -30,6 +30,7 @@ void Request::reset() {
   response_started_ = false;
   finished_ = false;
   logged_ = false;
+  secure_ = false;
   status_ = 0;
   body_bytes_sent_ = 0;
   error_.reset();

@@ -104,6 +104,9 @@ class Request {
   std::string_view query() const { return head_->query; }
   std::string_view header(std::string_view name) const { return head_->find(name); }
   std::string_view remoteAddress() const { return remote_addr_; }
+  // Whether the client connection is TLS (set by the transport after begin()).
+  bool secure() const { return secure_; }
+  void setSecure(bool secure) { secure_ = secure; }
   bool hasBody() const { return head_->framing != http1::BodyFraming::kNone; }
 
   // ---- where it is served
@@ -181,6 +184,7 @@ class Request {
   bool response_started_ = false;
   bool finished_ = false;
   bool logged_ = false;
+  bool secure_ = false;
   int status_ = 0;
   uint64_t body_bytes_sent_ = 0;
   std::optional<ErrorKind> error_;

@@ -331,10 +331,10 @@ void IsolatesModule::content(Request& req, const ModuleConf& module_conf) const 
   ingress.drop_headers.push_back("x-subgate-loop");
   ingress.drop_headers.push_back("x-deno-prewarm");
   if (ingress.forwarded_host.empty()) {
-    // No relay in front (forwarded_host off, e.g. the demo listener): the client spoke plain
-    // HTTP to this listener, and that is the URL scheme user code must see.
+    // No relay in front (forwarded_host off, e.g. the demo listener): the scheme user code
+    // sees is the one the client used on this listener.
     ingress.drop_headers.push_back("x-forwarded-proto");
-    ingress.add_headers.emplace_back("x-forwarded-proto", "http");
+    ingress.add_headers.emplace_back("x-forwarded-proto", req.secure() ? "https" : "http");
   }
 
   IsolateRequest request;

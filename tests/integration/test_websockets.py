@@ -6,6 +6,7 @@ code in isolates, or a Deno server behind proxy_pass."""
 import json
 import os
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -44,8 +45,9 @@ def deno():
 
 
 class WsClient:
-    def __init__(self, url, headers=None):
-        self.proc = subprocess.Popen([deno(), "run", "--allow-net", os.path.join(HERE, "ws_client.js"), url,
+    def __init__(self, url, headers=None, ca_file=None):
+        cert = ["--cert", ca_file] if ca_file else []
+        self.proc = subprocess.Popen([deno(), "run", "--allow-net", *cert, os.path.join(HERE, "ws_client.js"), url,
                                       json.dumps(headers or {})],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.events = []
@@ -159,6 +161,27 @@ class IsolateWebSockets(SubgateTestCase):
         self.assertTrue(c.expect("message")["data"].endswith(" room-7"))
         isolates = [i for d in status(self.sg.port)["deployments"] for i in d["isolates"]]
         self.assertEqual([i["instance_id"] for i in isolates], ["room-7"])
+
+    def test_wss_through_a_tls_listener(self):
+        import tempfile
+        from test_tls import make_ca, make_cert
+        d = tempfile.mkdtemp(prefix="subgate-wss-")
+        self.addCleanup(shutil.rmtree, d, True)
+        make_ca(d)
+        make_cert(d, "ws.test", 1, ip="127.0.0.1")
+        config = ingress_config().replace(
+            "listen 127.0.0.1:@PORT@;",
+            f"listen 127.0.0.1:@PORT@ ssl; ssl_certificate {d}/ws.test.pem; ssl_certificate_key {d}/ws.test.key;")
+        self.sg = self.start_subgate(config)
+        h = {"x-deno-subhost": relay_token("ws", self.origin.rpc_root), "x-forwarded-host": "ws.example"}
+        c = WsClient(f"wss://127.0.0.1:{self.sg.port}/", h, ca_file=os.path.join(d, "ca.pem"))
+        self.addCleanup(c.stop)
+        c.expect("open")
+        c.expect("message")
+        c.send("over tls")
+        self.assertEqual(c.expect("message")["data"], "echo over tls")
+        c.close()
+        c.expect("close")
 
     def test_plain_requests_still_work_next_to_sockets(self):
         self.serve()
