@@ -18,7 +18,7 @@ constexpr DirectiveSpec kCoreDirectives[] = {
     {"error_log", kMainContext, 1, 2},
     {"shutdown_timeout", kMainContext},
     {"server", kMainContext, 0, 0, true, true},
-    {"listen", kServerContext, 1, 2, false, true},
+    {"listen", kServerContext, 1, 3, false, true},
     {"ssl_certificate", kServerContext},
     {"ssl_certificate_key", kServerContext},
     {"ssl_protocols", kServerContext, 1, 2},
@@ -236,9 +236,15 @@ bool compileServer(const config::Node& main, const config::Node& node, CompileCo
       std::string err;
       auto address = parseSocketAddress(child.args[0], 0, err);
       if (!address) return ctx.fail(child, err);
-      if (child.args.size() > 1 && child.args[1] != "ssl")
-        return ctx.fail(child, "invalid listen parameter \"" + child.args[1] + "\" (expected ssl)");
-      if (child.args.size() > 1 && !server.tls)
+      bool ssl = false;
+      bool http2 = false;
+      for (size_t i = 1; i < child.args.size(); ++i) {
+        bool& flag = child.args[i] == "ssl" ? ssl : http2;
+        if ((child.args[i] != "ssl" && child.args[i] != "http2") || flag)
+          return ctx.fail(child, "invalid listen parameter \"" + child.args[i] + "\" (expected ssl or http2)");
+        flag = true;
+      }
+      if (ssl && !server.tls)
         return ctx.fail(child, "listen " + child.args[0] + " ssl needs ssl_certificate and "
                                 "ssl_certificate_key in its server");
       for (size_t i = first_listen; i < listens.size(); ++i)
@@ -431,7 +437,14 @@ std::shared_ptr<const RuntimeConfig> loadConfig(const ConfigSource& source, std:
     }
     for (size_t i = first_listen; i < listens.size(); ++i) {
       const config::Node* listen_node = listens[i].second;
-      const bool ssl = listen_node && listen_node->args.size() > 1;
+      bool ssl = false;
+      bool http2 = false;
+      if (listen_node) {
+        for (size_t a = 1; a < listen_node->args.size(); ++a) {
+          ssl |= listen_node->args[a] == "ssl";
+          http2 |= listen_node->args[a] == "http2";
+        }
+      }
       ListenConf* listen = nullptr;
       for (ListenConf& existing : config->listens)
         if (existing.address.text == listens[i].first.text) listen = &existing;
@@ -440,8 +453,10 @@ std::shared_ptr<const RuntimeConfig> loadConfig(const ConfigSource& source, std:
         listen = &config->listens.back();
         listen->address = listens[i].first;
         listen->ssl = ssl;
-      } else if (listen->ssl != ssl) {
-        ctx.fail(*listen_node, "listen " + listen->address.text + " is used with and without ssl");
+        listen->http2 = http2;
+      } else if (listen->ssl != ssl || listen->http2 != http2) {
+        ctx.fail(*listen_node, "listen " + listen->address.text + " is used with and without " +
+                                   (listen->ssl != ssl ? "ssl" : "http2"));
         err = ctx.error;
         return nullptr;
       }

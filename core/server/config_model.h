@@ -70,6 +70,10 @@ struct ListenConf final : tls::SniResolver {
   SocketAddress address;
   std::vector<const ServerConf*> servers;  // the first is the default server
   bool ssl = false;  // `listen ADDR ssl`: TLS with the default server's certificate, SNI picks
+  // `listen ADDR ... http2`: on ssl, ALPN offers h2 (preferred) and http/1.1; plaintext, a
+  // client that opens with the HTTP/2 preface gets h2c (prior knowledge), others HTTP/1.1.
+  bool http2 = false;
+  bool offersHttp2() const override { return http2; }
   const ServerConf& findServer(std::string_view host) const;
   // SNI: the certificate of the server whose server_name matches, else the default server's.
   const tls::ServerContext* resolveServerName(std::string_view name) const override;

@@ -72,6 +72,7 @@ void Http1Connection::start() {
   event_assign(&deferred_, base, -1, 0, onDeferred, this);
   config_ = listener_.config;
   listen_conf_ = listener_.conf;
+  http2_ = listen_conf_->http2;
   parser_.setLimits(listen_conf_->servers.front()->core.head_limits);
   if (listen_conf_->ssl) {
     ssl_ = listen_conf_->servers.front()->tls->newSession(fd_, listen_conf_);
@@ -94,6 +95,13 @@ void Http1Connection::advanceHandshake() {
   ERR_clear_error();
   int result = SSL_do_handshake(ssl_);
   if (result == 1) {
+    const unsigned char* alpn = nullptr;
+    unsigned int alpn_len = 0;
+    SSL_get0_alpn_selected(ssl_, &alpn, &alpn_len);
+    if (http2_ && alpn_len == 2 && alpn[0] == 'h' && alpn[1] == '2') {
+      handOffToHttp2();
+      return;
+    }
     state_ = State::kHead;
     head_deadline_set_ = false;
     readable_ = true;  // the client's first request may already sit in OpenSSL's buffer
@@ -263,8 +271,35 @@ void Http1Connection::handleReadable() {
   }
 }
 
+bool Http1Connection::maybeHttp2Preface() {
+  static constexpr std::string_view kPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+  if (!http2_ || ssl_ || requests_ > 0) return false;
+  std::string_view data = in_.view();
+  size_t n = std::min(data.size(), kPreface.size());
+  if (data.substr(0, n) != kPreface.substr(0, n)) return false;
+  if (n == kPreface.size()) handOffToHttp2();
+  return true;
+}
+
+void Http1Connection::handOffToHttp2() {
+  int fd = fd_;
+  SSL* ssl = ssl_;
+  fd_ = -1;
+  ssl_ = nullptr;
+  if (ev_) {
+    event_free(ev_);  // before the new connection registers the same descriptor
+    ev_ = nullptr;
+  }
+  closed_ = true;
+  std::string initial(in_.view());
+  in_.clear();
+  // No request ran yet: config_ is still the one listen_conf_ belongs to.
+  worker_.startHttp2(fd, ssl, remote_ip_, listener_, config_, listen_conf_, initial);
+}
+
 void Http1Connection::parseHead() {
   if (in_.readable() == 0) return;
+  if (maybeHttp2Preface()) return;
   http1::ParseStatus status = parser_.parse(in_.view());
   if (status == http1::ParseStatus::kIncomplete) return;
   if (status == http1::ParseStatus::kError) {

@@ -22,6 +22,7 @@
 
 #include "core/http1/http1_parser.h"
 #include "core/net/io_buffer.h"
+#include "core/server/client_connection.h"
 #include "core/server/request.h"
 #include "core/tls/tls_context.h"
 
@@ -30,14 +31,14 @@ namespace subgate {
 class Worker;
 struct ListenerSlot;
 
-class Http1Connection final : public RequestTransport {
+class Http1Connection final : public ClientConnection, public RequestTransport {
  public:
   Http1Connection(Worker& worker, int fd, const sockaddr* peer, const ListenerSlot& listener);
   ~Http1Connection() override;
 
   void start();
   // Graceful shutdown: close now if no request is in progress, else after the current one.
-  void drain();
+  void drain() override;
 
   // RequestTransport
   void transportSendHead(const ResponseHead& head,
@@ -81,6 +82,11 @@ class Http1Connection final : public RequestTransport {
   void beginLingeringClose();
   void refreshTimer();
   void destroyIfDone();
+  // ALPN chose h2, or a plaintext http2 listener saw the h2c preface: hand the socket (and TLS
+  // session, and the bytes read so far) to an Http2Connection and close this one.
+  void handOffToHttp2();
+  // A plaintext http2 listener: true while in_ may still become the h2c preface.
+  bool maybeHttp2Preface();
 
   Worker& worker_;
   const ListenerSlot& listener_;
@@ -106,6 +112,7 @@ class Http1Connection final : public RequestTransport {
 
   SSL* ssl_ = nullptr;  // TLS listeners: the session; all reads and writes go through it
   const ListenConf* listen_conf_ = nullptr;  // of config_ (the listener's may change on reload)
+  bool http2_ = false;  // listen_conf_->http2, kept: listen_conf_ dies with a reloaded config_
 
   IoBuffer in_;     // request heads (and body bytes that arrived with them); pinned per request
   IoBuffer spill_;  // reads while a request is in progress: body bytes, pipelined requests

@@ -65,7 +65,8 @@ class RequestTask {
   virtual void onClientDrained() {}
 };
 
-// What a Request needs from the client protocol. Implemented by Http1Connection.
+// What a Request needs from the client protocol. Implemented by Http1Connection and by each
+// stream of an Http2Connection.
 class RequestTransport {
  public:
   virtual ~RequestTransport() = default;

@@ -11,6 +11,7 @@
 
 #include "core/log/log.h"
 #include "core/server/http1_connection.h"
+#include "core/server/http2_connection.h"
 #include "core/upstream/connection_pool.h"
 
 namespace subgate {
@@ -18,7 +19,7 @@ namespace subgate {
 Worker::Worker(int id) : id_(id) {}
 
 Worker::~Worker() {
-  for (Http1Connection* connection : connections_) delete connection;
+  for (ClientConnection* connection : connections_) delete connection;
   connections_.clear();
   pools_.clear();
   for (auto& slot : listeners_)
@@ -55,7 +56,7 @@ bool Worker::start(std::shared_ptr<const RuntimeConfig> config, std::vector<List
   thread_ = std::thread([this] {
     event_base_dispatch(base_);
     // Whatever is left after a stop is closed here, on the worker's own thread.
-    for (Http1Connection* connection : connections_) delete connection;
+    for (ClientConnection* connection : connections_) delete connection;
     connections_.clear();
     pools_.clear();
   });
@@ -177,7 +178,15 @@ void Worker::acceptFrom(ListenerSlot& slot) {
   }
 }
 
-void Worker::connectionClosed(Http1Connection* connection) {
+void Worker::startHttp2(int fd, SSL* ssl, const std::string& remote_ip, const ListenerSlot& slot,
+                        std::shared_ptr<const RuntimeConfig> config, const ListenConf* listen,
+                        std::string_view initial) {
+  auto* connection = new Http2Connection(*this, fd, ssl, remote_ip, slot, std::move(config), listen);
+  connections_.insert(connection);
+  connection->start(initial);
+}
+
+void Worker::connectionClosed(ClientConnection* connection) {
   connections_.erase(connection);
   if (stopping_) maybeExit();
 }
@@ -208,8 +217,8 @@ void Worker::beginStop(bool graceful) {
              static_cast<suseconds_t>((timeout.count() % 1000) * 1000)};
   evtimer_add(stop_timer_, &tv);
   // Copy: drain() may close and erase a connection right away.
-  std::vector<Http1Connection*> open(connections_.begin(), connections_.end());
-  for (Http1Connection* connection : open) connection->drain();
+  std::vector<ClientConnection*> open(connections_.begin(), connections_.end());
+  for (ClientConnection* connection : open) connection->drain();
   maybeExit();
 }
 

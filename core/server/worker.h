@@ -7,21 +7,23 @@
 #pragma once
 
 #include <event2/event.h>
+#include <openssl/ssl.h>
 
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <unordered_set>
 #include <vector>
 
+#include "core/server/client_connection.h"
 #include "core/server/config_model.h"
 #include "core/upstream/upstream_group.h"
 
 namespace subgate {
 
-class Http1Connection;
 class ConnectionPool;
 class Worker;
 
@@ -65,7 +67,12 @@ class Worker {
   const std::shared_ptr<const RuntimeConfig>& config() const { return config_; }
   bool shuttingDown() const { return stopping_; }
   ConnectionPool& pool(const UpstreamServer& server, const UpstreamGroup& group);
-  void connectionClosed(Http1Connection* connection);
+  void connectionClosed(ClientConnection* connection);
+  // An HTTP/1.1 connection found HTTP/2 (ALPN h2 or the h2c preface): serves the rest of it with
+  // an Http2Connection that takes over `fd` and `ssl`; `initial` holds bytes already read.
+  void startHttp2(int fd, SSL* ssl, const std::string& remote_ip, const ListenerSlot& slot,
+                  std::shared_ptr<const RuntimeConfig> config, const ListenConf* listen,
+                  std::string_view initial);
   size_t connectionCount() const { return connections_.size(); }
 
  private:
@@ -85,7 +92,7 @@ class Worker {
   std::thread thread_;
   std::shared_ptr<const RuntimeConfig> config_;
   std::vector<std::unique_ptr<ListenerSlot>> listeners_;
-  std::unordered_set<Http1Connection*> connections_;
+  std::unordered_set<ClientConnection*> connections_;
   std::vector<std::unique_ptr<ConnectionPool>> pools_;  // by PeerId
   bool stopping_ = false;
 

@@ -24,14 +24,18 @@ int onServerName(SSL* ssl, int*, void*) {
   return SSL_TLSEXT_ERR_OK;
 }
 
-// HTTP/1.1 only until HTTP/2 is served: a client that offers only h2 gets no ALPN answer and
-// speaks HTTP/1.1 (as a client without ALPN would).
-int onAlpn(SSL*, const unsigned char** out, unsigned char* out_len, const unsigned char* in,
+// h2 (preferred) and http/1.1 when the listener serves HTTP/2, else http/1.1 only: a client
+// that offers only h2 there gets no ALPN answer and speaks HTTP/1.1 (as one without ALPN would).
+int onAlpn(SSL* ssl, const unsigned char** out, unsigned char* out_len, const unsigned char* in,
            unsigned int in_len, void*) {
   static const unsigned char kHttp11[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+  static const unsigned char kH2Http11[] = {2, 'h', '2', 8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+  auto* resolver = static_cast<const SniResolver*>(SSL_get_ex_data(ssl, resolverIndex()));
+  const bool h2 = resolver && resolver->offersHttp2();
   unsigned char* selected = nullptr;
-  if (SSL_select_next_proto(&selected, out_len, kHttp11, sizeof kHttp11, in, in_len) !=
-      OPENSSL_NPN_NEGOTIATED)
+  // SSL_select_next_proto walks the server's list in order: the first protocol both offer wins.
+  if (SSL_select_next_proto(&selected, out_len, h2 ? kH2Http11 : kHttp11,
+                            h2 ? sizeof kH2Http11 : sizeof kHttp11, in, in_len) != OPENSSL_NPN_NEGOTIATED)
     return SSL_TLSEXT_ERR_NOACK;
   *out = selected;
   return SSL_TLSEXT_ERR_OK;

@@ -1,5 +1,5 @@
 // Server-side TLS with OpenSSL: one context per certificate (a `server` block's ssl_certificate
-// and ssl_certificate_key), TLS 1.2 and 1.3, ALPN http/1.1, session resumption (a server-side
+// and ssl_certificate_key), TLS 1.2 and 1.3, ALPN h2 (when the listener serves HTTP/2) and http/1.1, session resumption (a server-side
 // session cache and tickets), and the certificate chosen by SNI per connection.
 //
 // Threading: a ServerContext is immutable once loaded and shared by every worker (OpenSSL
@@ -23,6 +23,8 @@ class SniResolver {
  public:
   virtual ~SniResolver() = default;
   virtual const ServerContext* resolveServerName(std::string_view name) const = 0;
+  // Whether ALPN may select h2 on this listener (else only http/1.1 is offered).
+  virtual bool offersHttp2() const { return false; }
 };
 
 struct Options {

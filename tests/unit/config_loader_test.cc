@@ -172,3 +172,33 @@ TEST(ConfigLoader, WorkersAuto) {
 
 }  // namespace
 }  // namespace subgate
+
+namespace subgate {
+namespace {
+
+TEST(ConfigLoader, ListenHttp2) {
+  std::string err;
+  auto config = load(R"(
+server { listen 127.0.0.1:8080 http2; location / { return 200; } }
+server { listen 127.0.0.1:8080 http2; server_name b; location / { return 200; } }
+server { listen 127.0.0.1:8081; location / { return 200; } }
+)", err);
+  ASSERT_TRUE(config) << err;
+  ASSERT_EQ(config->listens.size(), 2u);
+  EXPECT_TRUE(config->listens[0].http2);
+  EXPECT_FALSE(config->listens[0].ssl);
+  EXPECT_TRUE(config->listens[0].offersHttp2());
+  EXPECT_FALSE(config->listens[1].http2);
+  EXPECT_EQ(errorOf("server { listen 1 http2 http2; location / { return 200; } }"),
+            "<embedded>:1: invalid listen parameter \"http2\" (expected ssl or http2)");
+  EXPECT_EQ(errorOf("server { listen 1 h2; location / { return 200; } }"),
+            "<embedded>:1: invalid listen parameter \"h2\" (expected ssl or http2)");
+  EXPECT_EQ(errorOf("server { listen 1 http2; location / { return 200; } }\n"
+                    "server { listen 1; location / { return 200; } }"),
+            "<embedded>:2: listen 0.0.0.0:1 is used with and without http2");
+  EXPECT_EQ(errorOf("server { listen 1 ssl http2; location / { return 200; } }"),
+            "<embedded>:1: listen 1 ssl needs ssl_certificate and ssl_certificate_key in its server");
+}
+
+}  // namespace
+}  // namespace subgate

@@ -1,0 +1,740 @@
+#include "core/server/http2_connection.h"
+
+#include <openssl/err.h>
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+
+#include "core/log/log.h"
+#include "core/server/worker.h"
+#include "core/tls/tls_context.h"
+
+namespace subgate {
+namespace {
+
+constexpr size_t kReadChunk = 16 * 1024;
+constexpr size_t kOutHighWater = 128 * 1024;     // frames produced ahead of the socket
+constexpr size_t kStreamHighWater = 64 * 1024;   // a stream's unsent response bytes: pause
+constexpr size_t kStreamLowWater = 16 * 1024;    // ... and resume below this
+constexpr int32_t kStreamWindow = 256 * 1024;    // request body bytes a stream may have in flight
+constexpr int32_t kConnectionWindow = 4 * 1024 * 1024;
+constexpr uint32_t kMaxConcurrentStreams = 128;
+constexpr uint32_t kMaxResetsPerSecond = 200;
+constexpr uint64_t kMaxDiscard = 1 << 20;  // unread body bytes skipped after a response, then reset   // client RST_STREAMs before ENHANCE_YOUR_CALM
+
+bool isConnectionSpecific(std::string_view name) {
+  return http1::iequals(name, "connection") || http1::iequals(name, "keep-alive") ||
+         http1::iequals(name, "proxy-connection") || http1::iequals(name, "transfer-encoding") ||
+         http1::iequals(name, "upgrade") || http1::iequals(name, "content-length");
+}
+
+http2::HeadError limitError(ErrorKind& kind, http2::HeadError error) {
+  switch (error) {
+    case http2::HeadError::kUriTooLong: kind = ErrorKind::kUriTooLong; break;
+    case http2::HeadError::kHeaderTooLarge:
+    case http2::HeadError::kTooManyHeaders: kind = ErrorKind::kHeaderTooLarge; break;
+    default: kind = ErrorKind::kBadRequest;
+  }
+  return error;
+}
+
+}  // namespace
+
+// One stream: its request, the request body not yet taken, the response not yet framed.
+class Http2Connection::Stream final : public RequestTransport {
+ public:
+  Stream(Http2Connection& connection, int32_t id, const http1::Limits& limits)
+      : conn(connection), id(id), builder(limits) {}
+
+  void transportSendHead(const ResponseHead& head,
+                         std::span<const std::pair<std::string, std::string>> extra) override;
+  bool transportSendBody(std::string_view data) override;
+  void transportEndResponse(std::string_view trailers) override;
+  void transportFlush() override { conn.scheduleDeferred(); }
+  void transportStartBody() override;
+  void transportResumeBody() override;
+  void transportAbort() override;
+
+  void resumeData() {
+    if (!data_deferred || closed) return;
+    data_deferred = false;
+    nghttp2_session_resume_data(conn.session_, id);
+  }
+
+  Http2Connection& conn;
+  const int32_t id;
+  http2::RequestHeadBuilder builder;
+  Request req;
+  bool started = false;
+  bool remote_ended = false;  // END_STREAM from the client
+  bool closed = false;        // nghttp2 closed the stream: reap it
+  // Request body.
+  IoBuffer pending;  // arrived, not yet taken by the sink (its stream window not given back)
+  uint64_t body_bytes = 0;
+  bool body_reading = false;
+  bool body_paused = false;
+  bool body_end_delivered = false;
+  bool discard_body = false;
+  bool response_sent = false;  // END_STREAM went out before the client's
+  uint64_t discarded = 0;
+  // Response.
+  IoBuffer out;
+  bool head_sent = false;
+  bool bodiless = false;
+  bool response_done = false;
+  bool data_deferred = false;
+  bool want_drain = false;
+  bool notify_drained = false;
+};
+
+void Http2Connection::Stream::transportSendHead(const ResponseHead& head,
+                                                std::span<const std::pair<std::string, std::string>> extra) {
+  if (closed || head_sent) return;
+  head_sent = true;
+  const int status = head.status < 200 ? 502 : head.status;  // no 1xx / 101 over HTTP/2 here
+  bodiless = head.bodiless || status == 204 || status == 304 ||
+             (head.content_length && *head.content_length == 0);
+  std::vector<std::string> names;  // lowercased copies (nghttp2 copies nva on submit)
+  names.reserve(head.headers.size() + extra.size());
+  std::vector<nghttp2_nv> nva;
+  nva.reserve(head.headers.size() + extra.size() + 2);
+  char status_text[4];
+  std::to_chars(status_text, status_text + 3, status);
+  auto add = [&nva](std::string_view name, std::string_view value) {
+    nva.push_back({reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
+                   reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(),
+                   NGHTTP2_NV_FLAG_NONE});
+  };
+  add(":status", std::string_view(status_text, 3));
+  auto add_field = [&](std::string_view name, std::string_view value) {
+    if (isConnectionSpecific(name) || name.empty()) return;
+    std::string& lower = names.emplace_back(name);
+    std::transform(lower.begin(), lower.end(), lower.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    add(lower, value);
+  };
+  for (const http1::HeaderField& field : head.headers) add_field(field.name, field.value);
+  for (const auto& [name, value] : extra) add_field(name, value);
+  char length_text[24];
+  if (head.content_length && status != 204) {
+    auto [end, ec] = std::to_chars(length_text, length_text + sizeof length_text, *head.content_length);
+    (void)ec;
+    add("content-length", std::string_view(length_text, end - length_text));
+  }
+  nghttp2_data_provider provider{};
+  provider.source.ptr = this;
+  provider.read_callback = readResponse;
+  int rv = nghttp2_submit_response(conn.session_, id, nva.data(), nva.size(), bodiless ? nullptr : &provider);
+  if (rv != 0) {
+    LOG_DEBUG("HTTP/2 response on stream %d: %s", id, nghttp2_strerror(rv));
+    nghttp2_submit_rst_stream(conn.session_, NGHTTP2_FLAG_NONE, id, NGHTTP2_INTERNAL_ERROR);
+  }
+  conn.scheduleDeferred();
+}
+
+bool Http2Connection::Stream::transportSendBody(std::string_view data) {
+  if (closed || bodiless || !head_sent || data.empty()) return true;
+  out.append(data);
+  resumeData();
+  conn.scheduleDeferred();
+  if (out.readable() >= kStreamHighWater) {
+    want_drain = true;
+    return false;
+  }
+  return true;
+}
+
+void Http2Connection::Stream::transportEndResponse(std::string_view) {
+  response_done = true;
+  resumeData();
+  conn.scheduleDeferred();
+}
+
+void Http2Connection::Stream::transportStartBody() {
+  if (body_reading) return;
+  body_reading = true;
+  conn.pumpBody(*this);
+  conn.scheduleDeferred();  // window updates
+}
+
+void Http2Connection::Stream::transportResumeBody() {
+  if (!body_paused) return;
+  body_paused = false;
+  conn.pumpBody(*this);
+  conn.scheduleDeferred();
+}
+
+void Http2Connection::Stream::transportAbort() {
+  if (!closed) nghttp2_submit_rst_stream(conn.session_, NGHTTP2_FLAG_NONE, id, NGHTTP2_INTERNAL_ERROR);
+  discard_body = true;
+  conn.scheduleDeferred();
+}
+
+// ---- connection
+
+Http2Connection::Http2Connection(Worker& worker, int fd, SSL* ssl, std::string remote_ip,
+                                 const ListenerSlot& listener, std::shared_ptr<const RuntimeConfig> config,
+                                 const ListenConf* listen)
+    : worker_(worker),
+      listener_(listener),
+      fd_(fd),
+      ssl_(ssl),
+      remote_ip_(std::move(remote_ip)),
+      config_(std::move(config)),
+      listen_conf_(listen),
+      limits_(listen->servers.front()->core.head_limits) {}
+
+Http2Connection::~Http2Connection() {
+  for (Stream* stream : streams_) delete stream;
+  if (session_) nghttp2_session_del(session_);
+  if (ssl_) SSL_free(ssl_);
+  if (ev_) event_free(ev_);
+  if (timer_pending_) evtimer_del(&timer_);
+  event_del(&deferred_);
+  if (fd_ >= 0) ::close(fd_);
+}
+
+bool Http2Connection::setUpSession() {
+  nghttp2_session_callbacks* callbacks = nullptr;
+  if (nghttp2_session_callbacks_new(&callbacks) != 0) return false;
+  nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks, onBeginHeaders);
+  nghttp2_session_callbacks_set_on_header_callback(callbacks, onHeader);
+  nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, onFrameRecv);
+  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, onDataChunk);
+  nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, onStreamClose);
+  nghttp2_session_callbacks_set_on_frame_send_callback(callbacks, onFrameSend);
+  nghttp2_option* option = nullptr;
+  if (nghttp2_option_new(&option) != 0) {
+    nghttp2_session_callbacks_del(callbacks);
+    return false;
+  }
+  nghttp2_option_set_no_auto_window_update(option, 1);
+  nghttp2_option_set_max_outbound_ack(option, 1000);  // PING / SETTINGS floods
+  nghttp2_option_set_max_settings(option, 32);
+  nghttp2_option_set_max_continuations(option, 8);
+  nghttp2_option_set_stream_reset_rate_limit(option, 1000, 33);
+  int rv = nghttp2_session_server_new2(&session_, callbacks, this, option);
+  nghttp2_option_del(option);
+  nghttp2_session_callbacks_del(callbacks);
+  if (rv != 0) return false;
+  const uint32_t header_list = static_cast<uint32_t>(
+      std::min<size_t>(limits_.max_head_bytes + 32 * limits_.max_headers, UINT32_MAX));
+  nghttp2_settings_entry settings[] = {
+      {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, kMaxConcurrentStreams},
+      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, static_cast<uint32_t>(kStreamWindow)},
+      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, header_list},
+  };
+  if (nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, std::size(settings)) != 0) return false;
+  nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0, kConnectionWindow);
+  return true;
+}
+
+void Http2Connection::start(std::string_view initial) {
+  event_base* base = worker_.base();
+  ev_ = event_new(base, fd_, EV_READ | EV_WRITE | EV_CLOSED | EV_PERSIST | EV_ET, onSocketEvent, this);
+  evtimer_assign(&timer_, base, onTimer, this);
+  event_assign(&deferred_, base, -1, 0, onDeferred, this);
+  ++callback_depth_;
+  if (!ev_ || event_add(ev_, nullptr) != 0 || !setUpSession()) {
+    LOG_ERROR("cannot set up an HTTP/2 client connection");
+    closed_ = true;
+  } else {
+    if (!initial.empty()) feed(initial.data(), initial.size());
+    if (!closed_) handleReadable();
+    if (!closed_ && worker_.shuttingDown()) drain();
+    afterIo();
+  }
+  --callback_depth_;
+  destroyIfDone();
+}
+
+void Http2Connection::onSocketEvent(evutil_socket_t, short what, void* arg) {
+  auto* self = static_cast<Http2Connection*>(arg);
+  ++self->callback_depth_;
+  if (what & EV_WRITE) self->writable_ = true;
+  if (what & (EV_READ | EV_CLOSED)) self->readable_ = true;
+  if (self->readable_) self->handleReadable();
+  self->afterIo();
+  --self->callback_depth_;
+  self->destroyIfDone();
+}
+
+void Http2Connection::onTimer(evutil_socket_t, short, void* arg) {
+  auto* self = static_cast<Http2Connection*>(arg);
+  self->timer_pending_ = false;
+  ++self->callback_depth_;
+  if (steadyNow() >= self->deadline_) self->handleTimeout();
+  --self->callback_depth_;
+  self->destroyIfDone();
+}
+
+void Http2Connection::onDeferred(evutil_socket_t, short, void* arg) {
+  auto* self = static_cast<Http2Connection*>(arg);
+  self->deferred_pending_ = false;
+  ++self->callback_depth_;
+  if (self->readable_ && !self->closed_) self->handleReadable();  // the fairness bound stopped it
+  self->afterIo();
+  --self->callback_depth_;
+  self->destroyIfDone();
+}
+
+void Http2Connection::scheduleDeferred() {
+  if (deferred_pending_ || closed_) return;
+  deferred_pending_ = true;
+  event_active(&deferred_, EV_TIMEOUT, 1);
+}
+
+void Http2Connection::destroyIfDone() {
+  if (closed_ && callback_depth_ == 0) {
+    worker_.connectionClosed(this);
+    delete this;
+    return;
+  }
+  if (!closed_) refreshTimer();
+}
+
+// ---- input
+
+void Http2Connection::handleReadable() {
+  char buf[kReadChunk];
+  // Bounded per event for fairness; with edge triggering, come back through the deferred pass.
+  for (int i = 0; i < 32 && readable_ && !closed_; ++i) {
+    if (!nghttp2_session_want_read(session_)) {
+      readable_ = false;  // GOAWAY sent or received: nothing more is read
+      return;
+    }
+    size_t got = 0;
+    if (ssl_) {
+      ERR_clear_error();
+      if (SSL_read_ex(ssl_, buf, sizeof buf, &got) != 1) {
+        int error = SSL_get_error(ssl_, 0);
+        ERR_clear_error();
+        if (error == SSL_ERROR_WANT_READ || error == SSL_ERROR_WANT_WRITE) {
+          readable_ = false;
+          return;
+        }
+        close();
+        return;
+      }
+    } else {
+      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+          readable_ = false;
+          return;
+        }
+        close();
+        return;
+      }
+      if (n == 0) {
+        close();
+        return;
+      }
+      got = static_cast<size_t>(n);
+    }
+    if (!feed(buf, got)) return;
+  }
+  if (readable_ && !closed_) scheduleDeferred();
+}
+
+bool Http2Connection::feed(const char* data, size_t size) {
+  ssize_t rv = nghttp2_session_mem_recv(session_, reinterpret_cast<const uint8_t*>(data), size);
+  if (rv < 0 || failed_) {
+    LOG_DEBUG("HTTP/2 client %s: %s", remote_ip_.c_str(), rv < 0 ? nghttp2_strerror(static_cast<int>(rv)) : "closed");
+    if (rv == NGHTTP2_ERR_BAD_CLIENT_MAGIC || rv == NGHTTP2_ERR_FLOODED || failed_) {
+      close();
+      return false;
+    }
+    nghttp2_session_terminate_session(session_, NGHTTP2_PROTOCOL_ERROR);
+    readable_ = false;
+    return false;
+  }
+  return true;
+}
+
+int Http2Connection::onBeginHeaders(nghttp2_session* session, const nghttp2_frame* frame, void* user) {
+  auto* self = static_cast<Http2Connection*>(user);
+  if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
+  auto* stream = new Stream(*self, frame->hd.stream_id, self->limits_);
+  self->streams_.push_back(stream);
+  self->any_stream_ = true;
+  nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, stream);
+  return 0;
+}
+
+int Http2Connection::onHeader(nghttp2_session* session, const nghttp2_frame* frame, const uint8_t* name,
+                              size_t name_len, const uint8_t* value, size_t value_len, uint8_t, void*) {
+  if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;  // trailers
+  auto* stream = static_cast<Stream*>(nghttp2_session_get_stream_user_data(session, frame->hd.stream_id));
+  if (!stream) return 0;
+  stream->builder.add(std::string_view(reinterpret_cast<const char*>(name), name_len),
+                      std::string_view(reinterpret_cast<const char*>(value), value_len));
+  return 0;
+}
+
+int Http2Connection::onFrameRecv(nghttp2_session* session, const nghttp2_frame* frame, void* user) {
+  auto* self = static_cast<Http2Connection*>(user);
+  switch (frame->hd.type) {
+    case NGHTTP2_RST_STREAM:
+      self->countReset();
+      return 0;
+    case NGHTTP2_HEADERS:
+    case NGHTTP2_DATA:
+      break;
+    default:
+      return 0;
+  }
+  auto* stream = static_cast<Stream*>(nghttp2_session_get_stream_user_data(session, frame->hd.stream_id));
+  if (!stream) return 0;
+  const bool end_stream = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;
+  if (end_stream) stream->remote_ended = true;
+  if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+    self->startStream(*stream, end_stream);
+  } else if (end_stream) {
+    self->pumpBody(*stream);
+  }
+  return 0;
+}
+
+void Http2Connection::startStream(Stream& stream, bool end_stream) {
+  stream.started = true;
+  http2::HeadError error = stream.builder.finish(end_stream);
+  std::shared_ptr<const RuntimeConfig> config = listener_.config;
+  const ListenConf* listen = listener_.conf;
+  if (!listen || !config) {
+    config = config_;
+    listen = listen_conf_;
+  }
+  if (error != http2::HeadError::kNone) {
+    ErrorKind kind;
+    limitError(kind, error);
+    stream.discard_body = true;
+    stream.req.begin(&stream, &worker_, config, listen->servers.front(), &stream.builder.head(), remote_ip_);
+    stream.req.setSecure(ssl_ != nullptr);
+    stream.req.fail(kind, stream.builder.errorMessage());
+    return;
+  }
+  const http1::MessageHead& head = stream.builder.head();
+  const ServerConf& server = listen->findServer(head.find("host"));
+  stream.req.begin(&stream, &worker_, config, &server, &head, remote_ip_);
+  stream.req.setSecure(ssl_ != nullptr);
+  stream.req.run();
+}
+
+int Http2Connection::onDataChunk(nghttp2_session* session, uint8_t, int32_t stream_id, const uint8_t* data,
+                                 size_t len, void*) {
+  // The connection window is given back at once; a stream's only as its sink takes the bytes.
+  nghttp2_session_consume_connection(session, len);
+  auto* stream = static_cast<Stream*>(nghttp2_session_get_stream_user_data(session, stream_id));
+  std::string_view piece(reinterpret_cast<const char*>(data), len);
+  if (!stream || stream->closed || !stream->started) {
+    nghttp2_session_consume_stream(session, stream_id, len);
+    return 0;
+  }
+  stream->body_bytes += len;
+  if (stream->req.active() && !stream->discard_body && !stream->req.finished()) {
+    uint64_t max = stream->req.location().core.max_body_bytes;
+    if (max && stream->body_bytes > max) {
+      stream->discard_body = true;
+      if (!stream->req.responseStarted()) {
+        stream->req.fail(ErrorKind::kPayloadTooLarge, "the request body is larger than client_max_body_size");
+      } else {
+        stream->req.cancel();
+        nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, stream_id, NGHTTP2_CANCEL);
+      }
+    }
+  }
+  if (stream->discard_body || !stream->req.active() || stream->req.finished()) {
+    nghttp2_session_consume_stream(session, stream_id, len);
+    // After the response: skip some (clients like to finish sending), then ask the client to stop.
+    if (stream->response_sent && stream->discarded <= kMaxDiscard && (stream->discarded += len) > kMaxDiscard)
+      nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, stream_id, NGHTTP2_NO_ERROR);
+    return 0;
+  }
+  BodySink* sink = stream->req.bodySink();
+  if (stream->body_reading && !stream->body_paused && stream->pending.readable() == 0 && sink) {
+    bool more = sink->onBodyData(piece);
+    nghttp2_session_consume_stream(session, stream_id, len);
+    if (!more) stream->body_paused = true;
+    return 0;
+  }
+  stream->pending.append(piece);  // bounded by the stream window we advertised
+  return 0;
+}
+
+void Http2Connection::pumpBody(Stream& stream) {
+  if (!stream.body_reading || stream.closed) return;
+  for (int guard = 0; guard < 64 && !stream.body_paused && stream.pending.readable() > 0; ++guard) {
+    size_t n = stream.pending.readable();
+    BodySink* sink = stream.req.bodySink();
+    bool more = sink ? sink->onBodyData(stream.pending.view()) : true;
+    stream.pending.consume(n);
+    nghttp2_session_consume_stream(session_, stream.id, n);
+    if (!more) stream.body_paused = true;
+  }
+  if (stream.pending.readable() == 0) stream.pending.shrinkIfEmpty(0);
+  if (!stream.body_paused && stream.pending.readable() == 0 && stream.remote_ended && !stream.body_end_delivered) {
+    stream.body_end_delivered = true;
+    if (BodySink* sink = stream.req.bodySink()) sink->onBodyEnd({});
+  }
+}
+
+int Http2Connection::onStreamClose(nghttp2_session* session, int32_t stream_id, uint32_t, void* user) {
+  auto* self = static_cast<Http2Connection*>(user);
+  auto* stream = static_cast<Stream*>(nghttp2_session_get_stream_user_data(session, stream_id));
+  if (stream) {
+    stream->closed = true;
+    nghttp2_session_set_stream_user_data(session, stream_id, nullptr);
+    self->scheduleDeferred();
+  }
+  return 0;
+}
+
+int Http2Connection::onFrameSend(nghttp2_session* session, const nghttp2_frame* frame, void*) {
+  if ((frame->hd.type != NGHTTP2_DATA && frame->hd.type != NGHTTP2_HEADERS) ||
+      !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
+    return 0;
+  auto* stream = static_cast<Stream*>(nghttp2_session_get_stream_user_data(session, frame->hd.stream_id));
+  // The response is complete but the client still sends a body: nobody reads it any more. It is
+  // skipped up to kMaxDiscard (clients tend to report a reset before their upload ended as an
+  // error, even NO_ERROR), then the stream is reset.
+  if (stream && !stream->remote_ended) {
+    stream->response_sent = true;
+    stream->discard_body = true;
+    stream->discarded = stream->pending.readable();
+    nghttp2_session_consume_stream(session, stream->id, stream->pending.readable());
+    stream->pending.clear();
+    stream->pending.shrinkIfEmpty(0);
+    if (stream->discarded > kMaxDiscard)
+      nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id, NGHTTP2_NO_ERROR);
+  }
+  return 0;
+}
+
+ssize_t Http2Connection::readResponse(nghttp2_session*, int32_t, uint8_t* buf, size_t length, uint32_t* flags,
+                                      nghttp2_data_source* source, void*) {
+  auto* stream = static_cast<Stream*>(source->ptr);
+  size_t n = std::min(length, stream->out.readable());
+  if (n > 0) {
+    std::memcpy(buf, stream->out.readPtr(), n);
+    stream->out.consume(n);
+  }
+  if (stream->out.readable() == 0) {
+    stream->out.shrinkIfEmpty(0);
+    if (stream->response_done) {
+      *flags |= NGHTTP2_DATA_FLAG_EOF;
+    } else if (n == 0) {
+      stream->data_deferred = true;
+      return NGHTTP2_ERR_DEFERRED;
+    }
+  }
+  if (stream->want_drain && stream->out.readable() < kStreamLowWater) {
+    stream->want_drain = false;
+    stream->notify_drained = true;
+  }
+  return static_cast<ssize_t>(n);
+}
+
+void Http2Connection::countReset() {
+  SteadyTime now = steadyNow();
+  auto elapsed = now - reset_window_;
+  if (elapsed >= std::chrono::seconds(2)) {
+    resets_before_ = 0;
+    resets_now_ = 0;
+    reset_window_ = now;
+    elapsed = {};
+  } else if (elapsed >= std::chrono::seconds(1)) {
+    resets_before_ = resets_now_;
+    resets_now_ = 0;
+    reset_window_ += std::chrono::seconds(1);
+    elapsed -= std::chrono::seconds(1);
+  }
+  ++resets_now_;
+  // Sliding second: the previous second counts for the part of it still inside the window.
+  double weight = 1.0 - std::chrono::duration<double>(elapsed).count();
+  if (resets_now_ + resets_before_ * weight > kMaxResetsPerSecond && !goaway_sent_) {
+    LOG_INFO("HTTP/2 client %s resets streams too fast: GOAWAY", remote_ip_.c_str());
+    goaway_sent_ = true;
+    nghttp2_session_terminate_session(session_, NGHTTP2_ENHANCE_YOUR_CALM);
+  }
+}
+
+// ---- output
+
+void Http2Connection::afterIo() {
+  if (closed_) return;
+  sendOutput();
+  if (closed_) return;
+  // Drained streams: the producers may go on (they may queue more; that schedules another pass).
+  for (size_t i = 0; i < streams_.size(); ++i) {
+    Stream* stream = streams_[i];
+    if (!stream->notify_drained) continue;
+    stream->notify_drained = false;
+    if (!stream->closed && stream->req.task() && !stream->req.finished()) stream->req.task()->onClientDrained();
+  }
+  reapStreams();
+  if (closed_) return;
+  if (draining_ && streams_.empty() && !goaway_sent_) {
+    goaway_sent_ = true;
+    nghttp2_session_terminate_session(session_, NGHTTP2_NO_ERROR);
+    sendOutput();
+  }
+  if (closed_) return;
+  const bool done = !nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_);
+  if (out_.readable() == 0 && (done || (goaway_sent_ && !nghttp2_session_want_write(session_)))) close();
+}
+
+void Http2Connection::sendOutput() {
+  for (int guard = 0; guard < 4096 && !closed_; ++guard) {
+    if (out_.readable() >= kOutHighWater) {
+      writeOut();
+      if (closed_ || out_.readable() >= kOutHighWater) return;  // the socket is full: next edge
+    }
+    const uint8_t* data = nullptr;
+    ssize_t n = nghttp2_session_mem_send(session_, &data);
+    if (n < 0) {
+      LOG_DEBUG("HTTP/2 client %s: %s", remote_ip_.c_str(), nghttp2_strerror(static_cast<int>(n)));
+      close();
+      return;
+    }
+    if (n == 0) break;
+    out_.append(std::string_view(reinterpret_cast<const char*>(data), static_cast<size_t>(n)));
+  }
+  writeOut();
+  if (!closed_ && out_.readable() == 0) out_.shrinkIfEmpty(64 * 1024);
+}
+
+void Http2Connection::writeOut() {
+  if (out_.readable() > 0 && writable_) last_write_ = steadyNow();  // send_timeout starts here
+  while (!closed_ && writable_ && out_.readable() > 0) {
+    if (ssl_) {
+      ERR_clear_error();
+      size_t written = 0;
+      if (SSL_write_ex(ssl_, out_.readPtr(), out_.readable(), &written) == 1) {
+        out_.consume(written);
+        last_write_ = steadyNow();
+        continue;
+      }
+      int error = SSL_get_error(ssl_, 0);
+      if (error == SSL_ERROR_WANT_WRITE || error == SSL_ERROR_WANT_READ) {
+        writable_ = false;
+        return;
+      }
+      LOG_DEBUG("TLS write to client %s failed: %s", remote_ip_.c_str(), tls::lastError().c_str());
+      close();
+      return;
+    }
+    ssize_t n = ::send(fd_, out_.readPtr(), out_.readable(), MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        writable_ = false;
+        return;
+      }
+      LOG_DEBUG("write to client %s failed: %s", remote_ip_.c_str(), std::strerror(errno));
+      close();
+      return;
+    }
+    if (static_cast<size_t>(n) < out_.readable()) writable_ = false;
+    out_.consume(static_cast<size_t>(n));
+    last_write_ = steadyNow();
+  }
+}
+
+void Http2Connection::reapStreams() {
+  size_t kept = 0;
+  std::vector<Stream*> done;
+  for (Stream* stream : streams_) {
+    if (stream->closed) {
+      done.push_back(stream);
+    } else {
+      streams_[kept++] = stream;
+    }
+  }
+  streams_.resize(kept);
+  for (Stream* stream : done) {
+    if (stream->req.active()) {
+      if (!stream->req.finished() || !stream->response_done) stream->req.cancel();
+      stream->req.runLogPhase();
+      stream->req.reset();
+    }
+    delete stream;
+  }
+}
+
+// ---- end
+
+void Http2Connection::drain() {
+  if (closed_ || draining_) return;
+  draining_ = true;
+  ++callback_depth_;
+  // Streams the client opened so far are served; later ones are refused by the GOAWAY.
+  nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(session_),
+                        NGHTTP2_NO_ERROR, nullptr, 0);
+  afterIo();
+  --callback_depth_;
+  destroyIfDone();
+}
+
+void Http2Connection::close() {
+  if (closed_) return;
+  closed_ = true;
+  for (Stream* stream : streams_) {
+    if (stream->req.active()) {
+      stream->req.cancel();
+      stream->req.runLogPhase();
+      stream->req.reset();
+    }
+    delete stream;
+  }
+  streams_.clear();
+  if (ssl_) {
+    SSL_shutdown(ssl_);  // close_notify, best effort
+    ERR_clear_error();
+  }
+}
+
+void Http2Connection::refreshTimer() {
+  if (closed_) return;
+  const CoreConf& core = listen_conf_->servers.front()->core;
+  SteadyTime now = steadyNow();
+  if (out_.readable() > 0 && !writable_) {
+    deadline_ = last_write_ + core.send_timeout;  // measured from the last progress
+  } else if (streams_.empty()) {
+    deadline_ = now + (any_stream_ ? core.keepalive_timeout : core.client_header_timeout);
+  } else {
+    deadline_ = SteadyTime::max();
+    return;
+  }
+  if (timer_pending_ && timer_due_ <= deadline_) return;
+  auto delay = std::chrono::duration_cast<std::chrono::microseconds>(deadline_ - now);
+  if (delay.count() < 0) delay = std::chrono::microseconds(0);
+  timeval tv{static_cast<time_t>(delay.count() / 1000000), static_cast<suseconds_t>(delay.count() % 1000000)};
+  evtimer_add(&timer_, &tv);
+  timer_pending_ = true;
+  timer_due_ = deadline_;
+}
+
+void Http2Connection::handleTimeout() {
+  deadline_ = SteadyTime::max();
+  if (out_.readable() > 0 && !writable_) {
+    LOG_INFO("HTTP/2 client %s timed out reading the response", remote_ip_.c_str());
+    close();
+    return;
+  }
+  if (streams_.empty()) {
+    // Idle: say goodbye properly, then close.
+    nghttp2_session_terminate_session(session_, NGHTTP2_NO_ERROR);
+    goaway_sent_ = true;
+    sendOutput();
+    close();
+  }
+}
+
+}  // namespace subgate

@@ -1,0 +1,124 @@
+// The server side of one HTTP/2 client connection (ALPN h2 on `listen ... ssl http2`, or h2c by
+// prior knowledge on a plaintext `listen ... http2`), taken over from the Http1Connection that
+// accepted it. An nghttp2 server session frames the bytes; each stream runs one Request whose
+// transport is the stream.
+//
+// I/O: one edge-triggered libevent event, like Http1Connection; input is fed to
+// nghttp2_session_mem_recv, output comes from nghttp2_session_mem_send into out_ and is written
+// to the socket or through OpenSSL. Transport calls only queue (frames, stream bytes) and
+// schedule a deferred pass that produces and writes the frames, so nghttp2 is never entered
+// from inside its own callbacks and no module call is re-entered from inside its own call.
+//
+// Flow control follows back-pressure: the connection window is given back as bytes arrive, a
+// stream's window only as its request's BodySink takes the bytes. A stream's response buffer
+// above kStreamHighWater makes sendBody() return false; the task hears onClientDrained() once
+// nghttp2 has taken it below kStreamLowWater.
+//
+// Threading: owned by its Worker, used only on that worker's thread. Closed streams (and the
+// connection itself) are deleted from the event loop, never inside a call a module made.
+#pragma once
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <nghttp2/nghttp2.h>
+#include <openssl/ssl.h>
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/http2/request_head.h"
+#include "core/net/clock.h"
+#include "core/net/io_buffer.h"
+#include "core/server/client_connection.h"
+#include "core/server/request.h"
+
+namespace subgate {
+
+class Worker;
+struct ListenerSlot;
+
+class Http2Connection final : public ClientConnection {
+ public:
+  Http2Connection(Worker& worker, int fd, SSL* ssl, std::string remote_ip, const ListenerSlot& listener,
+                  std::shared_ptr<const RuntimeConfig> config, const ListenConf* listen);
+  ~Http2Connection() override;
+
+  // `initial`: bytes the HTTP/1.1 side read already (the h2c preface and what followed).
+  void start(std::string_view initial);
+  // Graceful: GOAWAY naming the last stream seen; open streams finish, then the connection closes.
+  void drain() override;
+
+ private:
+  class Stream;
+
+  static void onSocketEvent(evutil_socket_t fd, short what, void* arg);
+  static void onTimer(evutil_socket_t fd, short what, void* arg);
+  static void onDeferred(evutil_socket_t fd, short what, void* arg);
+
+  // nghttp2 callbacks
+  static int onBeginHeaders(nghttp2_session*, const nghttp2_frame*, void*);
+  static int onHeader(nghttp2_session*, const nghttp2_frame*, const uint8_t*, size_t, const uint8_t*, size_t,
+                      uint8_t, void*);
+  static int onFrameRecv(nghttp2_session*, const nghttp2_frame*, void*);
+  static int onDataChunk(nghttp2_session*, uint8_t, int32_t, const uint8_t*, size_t, void*);
+  static int onStreamClose(nghttp2_session*, int32_t, uint32_t, void*);
+  static int onFrameSend(nghttp2_session*, const nghttp2_frame*, void*);
+  static ssize_t readResponse(nghttp2_session*, int32_t, uint8_t*, size_t, uint32_t*, nghttp2_data_source*,
+                              void*);
+
+  bool setUpSession();
+  void handleReadable();
+  bool feed(const char* data, size_t size);  // false: the session failed (connection closes)
+  void startStream(Stream& stream, bool end_stream);
+  void pumpBody(Stream& stream);
+  void countReset();
+  // Produces frames into out_ and writes them; then tells drained streams, reaps closed ones.
+  void afterIo();
+  void sendOutput();
+  void writeOut();
+  void scheduleDeferred();
+  void reapStreams();
+  void close();
+  void destroyIfDone();
+  void refreshTimer();
+  void handleTimeout();
+
+  Worker& worker_;
+  const ListenerSlot& listener_;
+  int fd_;
+  SSL* ssl_;
+  std::string remote_ip_;
+  std::shared_ptr<const RuntimeConfig> config_;
+  const ListenConf* listen_conf_;
+  http1::Limits limits_;
+
+  event* ev_ = nullptr;
+  event timer_{};
+  event deferred_{};
+  bool timer_pending_ = false;
+  bool deferred_pending_ = false;
+  SteadyTime timer_due_{};
+  SteadyTime last_write_{};
+  SteadyTime deadline_{SteadyTime::max()};
+
+  nghttp2_session* session_ = nullptr;
+  IoBuffer out_;
+  bool readable_ = true;
+  bool writable_ = true;
+  bool closed_ = false;
+  bool draining_ = false;
+  bool goaway_sent_ = false;
+  bool failed_ = false;  // a callback asked for the connection to end
+  bool any_stream_ = false;
+  int callback_depth_ = 0;
+  std::vector<Stream*> streams_;
+
+  // Rapid reset defence: client RST_STREAMs in the current and the previous second.
+  SteadyTime reset_window_{};
+  uint32_t resets_now_ = 0;
+  uint32_t resets_before_ = 0;
+};
+
+}  // namespace subgate

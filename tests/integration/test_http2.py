@@ -1,0 +1,271 @@
+"""HTTP/2 from clients (`listen ... http2`): ALPN h2 over TLS and h2c by prior knowledge on a
+plaintext listener, multiplexed streams, local error replies, proxying large bodies both ways to
+the HTTP/1.1 test backend, HTTP/1.1 clients on the same listener, an h2load run, and defences
+(garbage after the preface, rapid reset). Real clients: curl, nghttp, h2load."""
+
+import hashlib
+import json
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from backend_server import PATTERN  # noqa: E402
+from harness import SubgateTestCase, free_port, request, wait_until  # noqa: E402
+from test_tls import make_ca, make_cert  # noqa: E402
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+
+def frame(kind, flags, stream, payload=b""):
+    return struct.pack(">I", len(payload))[1:] + bytes([kind, flags]) + struct.pack(">I", stream) + payload
+
+
+def read_frames(sock, until, limit=2000):
+    """Frames (type, flags, stream, payload) until `until(frames)` or EOF; bounded."""
+    buf, frames = b"", []
+    for _ in range(limit):
+        while len(buf) >= 9:
+            length = int.from_bytes(buf[:3], "big")
+            if len(buf) < 9 + length:
+                break
+            frames.append((buf[3], buf[4], int.from_bytes(buf[5:9], "big") & 0x7FFFFFFF, buf[9:9 + length]))
+            buf = buf[9 + length:]
+        if until(frames):
+            return frames, False
+        try:
+            data = sock.recv(65536)
+        except (ConnectionResetError, socket.timeout):
+            return frames, True
+        if not data:
+            return frames, True
+        buf += data
+    return frames, False
+
+
+def expected_pattern(n):
+    return (PATTERN * (n // len(PATTERN) + 1))[:n]
+
+
+class Http2(SubgateTestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="subgate-h2-")
+        make_ca(cls.dir)
+        make_cert(cls.dir, "a.test", 1)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.dir, ignore_errors=True)
+
+    def setUp(self):
+        self.backend = self.start_backend()
+        self.tls_port = free_port()
+        d = self.dir
+        self.sg = self.start_subgate(f"""
+            workers 2;
+            error_log stderr info;
+            server {{
+                listen 127.0.0.1:@PORT@ http2;
+                listen 127.0.0.1:{self.tls_port} ssl http2;
+                server_name a.test;
+                ssl_certificate {d}/a.test.pem;
+                ssl_certificate_key {d}/a.test.key;
+                client_max_body_size 0;
+                location / {{ return 200 "hello\\n"; }}
+                location /small {{ return 200 "small\\n"; }}
+                location /api/ {{ proxy_pass http://127.0.0.1:{self.backend.port}; }}
+                location /limited {{ client_max_body_size 1k; proxy_pass http://127.0.0.1:{self.backend.port}; }}
+                location /dead {{ proxy_pass http://127.0.0.1:1; }}
+            }}
+        """)
+        self.h2c = f"http://127.0.0.1:{self.sg.port}"
+        self.h2s = f"https://a.test:{self.tls_port}"
+        wait_until(lambda: self._port_open(self.tls_port), what="the TLS listener")
+
+    @staticmethod
+    def _port_open(port):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return True
+        except OSError:
+            return False
+
+    def curl(self, *args, timeout=60):
+        cmd = ["curl", "-sS", "--cacert", os.path.join(self.dir, "ca.pem"),
+               "--resolve", f"a.test:{self.tls_port}:127.0.0.1", *args]
+        return subprocess.run(cmd, capture_output=True, timeout=timeout)
+
+    def test_tls_alpn_h2(self):
+        p = self.curl("--http2", "-v", self.h2s + "/small")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn(b"ALPN: server accepted h2", p.stderr)
+        self.assertIn(b"< HTTP/2 200", p.stderr)
+        self.assertEqual(p.stdout, b"small\n")
+
+    def test_tls_http11_client_still_served(self):
+        p = self.curl("--http1.1", "-v", self.h2s + "/small")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn(b"ALPN: server accepted http/1.1", p.stderr)
+        self.assertEqual(p.stdout, b"small\n")
+
+    def test_h2c_prior_knowledge(self):
+        p = self.curl("--http2-prior-knowledge", "-v", self.h2c + "/small")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn(b"< HTTP/2 200", p.stderr)
+        self.assertEqual(p.stdout, b"small\n")
+
+    def test_http11_client_on_h2c_listener(self):
+        r = request(self.sg.port, path="/small")
+        self.assertEqual((r.status, r.body), (200, b"small\n"))
+
+    def test_nghttp_frames_and_multiplexing(self):
+        uris = [self.h2c + f"/small?{i}" for i in range(8)]
+        p = subprocess.run(["nghttp", "-nv", *uris], capture_output=True, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        out = p.stdout.decode()
+        self.assertIn("recv SETTINGS frame", out)
+        self.assertIn("(niv=3)", out)
+        self.assertIn("[SETTINGS_MAX_CONCURRENT_STREAMS(0x03):128]", out)
+        self.assertEqual(out.count(":status: 200"), 8)
+        # One connection, eight streams.
+        streams = {int(line.split("stream_id=")[1].split(">")[0]) for line in out.splitlines()
+                   if "recv DATA frame" in line}
+        self.assertEqual(len(streams), 8)
+
+    def test_curl_parallel_on_one_connection(self):
+        urls = [self.h2s + f"/api/big?bytes={100000 + i}" for i in range(6)]
+        args = ["--http2", "--parallel", "--parallel-max", "6", "-w", "%{http_version} %{num_connects}\\n"]
+        for url in urls:
+            args += ["-o", "/dev/null", url]
+        p = self.curl(*args)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        lines = p.stdout.decode().split()
+        self.assertEqual(lines.count("2"), 6)
+
+    def test_local_error_reply_has_x_deno_error(self):
+        p = self.curl("--http2-prior-knowledge", "-i", self.h2c + "/dead")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        head, _, body = p.stdout.partition(b"\r\n\r\n")
+        self.assertTrue(head.startswith(b"HTTP/2 502"), head)
+        error = [line for line in head.split(b"\r\n") if line.startswith(b"x-deno-error:")]
+        self.assertEqual(len(error), 1, head)
+        self.assertEqual(json.loads(error[0].split(b":", 1)[1])["code"], "UPSTREAM_ERROR")
+
+    def test_not_found_and_head(self):
+        p = self.curl("--http2-prior-knowledge", "-I", self.h2c + "/small")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn(b"content-length: 6", p.stdout)
+
+    def test_proxy_large_download(self):
+        size = 20 * 1024 * 1024 + 7
+        for base in (self.h2c, self.h2s):
+            p = self.curl("--http2-prior-knowledge" if base == self.h2c else "--http2",
+                          base + f"/api/big?bytes={size}")
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertEqual(len(p.stdout), size)
+            self.assertEqual(p.stdout, expected_pattern(size))
+
+    def test_proxy_large_upload(self):
+        body = os.urandom(8 * 1024 * 1024 + 3)
+        path = os.path.join(self.dir, "upload.bin")
+        with open(path, "wb") as f:
+            f.write(body)
+        for base, flag in ((self.h2c, "--http2-prior-knowledge"), (self.h2s, "--http2")):
+            p = self.curl(flag, "--data-binary", "@" + path, base + "/api/count")
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertEqual(json.loads(p.stdout),
+                             {"bytes": len(body), "sha256": hashlib.sha256(body).hexdigest()})
+        p = subprocess.run(["nghttp", "-d", path, self.h2c + "/api/count"], capture_output=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(json.loads(p.stdout)["sha256"], hashlib.sha256(body).hexdigest())
+        # Without a length (curl reading stdin): the body ends with END_STREAM, sent on chunked.
+        with open(path, "rb") as f:
+            p = subprocess.run(["curl", "-sS", "--http2-prior-knowledge", "-X", "POST", "-T", "-",
+                                self.h2c + "/api/count"], stdin=f, capture_output=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(json.loads(p.stdout), {"bytes": len(body), "sha256": hashlib.sha256(body).hexdigest()})
+
+    def test_body_too_large(self):
+        path = os.path.join(self.dir, "upload-small.bin")
+        with open(path, "wb") as f:
+            f.write(b"x" * 300000)
+        # With a length: refused before the body; without: once it passes the limit.
+        for extra in ([], ["-X", "POST", "-T", path]):
+            args = extra or ["--data-binary", "@" + path]
+            p = self.curl("--http2-prior-knowledge", "-i", *args, self.h2c + "/limited/count")
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertTrue(p.stdout.startswith(b"HTTP/2 413"), p.stdout[:300])
+            self.assertIn(b"PAYLOAD_TOO_LARGE", p.stdout)
+
+    def test_proxy_streamed_chunked_response(self):
+        p = self.curl("--http2-prior-knowledge", self.h2c + "/api/stream?chunks=3&interval_ms=50")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn(b"chunk 2", p.stdout)
+
+    def test_h2load(self):
+        for url in (self.h2c + "/small", f"https://127.0.0.1:{self.tls_port}/small"):
+            p = subprocess.run(["h2load", "-n", "2000", "-c", "4", "-m", "10", url],
+                               capture_output=True, timeout=120)
+            out = p.stdout.decode()
+            self.assertEqual(p.returncode, 0, out + p.stderr.decode())
+            self.assertIn("2000 succeeded, 0 failed, 0 errored", out)
+            self.assertIn("status codes: 2000 2xx", out)
+
+    def test_garbage_after_preface_closes_only_that_connection(self):
+        s = socket.create_connection(("127.0.0.1", self.sg.port), timeout=5)
+        other = socket.create_connection(("127.0.0.1", self.sg.port), timeout=5)
+        other.sendall(b"GET /small HTTP/1.1\r\nHost: t\r\n")  # an unfinished request meanwhile
+        s.sendall(PREFACE + b"\x00\x00\xffgarbage that is no frame at all" * 10)
+        frames, eof = read_frames(s, lambda fs: any(f[0] == 7 for f in fs))
+        goaway = [f for f in frames if f[0] == 7]
+        self.assertTrue(goaway or eof, frames)
+        if goaway:
+            self.assertNotEqual(int.from_bytes(goaway[0][3][4:8], "big"), 0)  # an error code
+        s.close()
+        other.sendall(b"\r\n")
+        self.assertIn(b"small", other.recv(4096))
+        other.close()
+        p = self.curl("--http2-prior-knowledge", self.h2c + "/small")
+        self.assertEqual(p.stdout, b"small\n")
+
+    def test_rapid_reset_gets_enhance_your_calm(self):
+        s = socket.create_connection(("127.0.0.1", self.sg.port), timeout=5)
+        out = PREFACE + frame(4, 0, 0)  # empty SETTINGS
+        # GET / with static-table fields: :method GET, :scheme http, :path /, :authority t.
+        block = b"\x82\x86\x84\x41\x01t"
+        for i in range(300):
+            stream = 1 + 2 * i
+            out += frame(1, 0x4 | 0x1, stream, block) + frame(3, 0, stream, struct.pack(">I", 8))
+        s.sendall(out)
+        frames, _ = read_frames(s, lambda fs: any(f[0] == 7 for f in fs))
+        goaway = [f for f in frames if f[0] == 7]
+        self.assertTrue(goaway, "no GOAWAY")
+        self.assertEqual(int.from_bytes(goaway[0][3][4:8], "big"), 0xB)  # ENHANCE_YOUR_CALM
+        s.close()
+        p = self.curl("--http2-prior-knowledge", self.h2c + "/small")
+        self.assertEqual(p.stdout, b"small\n")
+
+    def test_header_limits(self):
+        p = self.curl("--http2-prior-knowledge", "-i", "-H", "x-big: " + "a" * 40000, self.h2c + "/small")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertTrue(p.stdout.startswith(b"HTTP/2 431"), p.stdout[:200])
+
+    def test_graceful_stop_finishes_open_streams(self):
+        proc = subprocess.Popen(["curl", "-sS", "--http2-prior-knowledge",
+                                 self.h2c + "/api/stream?chunks=4&interval_ms=300"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        wait_until(lambda: self.backend.requests >= 1, what="the request to reach the backend")
+        self.sg.signal(15)
+        out, err = proc.communicate(timeout=30)
+        self.assertEqual(proc.returncode, 0, err)
+        self.assertIn(b"chunk 3", out)
+
+
+if __name__ == "__main__":
+    unittest.main()
