@@ -60,7 +60,6 @@ Http1Connection::Http1Connection(Worker& worker, int fd, const sockaddr* peer,
 Http1Connection::~Http1Connection() {
   if (ssl_) SSL_free(ssl_);
   if (ev_) event_free(ev_);
-  if (timer_pending_) evtimer_del(&timer_);
   event_del(&deferred_);
   if (fd_ >= 0) ::close(fd_);
 }
@@ -68,7 +67,7 @@ Http1Connection::~Http1Connection() {
 void Http1Connection::start() {
   event_base* base = worker_.base();
   ev_ = event_new(base, fd_, EV_READ | EV_WRITE | EV_CLOSED | EV_PERSIST | EV_ET, onSocketEvent, this);
-  evtimer_assign(&timer_, base, onTimer, this);
+  timer_.assign(base, onTimer, this);
   event_assign(&deferred_, base, -1, 0, onDeferred, this);
   config_ = listener_.config;
   listen_conf_ = listener_.conf;
@@ -145,7 +144,7 @@ void Http1Connection::onSocketEvent(evutil_socket_t, short what, void* arg) {
 
 void Http1Connection::onTimer(evutil_socket_t, short, void* arg) {
   auto* self = static_cast<Http1Connection*>(arg);
-  self->timer_pending_ = false;
+  self->timer_.fired();
   ++self->callback_depth_;
   if (steadyNow() >= self->deadline_) {
     self->handleTimeout();
@@ -185,18 +184,17 @@ bool Http1Connection::readInto(IoBuffer& buffer, size_t max_bytes) {
   buffer.reserve(std::min(max_bytes, kReadChunk));
   size_t want = std::min(buffer.writable(), max_bytes);
   if (ssl_) {
-    ERR_clear_error();
     size_t got = 0;
-    if (SSL_read_ex(ssl_, buffer.writePtr(), want, &got) == 1) {
-      buffer.commit(got);
-      return true;  // one record at most: the socket may hold more, read until OpenSSL says
+    switch (tls::readSome(ssl_, buffer.writePtr(), want, got)) {
+      case tls::IoStatus::kDone:
+        buffer.commit(got);
+        return true;  // one record at most: the socket may hold more, read until OpenSSL says
+      case tls::IoStatus::kWouldBlock:
+        readable_ = false;
+        return true;
+      case tls::IoStatus::kClosed:
+        break;
     }
-    int error = SSL_get_error(ssl_, 0);
-    if (error == SSL_ERROR_WANT_READ || error == SSL_ERROR_WANT_WRITE) {
-      readable_ = false;
-      return true;
-    }
-    ERR_clear_error();  // close_notify, EOF or a broken record: the client is gone
     peer_closed_ = true;
     readable_ = false;
     return false;
@@ -554,14 +552,13 @@ void Http1Connection::writeTls(std::string_view extra_a, std::string_view extra_
   out_.append(extra_a);
   out_.append(extra_b);
   while (writable_ && out_.readable() > 0) {
-    ERR_clear_error();
     size_t written = 0;
-    if (SSL_write_ex(ssl_, out_.readPtr(), out_.readable(), &written) == 1) {
+    tls::IoStatus status = tls::writeSome(ssl_, out_.readPtr(), out_.readable(), written);
+    if (status == tls::IoStatus::kDone) {
       out_.consume(written);
       continue;
     }
-    int error = SSL_get_error(ssl_, 0);
-    if (error == SSL_ERROR_WANT_WRITE || error == SSL_ERROR_WANT_READ) {
+    if (status == tls::IoStatus::kWouldBlock) {
       writable_ = false;
       refreshTimer();  // send_timeout starts now, whoever called us
       break;
@@ -823,14 +820,7 @@ void Http1Connection::refreshTimer() {
       break;
   }
   if (deadline_ == SteadyTime::max()) return;
-  // Lazy timer: only re-arm when the deadline moved earlier than the scheduled fire time.
-  if (timer_pending_ && timer_due_ <= deadline_) return;
-  auto delay = std::chrono::duration_cast<std::chrono::microseconds>(deadline_ - now);
-  if (delay.count() < 0) delay = std::chrono::microseconds(0);
-  timeval tv{static_cast<time_t>(delay.count() / 1000000), static_cast<suseconds_t>(delay.count() % 1000000)};
-  evtimer_add(&timer_, &tv);
-  timer_pending_ = true;
-  timer_due_ = deadline_;
+  timer_.arm(deadline_, now);
 }
 
 void Http1Connection::handleTimeout() {

@@ -22,6 +22,7 @@
 
 #include "core/http1/http1_parser.h"
 #include "core/net/io_buffer.h"
+#include "core/net/lazy_timer.h"
 #include "core/server/client_connection.h"
 #include "core/server/request.h"
 #include "core/tls/tls_context.h"
@@ -93,10 +94,8 @@ class Http1Connection final : public ClientConnection, public RequestTransport {
   int fd_;
   std::string remote_ip_;
   event* ev_ = nullptr;
-  event timer_{};
+  LazyTimer timer_;
   event deferred_{};
-  bool timer_pending_ = false;
-  SteadyTime timer_due_{};
   SteadyTime deadline_{SteadyTime::max()};
 
   State state_ = State::kHead;

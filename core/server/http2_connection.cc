@@ -194,7 +194,6 @@ Http2Connection::~Http2Connection() {
   if (session_) nghttp2_session_del(session_);
   if (ssl_) SSL_free(ssl_);
   if (ev_) event_free(ev_);
-  if (timer_pending_) evtimer_del(&timer_);
   event_del(&deferred_);
   if (fd_ >= 0) ::close(fd_);
 }
@@ -237,7 +236,7 @@ bool Http2Connection::setUpSession() {
 void Http2Connection::start(std::string_view initial) {
   event_base* base = worker_.base();
   ev_ = event_new(base, fd_, EV_READ | EV_WRITE | EV_CLOSED | EV_PERSIST | EV_ET, onSocketEvent, this);
-  evtimer_assign(&timer_, base, onTimer, this);
+  timer_.assign(base, onTimer, this);
   event_assign(&deferred_, base, -1, 0, onDeferred, this);
   ++callback_depth_;
   if (!ev_ || event_add(ev_, nullptr) != 0 || !setUpSession()) {
@@ -266,7 +265,7 @@ void Http2Connection::onSocketEvent(evutil_socket_t, short what, void* arg) {
 
 void Http2Connection::onTimer(evutil_socket_t, short, void* arg) {
   auto* self = static_cast<Http2Connection*>(arg);
-  self->timer_pending_ = false;
+  self->timer_.fired();
   ++self->callback_depth_;
   if (steadyNow() >= self->deadline_) self->handleTimeout();
   --self->callback_depth_;
@@ -310,14 +309,12 @@ void Http2Connection::handleReadable() {
     }
     size_t got = 0;
     if (ssl_) {
-      ERR_clear_error();
-      if (SSL_read_ex(ssl_, buf, sizeof buf, &got) != 1) {
-        int error = SSL_get_error(ssl_, 0);
-        ERR_clear_error();
-        if (error == SSL_ERROR_WANT_READ || error == SSL_ERROR_WANT_WRITE) {
-          readable_ = false;
-          return;
-        }
+      tls::IoStatus status = tls::readSome(ssl_, buf, sizeof buf, got);
+      if (status == tls::IoStatus::kWouldBlock) {
+        readable_ = false;
+        return;
+      }
+      if (status == tls::IoStatus::kClosed) {
         close();
         return;
       }
@@ -614,15 +611,14 @@ void Http2Connection::writeOut() {
   if (out_.readable() > 0 && writable_) last_write_ = steadyNow();  // send_timeout starts here
   while (!closed_ && writable_ && out_.readable() > 0) {
     if (ssl_) {
-      ERR_clear_error();
       size_t written = 0;
-      if (SSL_write_ex(ssl_, out_.readPtr(), out_.readable(), &written) == 1) {
+      tls::IoStatus status = tls::writeSome(ssl_, out_.readPtr(), out_.readable(), written);
+      if (status == tls::IoStatus::kDone) {
         out_.consume(written);
         last_write_ = steadyNow();
         continue;
       }
-      int error = SSL_get_error(ssl_, 0);
-      if (error == SSL_ERROR_WANT_WRITE || error == SSL_ERROR_WANT_READ) {
+      if (status == tls::IoStatus::kWouldBlock) {
         writable_ = false;
         return;
       }
@@ -712,13 +708,7 @@ void Http2Connection::refreshTimer() {
     deadline_ = SteadyTime::max();
     return;
   }
-  if (timer_pending_ && timer_due_ <= deadline_) return;
-  auto delay = std::chrono::duration_cast<std::chrono::microseconds>(deadline_ - now);
-  if (delay.count() < 0) delay = std::chrono::microseconds(0);
-  timeval tv{static_cast<time_t>(delay.count() / 1000000), static_cast<suseconds_t>(delay.count() % 1000000)};
-  evtimer_add(&timer_, &tv);
-  timer_pending_ = true;
-  timer_due_ = deadline_;
+  timer_.arm(deadline_, now);
 }
 
 void Http2Connection::handleTimeout() {

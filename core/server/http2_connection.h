@@ -31,6 +31,7 @@
 #include "core/http2/request_head.h"
 #include "core/net/clock.h"
 #include "core/net/io_buffer.h"
+#include "core/net/lazy_timer.h"
 #include "core/server/client_connection.h"
 #include "core/server/request.h"
 
@@ -95,11 +96,9 @@ class Http2Connection final : public ClientConnection {
   http1::Limits limits_;
 
   event* ev_ = nullptr;
-  event timer_{};
+  LazyTimer timer_;
   event deferred_{};
-  bool timer_pending_ = false;
   bool deferred_pending_ = false;
-  SteadyTime timer_due_{};
   SteadyTime last_write_{};
   SteadyTime deadline_{SteadyTime::max()};
 

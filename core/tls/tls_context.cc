@@ -52,6 +52,32 @@ std::string lastError() {
   return text;
 }
 
+namespace {
+
+IoStatus statusOf(SSL* ssl) {
+  int error = SSL_get_error(ssl, 0);
+  if (error == SSL_ERROR_WANT_READ || error == SSL_ERROR_WANT_WRITE) return IoStatus::kWouldBlock;
+  return IoStatus::kClosed;
+}
+
+}  // namespace
+
+IoStatus readSome(SSL* ssl, char* data, size_t size, size_t& count) {
+  ERR_clear_error();
+  count = 0;
+  if (SSL_read_ex(ssl, data, size, &count) == 1) return IoStatus::kDone;
+  IoStatus status = statusOf(ssl);
+  ERR_clear_error();
+  return status;
+}
+
+IoStatus writeSome(SSL* ssl, const char* data, size_t size, size_t& count) {
+  ERR_clear_error();
+  count = 0;
+  if (SSL_write_ex(ssl, data, size, &count) == 1) return IoStatus::kDone;
+  return statusOf(ssl);  // the queue stays for the caller's log (lastError())
+}
+
 bool parseProtocols(const std::string* words, size_t count, Options& options, std::string& error) {
   int low = 0;
   int high = 0;

@@ -60,4 +60,13 @@ class ServerContext {
 // The first queued OpenSSL error as text (and clears the queue), for logs.
 std::string lastError();
 
+// One read or write on a non-blocking TLS session, with OpenSSL's error queue handled.
+enum class IoStatus {
+  kDone,        // `count` bytes moved (a read returns at most one record: read again)
+  kWouldBlock,  // OpenSSL needs the socket readable or writable: wait for the next edge
+  kClosed,      // close_notify, EOF, or a TLS or socket error: the connection is over
+};
+IoStatus readSome(SSL* ssl, char* data, size_t size, size_t& count);
+IoStatus writeSome(SSL* ssl, const char* data, size_t size, size_t& count);
+
 }  // namespace subgate::tls
