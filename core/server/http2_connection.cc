@@ -81,6 +81,15 @@ class Http2Connection::Stream final : public RequestTransport {
   bool body_end_delivered = false;
   bool discard_body = false;
   bool response_sent = false;  // END_STREAM went out before the client's
+  bool reset_after_response = false;  // the body timed out: end the stream once answered
+  SteadyTime body_progress{};  // the last time body bytes arrived or the sink asked for more
+
+  // The body is expected and nothing holds it back but the client (client_body_timeout runs).
+  bool awaitingBody() const {
+    return started && body_reading && !remote_ended && !body_paused && !closed && !discard_body &&
+           req.active() && !req.finished();
+  }
+  SteadyTime bodyDeadline() const { return body_progress + req.location().core.client_body_timeout; }
   uint64_t discarded = 0;
   // Response.
   IoBuffer out;
@@ -158,6 +167,7 @@ void Http2Connection::Stream::transportEndResponse(std::string_view) {
 void Http2Connection::Stream::transportStartBody() {
   if (body_reading) return;
   body_reading = true;
+  body_progress = steadyNow();
   conn.pumpBody(*this);
   conn.scheduleDeferred();  // window updates
 }
@@ -165,6 +175,7 @@ void Http2Connection::Stream::transportStartBody() {
 void Http2Connection::Stream::transportResumeBody() {
   if (!body_paused) return;
   body_paused = false;
+  body_progress = steadyNow();
   conn.pumpBody(*this);
   conn.scheduleDeferred();
 }
@@ -435,6 +446,7 @@ int Http2Connection::onDataChunk(nghttp2_session* session, uint8_t, int32_t stre
     return 0;
   }
   stream->body_bytes += len;
+  stream->body_progress = steadyNow();
   if (stream->req.active() && !stream->discard_body && !stream->req.finished()) {
     uint64_t max = stream->req.location().core.max_body_bytes;
     if (max && stream->body_bytes > max) {
@@ -501,6 +513,10 @@ int Http2Connection::onFrameSend(nghttp2_session* session, const nghttp2_frame* 
   // The response is complete but the client still sends a body: nobody reads it any more. It is
   // skipped up to kMaxDiscard (clients tend to report a reset before their upload ended as an
   // error, even NO_ERROR), then the stream is reset.
+  if (stream && stream->reset_after_response) {
+    nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id, NGHTTP2_NO_ERROR);
+    return 0;
+  }
   if (stream && !stream->remote_ended) {
     stream->response_sent = true;
     stream->discard_body = true;
@@ -705,8 +721,11 @@ void Http2Connection::refreshTimer() {
   } else if (streams_.empty()) {
     deadline_ = now + (any_stream_ ? core.keepalive_timeout : core.client_header_timeout);
   } else {
+    // Streams are open: only a stalled request body has a deadline (client_body_timeout).
     deadline_ = SteadyTime::max();
-    return;
+    for (const Stream* stream : streams_)
+      if (stream->awaitingBody()) deadline_ = std::min(deadline_, stream->bodyDeadline());
+    if (deadline_ == SteadyTime::max()) return;
   }
   timer_.arm(deadline_, now);
 }
@@ -716,6 +735,26 @@ void Http2Connection::handleTimeout() {
   if (out_.readable() > 0 && !writable_) {
     LOG_INFO("HTTP/2 client %s timed out reading the response", remote_ip_.c_str());
     close();
+    return;
+  }
+  const SteadyTime now = steadyNow();
+  // Copied: failing a request may finish its stream and change streams_.
+  std::vector<Stream*> stalled;
+  for (Stream* stream : streams_)
+    if (stream->awaitingBody() && now >= stream->bodyDeadline()) stalled.push_back(stream);
+  for (Stream* stream : stalled) {
+    LOG_INFO("HTTP/2 client %s: the body of stream %d stalled", remote_ip_.c_str(), stream->id);
+    stream->discard_body = true;
+    if (!stream->req.responseStarted()) {
+      stream->reset_after_response = true;
+      stream->req.fail(ErrorKind::kClientTimeout, "the request body did not arrive in time");
+    } else {
+      stream->req.cancel();
+      nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, stream->id, NGHTTP2_CANCEL);
+    }
+  }
+  if (!stalled.empty()) {
+    scheduleDeferred();
     return;
   }
   if (streams_.empty()) {

@@ -82,6 +82,7 @@ class Http2(SubgateTestCase):
                 location /api/ {{ proxy_pass http://127.0.0.1:{self.backend.port}; }}
                 location /limited {{ client_max_body_size 1k; proxy_pass http://127.0.0.1:{self.backend.port}; }}
                 location /dead {{ proxy_pass http://127.0.0.1:1; }}
+                location = /count {{ client_body_timeout 1s; proxy_pass http://127.0.0.1:{self.backend.port}; }}
             }}
         """)
         self.h2c = f"http://127.0.0.1:{self.sg.port}"
@@ -100,6 +101,25 @@ class Http2(SubgateTestCase):
         cmd = ["curl", "-sS", "--cacert", os.path.join(self.dir, "ca.pem"),
                "--resolve", f"a.test:{self.tls_port}:127.0.0.1", *args]
         return subprocess.run(cmd, capture_output=True, timeout=timeout)
+
+    def test_a_stalled_request_body_times_out(self):
+        # curl sends what stdin gives it and then waits: the stream's body stalls.
+        p = subprocess.Popen(["curl", "-sS", "--http2-prior-knowledge", "-T", "-", "-w", "\n%{http_code}",
+                              self.h2c + "/count"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+        try:
+            p.stdin.write(b"x" * 10)
+            p.stdin.flush()
+            wait_until(lambda: "stalled" in self.sg.output(), what="the body timeout")
+            # The 408 was produced then; curl prints it once its stdin ends.
+            out, _ = p.communicate(timeout=20)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait(10)
+        self.assertTrue(out.endswith(b"408"), out)
+        self.assertIn(b"CLIENT_TIMEOUT", out)
+        self.assertEqual(self.curl("--http2-prior-knowledge", self.h2c + "/small").stdout, b"small\n")
 
     def test_tls_alpn_h2(self):
         p = self.curl("--http2", "-v", self.h2s + "/small")
