@@ -26,26 +26,6 @@ CLIENTS = int(os.environ.get("CLIENTS", "10"))
 STREAMS = int(os.environ.get("STREAMS", "10"))
 
 
-def nginx_conf(d, body):
-    os.makedirs(os.path.join(d, "logs"), exist_ok=True)
-    path = os.path.join(d, "nginx.conf")
-    with open(path, "w") as f:
-        f.write(f"""
-            worker_processes 1;
-            daemon off;
-            error_log {d}/logs/error.log warn;
-            pid {d}/nginx.pid;
-            events {{ worker_connections 4096; }}
-            http {{
-                access_log off;
-                client_body_temp_path {d}/body;
-                proxy_temp_path {d}/proxy;
-                {body}
-            }}
-        """)
-    return path
-
-
 def certificate(d):
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
                     "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", f"{d}/key.pem",
@@ -72,10 +52,9 @@ def main():
     try:
         certificate(tmp)
         backend = ib.free_port()
-        bdir = os.path.join(tmp, "backend")
-        ib.start(["nginx", "-p", bdir, "-c", nginx_conf(bdir, f"""
+        ib.start_nginx(os.path.join(tmp, "backend"), f"""
             server {{ listen 127.0.0.1:{backend}; keepalive_requests 1000000;
-                     location / {{ return 200 "hello world\\n"; }} }}""")], cpu=ib.CLIENT_CPU)
+                     location / {{ return 200 "hello world\\n"; }} }}""", cpu=ib.CLIENT_CPU)
         ib.wait_ready(backend)
         ports = {}
         procs = {}
@@ -100,8 +79,7 @@ def main():
         ports["subgate"] = (plain, tls)
         # nginx
         plain, tls = ib.free_port(), ib.free_port()
-        ndir = os.path.join(tmp, "nginx")
-        procs["nginx"] = ib.start(["nginx", "-p", ndir, "-c", nginx_conf(ndir, f"""
+        procs["nginx"] = ib.start_nginx(os.path.join(tmp, "nginx"), f"""
             upstream backend {{ server 127.0.0.1:{backend}; keepalive 64; }}
             server {{
                 listen 127.0.0.1:{plain} http2;
@@ -112,7 +90,7 @@ def main():
                 keepalive_requests 1000000;
                 location / {{ proxy_pass http://backend; proxy_http_version 1.1;
                              proxy_set_header Connection ""; }}
-            }}""")], cpu=ib.PROXY_CPU)
+            }}""", cpu=ib.PROXY_CPU)
         ports["nginx"] = (plain, tls)
         # HAProxy
         plain, tls = ib.free_port(), ib.free_port()

@@ -146,6 +146,22 @@ def wrk(port, headers, seconds):
     return rps, requests, p99_ms, errors
 
 
+def start_nginx(prefix, http_body, cpu, connections=4096, nofile=None):
+    """Starts nginx (one worker, in the foreground) with `http_body` inside its http block, its
+    files under `prefix`. Returns the process (the master; its worker is a child)."""
+    os.makedirs(prefix, exist_ok=True)
+    conf = os.path.join(prefix, "nginx.conf")
+    rlimit = f"worker_rlimit_nofile {nofile};" if nofile else ""
+    with open(conf, "w") as f:
+        f.write(f"""worker_processes 1; daemon off; {rlimit}
+            pid {prefix}/nginx.pid; error_log {prefix}/error.log warn;
+            events {{ worker_connections {connections}; }}
+            http {{ access_log off; client_body_temp_path {prefix}/body; proxy_temp_path {prefix}/proxy;
+              {http_body} }}""")
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    return start([nginx, "-p", prefix, "-e", os.path.join(prefix, "error.log"), "-c", conf], cpu=cpu)
+
+
 def subgate_bin():
     return os.path.join(ROOT, "build-release", "subgate")
 
@@ -216,18 +232,11 @@ def warm_path(tmp):
     setups["proxy"] = (p, port, {}, False)
     # nginx
     port = free_port()
-    prefix = os.path.join(tmp, "nginx")
-    os.makedirs(prefix)
-    with open(os.path.join(prefix, "nginx.conf"), "w") as f:
-        f.write(f"""worker_processes 1; daemon off; pid {prefix}/nginx.pid; error_log {prefix}/error.log warn;
-            events {{ worker_connections 4096; }}
-            http {{ access_log off;
+    p = start_nginx(os.path.join(tmp, "nginx"), f"""
               upstream deno {{ server 127.0.0.1:{deno_port}; keepalive 64; }}
               server {{ listen 127.0.0.1:{port};
-                location / {{ proxy_pass http://deno; proxy_http_version 1.1; proxy_set_header Connection ""; }} }} }}""")
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    p = start([nginx, "-p", prefix, "-e", os.path.join(prefix, "error.log"), "-c", os.path.join(prefix, "nginx.conf")],
-              cpu=PROXY_CPU)
+                location / {{ proxy_pass http://deno; proxy_http_version 1.1; proxy_set_header Connection ""; }} }}""",
+                    cpu=PROXY_CPU)
     wait_ready(port)
     setups["nginx"] = (p, port, {}, True)
 

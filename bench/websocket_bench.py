@@ -94,34 +94,17 @@ def main():
         sg.wait(30)
 
         port = ib.free_port()
-        nginx_dir = os.path.join(tmp, "nginx")
-        os.makedirs(os.path.join(nginx_dir, "logs"))
-        with open(os.path.join(nginx_dir, "nginx.conf"), "w") as f:
-            f.write(f"""
-                worker_processes 1;
-                worker_rlimit_nofile 20000;
-                daemon off;
-                master_process on;
-                error_log {nginx_dir}/logs/error.log warn;
-                pid {nginx_dir}/nginx.pid;
-                events {{ worker_connections 19500; }}
-                http {{
-                    access_log off;
-                    client_body_temp_path {nginx_dir}/body;
-                    proxy_temp_path {nginx_dir}/proxy;
-                    server {{
-                        listen 127.0.0.1:{port};
-                        location / {{
-                            proxy_pass http://127.0.0.1:{backend};
-                            proxy_http_version 1.1;
-                            proxy_set_header Upgrade $http_upgrade;
-                            proxy_set_header Connection "upgrade";
-                            proxy_read_timeout 1h;
-                        }}
-                    }}
+        nginx = ib.start_nginx(os.path.join(tmp, "nginx"), f"""
+            server {{
+                listen 127.0.0.1:{port};
+                location / {{
+                    proxy_pass http://127.0.0.1:{backend};
+                    proxy_http_version 1.1;
+                    proxy_set_header Upgrade $http_upgrade;
+                    proxy_set_header Connection "upgrade";
+                    proxy_read_timeout 1h;
                 }}
-            """)
-        nginx = ib.start(["nginx", "-p", nginx_dir, "-c", os.path.join(nginx_dir, "nginx.conf")], cpu=ib.PROXY_CPU)
+            }}""", cpu=ib.PROXY_CPU, connections=19500, nofile=20000)
         results["nginx"] = measure("nginx", deno, port, lambda: ib.pids_of(nginx, True))
         print(f"subgate/nginx memory per idle WebSocket: {results['subgate'] / results['nginx']:.2f}x; "
               f"subgate {results['subgate'] / 1024:.2f} KiB per connection (target <= 4 KiB)")
