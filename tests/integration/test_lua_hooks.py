@@ -52,6 +52,9 @@ function route(req)
     end
     if req.path == "/steal" then return { deployment = "someone-else" } end
     if req.path == "/bad-route" then return { path = "no-slash" } end
+    if req.path == "/no-upstream" then return { upstream = "nope" } end
+    if req.path == "/framing" then return { set_headers = { ["transfer-encoding"] = "chunked" } } end
+    if req.path == "/query-in-path" then return { path = "/x?y=1" } end
 end
 
 function identify(req)
@@ -147,7 +150,7 @@ class Gateway(LuaCase):
         self.serve()
         r = self.get(path="/forbidden")
         self.assertEqual((r.status, r.body, r.header("x-why")), (403, b"no entry\n", "lua"))
-        for path in ("/error", "/loop", "/bomb", "/bad-route"):
+        for path in ("/error", "/loop", "/bomb", "/bad-route", "/no-upstream", "/framing", "/query-in-path"):
             for _ in range(2):  # and again: the VM is still usable
                 r = self.get(path=path)
                 self.assertEqual((r.status, r.error()["code"]), (500, "INTERNAL_SERVER_ERROR"), path)
@@ -157,6 +160,9 @@ class Gateway(LuaCase):
         self.assertIn("instruction budget exhausted", log)
         self.assertIn("memory limit exceeded", log)
         self.assertIn("route() path must start with '/'", log)
+        self.assertIn('unknown upstream "nope"', log)
+        self.assertIn('cannot set the framing header "transfer-encoding"', log)
+        self.assertIn("path with '?' or '#'", log)
 
     def test_route_to_an_upstream_and_rewrites(self):
         self.serve()
@@ -203,6 +209,30 @@ class Gateway(LuaCase):
         self.assertEqual(out["r"].status, 200)
 
 
+class ConfigChecks(LuaCase):
+    def test_directive_errors(self):
+        from test_core_signals import run_check
+        no_hooks = os.path.join(self.dir, "none.lua")
+        with open(no_hooks, "w") as f:
+            f.write("local x = 1\n")
+        server = "server { listen 127.0.0.1:1; location / { %s return 200; } }"
+        code, output, _ = run_check("runtime deno { sticky_ttl 5s; sticky_max 10; }\n" +
+                                    server % f"lua_script {self.script}; lua_instructions 5000; lua_memory 1m;")
+        self.assertEqual(code, 0, output)
+        for directives, message in [
+            ("lua_script /nonexistent/x.lua;", "/nonexistent/x.lua"),
+            (f"lua_script {no_hooks};", "defines none of the hooks"),
+            (f"lua_script {self.script}; lua_memory 1k;", "lua_memory"),
+            (f"lua_script {self.script}; lua_instructions 10;", "lua_instructions"),
+        ]:
+            code, output, _ = run_check(server % directives)
+            self.assertNotEqual(code, 0, directives)
+            self.assertIn(message, output)
+        code, output, _ = run_check("runtime deno { sticky_max lots; }\n" + server % "")
+        self.assertNotEqual(code, 0)
+        self.assertIn("sticky_max", output)
+
+
 class RoutedDeployments(LuaCase):
     """A trusted listener without subhost_auth: route() names the deployment."""
 
@@ -211,6 +241,7 @@ class RoutedDeployments(LuaCase):
         self.write_script("""
             local tenants = { ["who.localhost"] = "who", ["hello.localhost"] = "hello" }
             function route(req)
+                if req.host == "stranger.localhost" then return { deployment = "who", subhoster = "other" } end
                 local d = tenants[req.host]
                 if not d then return subgate.respond(404, "unknown tenant\\n") end
                 return { deployment = d }
@@ -233,6 +264,9 @@ class RoutedDeployments(LuaCase):
         self.assertEqual(len(r.body), 8)
         r = request(self.sg.port, host="nobody.localhost")
         self.assertEqual((r.status, r.body), (404, b"unknown tenant\n"))
+        r = request(self.sg.port, host="stranger.localhost")
+        self.assertEqual((r.status, r.error()["code"]), (500, "INTERNAL_SERVER_ERROR"))
+        self.assertIn('unknown subhoster "other"', self.sg.output())
 
 
 if __name__ == "__main__":
