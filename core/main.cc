@@ -7,6 +7,7 @@
 #include <string>
 
 #include "core/server/server_process.h"
+#include "modules/status/status_command.h"
 #include "modules/subhost_auth/token_command.h"
 
 namespace {
@@ -15,6 +16,7 @@ void usage(FILE* out) {
   std::fputs(
       "usage: subgate [-c FILE] [-p PREFIX] [-t] [-v]\n"
       "       subgate [-c FILE] token --subhoster NAME --deployment ID [--rpc-root URL] [--ttl 15m]\n"
+      "       subgate status [URL]   print a status; location (default http://127.0.0.1:8081/status)\n"
       "  -c FILE    configuration file (default: the embedded conf/subgate.conf)\n"
       "  -p PREFIX  directory relative paths in the configuration resolve against (default: cwd)\n"
       "  -t         check the configuration and exit\n"
@@ -34,6 +36,7 @@ int main(int argc, char** argv) {
       token_at = i + 1;
       break;
     }
+    if (arg == "status") return subgate::runStatusCommand(argc - i - 1, argv + i + 1);
     if ((arg == "-c" || arg == "-p") && i + 1 < argc) {
       (arg == "-c" ? options.config_path : options.prefix) = argv[++i];
     } else if (arg == "-t") {

@@ -9,7 +9,7 @@ end
 
 function access(req)
     if req.path == "/" then
-        return subgate.respond(200, "subgate demo: try /hello/ or /instance-id/\n")
+        return subgate.respond(200, "subgate demo: try /hello/, /instance-id/, /chat/ or /counter/\n")
     end
     if req.method ~= "GET" and req.method ~= "HEAD" and req.method ~= "POST" then
         return subgate.respond(405, "GET, HEAD or POST\n", { allow = "GET, HEAD, POST" })
@@ -32,7 +32,13 @@ function route(req)
     }
 end
 
--- One isolate per client address while it has room (isolate_limit).
+-- The request identifier (protocol.md §6): ?name= when given (the chat and counter examples
+-- use it as the member's name), else the client's address. Requests with one identifier go
+-- back to the isolate they were last sent to while it has room (isolate_limit).
 function identify(req)
+    local name = req.query.name
+    if name and name ~= "" then
+        return name
+    end
     return req.remote_addr
 end

@@ -3,11 +3,14 @@
 // the code, and serves it on a private unix socket. A process started ahead of need (a spare)
 // has already paid the runtime's startup when its assignment arrives.
 //
-// Assignment: {"nonce", "module", "envs", "net", "loop_tag"}
+// Assignment: {"nonce", "module", "envs", "net", "loop_tag", "cluster_timeout_ms"}
 // Reports on stdout, prefixed with the nonce so user code cannot forge them:
 //   "<nonce> ready"            serving
 //   "<nonce> failed <message>" the code threw before serving, or served nothing
+//   "<nonce> cluster <json>"   a cluster message (modules/isolates/cluster_hub.h)
+// After the assignment, stdin carries cluster deliveries and results, one JSON per line.
 // Both user styles work: Deno.serve(handler | options) and `export default { fetch }`.
+// User code also gets `globalThis.subgate`, the cluster API (docs/cluster.md).
 
 const realServe = Deno.serve;
 const realFetch = globalThis.fetch;
@@ -41,27 +44,33 @@ await new Promise((listening) => {
   });
 });
 
-async function readAssignment() {
-  const reader = Deno.stdin.readable.getReader();
-  const decoder = new TextDecoder();
-  let text = "";
+// Lines from stdin. The harness keeps the reader locked for the process's life, so user code
+// cannot read subgate's messages.
+const stdinReader = Deno.stdin.readable.getReader();
+const stdinDecoder = new TextDecoder();
+let stdinText = "";
+async function nextLine() {
   for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    text += decoder.decode(value, { stream: true });
-    const newline = text.indexOf("\n");
+    const newline = stdinText.indexOf("\n");
     if (newline >= 0) {
-      text = text.slice(0, newline);
-      break;
+      const line = stdinText.slice(0, newline);
+      stdinText = stdinText.slice(newline + 1);
+      return line;
     }
+    const { value, done } = await stdinReader.read();
+    if (done) return null;
+    stdinText += stdinDecoder.decode(value, { stream: true });
   }
-  reader.releaseLock();
-  if (!text) Deno.exit(0); // subgate went away before giving us work
-  return JSON.parse(text);
 }
 
-const assignment = await readAssignment();
-const report = (line) => Deno.stdout.writeSync(new TextEncoder().encode(`${assignment.nonce} ${line}\n`));
+const assignmentLine = await nextLine();
+if (!assignmentLine) Deno.exit(0); // subgate went away before giving us work
+const assignment = JSON.parse(assignmentLine);
+const stdoutEncoder = new TextEncoder();
+function report(line) {
+  const bytes = stdoutEncoder.encode(`${assignment.nonce} ${line}\n`);
+  for (let offset = 0; offset < bytes.length;) offset += Deno.stdout.writeSync(bytes.subarray(offset));
+}
 
 for (const [name, value] of Object.entries(assignment.envs ?? {})) Deno.env.set(name, String(value));
 
@@ -91,6 +100,209 @@ Deno.serve = function serve(...args) {
   };
 };
 
+// ---- the cluster API (docs/cluster.md)
+
+const clusterSockets = new Set(); // every open connection accepted with subgate.connect()
+const socketsByUid = new Map(); // uid -> Set of those connections
+const pendingCalls = new Map(); // call id -> resolve
+const earlyReports = []; // cluster reports made before "ready" (top-level code)
+let serving = false;
+let nextCallId = 1;
+let gossipHandler = null;
+// subgate always answers within cluster_timeout; this only guards against a lost answer.
+const callGuardMs = (assignment.cluster_timeout_ms ?? 5000) + 2000;
+
+function clusterReport(message) {
+  const line = `cluster ${JSON.stringify(message)}`;
+  if (serving) report(line);
+  else earlyReports.push(line);
+}
+
+function clusterCall(op, fields, fallback) {
+  const id = nextCallId++;
+  return new Promise((resolve) => {
+    const guard = setTimeout(() => {
+      pendingCalls.delete(id);
+      resolve(fallback);
+    }, callGuardMs);
+    pendingCalls.set(id, (result) => {
+      clearTimeout(guard);
+      resolve(result);
+    });
+    clusterReport({ op, id, ...fields });
+  });
+}
+
+const asText = (message) => (typeof message === "string" ? message : JSON.stringify(message));
+
+// Sends to this isolate's connections (of `uid`, when given), skipping `except`.
+function deliverLocally(text, uid, except) {
+  const targets = uid === undefined ? clusterSockets : (socketsByUid.get(uid) ?? []);
+  let delivered = 0;
+  for (const socket of targets) {
+    if (socket === except || socket.raw.readyState !== WebSocket.OPEN) continue;
+    try {
+      socket.raw.send(text);
+      delivered++;
+    } catch {
+      // closing meanwhile: its close handler removes it
+    }
+  }
+  return delivered;
+}
+
+async function send(text, uid, except) {
+  const fields = uid === undefined ? { msg: text } : { msg: text, uid };
+  const remote = clusterCall("send", fields, { delivered: 0, isolates: 0, failed: 0, timed_out: 1 });
+  const local = deliverLocally(text, uid, except);
+  const result = await remote;
+  return {
+    delivered: local + result.delivered,
+    isolates: result.isolates,
+    failed: result.failed,
+    timedOut: result.timed_out,
+  };
+}
+
+const emit = (message, except) => deliverLocally(asText(message), undefined, except);
+const broadcast = (message, except) => send(asText(message), undefined, except);
+const whisper = (uid, message) => send(asText(message), String(uid));
+
+async function gossip(message, options = {}) {
+  const fields = { msg: message ?? null };
+  if (Number.isInteger(options.timeout) && options.timeout > 0) fields.timeout_ms = options.timeout;
+  const result = await clusterCall("gossip", fields, {
+    answers: [], asked: 0, failed: 0, timed_out: 1, partial: true,
+  });
+  const answers = result.answers;
+  answers.partial = result.partial;
+  answers.asked = result.asked;
+  answers.failed = result.failed;
+  answers.timedOut = result.timed_out;
+  return answers;
+}
+
+// The connection's identifier: identify()'s answer, which only subgate can set (it strips the
+// header from client requests); a connection without one gets a unique id.
+function uidOf(request) {
+  const raw = request.headers.get("x-subgate-uid");
+  if (!raw) return crypto.randomUUID();
+  const bytes = [];
+  for (let i = 0; i < raw.length; i++) {
+    if (raw[i] === "%") {
+      bytes.push(parseInt(raw.slice(i + 1, i + 3), 16));
+      i += 2;
+    } else {
+      bytes.push(raw.charCodeAt(i));
+    }
+  }
+  return new TextDecoder().decode(new Uint8Array(bytes));
+}
+
+// Runs a user handler; what it throws (or rejects with) is logged, never fatal.
+function runHandler(handler, ...args) {
+  if (typeof handler !== "function") return;
+  try {
+    const result = handler(...args);
+    if (result && typeof result.catch === "function") result.catch((error) => console.error(error));
+  } catch (error) {
+    console.error(error);
+  }
+}
+
+function connect(request, handlers = {}) {
+  const uid = uidOf(request); // before the upgrade, which consumes the request
+  const { socket: raw, response } = Deno.upgradeWebSocket(request);
+  const socket = {
+    uid,
+    raw,
+    send: (message) => raw.send(asText(message)),
+    close: (code, reason) => raw.close(code, reason),
+    emit: (message, self = false) => emit(message, self ? undefined : socket),
+    broadcast: (message, self = false) => broadcast(message, self ? undefined : socket),
+    whisper: (uid, message) => whisper(uid, message),
+  };
+  let open = false;
+  raw.onopen = () => {
+    open = true;
+    clusterSockets.add(socket);
+    let peers = socketsByUid.get(socket.uid);
+    if (!peers) socketsByUid.set(socket.uid, (peers = new Set()));
+    peers.add(socket);
+    clusterReport({ op: "join", uid: socket.uid });
+    runHandler(handlers.onopen, socket);
+  };
+  raw.onmessage = (event) => runHandler(handlers.onmessage, socket, event.data);
+  raw.onerror = (event) => runHandler(handlers.onerror, socket, event.error ?? event);
+  raw.onclose = (event) => {
+    if (open) {
+      open = false;
+      clusterSockets.delete(socket);
+      const peers = socketsByUid.get(socket.uid);
+      peers?.delete(socket);
+      if (peers?.size === 0) socketsByUid.delete(socket.uid);
+      clusterReport({ op: "leave", uid: socket.uid });
+    }
+    runHandler(handlers.onclose, socket, event.code, event.reason);
+  };
+  return response;
+}
+
+async function answerGossip(id, message) {
+  let reply;
+  try {
+    if (!gossipHandler) throw new Error("this isolate has no subgate.ongossip handler");
+    const value = await gossipHandler(message);
+    reply = `cluster ${JSON.stringify({ op: "answer", id, ok: true, value: value ?? null })}`;
+  } catch (error) {
+    const text = String(error?.message ?? error);
+    reply = `cluster ${JSON.stringify({ op: "answer", id, ok: false, error: text })}`;
+  }
+  report(reply);
+}
+
+// subgate's messages on stdin, until it closes our input.
+async function serveCluster() {
+  for (let line; (line = await nextLine()) !== null;) {
+    let message;
+    try {
+      message = JSON.parse(line);
+    } catch {
+      continue;
+    }
+    if (message.op === "deliver") {
+      const delivered = deliverLocally(message.msg, message.uid);
+      report(`cluster ${JSON.stringify({ op: "ack", id: message.id, delivered })}`);
+    } else if (message.op === "gossip") {
+      answerGossip(message.id, message.msg);
+    } else if (message.op === "sent" || message.op === "gossiped") {
+      const resolve = pendingCalls.get(message.id);
+      pendingCalls.delete(message.id);
+      resolve?.(message);
+    }
+  }
+}
+
+Object.defineProperty(globalThis, "subgate", {
+  value: Object.freeze({
+    connect,
+    emit: (message) => emit(message),
+    broadcast: (message) => broadcast(message),
+    whisper,
+    gossip,
+    get ongossip() {
+      return gossipHandler;
+    },
+    set ongossip(handler) {
+      if (handler !== null && typeof handler !== "function") {
+        throw new TypeError("subgate.ongossip must be a function or null");
+      }
+      gossipHandler = handler;
+    },
+  }),
+  enumerable: false,
+});
+
 Deno.permissions.revokeSync({ name: "write" });
 if (assignment.net === false) Deno.permissions.revokeSync({ name: "net" });
 
@@ -115,3 +327,6 @@ if (userOnListen) {
   }
 }
 report("ready");
+serving = true;
+for (const line of earlyReports.splice(0)) report(line);
+serveCluster().catch((error) => console.error("subgate: the cluster channel failed:", error));

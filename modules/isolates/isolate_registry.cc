@@ -28,6 +28,7 @@
 #include "core/process/event_thread.h"
 #include "core/server/worker.h"
 #include "modules/isolates/boot_client.h"
+#include "modules/isolates/cluster_hub.h"
 #include "modules/isolates/sticky_table.h"
 
 namespace subgate {
@@ -41,6 +42,10 @@ constexpr size_t kStderrTail = 2048;
 constexpr std::chrono::milliseconds kExitWait{
     250};  // failureOf(): how long a dying isolate may take
 constexpr std::string_view kOutOfMemoryMarker = "Fatal JavaScript out of memory";
+// Output lines longer than this are logged in pieces; a cluster report (nonce-prefixed) may be
+// longer, up to kMaxReportLine, and is dropped beyond it.
+constexpr size_t kMaxLogLine = 16384;
+constexpr size_t kMaxReportLine = 1u << 20;
 
 struct Waiter {
   uint64_t ticket = 0;
@@ -148,6 +153,7 @@ struct Isolate {
   std::string dir;
   std::string nonce;
   std::string failure;  // the harness's "failed" report, or the last stderr line
+  bool skip_line = false;  // an oversized report line is being dropped up to its newline
   bool memory_limit = false;
   UpstreamServer server;
   std::vector<Waiter> waiters;  // waiting for it to become ready
@@ -183,6 +189,7 @@ struct IsolateRegistry::Impl {
   bool started = false;
   bool stopping = false;
   EventThread supervisor{"sg-isolates"};
+  std::unique_ptr<ClusterHub> hub;  // created with the supervisor; its events live there
   event* sweep_ev = nullptr;
   std::string harness_path;
   std::string deno_dir;
@@ -382,6 +389,7 @@ struct IsolateRegistry::Impl {
       isolate.counted = false;
       --live;
     }
+    leaveClusterLocked(isolate);
     Deployment* d = isolate.deployment;
     if (!d) return;
     if (isolate.instance_id.empty()) {
@@ -391,6 +399,16 @@ struct IsolateRegistry::Impl {
       d->instances.erase(it);
     }
     isolate.deployment = nullptr;
+  }
+
+  // The hub's events belong to the supervisor thread: other threads post the leave.
+  void leaveClusterLocked(Isolate& isolate) {
+    if (!hub) return;
+    if (supervisor.onLoopThread()) {
+      hub->leave(isolate.id);
+    } else {
+      supervisor.post([this, id = isolate.id] { hub->leave(id); });
+    }
   }
 
   void failWaitersLocked(Isolate& isolate, ErrorKind kind, const std::string& message) {
@@ -652,6 +670,7 @@ struct IsolateRegistry::Impl {
     {
       std::lock_guard<std::mutex> lock(mu);
       appendJsonString(line, isolate.deployment ? isolate.deployment->loop_tag : std::string());
+      line += ",\"cluster_timeout_ms\":" + std::to_string(settings.cluster_timeout.count());
     }
     line += "}\n";
     // A pipe takes 64 KiB at once; the assignment is a few hundred bytes (the code is a file).
@@ -725,18 +744,38 @@ struct IsolateRegistry::Impl {
       for (size_t nl; (nl = partial.find('\n', start)) != std::string::npos; start = nl + 1)
         lineLocked(isolate, std::string_view(partial).substr(start, nl - start), is_stderr);
       partial.erase(0, start);
-      if (partial.size() > 16384) {  // an endless line: log it in pieces
-        lineLocked(isolate, partial, is_stderr);
-        partial.clear();
+      const bool report = !is_stderr && isReport(isolate, partial);
+      if (partial.size() > (report ? kMaxReportLine : kMaxLogLine)) {
+        if (report) {
+          LOG_WARN("isolate %s: dropped a report line over %zu bytes", isolate.tag().c_str(),
+                   kMaxReportLine);
+          partial.clear();
+          isolate.skip_line = true;
+        } else {  // an endless line: log it in pieces
+          lineLocked(isolate, partial, is_stderr);
+          partial.clear();
+        }
       }
     }
   }
 
+  // A line (or the start of one) the harness wrote: it begins with the process's nonce, which
+  // user code never sees.
+  static bool isReport(const Isolate& isolate, std::string_view line) {
+    return !isolate.nonce.empty() && line.size() > isolate.nonce.size() &&
+           line.starts_with(isolate.nonce) && line[isolate.nonce.size()] == ' ';
+  }
+
   void lineLocked(Isolate& isolate, std::string_view line, bool is_stderr) {
-    if (!is_stderr && !isolate.nonce.empty() && line.size() > isolate.nonce.size() &&
-        line.starts_with(isolate.nonce) && line[isolate.nonce.size()] == ' ') {
+    if (!is_stderr && isolate.skip_line) {  // the rest of a dropped report line
+      isolate.skip_line = false;
+      return;
+    }
+    if (!is_stderr && isReport(isolate, line)) {
       std::string_view report = line.substr(isolate.nonce.size() + 1);
-      if (report == "ready") {
+      if (report.starts_with("cluster ")) {
+        if (hub) hub->report(isolate.id, report.substr(8));
+      } else if (report == "ready") {
         readyLocked(isolate);
       } else if (report.starts_with("failed ")) {
         isolate.failure = std::string(report.substr(7));
@@ -763,6 +802,10 @@ struct IsolateRegistry::Impl {
     std::vector<Waiter> waiters = std::move(isolate.waiters);
     isolate.waiters.clear();
     Deployment* d = isolate.deployment;
+    // Shared isolates of a deployment are its cluster; a dedicated one is a cluster of one.
+    if (hub && d)
+      hub->join(isolate.id, isolate.instance_id.empty() ? d->key : std::string(),
+                isolate.process.stdin_fd);
     for (Waiter& waiter : waiters) {
       if (!waiter.instance_id.empty() || isolate.active < waiter.limit) {
         grantLocked(self, waiter);
@@ -830,6 +873,7 @@ struct IsolateRegistry::Impl {
       processes.erase(isolate->id);
       pumpQueuesLocked();
     }
+    if (hub) hub->leave(isolate->id);  // before its input pipe closes
     unwatch(*isolate);
     closeChildFds(isolate->process);
     std::error_code ec;
@@ -942,11 +986,14 @@ bool IsolateRegistry::configure(const RuntimeSettings& settings, std::string& er
     m.spare_failures = 0;
     m.started = true;
   }
+  if (!first && m.hub) m.hub->setTimeout(next.cluster_timeout);
   if (first) {
     if (!m.supervisor.start()) {
       error = "cannot start the isolate supervisor";
       return false;
     }
+    std::lock_guard<std::mutex> lock(m.mu);
+    m.hub = std::make_unique<ClusterHub>(m.supervisor.base(), next.cluster_timeout);
     m.supervisor.post([&m] {
       m.sweep_ev = event_new(m.supervisor.base(), -1, EV_PERSIST, Impl::onSweep, &m);
       timeval tv{0, static_cast<suseconds_t>(kSweepInterval.count() * 1000)};
@@ -992,6 +1039,10 @@ void IsolateRegistry::shutdown() {
   }
   for (pid_t pid : left) kill(pid, SIGKILL);
   m.supervisor.stop();
+  {
+    std::lock_guard<std::mutex> lock(m.mu);
+    m.hub.reset();  // the loop has stopped: its events can go from this thread
+  }
   for (pid_t pid : left) waitpid(pid, nullptr, 0);
   std::error_code ec;
   std::filesystem::remove_all(dir, ec);
@@ -1160,6 +1211,14 @@ std::string IsolateRegistry::statusJson() const {
   }
   json_object_set_new(root, "sticky", json_integer(static_cast<json_int_t>(sticky)));
   json_object_set_new(root, "deployments", deployments);
+  {
+    std::lock_guard<std::mutex> lock(m.mu);
+    if (m.hub) {
+      json_t* cluster = m.hub->totalsJson();
+      json_object_set_new(cluster, "clusters", m.hub->statusJson());
+      json_object_set_new(root, "cluster", cluster);
+    }
+  }
   char* text = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS);
   std::string out = text ? text : "{}";
   free(text);

@@ -45,6 +45,7 @@ constexpr DirectiveSpec kDirectives[] = {
     {"boot_cache", kRuntimeContext},
     {"sticky_ttl", kRuntimeContext},
     {"sticky_max", kRuntimeContext},
+    {"cluster_timeout", kRuntimeContext},
     {"origin_connect_timeout", kRuntimeContext},
     {"origin_timeout", kRuntimeContext},
     {"origin_max_response", kRuntimeContext},
@@ -107,6 +108,8 @@ bool compileRuntime(const config::Node& block, CompileContext& ctx, RuntimeSetti
     } else if (name == "sticky_max") {
       ok = ctx.countArg(node, 0, 10000000, n);
       s.sticky_max = n;
+    } else if (name == "cluster_timeout") {
+      ok = ctx.durationArg(node, s.cluster_timeout, true);
     } else if (name == "origin_connect_timeout") {
       ok = ctx.durationArg(node, s.origin.connect_timeout, true);
     } else if (name == "origin_timeout") {
@@ -229,6 +232,26 @@ class IsolateWait final : public RequestTask {
   bool queue_timer_ = false;  // the timer is the queue_timeout, not the request deadline
 };
 
+constexpr std::string_view kUidHeader = "x-subgate-uid";
+
+// identify()'s answer as a header value: bytes outside printable ASCII, '%' and spaces
+// percent-encoded (the harness decodes it as UTF-8).
+std::string uidHeaderValue(std::string_view identity) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(identity.size());
+  for (unsigned char c : identity) {
+    if (c > 0x20 && c < 0x7f && c != '%') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    }
+  }
+  return out;
+}
+
 int hexValue(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -327,9 +350,13 @@ void IsolatesModule::content(Request& req, const ModuleConf& module_conf) const 
     ingress.instance_id = std::move(*instance);
   }
   ingress.prewarm = req.header("x-deno-prewarm") == "1";
-  // Internal markers never reach user code.
+  // Internal markers never reach user code. x-subgate-uid names the connection's identifier
+  // in the cluster (cluster_hub.h): only subgate may set it, from identify().
   ingress.drop_headers.push_back("x-subgate-loop");
   ingress.drop_headers.push_back("x-deno-prewarm");
+  ingress.drop_headers.emplace_back(kUidHeader);
+  if (!ingress.identity.empty())
+    ingress.add_headers.emplace_back(kUidHeader, uidHeaderValue(ingress.identity));
   if (ingress.forwarded_host.empty()) {
     // No relay in front (forwarded_host off, e.g. the demo listener): the scheme user code
     // sees is the one the client used on this listener.

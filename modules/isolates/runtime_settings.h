@@ -25,6 +25,7 @@ struct RuntimeSettings {
   size_t boot_cache = 1000;                       // deployments whose code is kept
   std::chrono::milliseconds sticky_ttl{60000};    // identifier kept after its last request
   size_t sticky_max = 100000;                     // identifiers remembered per deployment
+  std::chrono::milliseconds cluster_timeout{5000};  // longest wait for siblings (cluster_hub.h)
   HttpClientOptions origin;                       // the /boot client
 };
 
