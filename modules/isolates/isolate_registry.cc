@@ -745,16 +745,16 @@ struct IsolateRegistry::Impl {
         lineLocked(isolate, std::string_view(partial).substr(start, nl - start), is_stderr);
       partial.erase(0, start);
       const bool report = !is_stderr && isReport(isolate, partial);
-      if (partial.size() > (report ? kMaxReportLine : kMaxLogLine)) {
-        if (report) {
-          LOG_WARN("isolate %s: dropped a report line over %zu bytes", isolate.tag().c_str(),
-                   kMaxReportLine);
-          partial.clear();
-          isolate.skip_line = true;
-        } else {  // an endless line: log it in pieces
-          lineLocked(isolate, partial, is_stderr);
-          partial.clear();
-        }
+      if (!is_stderr && isolate.skip_line) {
+        if (partial.size() > kMaxLogLine) partial.clear();  // still inside the dropped line
+      } else if (report && partial.size() > kMaxReportLine) {
+        LOG_WARN("isolate %s: dropped a report line over %zu bytes", isolate.tag().c_str(),
+                 kMaxReportLine);
+        partial.clear();
+        isolate.skip_line = true;
+      } else if (!report && partial.size() > kMaxLogLine) {  // an endless line: log it in pieces
+        lineLocked(isolate, partial, is_stderr);
+        partial.clear();
       }
     }
   }

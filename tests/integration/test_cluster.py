@@ -180,6 +180,21 @@ class SlowSibling(ClusterCase):
         sleepy.send("still here")
         said(sleepy, "sleepy", "still here")
 
+    def test_a_message_over_the_report_limit_is_dropped_and_the_next_one_passes(self):
+        a, _ = self.join("a")
+        b, _ = self.join("b")
+        c, _ = self.join("c")  # another isolate
+        big = "x" * (1100 * 1024)  # its report line is over subgate's 1 MiB bound
+        a.send(big)
+        said(a, "a", big)  # delivered locally
+        said(b, "a", big)
+        receipt = next_json(a, timeout=20)  # the harness gives up after cluster_timeout + 2 s
+        self.assertEqual((receipt["delivered"], receipt["isolates"], receipt["timedOut"]), (2, 0, 1))
+        a.send("small")
+        for member in (a, b, c):
+            said(member, "a", "small")  # c never saw the big one
+        self.assertEqual(next_json(a)["delivered"], 3)
+
 
 class Isolation(ClusterCase):
     def test_a_client_cannot_take_another_identifier(self):

@@ -408,7 +408,8 @@ class Lifecycle(IngressCase):
         def gone():
             return all(not os.path.exists(f"/proc/{pid}") or process_state(pid) == "Z" for pid in children)
         wait_until(gone, timeout=5, what="isolates to die with subgate")
-        self.assertTrue(os.path.exists(folder), "nothing could remove it yet")
+        # Nothing in this test removed it; a subgate of a test running in parallel may have (any
+        # start removes the folders of dead owners), so only its removal is checked.
         self.serve()  # the next subgate removes the dead one's folder (it listens before that)
         wait_until(lambda: not os.path.exists(folder), timeout=10, what="the orphan folder to go")
 

@@ -121,6 +121,27 @@ class ShippedConfig(SubgateTestCase):
         self.assertEqual([i["active"] for i in hello[0]["isolates"]], [0])
         self.assertEqual(hello[0]["sticky"], 1, "demo.lua identifies by client address")
 
+    def test_demo_chat_room(self):
+        from test_websockets import WsClient
+        demo = self.ports["8000"]
+        r = request(demo, path="/chat/")
+        self.assertEqual(r.status, 200)
+        self.assertIn(b"subgate chat", r.body)
+        members = {}
+        for name in ("alice", "bob"):
+            members[name] = WsClient(f"ws://127.0.0.1:{demo}/chat/ws?name={name}")
+            self.addCleanup(members[name].stop)
+            members[name].expect("open")
+            welcome = json.loads(members[name].expect("message")["data"])
+            self.assertEqual(welcome["uid"], name, "demo.lua names members from ?name=")
+        members["alice"].send("hi bob")
+        for c in members.values():
+            message = json.loads(c.expect("message")["data"])
+            self.assertEqual((message["from"], message["text"]), ("alice", "hi bob"))
+        members["bob"].send("/who")
+        who = json.loads(members["bob"].expect("message")["data"])
+        self.assertEqual((who["type"], who["here"]), ("who", ["alice", "bob"]))
+
 
 if __name__ == "__main__":
     unittest.main()
