@@ -118,6 +118,9 @@ class Gateway(LuaCase):
         alice = self.get("alice").body
         for _ in range(3):
             self.assertEqual(self.get("alice").body, alice, "alice stays on her isolate")
+        # A request counts until its exchange has ended, which can be a moment after the client
+        # read the answer (slow under ASan): start from an idle isolate.
+        wait_until(lambda: self.active() == [0], what="alice's requests to end")
         # Two of alice's connections fill her isolate (isolate_limit 2)...
         slow = [self.in_background("alice", path="/?wait=1500") for _ in range(2)]
         wait_until(lambda: self.active() == [2], what="alice's two connections in her isolate")
