@@ -99,6 +99,17 @@ std::string_view MessageHead::find(std::string_view name) const {
   return {};
 }
 
+void HeadParser::compact() {
+  std::vector<std::pair<size_t, size_t>>().swap(offsets_);
+  head_.headers.shrink_to_fit();
+}
+
+void HeadParser::releaseMemory() {
+  reset();
+  std::vector<std::pair<size_t, size_t>>().swap(offsets_);
+  std::vector<HeaderField>().swap(head_.headers);
+}
+
 void HeadParser::reset() {
   head_.headers.clear();
   head_.method = head_.target = head_.path = head_.query = head_.reason = {};
@@ -222,6 +233,8 @@ ParseStatus HeadParser::parseHeaderLine(std::string_view line) {
       return fail(badKind(), "invalid byte in a header value");
   if (offsets_.size() / 2 >= limits_.max_headers)
     return fail(ParseError::kTooManyHeaders, "too many header fields");
+  // One allocation for a typical head rather than a doubling series of small ones.
+  if (offsets_.capacity() == 0) offsets_.reserve(32);
   offsets_.emplace_back(line_start_, i);
   offsets_.emplace_back(line_start_ + v, v_end - v);
   return ParseStatus::kIncomplete;
@@ -233,6 +246,7 @@ ParseStatus HeadParser::finishHead(std::string_view data) {
   head_.version_minor = version_minor_;
   head_.head_bytes = scanned_;
   head_.headers.clear();
+  head_.headers.reserve(offsets_.size() / 2);
   for (size_t k = 0; k < offsets_.size(); k += 2)
     head_.headers.push_back({view(offsets_[k]), view(offsets_[k + 1])});
   if (mode_ == Mode::kRequest) {

@@ -108,6 +108,11 @@ class HeadParser {
 
   // Ready for the next message; keeps allocated capacity.
   void reset();
+  // For a head kept long (a WebSocket tunnel's): frees the parsing scratch and trims the header
+  // list to its size. head() stays valid. The next message regrows what it needs.
+  void compact();
+  // reset(), and gives back all memory (a connection that will parse nothing more for long).
+  void releaseMemory();
   // The parsed head's bytes moved in memory (see MessageHead::rebase).
   void rebaseHead(const char* from, const char* to) { head_.rebase(from, to); }
 

@@ -2,7 +2,8 @@
 //
 // Bytes are appended at the write end (writePtr()/commit() for reading from a socket straight
 // into the buffer) and consumed from the read end. Memory is allocated once and reused; it
-// grows only when a caller reserves more than fits. Not thread-safe.
+// grows only when a caller reserves more than fits. Blocks come from the thread's buffer pool
+// (core/net/buffer_pool.h), except the exact-size copy shrinkToFit() keeps. Not thread-safe.
 #pragma once
 
 #include <cstddef>
@@ -10,12 +11,14 @@
 #include <cstring>
 #include <string_view>
 
+#include "core/net/buffer_pool.h"
+
 namespace subgate {
 
 class IoBuffer {
  public:
   IoBuffer() = default;
-  ~IoBuffer() { std::free(data_); }
+  ~IoBuffer() { buffer_pool::give(data_, capacity_); }
   IoBuffer(const IoBuffer&) = delete;
   IoBuffer& operator=(const IoBuffer&) = delete;
 
@@ -31,8 +34,9 @@ class IoBuffer {
   size_t writable() const { return capacity_ - end_; }
   void commit(size_t n) { end_ += n; }
 
-  // Makes at least `n` bytes writable, moving unread bytes to the front or growing.
-  void reserve(size_t n) {
+  // Makes at least `n` bytes writable, moving unread bytes to the front or growing. An empty
+  // buffer without memory starts at `first` bytes (or more, if `n` needs it).
+  void reserve(size_t n, size_t first = 4096) {
     if (writable() >= n) return;
     if (start_ > 0) {
       std::memmove(data_, data_ + start_, end_ - start_);
@@ -40,12 +44,28 @@ class IoBuffer {
       start_ = 0;
       if (writable() >= n) return;
     }
-    size_t want = capacity_ ? capacity_ : 4096;
+    size_t want = capacity_ ? capacity_ : first;
     while (want - end_ < n) want *= 2;
-    data_ = static_cast<char*>(std::realloc(data_, want));
-    if (!data_) std::abort();  // out of memory: nothing sensible to do on the data path
+    want = buffer_pool::blockSize(want);
+    char* grown = buffer_pool::take(want);
+    if (end_ > 0) std::memcpy(grown, data_, end_);
+    buffer_pool::give(data_, capacity_);
+    data_ = grown;
     capacity_ = want;
   }
+
+  // For socket reads: a buffer without memory reads `first` bytes at most (most reads on a new
+  // or idle connection are small: a request head, a WebSocket frame); one that has memory, up to
+  // `chunk`. Touching 16 KiB per connection for a 300-byte head would leave pages resident
+  // that small long-lived objects later fragment (see docs/performance.md, idle WebSockets).
+  void reserveForRead(size_t chunk, size_t first = kFirstRead) {
+    if (capacity_ == 0) {
+      reserve(first < chunk ? first : chunk, first < chunk ? first : chunk);
+    } else {
+      reserve(chunk);
+    }
+  }
+  static constexpr size_t kFirstRead = 1024;
 
   void append(std::string_view bytes) {
     if (bytes.empty()) return;  // an empty view may have a null data pointer
@@ -68,8 +88,11 @@ class IoBuffer {
       end_ -= start_;
       start_ = 0;
     }
-    if (char* smaller = static_cast<char*>(std::realloc(data_, end_))) {
-      data_ = smaller;
+    // An exact-size copy from malloc: kept long, it should not hold a whole pool block.
+    if (char* exact = static_cast<char*>(std::malloc(end_))) {
+      std::memcpy(exact, data_, end_);
+      buffer_pool::give(data_, capacity_);
+      data_ = exact;
       capacity_ = end_;
     }
   }
@@ -77,7 +100,7 @@ class IoBuffer {
   // Releases the memory of an empty buffer above `keep` bytes (idle connections stay small).
   void shrinkIfEmpty(size_t keep) {
     if (readable() == 0 && capacity_ > keep) {
-      std::free(data_);
+      buffer_pool::give(data_, capacity_);
       data_ = nullptr;
       capacity_ = start_ = end_ = 0;
     }

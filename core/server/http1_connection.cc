@@ -181,7 +181,7 @@ void Http1Connection::destroyIfDone() {
 // ---- reading
 
 bool Http1Connection::readInto(IoBuffer& buffer, size_t max_bytes) {
-  buffer.reserve(std::min(max_bytes, kReadChunk));
+  buffer.reserveForRead(std::min(max_bytes, kReadChunk));
   size_t want = std::min(buffer.writable(), max_bytes);
   if (ssl_) {
     size_t got = 0;
@@ -588,6 +588,7 @@ void Http1Connection::sendSwitchingProtocols(const ResponseHead& head) {
   const char* before = in_.readPtr();
   in_.shrinkToFit();
   if (in_.readPtr() != before) parser_.rebaseHead(before, in_.readPtr());
+  parser_.compact();
 }
 
 bool Http1Connection::transportSendBody(std::string_view data) {

@@ -281,7 +281,7 @@ void ProxySession::readUpstream() {
   for (int i = 0; i < kReadsPerEvent && conn_ && !client_paused_; ++i) {
     if (!conn_->readable) break;
     IoBuffer& in = conn_->in;
-    in.reserve(kReadChunk);
+    in.reserveForRead(kReadChunk);
     size_t want = in.writable();
     ssize_t n = ::recv(conn_->fd(), in.writePtr(), want, 0);
     if (n < 0) {
@@ -411,6 +411,7 @@ void ProxySession::startTunnel() {
   conn_->in.consume(head.head_bytes);
   filtered = {};  // its views were for sendHead only; an idle tunnel keeps no capacity
   conn_->out.shrinkIfEmpty(0);
+  conn_->parser.releaseMemory();  // this connection parses no further response
   // From here on both directions are raw bytes until a side closes: the response body runs
   // until the upstream closes, the client's bytes are the request "body".
   tunnel_ = true;

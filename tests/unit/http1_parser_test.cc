@@ -43,6 +43,23 @@ TEST(Http1Parser, SimpleRequest) {
   EXPECT_EQ(head.head_bytes, text.size());
 }
 
+TEST(Http1Parser, CompactKeepsTheHeadAndReleaseMemoryStartsOver) {
+  HeadParser parser(Mode::kRequest);
+  std::string text = "GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n";
+  ASSERT_EQ(parseWhole(parser, text), ParseStatus::kDone);
+  parser.compact();
+  EXPECT_EQ(parser.head().headers.capacity(), 3u);
+  EXPECT_EQ(parser.head().find("upgrade"), "websocket");
+  EXPECT_EQ(parser.head().path, "/ws");
+  parser.releaseMemory();
+  EXPECT_EQ(parser.head().headers.capacity(), 0u);
+  EXPECT_TRUE(parser.head().method.empty());
+  // Still usable for the next message.
+  parser.reset();
+  ASSERT_EQ(parseWhole(parser, "GET /b HTTP/1.1\r\nHost: b\r\n\r\n"), ParseStatus::kDone);
+  EXPECT_EQ(parser.head().find("host"), "b");
+}
+
 TEST(Http1Parser, EverySplitGivesTheSameResult) {
   const std::string text =
       "POST /upload HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\nExpect: 100-continue\r\n"
