@@ -1,0 +1,74 @@
+// The boot path of IsolateRegistry::Impl (isolate_pool.h): a deployment's code is fetched from
+// its origin once (single flight, on its own thread) and cached (bounded: boot_cache); the
+// isolates that waited for it are then launched.
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/log/log.h"
+#include "modules/isolates/boot_client.h"
+#include "modules/isolates/isolate_pool.h"
+
+namespace subgate {
+
+void IsolateRegistry::Impl::fetchLocked(Deployment& d) {
+  if (d.fetching) return;
+  d.fetching = true;
+  ++counters.boots;
+  // One thread per fetch: fetches are rare (once per deployment while its code is cached) and
+  // a slow origin must not hold up other deployments' boots. The registry is never destroyed.
+  std::thread([this, dp = &d, subhoster = d.subhoster, rpc_root = d.rpc_root, id = d.deployment_id,
+               options = settings.origin] {
+    BootOutcome outcome = fetchDeployment(*subhoster, rpc_root, id, options);
+    std::lock_guard<std::mutex> lock(mu);
+    fetchDoneLocked(*dp, std::move(outcome));
+  }).detach();
+}
+
+void IsolateRegistry::Impl::fetchDoneLocked(Deployment& d, BootOutcome outcome) {
+  d.fetching = false;
+  std::vector<std::shared_ptr<Isolate>> waiting_code;
+  for (const auto& isolate : d.shared)
+    if (isolate->state == Isolate::State::kWaitingCode) waiting_code.push_back(isolate);
+  for (const auto& [id, isolate] : d.instances)
+    if (isolate->state == Isolate::State::kWaitingCode) waiting_code.push_back(isolate);
+  if (!outcome.code) {
+    LOG_WARN("deployment %s: boot failed: %s", d.deployment_id.c_str(), outcome.message.c_str());
+    for (const auto& isolate : waiting_code) {
+      failWaitersLocked(*isolate, outcome.error, outcome.message);
+      detachLocked(*isolate);
+      isolate->state = Isolate::State::kDead;
+    }
+    // Requests queued for room would boot the same failure: answer them now.
+    for (Waiter& waiter : d.queue) failLocked(waiter, outcome.error, outcome.message);
+    queued -= d.queue.size();
+    d.queue.clear();
+    pumpQueuesLocked();
+    if (d.empty() && !d.code) {
+      std::string key = d.key;
+      deployments.erase(key);
+    }  // keep no record of failed boots
+    return;
+  }
+  LOG_INFO("deployment %s: fetched from %s (%zu bytes)", d.deployment_id.c_str(),
+           d.rpc_root.c_str(), outcome.code->bundle.size());
+  d.code = std::move(outcome.code);
+  ++cached_code;
+  trimCodeCacheLocked();
+  for (const auto& isolate : waiting_code) launchLocked(isolate);
+}
+
+void IsolateRegistry::Impl::trimCodeCacheLocked() {
+  while (cached_code > settings.boot_cache) {
+    Deployment* oldest = nullptr;
+    for (auto& [key, d] : deployments)
+      if (d->code && d->empty() && (!oldest || d->last_used < oldest->last_used)) oldest = d.get();
+    if (!oldest) return;
+    --cached_code;
+    deployments.erase(oldest->key);
+  }
+}
+
+}  // namespace subgate

@@ -1,0 +1,99 @@
+// IsolateRegistry's reports (isolate_registry.h): the pool's counts for tests, and the pool as
+// JSON for the `status` handler. Both read the registry under its mutex (isolate_pool.h).
+#include <jansson.h>
+
+#include <cstdlib>
+#include <mutex>
+#include <string>
+
+#include "modules/isolates/isolate_pool.h"
+#include "modules/isolates/isolate_registry.h"
+
+namespace subgate {
+
+IsolateRegistry::Stats IsolateRegistry::stats() const {
+  Impl& m = *impl_;
+  std::lock_guard<std::mutex> lock(m.mu);
+  Stats s = m.counters;
+  s.isolates = m.live;
+  s.spares = m.spares.size();
+  s.deployments = m.deployments.size();
+  for (const auto& [key, d] : m.deployments) s.sticky += d->sticky.size();
+  return s;
+}
+
+namespace {
+
+const char* stateName(Isolate::State state) {
+  switch (state) {
+    case Isolate::State::kSpare: return "spare";
+    case Isolate::State::kWaitingCode: return "waiting_code";
+    case Isolate::State::kStarting: return "starting";
+    case Isolate::State::kReady: return "ready";
+    case Isolate::State::kStopping: return "stopping";
+    case Isolate::State::kDead: return "dead";
+  }
+  return "unknown";
+}
+
+json_t* isolateJson(const Isolate& isolate) {
+  json_t* out = json_object();
+  json_object_set_new(out, "id", json_integer(static_cast<json_int_t>(isolate.id)));
+  json_object_set_new(out, "instance_id",
+                      json_stringn(isolate.instance_id.data(), isolate.instance_id.size()));
+  json_object_set_new(out, "state", json_string(stateName(isolate.state)));
+  json_object_set_new(out, "active", json_integer(isolate.active));
+  json_object_set_new(out, "pid", json_integer(isolate.process.pid));
+  return out;
+}
+
+}  // namespace
+
+std::string IsolateRegistry::statusJson() const {
+  Impl& m = *impl_;
+  json_t* root = json_object();
+  json_t* deployments = json_array();
+  size_t sticky = 0;
+  {
+    std::lock_guard<std::mutex> lock(m.mu);
+    json_object_set_new(root, "isolates", json_integer(static_cast<json_int_t>(m.live)));
+    json_object_set_new(root, "spares", json_integer(static_cast<json_int_t>(m.spares.size())));
+    json_object_set_new(root, "boots", json_integer(static_cast<json_int_t>(m.counters.boots)));
+    json_object_set_new(root, "processes",
+                        json_integer(static_cast<json_int_t>(m.counters.processes)));
+    for (const auto& [key, d] : m.deployments) {
+      json_t* entry = json_object();
+      json_object_set_new(entry, "deployment_id",
+                          json_stringn(d->deployment_id.data(), d->deployment_id.size()));
+      json_object_set_new(entry, "subhoster",
+                          json_string(d->subhoster ? d->subhoster->name.c_str() : ""));
+      json_object_set_new(entry, "rpc_root", json_stringn(d->rpc_root.data(), d->rpc_root.size()));
+      json_object_set_new(entry, "queued", json_integer(static_cast<json_int_t>(d->queue.size())));
+      json_object_set_new(entry, "sticky", json_integer(static_cast<json_int_t>(d->sticky.size())));
+      sticky += d->sticky.size();
+      json_t* isolates = json_array();
+      for (const auto& isolate : d->shared) json_array_append_new(isolates, isolateJson(*isolate));
+      for (const auto& [id, isolate] : d->instances)
+        json_array_append_new(isolates, isolateJson(*isolate));
+      json_object_set_new(entry, "isolates", isolates);
+      json_array_append_new(deployments, entry);
+    }
+  }
+  json_object_set_new(root, "sticky", json_integer(static_cast<json_int_t>(sticky)));
+  json_object_set_new(root, "deployments", deployments);
+  {
+    std::lock_guard<std::mutex> lock(m.mu);
+    if (m.hub) {
+      json_t* cluster = m.hub->totalsJson();
+      json_object_set_new(cluster, "clusters", m.hub->statusJson());
+      json_object_set_new(root, "cluster", cluster);
+    }
+  }
+  char* text = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS);
+  std::string out = text ? text : "{}";
+  free(text);
+  json_decref(root);
+  return out;
+}
+
+}  // namespace subgate

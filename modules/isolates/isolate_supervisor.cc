@@ -1,0 +1,410 @@
+// The supervisor thread of IsolateRegistry::Impl (isolate_pool.h): it starts runtime processes
+// (or adopts a spare), writes their code and assignment line, reads their stdout and stderr line
+// by line (reports from the harness, logs otherwise), and handles their timers, their exits and
+// the idle sweep. Bookkeeping is done under the registry mutex, never across I/O that can block.
+#include <event2/event.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/error/error_kind.h"
+#include "core/log/log.h"
+#include "core/net/clock.h"
+#include "core/net/socket_address.h"
+#include "core/process/child_process.h"
+#include "modules/isolates/isolate_pool.h"
+#include "modules/isolates/runtime_launch.h"
+
+namespace subgate {
+
+namespace {
+
+constexpr size_t kStderrTail = 2048;
+constexpr std::string_view kOutOfMemoryMarker = "Fatal JavaScript out of memory";
+// Output lines longer than this are logged in pieces; a cluster report (nonce-prefixed) may be
+// longer, up to kMaxReportLine, and is dropped beyond it.
+constexpr size_t kMaxLogLine = 16384;
+constexpr size_t kMaxReportLine = 1u << 20;
+
+void appendJsonString(std::string& out, std::string_view text) {
+  out += '"';
+  appendJsonEscaped(out, text);
+  out += '"';
+}
+
+}  // namespace
+
+RuntimeLaunch IsolateRegistry::Impl::launchSettings() const {
+  std::lock_guard<std::mutex> lock(mu);
+  return {settings, harness_path, deno_dir};
+}
+
+bool IsolateRegistry::Impl::makeDirs(const std::string& dir, std::string& error) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir + "/code", ec);
+  if (!ec) std::filesystem::create_directories(dir + "/sock", ec);
+  if (ec) error = "cannot create " + dir + ": " + ec.message();
+  return !ec;
+}
+
+bool IsolateRegistry::Impl::spawn(const std::shared_ptr<Isolate>& isolate,
+                                  const DeploymentCode* code, std::string& error) {
+  if (!makeDirs(isolate->dir, error)) return false;
+  const RuntimeLaunch launch = launchSettings();
+  if (!spawnChild(runtimeArgv(launch, isolate->dir, code), runtimeEnv(launch), isolate->dir,
+                  isolate->process, error))
+    return false;
+  std::string address_error;
+  auto address = parseSocketAddress("unix:" + isolate->dir + "/sock/s.sock", 0, address_error);
+  isolate->server.address = *address;
+  isolate->server.peer = internPeer(address->text);
+  isolate->generic_net = !code || code->net != DeploymentCode::Net::kList;
+  watch(isolate);
+  ++counters.processes;
+  return true;
+}
+
+void IsolateRegistry::Impl::watch(const std::shared_ptr<Isolate>& isolate) {
+  event_base* base = supervisor.base();
+  Isolate* raw = isolate.get();
+  isolate->exit_ev = event_new(base, isolate->process.pidfd, EV_READ, onExit, raw);
+  isolate->out_ev =
+      event_new(base, isolate->process.stdout_fd, EV_READ | EV_PERSIST, onStdout, raw);
+  isolate->err_ev =
+      event_new(base, isolate->process.stderr_fd, EV_READ | EV_PERSIST, onStderr, raw);
+  isolate->timer = evtimer_new(base, onTimer, raw);
+  for (event* ev : {isolate->exit_ev, isolate->out_ev, isolate->err_ev}) event_add(ev, nullptr);
+  std::lock_guard<std::mutex> lock(mu);
+  processes[isolate->id] = isolate;
+}
+
+void IsolateRegistry::Impl::unwatch(Isolate& isolate) {
+  for (event** ev : {&isolate.exit_ev, &isolate.out_ev, &isolate.err_ev, &isolate.timer}) {
+    if (*ev) event_free(*ev);
+    *ev = nullptr;
+  }
+}
+
+void IsolateRegistry::Impl::launch(const std::shared_ptr<Isolate>& isolate) {
+  std::shared_ptr<Isolate> spare;
+  std::shared_ptr<const DeploymentCode> code;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    if (isolate->state != Isolate::State::kStarting || !isolate->deployment) return;
+    code = isolate->deployment->code;
+    isolate->dir = settings.dir + "/iso-" + std::to_string(isolate->id);
+    if (code->net != DeploymentCode::Net::kList) {
+      for (auto it = spares.begin(); it != spares.end(); ++it) {
+        if ((*it)->state == Isolate::State::kSpare && (*it)->generic_net) {
+          spare = *it;
+          spares.erase(it);
+          break;
+        }
+      }
+    }
+  }
+  std::string error;
+  bool ok;
+  if (spare) {
+    adopt(isolate, spare);
+    ok = true;
+  } else {
+    ok = spawn(isolate, code.get(), error);
+  }
+  if (ok) ok = writeCode(*isolate, *code, error) && assign(*isolate, *code, error);
+  if (!ok) {
+    LOG_ERROR("isolate %s: cannot start: %s", isolate->tag().c_str(), error.c_str());
+    if (isolate->process.pid > 0) kill(isolate->process.pid, SIGKILL);
+    std::lock_guard<std::mutex> lock(mu);
+    failWaitersLocked(*isolate, ErrorKind::kDeploymentFailed,
+                      "the isolate could not be started: " + error);
+    detachLocked(*isolate);
+    if (isolate->process.pid <= 0) isolate->state = Isolate::State::kDead;
+    return;
+  }
+  const timeval boot = toTimeval(launchSettings().settings.boot_timeout);
+  evtimer_add(isolate->timer, &boot);
+  if (spare) postEnsureSpares();
+}
+
+void IsolateRegistry::Impl::adopt(const std::shared_ptr<Isolate>& isolate,
+                                  const std::shared_ptr<Isolate>& spare) {
+  unwatch(*spare);
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    isolate->process = std::exchange(spare->process, ChildProcess{});
+    isolate->dir = std::move(spare->dir);
+    isolate->server = spare->server;
+    isolate->generic_net = spare->generic_net;
+    isolate->err_tail = std::move(spare->err_tail);
+    processes.erase(spare->id);
+    spare->state = Isolate::State::kDead;
+  }
+  watch(isolate);
+  LOG_DEBUG("isolate %s: took spare #%llu", isolate->tag().c_str(),
+            static_cast<unsigned long long>(spare->id));
+}
+
+bool IsolateRegistry::Impl::writeCode(const Isolate& isolate, const DeploymentCode& code,
+                                      std::string& error) {
+  std::string path = isolate.dir + "/code/" + code.entry_file;
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(code.bundle.data(), static_cast<std::streamsize>(code.bundle.size()));
+  out.close();
+  if (!out) error = "cannot write " + path;
+  return static_cast<bool>(out);
+}
+
+bool IsolateRegistry::Impl::assign(Isolate& isolate, const DeploymentCode& code,
+                                   std::string& error) {
+  std::string line = "{\"nonce\":";
+  appendJsonString(line, isolate.nonce);
+  line += ",\"module\":";
+  appendJsonString(line, "file://" + isolate.dir + "/code/" + code.entry_file);
+  line += ",\"envs\":" + code.envs_json;
+  line += std::string(",\"net\":") + (code.net == DeploymentCode::Net::kNone ? "false" : "true");
+  line += ",\"loop_tag\":";
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    appendJsonString(line, isolate.deployment ? isolate.deployment->loop_tag : std::string());
+    line += ",\"cluster_timeout_ms\":" + std::to_string(settings.cluster_timeout.count());
+  }
+  line += "}\n";
+  // A pipe takes 64 KiB at once; the assignment is a few hundred bytes (the code is a file).
+  ssize_t n = ::write(isolate.process.stdin_fd, line.data(), line.size());
+  if (n != static_cast<ssize_t>(line.size())) {
+    error = std::string("cannot hand the code to the runtime: ") +
+            (n < 0 ? std::strerror(errno) : "short write");
+    return false;
+  }
+  return true;
+}
+
+void IsolateRegistry::Impl::postEnsureSpares() {
+  supervisor.post([this] { ensureSpares(); });
+}
+
+void IsolateRegistry::Impl::ensureSpares() {
+  for (;;) {
+    std::shared_ptr<Isolate> spare;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (stopping || spares.size() >= settings.spare || spare_failures >= 3) return;
+      spare = std::make_shared<Isolate>();
+      spare->id = next_id++;
+      spare->dir = settings.dir + "/iso-" + std::to_string(spare->id);
+      spares.push_back(spare);
+    }
+    std::string error;
+    if (!spawn(spare, nullptr, error)) {
+      LOG_ERROR("spare runtime: cannot start: %s", error.c_str());
+      std::lock_guard<std::mutex> lock(mu);
+      std::erase(spares, spare);
+      ++spare_failures;
+      return;
+    }
+  }
+}
+
+void IsolateRegistry::Impl::trimSpares() {
+  std::lock_guard<std::mutex> lock(mu);
+  while (spares.size() > settings.spare) {
+    auto spare = spares.back();
+    spares.pop_back();
+    spare->state = Isolate::State::kStopping;
+    if (spare->process.pid > 0) kill(spare->process.pid, SIGKILL);
+  }
+}
+
+IsolateRegistry::Impl& IsolateRegistry::Impl::self() { return *IsolateRegistry::instance().impl_; }
+
+void IsolateRegistry::Impl::onStdout(evutil_socket_t fd, short, void* arg) {
+  std::lock_guard<std::mutex> lock(self().mu);
+  self().drainLocked(*static_cast<Isolate*>(arg), fd, false);
+}
+
+void IsolateRegistry::Impl::onStderr(evutil_socket_t fd, short, void* arg) {
+  std::lock_guard<std::mutex> lock(self().mu);
+  self().drainLocked(*static_cast<Isolate*>(arg), fd, true);
+}
+
+void IsolateRegistry::Impl::drainLocked(Isolate& isolate, int fd, bool is_stderr) {
+  char buf[8192];
+  std::string& partial = is_stderr ? isolate.err_partial : isolate.out_partial;
+  for (int rounds = 0; rounds < 64; ++rounds) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n <= 0) break;
+    partial.append(buf, static_cast<size_t>(n));
+    size_t start = 0;
+    for (size_t nl; (nl = partial.find('\n', start)) != std::string::npos; start = nl + 1)
+      lineLocked(isolate, std::string_view(partial).substr(start, nl - start), is_stderr);
+    partial.erase(0, start);
+    const bool report = !is_stderr && isReport(isolate, partial);
+    if (!is_stderr && isolate.skip_line) {
+      if (partial.size() > kMaxLogLine) partial.clear();  // still inside the dropped line
+    } else if (report && partial.size() > kMaxReportLine) {
+      LOG_WARN("isolate %s: dropped a report line over %zu bytes", isolate.tag().c_str(),
+               kMaxReportLine);
+      partial.clear();
+      isolate.skip_line = true;
+    } else if (!report && partial.size() > kMaxLogLine) {  // an endless line: log it in pieces
+      lineLocked(isolate, partial, is_stderr);
+      partial.clear();
+    }
+  }
+}
+
+bool IsolateRegistry::Impl::isReport(const Isolate& isolate, std::string_view line) {
+  return !isolate.nonce.empty() && line.size() > isolate.nonce.size() &&
+         line.starts_with(isolate.nonce) && line[isolate.nonce.size()] == ' ';
+}
+
+void IsolateRegistry::Impl::lineLocked(Isolate& isolate, std::string_view line, bool is_stderr) {
+  if (!is_stderr && isolate.skip_line) {  // the rest of a dropped report line
+    isolate.skip_line = false;
+    return;
+  }
+  if (!is_stderr && isReport(isolate, line)) {
+    std::string_view report = line.substr(isolate.nonce.size() + 1);
+    if (report.starts_with("cluster ")) {
+      if (hub) hub->report(isolate.id, report.substr(8));
+    } else if (report == "ready") {
+      readyLocked(isolate);
+    } else if (report.starts_with("failed ")) {
+      isolate.failure = std::string(report.substr(7));
+    }
+    return;
+  }
+  if (is_stderr) {
+    if (line.find(kOutOfMemoryMarker) != std::string_view::npos) isolate.memory_limit = true;
+    isolate.err_tail.append(line).push_back('\n');
+    if (isolate.err_tail.size() > kStderrTail)
+      isolate.err_tail.erase(0, isolate.err_tail.size() - kStderrTail);
+  }
+  logf(is_stderr ? LogLevel::kWarn : LogLevel::kInfo, "isolate %s: %.*s", isolate.tag().c_str(),
+       static_cast<int>(line.size()), line.data());
+}
+
+void IsolateRegistry::Impl::readyLocked(Isolate& isolate) {
+  if (isolate.state != Isolate::State::kStarting) return;
+  isolate.state = Isolate::State::kReady;
+  if (isolate.timer) evtimer_del(isolate.timer);
+  std::shared_ptr<Isolate> self = processes.count(isolate.id) ? processes[isolate.id] : nullptr;
+  if (!self) return;
+  LOG_INFO("isolate %s: ready", isolate.tag().c_str());
+  std::vector<Waiter> waiters = std::move(isolate.waiters);
+  isolate.waiters.clear();
+  Deployment* d = isolate.deployment;
+  // Shared isolates of a deployment are its cluster; a dedicated one is a cluster of one.
+  if (hub && d)
+    hub->join(isolate.id, isolate.instance_id.empty() ? d->key : std::string(),
+              isolate.process.stdin_fd);
+  for (Waiter& waiter : waiters) {
+    if (!waiter.instance_id.empty() || isolate.active < waiter.limit) {
+      grantLocked(self, waiter);
+    } else if (d) {
+      d->queue.push_front(std::move(waiter));
+      ++queued;
+    }
+  }
+  if (d) serveQueueLocked(*d);
+}
+
+void IsolateRegistry::Impl::onTimer(evutil_socket_t, short, void* arg) {
+  Impl& m = self();
+  auto* isolate = static_cast<Isolate*>(arg);
+  std::lock_guard<std::mutex> lock(m.mu);
+  if (isolate->state == Isolate::State::kStarting) {
+    LOG_WARN("isolate %s: did not start serving within boot_timeout (%lld ms)",
+             isolate->tag().c_str(), static_cast<long long>(m.settings.boot_timeout.count()));
+    isolate->failure = "the isolate did not start serving within boot_timeout";
+    m.failWaitersLocked(*isolate, ErrorKind::kDeploymentFailed, isolate->failure);
+    m.detachLocked(*isolate);
+    isolate->state = Isolate::State::kStopping;
+  }
+  if (isolate->state == Isolate::State::kStopping && isolate->process.pid > 0)
+    kill(isolate->process.pid, SIGKILL);
+}
+
+void IsolateRegistry::Impl::onExit(evutil_socket_t, short, void* arg) {
+  Impl& m = self();
+  std::shared_ptr<Isolate> isolate;
+  {
+    std::lock_guard<std::mutex> lock(m.mu);
+    isolate = m.processes[static_cast<Isolate*>(arg)->id];
+    m.drainLocked(*isolate, isolate->process.stdout_fd, false);
+    m.drainLocked(*isolate, isolate->process.stderr_fd, true);
+  }
+  int status = 0;
+  waitpid(isolate->process.pid, &status, 0);
+  m.exited(isolate, status);
+}
+
+void IsolateRegistry::Impl::exited(const std::shared_ptr<Isolate>& isolate, int status) {
+  std::string how = WIFEXITED(status) ? "exited with status " + std::to_string(WEXITSTATUS(status))
+                                      : "was killed by signal " + std::to_string(WTERMSIG(status));
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    const bool expected = isolate->state == Isolate::State::kStopping;
+    if (isolate->memory_limit) {
+      LOG_WARN("isolate %s: exceeded its memory limit and %s", isolate->tag().c_str(), how.c_str());
+    } else if (expected) {
+      LOG_INFO("isolate %s: stopped (%s)", isolate->tag().c_str(), how.c_str());
+    } else {
+      LOG_WARN("isolate %s: %s", isolate->tag().c_str(), how.c_str());
+    }
+    if (isolate->failure.empty()) isolate->failure = "the isolate " + how;
+    ErrorKind kind = isolate->memory_limit ? ErrorKind::kMemoryLimit : ErrorKind::kDeploymentFailed;
+    failWaitersLocked(*isolate, kind, isolate->failure);
+    detachLocked(*isolate);
+    isolate->state = Isolate::State::kDead;
+    if (std::erase(spares, isolate) > 0 && !expected) ++spare_failures;
+    processes.erase(isolate->id);
+    pumpQueuesLocked();
+  }
+  if (hub) hub->leave(isolate->id);  // before its input pipe closes
+  unwatch(*isolate);
+  closeChildFds(isolate->process);
+  std::error_code ec;
+  std::filesystem::remove_all(isolate->dir, ec);
+  ensureSpares();
+}
+
+void IsolateRegistry::Impl::onSweep(evutil_socket_t, short, void*) {
+  Impl* self = &Impl::self();
+  std::lock_guard<std::mutex> lock(self->mu);
+  const SteadyTime now = steadyNow();
+  std::vector<std::shared_ptr<Isolate>> idle;
+  for (auto& [key, d] : self->deployments) {
+    auto consider = [&](const std::shared_ptr<Isolate>& isolate) {
+      if (isolate->state == Isolate::State::kReady && isolate->active == 0 &&
+          isolate->waiters.empty() && now - isolate->last_used >= self->settings.idle_timeout)
+        idle.push_back(isolate);
+    };
+    for (const auto& isolate : d->shared) consider(isolate);
+    for (const auto& [id, isolate] : d->instances) consider(isolate);
+  }
+  for (auto& entry : self->deployments) {
+    Deployment* d = entry.second.get();
+    d->sticky.sweep(now, self->settings.sticky_ttl, [d](const Isolate& isolate) {
+      return isolate.deployment == d;  // an isolate taken out of its deployment is no target
+    });
+  }
+  for (const auto& isolate : idle) {
+    LOG_INFO("isolate %s: idle for %lld ms, stopping", isolate->tag().c_str(),
+             static_cast<long long>(self->settings.idle_timeout.count()));
+    self->stopLocked(isolate);
+  }
+}
+
+}  // namespace subgate

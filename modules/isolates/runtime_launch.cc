@@ -1,0 +1,71 @@
+#include "modules/isolates/runtime_launch.h"
+
+#include <signal.h>
+#include <sys/types.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+
+namespace subgate {
+
+std::vector<std::string> runtimeArgv(const RuntimeLaunch& launch, const std::string& dir,
+                                     const DeploymentCode* code) {
+  const RuntimeSettings& settings = launch.settings;
+  std::vector<std::string> argv = {settings.deno_path, "run",         "--quiet",
+                                   "--no-prompt",      "--no-config", "--no-lock"};
+  argv.push_back("--allow-read=" + dir + "/code," + dir + "/sock");
+  argv.push_back("--allow-write=" + dir + "/sock");
+  argv.push_back("--allow-env");
+  if (!code || code->net != DeploymentCode::Net::kList) {
+    if (!code || code->net == DeploymentCode::Net::kAll || code->net == DeploymentCode::Net::kNone)
+      argv.push_back("--allow-net");  // kNone: revoked by the harness, so spares stay generic
+  } else {
+    // The harness's own socket must be allowed too: Deno checks unix listeners as net access.
+    std::string list = "unix:" + dir + "/sock/s.sock";
+    for (const std::string& host : code->net_allow) list += "," + host;
+    argv.push_back("--allow-net=" + list);
+  }
+  argv.push_back("--v8-flags=--max-old-space-size=" +
+                 std::to_string(std::max<uint64_t>(settings.memory_limit >> 20, 16)));
+  argv.push_back(launch.harness_path);
+  argv.push_back(dir + "/sock/s.sock");
+  return argv;
+}
+
+std::vector<std::string> runtimeEnv(const RuntimeLaunch& launch) {
+  return {"DENO_DIR=" + launch.deno_dir, "NO_COLOR=1", "DENO_NO_UPDATE_CHECK=1", "DENO_NO_PROMPT=1",
+          "PATH=/usr/bin:/bin"};
+}
+
+namespace {
+
+// Whether `pid` is a running process. A zombie counts as dead: in a container whose init does
+// not reap, a killed subgate stays a zombie indefinitely.
+bool processAlive(pid_t pid) {
+  if (kill(pid, 0) != 0 && errno == ESRCH) return false;
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return true;  // cannot tell: leave its folder alone
+  size_t paren = line.rfind(')');  // the command name may contain spaces and parentheses
+  return paren == std::string::npos || paren + 2 >= line.size() || line[paren + 2] != 'Z';
+}
+
+}  // namespace
+
+void removeOrphanFolders() {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/tmp", ec)) {
+    const std::string name = entry.path().filename().string();
+    if (!name.starts_with("subgate-") || name.size() != 14) continue;  // mkdtemp's 6 characters
+    std::ifstream owner(entry.path() / kOwnerFile);
+    pid_t pid = 0;
+    if (!(owner >> pid) || pid <= 0) continue;
+    if (processAlive(pid)) continue;
+    std::filesystem::remove_all(entry.path(), ec);
+  }
+}
+
+}  // namespace subgate
