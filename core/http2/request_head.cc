@@ -1,8 +1,35 @@
 #include "core/http2/request_head.h"
 
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
 #include <charconv>
+#include <chrono>
+#include <cstring>
 
 namespace subgate::http2 {
+namespace {
+
+// RFC 6455 §4.1: a base64-encoded 16-byte nonce. The upstream answers with a hash of it, which
+// subgate drops (RFC 8441 clients do not use it), so the nonce protects nothing here; a weak
+// fallback is acceptable when the RNG fails.
+void appendWebSocketKey(std::string& out) {
+  unsigned char nonce[16];
+  if (RAND_bytes(nonce, sizeof nonce) != 1) {
+    ERR_clear_error();
+    static thread_local uint64_t counter = 0;
+    uint64_t parts[2] = {
+        static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()),
+        ++counter};
+    std::memcpy(nonce, parts, sizeof nonce);
+  }
+  unsigned char encoded[4 * ((sizeof nonce + 2) / 3) + 1];
+  int n = EVP_EncodeBlock(encoded, nonce, sizeof nonce);
+  out.append(reinterpret_cast<const char*>(encoded), static_cast<size_t>(n));
+}
+
+}  // namespace
 
 void RequestHeadBuilder::reset() {
   storage_.clear();
@@ -10,6 +37,7 @@ void RequestHeadBuilder::reset() {
   bytes_ = 0;
   regular_ = 0;
   overflow_ = HeadError::kNone;
+  websocket_ = false;
   head_ = http1::MessageHead();
   error_message_ = "";
 }
@@ -33,8 +61,27 @@ void RequestHeadBuilder::add(std::string_view name, std::string_view value) {
 
 HeadError RequestHeadBuilder::fail(HeadError error, const char* message) {
   error_message_ = message;
+  websocket_ = false;
   head_ = http1::MessageHead();
   return error;
+}
+
+void RequestHeadBuilder::addUpgradeFields() {
+  bool has_version = false;
+  for (const Field& f : fields_)
+    has_version |=
+        std::string_view(storage_).substr(f.name_at, f.name_len) == "sec-websocket-version";
+  auto add = [this](std::string_view name, std::string_view value) {
+    fields_.push_back({storage_.size(), name.size(), storage_.size() + name.size(), value.size()});
+    storage_.append(name);
+    storage_.append(value);
+  };
+  add("upgrade", "websocket");
+  if (!has_version) add("sec-websocket-version", "13");
+  const size_t at = storage_.size();
+  storage_.append("sec-websocket-key");
+  appendWebSocketKey(storage_);
+  fields_.push_back({at, 17, at + 17, storage_.size() - at - 17});
 }
 
 HeadError RequestHeadBuilder::finish(bool end_stream) {
@@ -42,6 +89,32 @@ HeadError RequestHeadBuilder::finish(bool end_stream) {
     return fail(overflow_, "the request headers are larger than client_max_header_size");
   if (overflow_ == HeadError::kTooManyHeaders)
     return fail(overflow_, "the request has more header fields than client_max_headers");
+  // The method and :protocol decide what the head becomes (RFC 8441 §4).
+  {
+    std::string_view method, protocol;
+    bool has_protocol = false;
+    for (const Field& f : fields_) {
+      std::string_view name = std::string_view(storage_).substr(f.name_at, f.name_len);
+      if (name == ":method") method = std::string_view(storage_).substr(f.value_at, f.value_len);
+      if (name == ":protocol") {
+        protocol = std::string_view(storage_).substr(f.value_at, f.value_len);
+        has_protocol = true;
+      }
+    }
+    if (method == "CONNECT" && !has_protocol)
+      return fail(HeadError::kBadRequest,
+                  "CONNECT is not supported (WebSockets use extended CONNECT, RFC 8441)");
+    if (has_protocol) {
+      if (!extended_connect_)
+        return fail(HeadError::kBadRequest, ":protocol without SETTINGS_ENABLE_CONNECT_PROTOCOL");
+      if (method != "CONNECT")
+        return fail(HeadError::kBadRequest, ":protocol on a request that is not CONNECT");
+      if (!http1::iequals(protocol, "websocket"))
+        return fail(HeadError::kBadRequest,
+                    "unsupported :protocol (subgate serves websocket only)");
+      websocket_ = true;
+    }
+  }
   // Cookies may come split into several fields (RFC 9113 §8.2.3): one field for HTTP/1.1.
   size_t cookies = 0;
   for (const Field& f : fields_)
@@ -62,6 +135,8 @@ HeadError RequestHeadBuilder::finish(bool end_stream) {
     joined.value_len = storage_.size() - joined.value_at;
     fields_.push_back(joined);
   }
+  const size_t generated_at = fields_.size();  // the client's fields (and joined cookies) before
+  if (websocket_) addUpgradeFields();
   // From here on storage_ does not change: views into it stay valid.
   const std::string_view all(storage_);
   std::string_view method, path, authority, scheme;
@@ -69,7 +144,8 @@ HeadError RequestHeadBuilder::finish(bool end_stream) {
   head_ = http1::MessageHead();
   head_.headers.reserve(fields_.size() + 1);
   size_t cookie_seen = 0;
-  for (const Field& f : fields_) {
+  for (size_t i = 0; i < fields_.size(); ++i) {
+    const Field& f = fields_[i];
     std::string_view name = all.substr(f.name_at, f.name_len);
     std::string_view value = all.substr(f.value_at, f.value_len);
     if (!name.empty() && name[0] == ':') {
@@ -82,6 +158,8 @@ HeadError RequestHeadBuilder::finish(bool end_stream) {
         has_authority = !value.empty();
       } else if (name == ":scheme") {
         scheme = value;
+      } else if (name == ":protocol") {
+        // Checked above; the upgrade fields stand for it.
       } else {
         return fail(HeadError::kBadRequest, "unknown pseudo-header");
       }
@@ -89,10 +167,11 @@ HeadError RequestHeadBuilder::finish(bool end_stream) {
     }
     if (name == "cookie" && cookies > 1 && ++cookie_seen <= cookies) continue;  // the parts
     if (name == "host" && has_authority) continue;  // :authority wins (RFC 9113 §8.3.1)
+    // An RFC 8441 client sends no key (:protocol replaced it); if it did, the upstream gets ours.
+    if (websocket_ && i < generated_at && name == "sec-websocket-key") continue;
     head_.headers.push_back({name, value});
   }
   if (method.empty()) return fail(HeadError::kBadRequest, "missing :method");
-  if (method == "CONNECT") return fail(HeadError::kBadRequest, "CONNECT is not supported");
   if (scheme.empty()) return fail(HeadError::kBadRequest, "missing :scheme");
   if (path.empty()) return fail(HeadError::kBadRequest, "missing :path");
   if (path[0] != '/' && !(path == "*" && method == "OPTIONS"))
@@ -102,7 +181,7 @@ HeadError RequestHeadBuilder::finish(bool end_stream) {
     // The host header goes first, as an HTTP/1.1 client would send it.
     head_.headers.insert(head_.headers.begin(), http1::HeaderField{"host", authority});
   }
-  head_.method = method;
+  head_.method = websocket_ ? std::string_view("GET") : method;
   head_.target = path;
   size_t question = path.find('?');
   head_.path = path.substr(0, question);
@@ -110,6 +189,12 @@ HeadError RequestHeadBuilder::finish(bool end_stream) {
   head_.version_minor = 1;
   head_.keep_alive = true;
   std::string_view length = head_.find("content-length");
+  if (websocket_) {
+    if (!length.empty())
+      return fail(HeadError::kBadRequest, "content-length on an extended CONNECT");
+    head_.upgrade = true;  // framing stays kNone: the stream's DATA is tunnel bytes
+    return HeadError::kNone;
+  }
   if (!length.empty()) {
     uint64_t value = 0;
     auto [end, ec] = std::from_chars(length.data(), length.data() + length.size(), value);

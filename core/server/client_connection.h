@@ -11,6 +11,9 @@ class ClientConnection {
   virtual ~ClientConnection() = default;
   // Graceful shutdown: close when idle; let requests in progress finish.
   virtual void drain() = 0;
+  // The worker now serves a reloaded config (SIGHUP). Each request already picks the listener's
+  // current config when it starts; a connection with more to do (HTTP/2: GOAWAY) overrides this.
+  virtual void configReloaded() {}
 };
 
 }  // namespace subgate

@@ -1,7 +1,6 @@
 #include "core/server/http2_connection.h"
 
 #include <openssl/err.h>
-
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -11,6 +10,7 @@
 #include <cstring>
 
 #include "core/log/log.h"
+#include "core/server/http2_stream.h"
 #include "core/server/worker.h"
 #include "core/tls/tls_context.h"
 
@@ -19,19 +19,14 @@ namespace {
 
 constexpr size_t kReadChunk = 16 * 1024;
 constexpr size_t kOutHighWater = 128 * 1024;     // frames produced ahead of the socket
-constexpr size_t kStreamHighWater = 64 * 1024;   // a stream's unsent response bytes: pause
-constexpr size_t kStreamLowWater = 16 * 1024;    // ... and resume below this
 constexpr int32_t kStreamWindow = 256 * 1024;    // request body bytes a stream may have in flight
 constexpr int32_t kConnectionWindow = 4 * 1024 * 1024;
 constexpr uint32_t kMaxConcurrentStreams = 128;
 constexpr uint32_t kMaxResetsPerSecond = 200;
-constexpr uint64_t kMaxDiscard = 1 << 20;  // unread body bytes skipped after a response, then reset   // client RST_STREAMs before ENHANCE_YOUR_CALM
-
-bool isConnectionSpecific(std::string_view name) {
-  return http1::iequals(name, "connection") || http1::iequals(name, "keep-alive") ||
-         http1::iequals(name, "proxy-connection") || http1::iequals(name, "transfer-encoding") ||
-         http1::iequals(name, "upgrade") || http1::iequals(name, "content-length");
-}
+constexpr uint64_t kMaxDiscard = 1 << 20;  // unread body bytes skipped after a response, then reset
+// drain(): the PING whose ACK ends the grace for streams in flight, and how long to wait for it.
+constexpr uint8_t kDrainPing[8] = {'s', 'g', '-', 'd', 'r', 'a', 'i', 'n'};
+constexpr auto kDrainPingWait = std::chrono::seconds(1);
 
 http2::HeadError limitError(ErrorKind& kind, http2::HeadError error) {
   switch (error) {
@@ -44,147 +39,6 @@ http2::HeadError limitError(ErrorKind& kind, http2::HeadError error) {
 }
 
 }  // namespace
-
-// One stream: its request, the request body not yet taken, the response not yet framed.
-class Http2Connection::Stream final : public RequestTransport {
- public:
-  Stream(Http2Connection& connection, int32_t id, const http1::Limits& limits)
-      : conn(connection), id(id), builder(limits) {}
-
-  void transportSendHead(const ResponseHead& head,
-                         std::span<const std::pair<std::string, std::string>> extra) override;
-  bool transportSendBody(std::string_view data) override;
-  void transportEndResponse(std::string_view trailers) override;
-  void transportFlush() override { conn.scheduleDeferred(); }
-  void transportStartBody() override;
-  void transportResumeBody() override;
-  void transportAbort() override;
-
-  void resumeData() {
-    if (!data_deferred || closed) return;
-    data_deferred = false;
-    nghttp2_session_resume_data(conn.session_, id);
-  }
-
-  Http2Connection& conn;
-  const int32_t id;
-  http2::RequestHeadBuilder builder;
-  Request req;
-  bool started = false;
-  bool remote_ended = false;  // END_STREAM from the client
-  bool closed = false;        // nghttp2 closed the stream: reap it
-  // Request body.
-  IoBuffer pending;  // arrived, not yet taken by the sink (its stream window not given back)
-  uint64_t body_bytes = 0;
-  bool body_reading = false;
-  bool body_paused = false;
-  bool body_end_delivered = false;
-  bool discard_body = false;
-  bool response_sent = false;  // END_STREAM went out before the client's
-  bool reset_after_response = false;  // the body timed out: end the stream once answered
-  SteadyTime body_progress{};  // the last time body bytes arrived or the sink asked for more
-
-  // The body is expected and nothing holds it back but the client (client_body_timeout runs).
-  bool awaitingBody() const {
-    return started && body_reading && !remote_ended && !body_paused && !closed && !discard_body &&
-           req.active() && !req.finished();
-  }
-  SteadyTime bodyDeadline() const { return body_progress + req.location().core.client_body_timeout; }
-  uint64_t discarded = 0;
-  // Response.
-  IoBuffer out;
-  bool head_sent = false;
-  bool bodiless = false;
-  bool response_done = false;
-  bool data_deferred = false;
-  bool want_drain = false;
-  bool notify_drained = false;
-};
-
-void Http2Connection::Stream::transportSendHead(const ResponseHead& head,
-                                                std::span<const std::pair<std::string, std::string>> extra) {
-  if (closed || head_sent) return;
-  head_sent = true;
-  const int status = head.status < 200 ? 502 : head.status;  // no 1xx / 101 over HTTP/2 here
-  bodiless = head.bodiless || status == 204 || status == 304 ||
-             (head.content_length && *head.content_length == 0);
-  std::vector<std::string> names;  // lowercased copies (nghttp2 copies nva on submit)
-  names.reserve(head.headers.size() + extra.size());
-  std::vector<nghttp2_nv> nva;
-  nva.reserve(head.headers.size() + extra.size() + 2);
-  char status_text[4];
-  std::to_chars(status_text, status_text + 3, status);
-  auto add = [&nva](std::string_view name, std::string_view value) {
-    nva.push_back({reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
-                   reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(),
-                   NGHTTP2_NV_FLAG_NONE});
-  };
-  add(":status", std::string_view(status_text, 3));
-  auto add_field = [&](std::string_view name, std::string_view value) {
-    if (isConnectionSpecific(name) || name.empty()) return;
-    std::string& lower = names.emplace_back(name);
-    std::transform(lower.begin(), lower.end(), lower.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    add(lower, value);
-  };
-  for (const http1::HeaderField& field : head.headers) add_field(field.name, field.value);
-  for (const auto& [name, value] : extra) add_field(name, value);
-  char length_text[24];
-  if (head.content_length && status != 204) {
-    auto [end, ec] = std::to_chars(length_text, length_text + sizeof length_text, *head.content_length);
-    (void)ec;
-    add("content-length", std::string_view(length_text, end - length_text));
-  }
-  nghttp2_data_provider provider{};
-  provider.source.ptr = this;
-  provider.read_callback = readResponse;
-  int rv = nghttp2_submit_response(conn.session_, id, nva.data(), nva.size(), bodiless ? nullptr : &provider);
-  if (rv != 0) {
-    LOG_DEBUG("HTTP/2 response on stream %d: %s", id, nghttp2_strerror(rv));
-    nghttp2_submit_rst_stream(conn.session_, NGHTTP2_FLAG_NONE, id, NGHTTP2_INTERNAL_ERROR);
-  }
-  conn.scheduleDeferred();
-}
-
-bool Http2Connection::Stream::transportSendBody(std::string_view data) {
-  if (closed || bodiless || !head_sent || data.empty()) return true;
-  out.append(data);
-  resumeData();
-  conn.scheduleDeferred();
-  if (out.readable() >= kStreamHighWater) {
-    want_drain = true;
-    return false;
-  }
-  return true;
-}
-
-void Http2Connection::Stream::transportEndResponse(std::string_view) {
-  response_done = true;
-  resumeData();
-  conn.scheduleDeferred();
-}
-
-void Http2Connection::Stream::transportStartBody() {
-  if (body_reading) return;
-  body_reading = true;
-  body_progress = steadyNow();
-  conn.pumpBody(*this);
-  conn.scheduleDeferred();  // window updates
-}
-
-void Http2Connection::Stream::transportResumeBody() {
-  if (!body_paused) return;
-  body_paused = false;
-  body_progress = steadyNow();
-  conn.pumpBody(*this);
-  conn.scheduleDeferred();
-}
-
-void Http2Connection::Stream::transportAbort() {
-  if (!closed) nghttp2_submit_rst_stream(conn.session_, NGHTTP2_FLAG_NONE, id, NGHTTP2_INTERNAL_ERROR);
-  discard_body = true;
-  conn.scheduleDeferred();
-}
 
 // ---- connection
 
@@ -238,6 +92,8 @@ bool Http2Connection::setUpSession() {
       {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, kMaxConcurrentStreams},
       {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, static_cast<uint32_t>(kStreamWindow)},
       {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, header_list},
+      // RFC 8441: WebSockets by extended CONNECT (Stream::builder accepts :protocol).
+      {NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1},
   };
   if (nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, std::size(settings)) != 0) return false;
   nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0, kConnectionWindow);
@@ -392,6 +248,12 @@ int Http2Connection::onFrameRecv(nghttp2_session* session, const nghttp2_frame* 
     case NGHTTP2_RST_STREAM:
       self->countReset();
       return 0;
+    case NGHTTP2_PING:
+      // Every stream the client opened before it saw the shutdown notice came before this ACK.
+      if ((frame->hd.flags & NGHTTP2_FLAG_ACK) && self->draining_ &&
+          std::memcmp(frame->ping.opaque_data, kDrainPing, sizeof kDrainPing) == 0)
+        self->finishDrain();
+      return 0;
     case NGHTTP2_HEADERS:
     case NGHTTP2_DATA:
       break;
@@ -430,6 +292,7 @@ void Http2Connection::startStream(Stream& stream, bool end_stream) {
   }
   const http1::MessageHead& head = stream.builder.head();
   const ServerConf& server = listen->findServer(head.find("host"));
+  stream.websocket = stream.builder.webSocket();
   stream.req.begin(&stream, &worker_, config, &server, &head, remote_ip_);
   stream.req.setSecure(ssl_ != nullptr);
   stream.req.run();
@@ -447,7 +310,9 @@ int Http2Connection::onDataChunk(nghttp2_session* session, uint8_t, int32_t stre
   }
   stream->body_bytes += len;
   stream->body_progress = steadyNow();
-  if (stream->req.active() && !stream->discard_body && !stream->req.finished()) {
+  // A WebSocket's DATA is tunnel bytes, not a body: no client_max_body_size.
+  if (stream->req.active() && !stream->discard_body && !stream->req.finished() &&
+      !stream->websocket) {
     uint64_t max = stream->req.location().core.max_body_bytes;
     if (max && stream->body_bytes > max) {
       stream->discard_body = true;
@@ -530,30 +395,6 @@ int Http2Connection::onFrameSend(nghttp2_session* session, const nghttp2_frame* 
   return 0;
 }
 
-ssize_t Http2Connection::readResponse(nghttp2_session*, int32_t, uint8_t* buf, size_t length, uint32_t* flags,
-                                      nghttp2_data_source* source, void*) {
-  auto* stream = static_cast<Stream*>(source->ptr);
-  size_t n = std::min(length, stream->out.readable());
-  if (n > 0) {
-    std::memcpy(buf, stream->out.readPtr(), n);
-    stream->out.consume(n);
-  }
-  if (stream->out.readable() == 0) {
-    stream->out.shrinkIfEmpty(0);
-    if (stream->response_done) {
-      *flags |= NGHTTP2_DATA_FLAG_EOF;
-    } else if (n == 0) {
-      stream->data_deferred = true;
-      return NGHTTP2_ERR_DEFERRED;
-    }
-  }
-  if (stream->want_drain && stream->out.readable() < kStreamLowWater) {
-    stream->want_drain = false;
-    stream->notify_drained = true;
-  }
-  return static_cast<ssize_t>(n);
-}
-
 void Http2Connection::countReset() {
   SteadyTime now = steadyNow();
   auto elapsed = now - reset_window_;
@@ -593,12 +434,8 @@ void Http2Connection::afterIo() {
   }
   reapStreams();
   if (closed_) return;
-  if (draining_ && streams_.empty() && !goaway_sent_) {
-    goaway_sent_ = true;
-    nghttp2_session_terminate_session(session_, NGHTTP2_NO_ERROR);
-    sendOutput();
-  }
-  if (closed_) return;
+  // Draining ends here too: once the final GOAWAY is out and no stream is left, nghttp2 wants
+  // neither to read nor to write (the final GOAWAY named the last stream: no other follows).
   const bool done = !nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_);
   if (out_.readable() == 0 && (done || (goaway_sent_ && !nghttp2_session_want_write(session_)))) close();
 }
@@ -683,15 +520,28 @@ void Http2Connection::reapStreams() {
 // ---- end
 
 void Http2Connection::drain() {
-  if (closed_ || draining_) return;
+  if (closed_ || draining_ || goaway_sent_) return;
   draining_ = true;
   ++callback_depth_;
-  // Streams the client opened so far are served; later ones are refused by the GOAWAY.
-  nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(session_),
-                        NGHTTP2_NO_ERROR, nullptr, 0);
+  // RFC 9113 §6.8, in two steps: a GOAWAY naming stream 2^31-1 tells the client to open no more
+  // streams while the ones it may be opening right now are still accepted; after a round trip
+  // (the ACK of this PING) the final GOAWAY names the last stream that will be served.
+  drain_deadline_ = steadyNow() + kDrainPingWait;
+  if (nghttp2_submit_shutdown_notice(session_) != 0 ||
+      nghttp2_submit_ping(session_, NGHTTP2_FLAG_NONE, kDrainPing) != 0)
+    finishDrain();
   afterIo();
   --callback_depth_;
   destroyIfDone();
+}
+
+void Http2Connection::finishDrain() {
+  if (drain_final_) return;
+  drain_final_ = true;
+  nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE,
+                        nghttp2_session_get_last_proc_stream_id(session_), NGHTTP2_NO_ERROR,
+                        nullptr, 0);
+  scheduleDeferred();
 }
 
 void Http2Connection::close() {
@@ -725,13 +575,19 @@ void Http2Connection::refreshTimer() {
     deadline_ = SteadyTime::max();
     for (const Stream* stream : streams_)
       if (stream->awaitingBody()) deadline_ = std::min(deadline_, stream->bodyDeadline());
-    if (deadline_ == SteadyTime::max()) return;
   }
+  if (draining_ && !drain_final_) deadline_ = std::min(deadline_, drain_deadline_);
+  if (deadline_ == SteadyTime::max()) return;
   timer_.arm(deadline_, now);
 }
 
 void Http2Connection::handleTimeout() {
   deadline_ = SteadyTime::max();
+  if (draining_ && !drain_final_ && steadyNow() >= drain_deadline_) {
+    // No PING ACK in time: end the grace now; the other deadlines are armed again afterwards.
+    finishDrain();
+    return;
+  }
   if (out_.readable() > 0 && !writable_) {
     LOG_INFO("HTTP/2 client %s timed out reading the response", remote_ip_.c_str());
     close();

@@ -11,8 +11,12 @@
 //
 // Flow control follows back-pressure: the connection window is given back as bytes arrive, a
 // stream's window only as its request's BodySink takes the bytes. A stream's response buffer
-// above kStreamHighWater makes sendBody() return false; the task hears onClientDrained() once
-// nghttp2 has taken it below kStreamLowWater.
+// above kHttp2StreamHighWater makes sendBody() return false; the task hears onClientDrained()
+// once nghttp2 has taken it below kHttp2StreamLowWater. Streams (their response framing, the
+// upstream's trailers, RFC 8441 WebSocket tunnels) are in http2_stream.h.
+//
+// SETTINGS: MAX_CONCURRENT_STREAMS, INITIAL_WINDOW_SIZE, MAX_HEADER_LIST_SIZE and
+// ENABLE_CONNECT_PROTOCOL=1 (WebSockets by extended CONNECT).
 //
 // Threading: owned by its Worker, used only on that worker's thread. Closed streams (and the
 // connection itself) are deleted from the event loop, never inside a call a module made.
@@ -48,8 +52,13 @@ class Http2Connection final : public ClientConnection {
 
   // `initial`: bytes the HTTP/1.1 side read already (the h2c preface and what followed).
   void start(std::string_view initial);
-  // Graceful: GOAWAY naming the last stream seen; open streams finish, then the connection closes.
+  // Graceful (shutdown, reload): a GOAWAY shutdown notice and a PING; once the PING is
+  // acknowledged (or after a second) the final GOAWAY names the last stream the client opened.
+  // Open streams (WebSocket tunnels included) finish, then the connection closes.
   void drain() override;
+  // A reload: drain(), so that the client opens a new connection, which serves the new config
+  // from its first stream on (certificates, listen options and limits included).
+  void configReloaded() override { drain(); }
 
  private:
   class Stream;
@@ -75,6 +84,8 @@ class Http2Connection final : public ClientConnection {
   void startStream(Stream& stream, bool end_stream);
   void pumpBody(Stream& stream);
   void countReset();
+  // The second GOAWAY of drain(): streams after the last one processed are refused.
+  void finishDrain();
   // Produces frames into out_ and writes them; then tells drained streams, reaps closed ones.
   void afterIo();
   void sendOutput();
@@ -108,6 +119,8 @@ class Http2Connection final : public ClientConnection {
   bool writable_ = true;
   bool closed_ = false;
   bool draining_ = false;
+  bool drain_final_ = false;  // the final GOAWAY of drain() was submitted
+  SteadyTime drain_deadline_{};
   bool goaway_sent_ = false;
   bool failed_ = false;  // a callback asked for the connection to end
   bool any_stream_ = false;

@@ -148,6 +148,9 @@ void Worker::applyConfig(std::shared_ptr<const RuntimeConfig> config, std::vecto
     slot->config = config_;
     slot->conf = config_->findListen(fd.address);
   }
+  // Copy: a connection told may close at once and leave connections_.
+  std::vector<ClientConnection*> open(connections_.begin(), connections_.end());
+  for (ClientConnection* connection : open) connection->configReloaded();
 }
 
 void Worker::onAccept(evutil_socket_t, short, void* arg) {

@@ -51,7 +51,8 @@ class Worker {
 
   // Main thread: creates the loop and starts the thread serving `config` on `fds`.
   bool start(std::shared_ptr<const RuntimeConfig> config, std::vector<ListenFd> fds, std::string& err);
-  // Main thread: serve a new config (new connections and requests use it).
+  // Main thread: serve a new config (new connections and requests use it; HTTP/2 connections
+  // are drained with GOAWAY so that their clients reconnect to it).
   void postConfig(std::shared_ptr<const RuntimeConfig> config, std::vector<ListenFd> fds);
   // Main thread: stop accepting; graceful waits for requests in flight (up to the config's
   // shutdown_timeout), otherwise the loop ends at once.

@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -16,6 +17,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from backend_server import PATTERN  # noqa: E402
+from h2_client import H2Client  # noqa: E402
 from harness import SubgateTestCase, free_port, request, wait_until  # noqa: E402
 from test_tls import make_ca, make_cert  # noqa: E402
 
@@ -67,7 +69,7 @@ class Http2(SubgateTestCase):
         self.backend = self.start_backend()
         self.tls_port = free_port()
         d = self.dir
-        self.sg = self.start_subgate(f"""
+        self.config = f"""
             workers 2;
             error_log stderr info;
             server {{
@@ -84,7 +86,8 @@ class Http2(SubgateTestCase):
                 location /dead {{ proxy_pass http://127.0.0.1:1; }}
                 location = /count {{ client_body_timeout 1s; proxy_pass http://127.0.0.1:{self.backend.port}; }}
             }}
-        """)
+        """
+        self.sg = self.start_subgate(self.config)
         self.h2c = f"http://127.0.0.1:{self.sg.port}"
         self.h2s = f"https://a.test:{self.tls_port}"
         wait_until(lambda: self._port_open(self.tls_port), what="the TLS listener")
@@ -150,7 +153,8 @@ class Http2(SubgateTestCase):
         self.assertEqual(p.returncode, 0, p.stderr)
         out = p.stdout.decode()
         self.assertIn("recv SETTINGS frame", out)
-        self.assertIn("(niv=3)", out)
+        self.assertIn("(niv=4)", out)
+        self.assertIn("[SETTINGS_ENABLE_CONNECT_PROTOCOL(0x08):1]", out)
         self.assertIn("[SETTINGS_MAX_CONCURRENT_STREAMS(0x03):128]", out)
         self.assertEqual(out.count(":status: 200"), 8)
         # One connection, eight streams.
@@ -277,15 +281,92 @@ class Http2(SubgateTestCase):
         self.assertTrue(p.stdout.startswith(b"HTTP/2 431"), p.stdout[:200])
 
     def test_graceful_stop_finishes_open_streams(self):
-        proc = subprocess.Popen(["curl", "-sS", "--http2-prior-knowledge",
-                                 self.h2c + "/api/stream?chunks=4&interval_ms=300"],
+        # nghttp, not curl: curl 7.88 ends a transfer as soon as its session, told GOAWAY, has no
+        # open stream left, dropping DATA it had not handed over yet when trailers (which
+        # /stream sends) close the stream in the same read.
+        proc = subprocess.Popen(["nghttp", "-v", self.h2c + "/api/stream?chunks=4&interval_ms=300"],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         wait_until(lambda: self.backend.requests >= 1, what="the request to reach the backend")
         self.sg.signal(15)
         out, err = proc.communicate(timeout=30)
         self.assertEqual(proc.returncode, 0, err)
+        self.assertIn(b"recv GOAWAY frame", out)
         self.assertIn(b"chunk 3", out)
+        self.assertIn(b"x-trailer: done", out)
 
+
+    def test_response_trailers(self):
+        # The backend's chunked /stream ends with the trailer "X-Trailer: done": a trailing
+        # HEADERS frame with END_STREAM after the DATA.
+        url = "/api/stream?chunks=2&interval_ms=10"
+        p = subprocess.run(["nghttp", "-v", self.h2c + url], capture_output=True, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        out = p.stdout.decode()
+        self.assertIn("recv (stream_id=13) x-trailer: done", out)
+        tail = out[out.index("x-trailer: done"):]
+        self.assertIn("recv HEADERS frame", tail)
+        self.assertIn("; END_STREAM | END_HEADERS", tail)
+        p = self.curl("--http2", "-i", self.h2s + url)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertTrue(p.stdout.startswith(b"HTTP/2 200"), p.stdout)
+        self.assertTrue(p.stdout.endswith(b"chunk 1\nx-trailer: done\r\n"), p.stdout)
+        c = H2Client(self.sg.port)
+        self.addCleanup(c.close)
+        s = c.response(c.request(url))
+        self.assertEqual(bytes(s.data), b"chunk 0\nchunk 1\n")
+        self.assertEqual(s.trailers, [("x-trailer", "done")])
+        data_frames = [f for f in c.frames if f[0] == 0 and f[2] == s.id]
+        self.assertFalse(any(flags & 1 for _, flags, _ in data_frames), "END_STREAM on a DATA frame")
+        # A response with a length has no trailers: END_STREAM on its last DATA frame.
+        s = c.response(c.request("/small"))
+        self.assertIsNone(s.trailers)
+
+    def test_reload_sends_goaway_and_open_streams_finish(self):
+        c = H2Client(self.sg.port)
+        self.addCleanup(c.close)
+        self.assertEqual(bytes(c.response(c.request("/")).data), b"hello\n")
+        slow = c.request("/api/slow?ms=1500")
+        nghttp = subprocess.Popen(["nghttp", "-v", f"https://127.0.0.1:{self.tls_port}/api/slow?ms=1500"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.addCleanup(lambda: nghttp.poll() is None and nghttp.kill())
+        wait_until(lambda: self.backend.requests >= 2, what="both slow requests to reach the backend")
+        self.sg.write_config(self.config.replace('return 200 "hello\\n"', 'return 200 "two\\n"')
+                             .replace("@PORT@", str(self.sg.port)))
+        self.sg.signal(signal.SIGHUP)
+        c.wait(lambda: len(c.goaways) >= 2, what="the shutdown notice and the final GOAWAY")
+        # NO_ERROR both; the final one names the stream in flight, which is served.
+        self.assertEqual(c.goaways[:2], [(2**31 - 1, 0), (slow.id, 0)])
+        self.assertFalse(slow.done)
+        c.response(slow)
+        self.assertEqual((slow.status, bytes(slow.data)), (200, b"slow\n"))
+        c.wait_closed()  # no streams left: the connection ends
+        out, err = nghttp.communicate(timeout=30)
+        self.assertEqual(nghttp.returncode, 0, err)
+        self.assertIn(b"recv GOAWAY frame", out)
+        self.assertIn(b":status: 200", out)
+        self.assertIn(b"slow", out)
+        # New connections serve the new config.
+        fresh = H2Client(self.sg.port)
+        self.addCleanup(fresh.close)
+        self.assertEqual(bytes(fresh.response(fresh.request("/")).data), b"two\n")
+
+    def test_reload_serves_streams_opened_before_the_client_saw_goaway(self):
+        # The client reads the shutdown notice but holds back the PING ACK: a stream it opens
+        # meanwhile stands for one that was on the wire when the notice left. It is served, and
+        # the final GOAWAY (after the ACK) names it.
+        c = H2Client(self.sg.port, answer_pings=False)
+        self.addCleanup(c.close)
+        self.assertEqual(c.response(c.request("/")).status, 200)
+        self.sg.signal(signal.SIGHUP)
+        c.wait(lambda: c.goaways and c.pings, what="the shutdown notice and its PING")
+        self.assertEqual(c.goaways, [(2**31 - 1, 0)])
+        late = c.response(c.request("/small"))
+        self.assertEqual((late.status, bytes(late.data)), (200, b"small\n"))
+        self.assertEqual(len(c.goaways), 1)
+        c.send_frame(6, 1, 0, c.pings[0])  # PING ACK
+        c.wait(lambda: len(c.goaways) >= 2, what="the final GOAWAY")
+        self.assertEqual(c.goaways[1], (late.id, 0))
+        c.wait_closed()
 
 if __name__ == "__main__":
     unittest.main()
