@@ -295,6 +295,7 @@ void Http2Connection::startStream(Stream& stream, bool end_stream) {
   stream.websocket = stream.builder.webSocket();
   stream.req.begin(&stream, &worker_, config, &server, &head, remote_ip_);
   stream.req.setSecure(ssl_ != nullptr);
+  stream.req.setExtendedConnect(stream.websocket);
   stream.req.run();
 }
 

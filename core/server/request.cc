@@ -31,6 +31,7 @@ void Request::reset() {
   finished_ = false;
   logged_ = false;
   secure_ = false;
+  extended_connect_ = false;
   status_ = 0;
   body_bytes_sent_ = 0;
   error_.reset();

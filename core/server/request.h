@@ -108,6 +108,10 @@ class Request {
   // Whether the client connection is TLS (set by the transport after begin()).
   bool secure() const { return secure_; }
   void setSecure(bool secure) { secure_ = secure; }
+  // An HTTP/2 extended CONNECT (RFC 8441) carried as an HTTP/1.1 upgrade: its client reads any
+  // 2xx as "tunnel open", so only a 101 from the upstream may answer it with success.
+  bool extendedConnect() const { return extended_connect_; }
+  void setExtendedConnect(bool extended) { extended_connect_ = extended; }
   bool hasBody() const { return head_->framing != http1::BodyFraming::kNone; }
 
   // ---- where it is served
@@ -186,6 +190,7 @@ class Request {
   bool finished_ = false;
   bool logged_ = false;
   bool secure_ = false;
+  bool extended_connect_ = false;
   int status_ = 0;
   uint64_t body_bytes_sent_ = 0;
   std::optional<ErrorKind> error_;

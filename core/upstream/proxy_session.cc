@@ -360,6 +360,11 @@ bool ProxySession::parseHead() {
     break;
   }
   const http1::MessageHead& head = conn_->parser.head();
+  if (req_.extendedConnect() && head.status >= 200 && head.status < 300) {
+    upstreamFailed(ErrorKind::kUpstreamError,
+                   "the upstream answered the WebSocket upgrade with a 2xx instead of 101", 0);
+    return false;
+  }
   response_framing_ = head.framing;
   response_remaining_ = head.content_length;
   response_keep_alive_ = head.keep_alive;

@@ -1,5 +1,6 @@
 // The HTTP/2 request head builder over untrusted decoded fields: input lines "name\tvalue";
-// a line "!" ends the field list with END_STREAM. Checks that a built head is self-consistent.
+// a line "!" ends the field list with END_STREAM; a line "+" turns on extended CONNECT
+// (RFC 8441). Checks that a built head is self-consistent.
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
@@ -23,6 +24,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       end_stream = true;
       continue;
     }
+    if (line == "+") {
+      builder.setExtendedConnect(true);
+      continue;
+    }
     size_t tab = line.find('\t');
     if (tab == std::string_view::npos) continue;
     builder.add(line.substr(0, tab), line.substr(tab + 1));
@@ -32,6 +37,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (head.path.size() + (head.query.empty() ? 0 : head.query.size() + 1) > head.target.size())
       __builtin_trap();
     (void)head.find("host");
+    // A WebSocket upgrade carries exactly the key subgate generated and no body framing.
+    if (builder.webSocket() && (head.method != "GET" || head.find("sec-websocket-key").size() != 24 ||
+                                head.framing != http1::BodyFraming::kNone))
+      __builtin_trap();
   }
   return 0;
 }

@@ -34,7 +34,8 @@ class WsBackend:
     any path but /refuse: upgrades (choosing the first offered subprotocol) and echoes "echo " + each message;
          "server-close" makes it send close 4000 and close; after the client's EOF it sends
          "bye after eof" and closes (a half-closed tunnel still carries the server's bytes).
-    /refuse: 403 with a body. `requests` holds (method, target, {lowercase name: value});
+    /refuse: 403 with a body. /ignore: 200 with a body (an upgrade it did not take).
+    `requests` holds (method, target, {lowercase name: value});
     `events` what each tunnel saw ("close-frame", "eof")."""
 
     def __init__(self):
@@ -81,6 +82,10 @@ class WsBackend:
                 headers[name.strip().lower()] = value.strip()
             with self.lock:
                 self.requests.append((method, target, headers))
+            if target == "/ignore":
+                body = b"plain page\n"
+                conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body))
+                return
             if target == "/refuse" or headers.get("upgrade", "").lower() != "websocket":
                 body = b"no websockets here\n"
                 conn.sendall(b"HTTP/1.1 403 Forbidden\r\ncontent-length: %d\r\nx-refused: yes\r\n\r\n%s"
@@ -248,6 +253,14 @@ class Http2WebSocketsToUpstream(SubgateTestCase):
         self.assertEqual(s.header("x-refused"), "yes")
         self.assertEqual(bytes(s.data), b"no websockets here\n")
         self.assertIsNone(s.reset)
+
+    def test_a_2xx_without_the_upgrade_is_no_tunnel(self):
+        # An RFC 8441 client takes any 2xx as "tunnel open": only a 101 upstream may give one.
+        c = self.client()
+        s = self.open_ws(c, path="/ignore")
+        c.response(s)
+        self.assertEqual(s.status, 502)
+        self.assertEqual(json.loads(s.header("x-deno-error"))["code"], "UPSTREAM_ERROR")
 
     def test_tls_h2(self):
         c = self.client(tls=True)
