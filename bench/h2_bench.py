@@ -65,7 +65,7 @@ def main():
             f.write(f"""
                 workers 1;
                 error_log stderr warn;
-                upstream backend {{ server 127.0.0.1:{backend}; keepalive 64; }}
+                upstream backend {{ server 127.0.0.1:{backend}; keepalive 128; }}
                 server {{
                     listen 127.0.0.1:{plain} http2;
                     listen 127.0.0.1:{tls} ssl http2;
@@ -80,7 +80,7 @@ def main():
         # nginx
         plain, tls = ib.free_port(), ib.free_port()
         procs["nginx"] = ib.start_nginx(os.path.join(tmp, "nginx"), f"""
-            upstream backend {{ server 127.0.0.1:{backend}; keepalive 64; }}
+            upstream backend {{ server 127.0.0.1:{backend}; keepalive 128; }}
             server {{
                 listen 127.0.0.1:{plain} http2;
                 listen 127.0.0.1:{tls} ssl http2;

@@ -124,6 +124,7 @@ void Http2Connection::onSocketEvent(evutil_socket_t, short what, void* arg) {
   ++self->callback_depth_;
   if (what & EV_WRITE) self->writable_ = true;
   if (what & (EV_READ | EV_CLOSED)) self->readable_ = true;
+  if (what & EV_CLOSED) self->rdhup_ = true;
   if (self->readable_) self->handleReadable();
   self->afterIo();
   --self->callback_depth_;
@@ -201,6 +202,8 @@ void Http2Connection::handleReadable() {
         return;
       }
       got = static_cast<size_t>(n);
+      // A short read drains the socket until the next edge: no recv just to see EAGAIN.
+      if (got < sizeof buf && !rdhup_) readable_ = false;
     }
     if (!feed(buf, got)) return;
   }

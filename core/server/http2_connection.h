@@ -117,6 +117,7 @@ class Http2Connection final : public ClientConnection {
   IoBuffer out_;
   bool readable_ = true;
   bool writable_ = true;
+  bool rdhup_ = false;  // EPOLLRDHUP seen: read on to the EOF even after a short read
   bool closed_ = false;
   bool draining_ = false;
   bool drain_final_ = false;  // the final GOAWAY of drain() was submitted
