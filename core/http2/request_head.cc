@@ -53,6 +53,12 @@ void RequestHeadBuilder::add(std::string_view name, std::string_view value) {
     overflow_ = HeadError::kTooManyHeaders;
     return;
   }
+  if (fields_.empty()) {
+    // One allocation each for a typical request instead of a doubling series (a builder
+    // lives for one stream).
+    storage_.reserve(512);
+    fields_.reserve(16);
+  }
   Field field{storage_.size(), name.size(), storage_.size() + name.size(), value.size()};
   storage_.append(name);
   storage_.append(value);

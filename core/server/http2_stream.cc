@@ -46,9 +46,13 @@ void Http2Connection::Stream::transportSendHead(
   const int status = tunnel ? 200 : head.status < 200 ? 502 : head.status;  // no 1xx here
   bodiless = !tunnel && (head.bodiless || status == 204 || status == 304 ||
                          (head.content_length && *head.content_length == 0));
-  std::vector<std::string> names;  // lowercased copies (nghttp2 copies nva on submit)
+  // Lowercased name copies and the field list, reused by every response of this thread:
+  // nghttp2 copies the fields on submit. Reserved before any push, so views stay valid.
+  thread_local std::vector<std::string> names;
+  thread_local std::vector<nghttp2_nv> nva;
+  names.clear();
+  nva.clear();
   names.reserve(head.headers.size() + extra.size());
-  std::vector<nghttp2_nv> nva;
   nva.reserve(head.headers.size() + extra.size() + 2);
   char status_text[4];
   std::to_chars(status_text, status_text + 3, status);
