@@ -28,6 +28,9 @@ struct Limits {
   uint64_t instructions = 1000000;
   // Bytes the call may allocate above what the VM held when the call started.
   size_t memory_bytes = 16u << 20;
+  // Bytes the whole VM (every script's globals and garbage) may hold during the call: what a
+  // script piles up across calls is bounded too, not only what one call adds.
+  size_t total_bytes = 256u << 20;
 };
 
 // What `req` shows a script. The caller fills it; every view must stay valid for the whole

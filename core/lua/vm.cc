@@ -308,9 +308,15 @@ void VmState::beginCall(const Script& script, const RequestView* req, const Limi
   hook_interval_ = limits.instructions < static_cast<uint64_t>(kHookInterval)
                        ? static_cast<int>(limits.instructions > 0 ? limits.instructions : 1)
                        : kHookInterval;
-  limit_bytes_ = limits.memory_bytes;
   memory_limit_ =
       limits.memory_bytes > SIZE_MAX - in_use_ ? SIZE_MAX : in_use_ + limits.memory_bytes;
+  // The VM-wide cap applies when it is the tighter one; the error names the cap that bit.
+  limit_bytes_ = limits.memory_bytes;
+  limit_is_total_ = limits.total_bytes < memory_limit_;
+  if (limit_is_total_) {
+    memory_limit_ = limits.total_bytes;
+    limit_bytes_ = limits.total_bytes;
+  }
   counting_ = true;
   // Setting the hook also restarts its countdown, so every call gets whole steps.
   lua_sethook(L_, countHook, LUA_MASKCOUNT, hook_interval_);
@@ -332,7 +338,9 @@ Abort VmState::endCall(int status, std::string& error) {
                 std::to_string(instruction_limit_) + " instructions)";
         break;
       case Abort::kMemory:
-        error = name + ": memory limit exceeded (" + std::to_string(limit_bytes_) + " bytes)";
+        error = name + (limit_is_total_ ? ": the Lua VM's memory limit exceeded ("
+                                        : ": memory limit exceeded (") +
+                std::to_string(limit_bytes_) + " bytes)";
         break;
       case Abort::kNone:
         if (lua_type(L_, -1) == LUA_TSTRING) {

@@ -113,6 +113,7 @@ class VmState {
   uint64_t instruction_limit_ = 0;
   int hook_interval_ = kHookInterval;
   size_t limit_bytes_ = 0;
+  bool limit_is_total_ = false;  // this call's cap is Limits::total_bytes (the VM's)
   Abort abort_ = Abort::kNone;
   std::string abort_where_;  // "path:line" where the budget ran out
   const RequestView* request_ = nullptr;

@@ -38,6 +38,7 @@ constexpr DirectiveSpec kDirectives[] = {
     {"lua_script", kScopes},
     {"lua_instructions", kScopes},
     {"lua_memory", kScopes},
+    {"lua_memory_total", kScopes},
 };
 
 constexpr size_t kMaxIdentity = 4096;
@@ -213,11 +214,16 @@ std::shared_ptr<const ModuleConf> LuaModule::compileLocation(const Scope& scope,
     if (!ctx.sizeArg(*n, value, 64 * 1024)) return nullptr;
     conf->limits.memory_bytes = value;
   }
+  if ((n = scope.find("lua_memory_total"))) {
+    if (!ctx.sizeArg(*n, value, 1024 * 1024)) return nullptr;
+    conf->limits.total_bytes = value;
+  }
   const std::string path = ctx.resolvePath(node->args[0]);
   // The cache is mutable only while this config compiles (one thread).
   auto& cache = const_cast<ScriptCache&>(*ctx.config.mainOf<ScriptCache>(this));
   const std::string cache_key = path + '\n' + std::to_string(conf->limits.instructions) + '\n' +
-                                std::to_string(conf->limits.memory_bytes);
+                                std::to_string(conf->limits.memory_bytes) + '\n' +
+                                std::to_string(conf->limits.total_bytes);
   if (auto it = cache.scripts.find(cache_key); it != cache.scripts.end()) {
     conf->script = it->second;
   } else {

@@ -4,6 +4,7 @@
 //   lua_script FILE;        (main, server, location) the script; compiled when the config loads
 //   lua_instructions N;     (default 1000000) instruction budget per call
 //   lua_memory SIZE;        (default 16m) memory one call may add to its VM
+//   lua_memory_total SIZE;  (default 256m) memory the VM may hold in all during a call
 //
 // Access phase, after forwarded_host and subhost_auth (so req.host and req.claims are set), the
 // script's hooks run in this order, each only if defined:

@@ -226,6 +226,7 @@ class ConfigChecks(LuaCase):
             ("lua_script /nonexistent/x.lua;", "/nonexistent/x.lua"),
             (f"lua_script {no_hooks};", "defines none of the hooks"),
             (f"lua_script {self.script}; lua_memory 1k;", "lua_memory"),
+            (f"lua_script {self.script}; lua_memory_total 100k;", "lua_memory_total"),
             (f"lua_script {self.script}; lua_instructions 10;", "lua_instructions"),
         ]:
             code, output, _ = run_check(server % directives)

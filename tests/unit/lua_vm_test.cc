@@ -409,6 +409,31 @@ TEST_F(LuaVmTest, MemoryCapDropsScriptStateAndNextCallWorks) {
   }
 }
 
+TEST_F(LuaVmTest, TheVmWideCapBoundsWhatAScriptPilesUpAcrossCalls) {
+  auto script = compile(R"(
+    hoard = {}
+    function identify(req)
+      hoard[#hoard + 1] = string.rep("x", 100000) .. #hoard  -- 100 kB more each call
+      return tostring(#hoard)
+    end)",
+                        "grow.lua");
+  ASSERT_TRUE(script);
+  Limits limits;
+  limits.memory_bytes = 16u << 20;  // each call stays far below its own cap
+  limits.total_bytes = 2u << 20;
+  int calls = 0;
+  CallResult result;
+  for (; calls < 100; ++calls) {
+    result = callMode(*script, Hook::kIdentify, "", limits);
+    if (!result.ok) break;
+  }
+  ASSERT_LT(calls, 100) << "the VM-wide cap never bit";
+  EXPECT_GE(calls, 5);
+  EXPECT_EQ(result.error, "grow.lua: the Lua VM's memory limit exceeded (2097152 bytes)");
+  EXPECT_LT(vm_.memoryInUse(), 1u << 20);
+  EXPECT_EQ(identify(*script, "", limits), "1") << "its globals were dropped";
+}
+
 TEST_F(LuaVmTest, SandboxHidesDangerousFunctions) {
   auto script = compile(R"(
     function identify(req)
