@@ -390,18 +390,17 @@ void ClusterHub::onCallTimeout(evutil_socket_t, short, void* arg) {
   call->hub->finish(call->delivery);
 }
 
-json_t* ClusterHub::statusJson() const {
+json_t* ClusterHub::clusterJson(const std::string& cluster_key) const {
   std::lock_guard<std::mutex> lock(mu_);
-  json_t* out = json_object();
-  for (const auto& [key, cluster] : clusters_) {
-    json_t* entry = countersJson(cluster->counters);
-    json_object_set_new(entry, "members",
-                        json_integer(static_cast<json_int_t>(cluster->members.size())));
-    json_object_set_new(entry, "identifiers",
-                        json_integer(static_cast<json_int_t>(cluster->uids.size())));
-    json_object_set_new(out, key.empty() ? "(dedicated)" : key.c_str(), entry);
-  }
-  return out;
+  auto it = clusters_.find(cluster_key);
+  if (it == clusters_.end()) return nullptr;
+  const Cluster& cluster = *it->second;
+  json_t* entry = countersJson(cluster.counters);
+  json_object_set_new(entry, "members",
+                      json_integer(static_cast<json_int_t>(cluster.members.size())));
+  json_object_set_new(entry, "identifiers",
+                      json_integer(static_cast<json_int_t>(cluster.uids.size())));
+  return entry;
 }
 
 ClusterHub::Counters ClusterHub::totals() const {

@@ -78,9 +78,9 @@ class ClusterHub {
   // One report line's JSON from `member` (after "<nonce> cluster ").
   void report(uint64_t member, std::string_view json);
 
-  // Any thread. statusJson(): the counts of every live cluster as {"<cluster>": {...}} (the
-  // dedicated isolates' under "(dedicated)"); totals(): summed over every cluster ever seen.
-  json_t* statusJson() const;
+  // Any thread. clusterJson(): the counts of the live cluster named `cluster` (null if it has
+  // none) with its "members" and "identifiers"; totals(): summed over every cluster ever seen.
+  json_t* clusterJson(const std::string& cluster) const;
   Counters totals() const;
   json_t* totalsJson() const;
   size_t members() const;

@@ -76,6 +76,8 @@ std::string IsolateRegistry::statusJson() const {
       for (const auto& [id, isolate] : d->instances)
         json_array_append_new(isolates, isolateJson(*isolate));
       json_object_set_new(entry, "isolates", isolates);
+      if (json_t* cluster = m.hub ? m.hub->clusterJson(d->key) : nullptr)
+        json_object_set_new(entry, "cluster", cluster);
       json_array_append_new(deployments, entry);
     }
   }
@@ -84,9 +86,7 @@ std::string IsolateRegistry::statusJson() const {
   {
     std::lock_guard<std::mutex> lock(m.mu);
     if (m.hub) {
-      json_t* cluster = m.hub->totalsJson();
-      json_object_set_new(cluster, "clusters", m.hub->statusJson());
-      json_object_set_new(root, "cluster", cluster);
+      json_object_set_new(root, "cluster", m.hub->totalsJson());
     }
   }
   char* text = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS);

@@ -140,6 +140,8 @@ class SixMembersOnThreeIsolates(ClusterCase):
         self.assertEqual(cluster["deliveries"], 13)
         self.assertEqual((cluster["answers"], cluster["failed"], cluster["timed_out"], cluster["rejected"]),
                          (2, 0, 0, 0))
+        chat = json.loads(shown)["deployments"][0]["cluster"]
+        self.assertEqual((chat["members"], chat["identifiers"], chat["deliveries"]), (3, 6, 13))
 
     def test_a_member_leaving_is_no_longer_whispered_to(self):
         a, _ = self.join("a")

@@ -236,17 +236,14 @@ TEST_F(ClusterHubTest, StatusListsLiveClustersAndTotalsOutliveThem) {
   join(2, "d");
   hub().report(1, R"({"op":"join","uid":"u"})");
   hub().report(1, R"({"op":"send","id":1,"msg":"x"})");
-  json_t* status = hub().statusJson();
-  json_t* d = json_object_get(status, "d");
+  json_t* d = hub().clusterJson("d");
   ASSERT_NE(d, nullptr);
   EXPECT_EQ(json_integer_value(json_object_get(d, "members")), 2);
   EXPECT_EQ(json_integer_value(json_object_get(d, "identifiers")), 1);
-  json_decref(status);
+  json_decref(d);
   hub().leave(1);
   hub().leave(2);
-  status = hub().statusJson();
-  EXPECT_EQ(json_object_size(status), 0u);
-  json_decref(status);
+  EXPECT_EQ(hub().clusterJson("d"), nullptr) << "a cluster without members is retired";
   EXPECT_EQ(hub().totals().broadcasts, 1u);
   EXPECT_EQ(hub().totals().failed, 1u);  // member 2 left before acknowledging
 }
