@@ -29,6 +29,15 @@ void appendWebSocketKey(std::string& out) {
   out.append(reinterpret_cast<const char*>(encoded), static_cast<size_t>(n));
 }
 
+// Back to an empty head, keeping the header list's capacity (a builder serves stream after
+// stream of a connection).
+void clearHead(http1::MessageHead& head) {
+  std::vector<http1::HeaderField> headers = std::move(head.headers);
+  headers.clear();
+  head = http1::MessageHead();
+  head.headers = std::move(headers);
+}
+
 }  // namespace
 
 void RequestHeadBuilder::reset() {
@@ -38,7 +47,7 @@ void RequestHeadBuilder::reset() {
   regular_ = 0;
   overflow_ = HeadError::kNone;
   websocket_ = false;
-  head_ = http1::MessageHead();
+  clearHead(head_);
   error_message_ = "";
 }
 
@@ -68,7 +77,7 @@ void RequestHeadBuilder::add(std::string_view name, std::string_view value) {
 HeadError RequestHeadBuilder::fail(HeadError error, const char* message) {
   error_message_ = message;
   websocket_ = false;
-  head_ = http1::MessageHead();
+  clearHead(head_);
   return error;
 }
 
@@ -147,7 +156,7 @@ HeadError RequestHeadBuilder::finish(bool end_stream) {
   const std::string_view all(storage_);
   std::string_view method, path, authority, scheme;
   bool has_authority = false;
-  head_ = http1::MessageHead();
+  clearHead(head_);
   head_.headers.reserve(fields_.size() + 1);
   size_t cookie_seen = 0;
   for (size_t i = 0; i < fields_.size(); ++i) {

@@ -56,6 +56,7 @@ Http2Connection::Http2Connection(Worker& worker, int fd, SSL* ssl, std::string r
 
 Http2Connection::~Http2Connection() {
   for (Stream* stream : streams_) delete stream;
+  for (Stream* stream : spare_streams_) delete stream;
   if (session_) nghttp2_session_del(session_);
   if (ssl_) SSL_free(ssl_);
   if (ev_) event_free(ev_);
@@ -228,7 +229,7 @@ bool Http2Connection::feed(const char* data, size_t size) {
 int Http2Connection::onBeginHeaders(nghttp2_session* session, const nghttp2_frame* frame, void* user) {
   auto* self = static_cast<Http2Connection*>(user);
   if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
-  auto* stream = new Stream(*self, frame->hd.stream_id, self->limits_);
+  Stream* stream = self->takeStream(frame->hd.stream_id);
   self->streams_.push_back(stream);
   self->any_stream_ = true;
   nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, stream);
@@ -502,23 +503,45 @@ void Http2Connection::writeOut() {
 
 void Http2Connection::reapStreams() {
   size_t kept = 0;
-  std::vector<Stream*> done;
+  reaped_.clear();
   for (Stream* stream : streams_) {
     if (stream->closed) {
-      done.push_back(stream);
+      reaped_.push_back(stream);
     } else {
       streams_[kept++] = stream;
     }
   }
   streams_.resize(kept);
+  // Moved out first: finishing a request must not see a half-updated reaped_.
+  std::vector<Stream*> done;
+  done.swap(reaped_);
   for (Stream* stream : done) {
     if (stream->req.active()) {
       if (!stream->req.finished() || !stream->response_done) stream->req.cancel();
       stream->req.runLogPhase();
       stream->req.reset();
     }
-    delete stream;
+    retireStream(stream);
   }
+  done.clear();
+  reaped_.swap(done);  // keep the capacity for the next pass
+}
+
+Http2Connection::Stream* Http2Connection::takeStream(int32_t id) {
+  if (spare_streams_.empty()) return new Stream(*this, id, limits_);
+  Stream* stream = spare_streams_.back();
+  spare_streams_.pop_back();
+  stream->recycle(id);
+  return stream;
+}
+
+void Http2Connection::retireStream(Stream* stream) {
+  constexpr size_t kSpareStreams = 16;
+  if (closed_ || spare_streams_.size() >= kSpareStreams) {
+    delete stream;
+    return;
+  }
+  spare_streams_.push_back(stream);
 }
 
 // ---- end

@@ -92,6 +92,10 @@ class Http2Connection final : public ClientConnection {
   void writeOut();
   void scheduleDeferred();
   void reapStreams();
+  // Streams are reused: a finished one keeps its Request, head builder and buffers (and their
+  // capacity) for the next stream of this connection, up to kSpareStreams of them.
+  Stream* takeStream(int32_t id);
+  void retireStream(Stream* stream);
   void close();
   void destroyIfDone();
   void refreshTimer();
@@ -127,6 +131,8 @@ class Http2Connection final : public ClientConnection {
   bool any_stream_ = false;
   int callback_depth_ = 0;
   std::vector<Stream*> streams_;
+  std::vector<Stream*> spare_streams_;  // finished streams ready for reuse
+  std::vector<Stream*> reaped_;         // reapStreams()' scratch list
 
   // Rapid reset defence: client RST_STREAMs in the current and the previous second.
   SteadyTime reset_window_{};

@@ -37,6 +37,24 @@ nghttp2_nv field(std::string_view name, std::string_view value) {
 
 }  // namespace
 
+void Http2Connection::Stream::recycle(int32_t new_id) {
+  id = new_id;
+  builder.reset();
+  started = remote_ended = closed = websocket = tunnel = false;
+  // The buffers go back to the thread's pool: a spare stream holds no block.
+  pending.clear();
+  pending.shrinkIfEmpty(0);
+  body_bytes = 0;
+  body_reading = body_paused = body_end_delivered = discard_body = false;
+  response_sent = reset_after_response = false;
+  body_progress = {};
+  discarded = 0;
+  out.clear();
+  out.shrinkIfEmpty(0);
+  trailers.clear();
+  head_sent = bodiless = response_done = data_deferred = want_drain = notify_drained = false;
+}
+
 void Http2Connection::Stream::transportSendHead(
     const ResponseHead& head, std::span<const std::pair<std::string, std::string>> extra) {
   if (closed || head_sent) return;

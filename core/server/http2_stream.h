@@ -73,8 +73,12 @@ class Http2Connection::Stream final : public RequestTransport {
   // Submits the trailers (from the data provider, at the end of `out`); false if none or failed.
   bool submitTrailers();
 
+  // A finished stream (its Request reset) becomes stream `new_id`: every field below returns to
+  // its initial value; buffers and the builder keep their capacity. Keep in step with the fields.
+  void recycle(int32_t new_id);
+
   Http2Connection& conn;
-  const int32_t id;
+  int32_t id;
   http2::RequestHeadBuilder builder;
   Request req;
   bool started = false;
