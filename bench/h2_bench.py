@@ -58,6 +58,15 @@ def main():
         ib.wait_ready(backend)
         ports = {}
         procs = {}
+        # subgate and nginx share these directives. keepalive: idle upstream connections kept,
+        # above the CLIENTS x STREAMS (100) concurrent requests, else both reconnect upstream
+        # (HAProxy keeps every one by default).
+        upstream = f"upstream backend {{ server 127.0.0.1:{backend}; keepalive 128; }}"
+
+        def listens(plain, tls):
+            return (f"listen 127.0.0.1:{plain} http2; listen 127.0.0.1:{tls} ssl http2; "
+                    f"ssl_certificate {tmp}/cert.pem; ssl_certificate_key {tmp}/key.pem;")
+
         # subgate
         plain, tls = ib.free_port(), ib.free_port()
         conf = os.path.join(tmp, "subgate.conf")
@@ -65,12 +74,9 @@ def main():
             f.write(f"""
                 workers 1;
                 error_log stderr warn;
-                upstream backend {{ server 127.0.0.1:{backend}; keepalive 128; }}
+                {upstream}
                 server {{
-                    listen 127.0.0.1:{plain} http2;
-                    listen 127.0.0.1:{tls} ssl http2;
-                    ssl_certificate {tmp}/cert.pem;
-                    ssl_certificate_key {tmp}/key.pem;
+                    {listens(plain, tls)}
                     keepalive_requests 1000000;
                     location / {{ proxy_pass http://backend; }}
                 }}
@@ -80,12 +86,9 @@ def main():
         # nginx
         plain, tls = ib.free_port(), ib.free_port()
         procs["nginx"] = ib.start_nginx(os.path.join(tmp, "nginx"), f"""
-            upstream backend {{ server 127.0.0.1:{backend}; keepalive 128; }}
+            {upstream}
             server {{
-                listen 127.0.0.1:{plain} http2;
-                listen 127.0.0.1:{tls} ssl http2;
-                ssl_certificate {tmp}/cert.pem;
-                ssl_certificate_key {tmp}/key.pem;
+                {listens(plain, tls)}
                 http2_max_requests 1000000;
                 keepalive_requests 1000000;
                 location / {{ proxy_pass http://backend; proxy_http_version 1.1;

@@ -502,20 +502,13 @@ void Http2Connection::writeOut() {
 }
 
 void Http2Connection::reapStreams() {
-  size_t kept = 0;
+  // Not re-entered: a request finishing here only queues work for the next deferred pass.
   reaped_.clear();
-  for (Stream* stream : streams_) {
-    if (stream->closed) {
-      reaped_.push_back(stream);
-    } else {
-      streams_[kept++] = stream;
-    }
-  }
-  streams_.resize(kept);
-  // Moved out first: finishing a request must not see a half-updated reaped_.
-  std::vector<Stream*> done;
-  done.swap(reaped_);
-  for (Stream* stream : done) {
+  std::erase_if(streams_, [this](Stream* stream) {
+    if (stream->closed) reaped_.push_back(stream);
+    return stream->closed;
+  });
+  for (Stream* stream : reaped_) {
     if (stream->req.active()) {
       if (!stream->req.finished() || !stream->response_done) stream->req.cancel();
       stream->req.runLogPhase();
@@ -523,8 +516,7 @@ void Http2Connection::reapStreams() {
     }
     retireStream(stream);
   }
-  done.clear();
-  reaped_.swap(done);  // keep the capacity for the next pass
+  reaped_.clear();
 }
 
 Http2Connection::Stream* Http2Connection::takeStream(int32_t id) {

@@ -132,7 +132,7 @@ class Http2Connection final : public ClientConnection {
   int callback_depth_ = 0;
   std::vector<Stream*> streams_;
   std::vector<Stream*> spare_streams_;  // finished streams ready for reuse
-  std::vector<Stream*> reaped_;         // reapStreams()' scratch list
+  std::vector<Stream*> reaped_;         // reapStreams()' scratch list (keeps its capacity)
 
   // Rapid reset defence: client RST_STREAMs in the current and the previous second.
   SteadyTime reset_window_{};

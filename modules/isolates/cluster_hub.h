@@ -25,9 +25,10 @@
 // acknowledge or answer within the call's timeout counts as timed out, one that dies or whose
 // input pipe is full as failed; the caller always gets its result.
 //
-// Threading: every method except statusJson() and totals() runs on the supervisor thread (the
-// hub's events live on its loop). One mutex guards the state; the hub never calls out while
-// holding it, so callers may hold their own locks around these calls.
+// Threading: every method except the status ones (clusterJson, totals, totalsJson, members)
+// runs on the supervisor thread (the hub's events live on its loop). One mutex guards the
+// state; the hub never calls out while holding it, so callers may hold their own locks around
+// these calls.
 #pragma once
 
 #include <event2/event.h>

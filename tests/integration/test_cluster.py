@@ -6,6 +6,7 @@ isolate_limit 2 spreads six members over three isolates."""
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -215,6 +216,35 @@ class Isolation(ClusterCase):
         for c in (named, anonymous):
             said(c, "sender", "marker")  # their next message: they never got the secret
         self.assertEqual(self.status()["cluster"]["rejected"], 0)
+
+    def test_identifiers_outside_printable_ascii_arrive_whole(self):
+        # subgate percent-encodes identify()'s answer into x-subgate-uid; the harness decodes it.
+        _, welcome = self.join("a%20b%0Ac")  # a space and a control character
+        self.assertEqual(welcome["uid"], "a b\nc")
+        odd, welcome = self.join("caf%C3%A9%25")  # not ASCII, and the escape character itself
+        self.assertEqual(welcome["uid"], "caf\u00e9%")
+        sender, _ = self.join("sender")
+        sender.send("/to caf\u00e9% hi")
+        said(odd, "sender", "hi")
+        self.assertEqual(next_json(sender)["delivered"], 1)
+
+    def test_status_command_errors(self):
+        def status(*args):
+            return subprocess.run([BIN, "status", *args], capture_output=True, text=True, timeout=15)
+        out = status("a", "b")
+        self.assertEqual(out.returncode, 2)
+        self.assertIn("usage", out.stderr)
+        self.assertEqual(status("not a url").returncode, 2)
+        closed = socket.socket()
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+        closed.close()
+        out = status(f"http://127.0.0.1:{port}/status")
+        self.assertEqual(out.returncode, 1)
+        self.assertIn("127.0.0.1", out.stderr)
+        out = status(f"http://127.0.0.1:{self.sg.port}/no-status-here")  # answered, not JSON
+        self.assertEqual(out.returncode, 1)
+        self.assertIn("answered", out.stderr)
 
     def test_dedicated_isolates_are_not_part_of_the_cluster(self):
         shared, _ = self.join("shared")
