@@ -18,7 +18,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 declare -A group_packages=(
   [build]="build-essential cmake ninja-build pkg-config libevent-dev libnghttp2-dev libssl-dev
-           libjansson-dev libpcre2-dev liblua5.4-dev ca-certificates libgtest-dev python3"
+           libjansson-dev libpcre2-dev liblua5.4-dev liburing-dev ca-certificates libgtest-dev python3"
   [test]="libgtest-dev python3 curl nghttp2-client libhttp-parser-dev clang libclang-rt-14-dev openssl"
   [runtime]="nodejs npm ca-certificates"
   [bench]="nginx-light haproxy wrk curl"

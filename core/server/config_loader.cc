@@ -17,6 +17,7 @@ constexpr DirectiveSpec kCoreDirectives[] = {
     {"workers", kMainContext},
     {"error_log", kMainContext, 1, 2},
     {"shutdown_timeout", kMainContext},
+    {"io_uring", kMainContext},
     {"server", kMainContext, 0, 0, true, true},
     {"listen", kServerContext, 1, 3, false, true},
     {"ssl_certificate", kServerContext},
@@ -301,6 +302,9 @@ bool compileMainSettings(const config::Node& root, CompileContext& ctx, RuntimeC
   }
   if (const auto* n = root.child("shutdown_timeout")) {
     if (!ctx.durationArg(*n, config.shutdown_timeout)) return false;
+  }
+  if (const auto* n = root.child("io_uring")) {
+    if (!ctx.flagArg(*n, config.io_uring)) return false;
   }
   return true;
 }

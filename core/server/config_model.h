@@ -87,6 +87,8 @@ struct RuntimeConfig {
   std::string error_log = "stderr";
   LogLevel log_level = LogLevel::kInfo;
   milliseconds shutdown_timeout{30000};
+  // Small socket writes of one loop turn go out in one io_uring submission (core/net/send_batch.h).
+  bool io_uring = true;
   std::vector<std::unique_ptr<ServerConf>> servers;
   std::vector<ListenConf> listens;
   // Main-level compiled data of modules (e.g. upstream groups), by module.

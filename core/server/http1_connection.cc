@@ -608,7 +608,7 @@ bool Http1Connection::transportSendBody(std::string_view data) {
 }
 
 void Http1Connection::transportFlush() {
-  if (out_.readable() > 0) writeOut();
+  if (out_.readable() > 0) flushOut();
 }
 
 void Http1Connection::transportEndResponse(std::string_view trailers) {
@@ -618,7 +618,7 @@ void Http1Connection::transportEndResponse(std::string_view trailers) {
     out_.append("\r\n");
   }
   response_done_ = true;
-  if (out_.readable() > 0) writeOut();
+  if (out_.readable() > 0) flushOut();
   // Finishing runs the log phase and may start the next request: never inside a module's call.
   scheduleDeferred();
 }
@@ -635,6 +635,42 @@ void Http1Connection::fatal() {
 void Http1Connection::scheduleDeferred() {
   finish_scheduled_ = true;
   event_active(&deferred_, EV_TIMEOUT, 1);
+}
+
+void Http1Connection::flushOut() {
+  SendBatch* batch = SendBatch::current();
+  if (!batch || ssl_ || !writable_ || tunnel_) {
+    writeOut();
+    return;
+  }
+  batch->queue(this);
+}
+
+int Http1Connection::prepareBatchedSend(iovec* iov, int& fd) {
+  if (closed_ || broken_ || state_ == State::kLingering || !writable_ || out_.readable() == 0)
+    return 0;
+  iov[0] = {const_cast<char*>(out_.readPtr()), out_.readable()};
+  fd = fd_;
+  return 1;
+}
+
+void Http1Connection::batchedSendDone(ssize_t result) {
+  ++callback_depth_;
+  bool was_high = out_.readable() >= kOutLowWater;
+  if (result < 0 && result != -EAGAIN && result != -EWOULDBLOCK) {
+    LOG_DEBUG("write to client %s failed: %s", remote_ip_.c_str(),
+              std::strerror(static_cast<int>(-result)));
+    fatal();
+  } else {
+    size_t written = result > 0 ? static_cast<size_t>(result) : 0;
+    if (written < out_.readable()) {
+      writable_ = false;  // the next edge says when there is room
+    }
+    out_.consume(written);
+    afterWrite(was_high);
+  }
+  --callback_depth_;
+  destroyIfDone();
 }
 
 // Writes out_ followed by up to two more pieces in one writev; keeps what the socket refuses.
@@ -695,6 +731,10 @@ void Http1Connection::handleWritable() {
   if (state_ == State::kLingering || closed_) return;
   bool was_high = out_.readable() >= kOutLowWater;
   if (out_.readable() > 0) writeOut();
+  afterWrite(was_high);
+}
+
+void Http1Connection::afterWrite(bool was_high) {
   if (closed_) return;
   if (out_.readable() == 0 && response_done_) {
     maybeFinishRequest();

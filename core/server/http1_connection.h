@@ -5,7 +5,9 @@
 //
 // I/O: one edge-triggered libevent event for read and write, registered once; a short read or
 // write means the kernel buffer is drained or full until the next edge, so no syscall is spent
-// on EAGAIN in the common case. Timeouts share one lazily re-armed timer. On `listen ... ssl`
+// on EAGAIN in the common case. A response's end (and a flush) is written at the end of the
+// loop turn with the worker's other small writes (core/net/send_batch.h); larger pieces are
+// written at once. Timeouts share one lazily re-armed timer. On `listen ... ssl`
 // the connection first completes a TLS handshake (within client_header_timeout); from then on
 // reads and writes go through OpenSSL, and reads continue until OpenSSL wants more bytes (a
 // short TLS read says nothing about the socket).
@@ -23,6 +25,7 @@
 #include "core/http1/http1_parser.h"
 #include "core/net/io_buffer.h"
 #include "core/net/lazy_timer.h"
+#include "core/net/send_batch.h"
 #include "core/server/client_connection.h"
 #include "core/server/request.h"
 #include "core/tls/tls_context.h"
@@ -32,7 +35,9 @@ namespace subgate {
 class Worker;
 struct ListenerSlot;
 
-class Http1Connection final : public ClientConnection, public RequestTransport {
+class Http1Connection final : public ClientConnection,
+                              public RequestTransport,
+                              private SendBatch::Writer {
  public:
   Http1Connection(Worker& worker, int fd, const sockaddr* peer, const ListenerSlot& listener);
   ~Http1Connection() override;
@@ -70,7 +75,16 @@ class Http1Connection final : public ClientConnection, public RequestTransport {
   bool readInto(IoBuffer& buffer, size_t max_bytes);  // false on EOF or error (sets peer_closed_)
   void pumpBody();
   bool bodyComplete() const;
+  // Writes out_ followed by up to two more pieces now; keeps what the socket refuses.
   void writeOut(std::string_view extra_a = {}, std::string_view extra_b = {});
+  // Writes out_ at the end of this loop turn with the worker's other writes (or now, without a
+  // send batch or on TLS).
+  void flushOut();
+  int prepareBatchedSend(iovec* iov, int& fd) override;
+  void batchedSendDone(ssize_t result) override;
+  // What follows a write: the request's end once everything is out, the handler's resume once
+  // the buffer fell below the low-water mark (it was above it before the write: `was_high`).
+  void afterWrite(bool was_high);
   void writeTls(std::string_view extra_a, std::string_view extra_b);
   void scheduleDeferred();
   // A fatal I/O error or abort: stop all I/O now, close on the next loop turn.

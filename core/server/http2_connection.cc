@@ -461,8 +461,42 @@ void Http2Connection::sendOutput() {
     if (n == 0) break;
     out_.append(std::string_view(reinterpret_cast<const char*>(data), static_cast<size_t>(n)));
   }
-  writeOut();
+  flushOut();
   if (!closed_ && out_.readable() == 0) out_.shrinkIfEmpty(64 * 1024);
+}
+
+void Http2Connection::flushOut() {
+  SendBatch* batch = SendBatch::current();
+  if (!batch || ssl_ || !writable_ || out_.readable() >= kOutHighWater) {
+    writeOut();
+    return;
+  }
+  if (out_.readable() > 0) batch->queue(this);
+}
+
+int Http2Connection::prepareBatchedSend(iovec* iov, int& fd) {
+  if (closed_ || !writable_ || out_.readable() == 0) return 0;
+  last_write_ = steadyNow();  // send_timeout starts here
+  iov[0] = {const_cast<char*>(out_.readPtr()), out_.readable()};
+  fd = fd_;
+  return 1;
+}
+
+void Http2Connection::batchedSendDone(ssize_t result) {
+  ++callback_depth_;
+  if (result < 0 && result != -EAGAIN && result != -EWOULDBLOCK) {
+    LOG_DEBUG("write to client %s failed: %s", remote_ip_.c_str(),
+              std::strerror(static_cast<int>(-result)));
+    close();
+  } else {
+    size_t written = result > 0 ? static_cast<size_t>(result) : 0;
+    if (written < out_.readable()) writable_ = false;  // the next edge says when there is room
+    out_.consume(written);
+    // What waited for the bytes to leave: more frames, drained streams, a drained connection's end.
+    afterIo();
+  }
+  --callback_depth_;
+  destroyIfDone();
 }
 
 void Http2Connection::writeOut() {

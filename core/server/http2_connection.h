@@ -5,7 +5,8 @@
 //
 // I/O: one edge-triggered libevent event, like Http1Connection; input is fed to
 // nghttp2_session_mem_recv, output comes from nghttp2_session_mem_send into out_ and is written
-// to the socket or through OpenSSL. Transport calls only queue (frames, stream bytes) and
+// to the socket (with the worker's other small writes of the loop turn, core/net/send_batch.h)
+// or through OpenSSL. Transport calls only queue (frames, stream bytes) and
 // schedule a deferred pass that produces and writes the frames, so nghttp2 is never entered
 // from inside its own callbacks and no module call is re-entered from inside its own call.
 //
@@ -36,6 +37,7 @@
 #include "core/net/clock.h"
 #include "core/net/io_buffer.h"
 #include "core/net/lazy_timer.h"
+#include "core/net/send_batch.h"
 #include "core/server/client_connection.h"
 #include "core/server/request.h"
 
@@ -44,7 +46,7 @@ namespace subgate {
 class Worker;
 struct ListenerSlot;
 
-class Http2Connection final : public ClientConnection {
+class Http2Connection final : public ClientConnection, private SendBatch::Writer {
  public:
   Http2Connection(Worker& worker, int fd, SSL* ssl, std::string remote_ip, const ListenerSlot& listener,
                   std::shared_ptr<const RuntimeConfig> config, const ListenConf* listen);
@@ -89,7 +91,13 @@ class Http2Connection final : public ClientConnection {
   // Produces frames into out_ and writes them; then tells drained streams, reaps closed ones.
   void afterIo();
   void sendOutput();
+  // Writes out_ now, as far as the socket takes it.
   void writeOut();
+  // Writes out_ at the end of the loop turn (now on TLS, without a send batch, or when much is
+  // waiting).
+  void flushOut();
+  int prepareBatchedSend(iovec* iov, int& fd) override;
+  void batchedSendDone(ssize_t result) override;
   void scheduleDeferred();
   void reapStreams();
   // Streams are reused: a finished one keeps its Request, head builder and buffers (and their

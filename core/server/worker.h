@@ -25,6 +25,7 @@
 namespace subgate {
 
 class ConnectionPool;
+class SendBatch;
 class Worker;
 
 // One listening socket of one worker, with the config it currently serves.
@@ -92,6 +93,7 @@ class Worker {
   event* stop_timer_ = nullptr;
   std::thread thread_;
   std::shared_ptr<const RuntimeConfig> config_;
+  std::unique_ptr<SendBatch> send_batch_;  // created and used on the worker's thread
   std::vector<std::unique_ptr<ListenerSlot>> listeners_;
   std::unordered_set<ClientConnection*> connections_;
   std::vector<std::unique_ptr<ConnectionPool>> pools_;  // by PeerId

@@ -179,7 +179,7 @@ void ProxySession::connected() {
     req_.readBody(this);
     if (state_ == State::kDone) return;
   }
-  writeUpstream();
+  sendUpstream();
   armTimer();
 }
 
@@ -197,10 +197,49 @@ void ProxySession::writeUpstream() {
       upstreamFailed(ErrorKind::kUpstreamError, "write", errno);
       return;
     }
-    io_deadline_ = steadyNow() + (tunnel_ ? options_.read_timeout : options_.send_timeout);
-    if (static_cast<size_t>(n) < out.readable()) conn_->writable = false;
-    out.consume(static_cast<size_t>(n));
+    wroteUpstream(static_cast<size_t>(n));
   }
+  afterUpstreamWrite();
+}
+
+void ProxySession::sendUpstream() {
+  SendBatch* batch = SendBatch::current();
+  if (!batch || tunnel_ || !conn_ || !conn_->writable ||
+      conn_->out.readable() >= kUpstreamHighWater) {
+    writeUpstream();
+    return;
+  }
+  batch->queue(this);
+}
+
+int ProxySession::prepareBatchedSend(iovec* iov, int& fd) {
+  if (!conn_ || state_ == State::kDone || !conn_->writable || conn_->out.readable() == 0) return 0;
+  iov[0] = {const_cast<char*>(conn_->out.readPtr()), conn_->out.readable()};
+  fd = conn_->fd();
+  return 1;
+}
+
+void ProxySession::batchedSendDone(ssize_t result) {
+  if (!conn_) return;
+  if (result < 0 && result != -EAGAIN && result != -EWOULDBLOCK) {
+    upstreamFailed(ErrorKind::kUpstreamError, "write", static_cast<int>(-result));
+  } else {
+    if (result > 0) wroteUpstream(static_cast<size_t>(result));
+    if (result <= 0) conn_->writable = false;  // the next edge says when there is room
+    afterUpstreamWrite();
+  }
+  if (conn_) armTimer();
+}
+
+void ProxySession::wroteUpstream(size_t n) {
+  IoBuffer& out = conn_->out;
+  io_deadline_ = steadyNow() + (tunnel_ ? options_.read_timeout : options_.send_timeout);
+  if (n < out.readable()) conn_->writable = false;
+  out.consume(n);
+}
+
+void ProxySession::afterUpstreamWrite() {
+  IoBuffer& out = conn_->out;
   if (tunnel_) out.shrinkIfEmpty(0);  // an idle tunnel holds no buffer memory
   if (tunnel_ && body_end_ && out.readable() == 0 && !upstream_shut_) {
     upstream_shut_ = true;  // the client closed its end: pass the end on, keep reading
@@ -246,7 +285,7 @@ void ProxySession::onBodyEnd(std::string_view trailers) {
     conn_->out.append("\r\n");
   }
   // Written by the caller (connected()) or here when the body ends later.
-  if (state_ != State::kConnecting) writeUpstream();
+  if (state_ != State::kConnecting) sendUpstream();
 }
 
 void ProxySession::onUpstreamEvent(short what) {

@@ -7,6 +7,8 @@
 // Used by content handlers (proxy_pass, isolates) through PeerSelector. An Upgrade request
 // (WebSocket) that the upstream answers with 101 becomes a tunnel: bytes flow both ways until a
 // side closes, or nothing flows for read_timeout.
+// The request head (with whatever body is at hand) is written at the end of the loop turn,
+// together with the worker's other small writes (core/net/send_batch.h).
 // Lifetime: owned by the Request as its RequestTask; destroyed when the request ends or dies,
 // closing any upstream connection it still holds.
 #pragma once
@@ -16,6 +18,7 @@
 #include <memory>
 #include <string>
 
+#include "core/net/send_batch.h"
 #include "core/server/request.h"
 #include "core/upstream/connection_pool.h"
 
@@ -40,7 +43,10 @@ struct ProxyOptions {
   std::chrono::milliseconds send_timeout{60000};
 };
 
-class ProxySession final : public RequestTask, public BodySink, public UpstreamConnection::Handler {
+class ProxySession final : public RequestTask,
+                           public BodySink,
+                           public UpstreamConnection::Handler,
+                           private SendBatch::Writer {
  public:
   ProxySession(Request& req, std::unique_ptr<PeerSelector> selector, const ProxyOptions& options);
   ~ProxySession() override;
@@ -63,7 +69,16 @@ class ProxySession final : public RequestTask, public BodySink, public UpstreamC
   void tryPeer(bool same_pool);
   void connected();
   void writeRequestHead();
+  // Writes conn_->out now, as far as the socket takes it.
   void writeUpstream();
+  // Writes conn_->out at the end of this loop turn (now without a send batch, or in a tunnel).
+  void sendUpstream();
+  int prepareBatchedSend(iovec* iov, int& fd) override;
+  void batchedSendDone(ssize_t result) override;
+  // Bookkeeping after `n` bytes of conn_->out went out.
+  void wroteUpstream(size_t n);
+  // What follows writes: the tunnel's half-close, the response deadline, the body's resume.
+  void afterUpstreamWrite();
   void readUpstream();
   bool parseHead();
   // The upstream answered an Upgrade request with 101: pass it on and tunnel bytes both ways.

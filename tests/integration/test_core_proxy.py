@@ -172,3 +172,30 @@ class ProxyTest(SubgateTestCase):
                          [("/api/hello", 200), ("/healthz", 200), ("/missing", 404)])
         self.assertEqual(lines[2]["error"], "NOT_FOUND")
         self.assertTrue(lines[0]["upstream"].startswith("127.0.0.1:"))
+
+
+class ProxyWithoutIoUringTest(ProxyTest):
+    """Every case above again with each socket write made directly (`io_uring off;`), the path
+    of machines where io_uring is not available."""
+
+    def start(self, extra_server="", extra_main=""):
+        return super().start(extra_server, "io_uring off;\n" + extra_main)
+
+
+class IoUringTest(SubgateTestCase):
+    def test_workers_batch_their_writes_unless_turned_off(self):
+        from harness import wait_until
+        backend = self.start_backend()
+        for setting, expected in (("on", "batched with io_uring\n"), ("off", "(off in the config)")):
+            sg = self.start_subgate(f"""
+                workers 2;
+                error_log stderr debug;
+                io_uring {setting};
+                server {{
+                    listen 127.0.0.1:@PORT@;
+                    location / {{ proxy_pass http://127.0.0.1:{backend.port}; }}
+                }}
+            """)
+            for _ in range(3):
+                self.assertEqual(request(sg.port, path="/hello").body, b"hello from backend\n")
+            wait_until(lambda: sg.output().count(expected) == 2, what=f"both workers: {expected!r}")

@@ -170,6 +170,21 @@ TEST(ConfigLoader, WorkersAuto) {
   EXPECT_GE(config->workers, 1);
 }
 
+TEST(ConfigLoader, IoUringIsOnUnlessTurnedOff) {
+  std::string err;
+  auto config = load(kMinimal, err);
+  ASSERT_TRUE(config) << err;
+  EXPECT_TRUE(config->io_uring);
+  config = load(std::string("io_uring off;\n") + kMinimal, err);
+  ASSERT_TRUE(config) << err;
+  EXPECT_FALSE(config->io_uring);
+  EXPECT_EQ(errorOf("io_uring maybe;\nserver { location / { return 200; } }"),
+            "<embedded>:1: invalid value \"maybe\" in \"io_uring\" directive, it must be \"on\" or "
+            "\"off\"");
+  EXPECT_EQ(errorOf("server {\n io_uring on;\n location / { return 200; } }"),
+            "<embedded>:2: \"io_uring\" directive is not allowed here");
+}
+
 }  // namespace
 }  // namespace subgate
 

@@ -1,0 +1,189 @@
+#include "core/net/send_batch.h"
+
+#include <event2/event.h>
+#include <liburing.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "core/log/log.h"
+
+namespace subgate {
+
+namespace {
+thread_local SendBatch* thread_batch = nullptr;
+// Every send is non-blocking: a full socket answers -EAGAIN at once instead of the ring waiting
+// for room, so that each flush completes before it returns.
+constexpr int kSendFlags = MSG_NOSIGNAL | MSG_DONTWAIT;
+}  // namespace
+
+struct SendBatch::Ring {
+  io_uring ring{};
+  unsigned entries = 0;
+  ~Ring() { io_uring_queue_exit(&ring); }
+};
+
+std::unique_ptr<SendBatch> SendBatch::create(event_base* base, unsigned entries, std::string& why) {
+  auto ring = std::make_unique<Ring>();
+  io_uring_params params{};
+  // One thread submits and reaps, and nothing waits on the ring: let the kernel skip the
+  // cross-thread notifications it would otherwise send.
+  params.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN;
+  int rc = io_uring_queue_init_params(entries, &ring->ring, &params);
+  if (rc == -EINVAL) {  // a kernel older than 6.0 knows neither flag
+    params = {};
+    rc = io_uring_queue_init_params(entries, &ring->ring, &params);
+  }
+  if (rc < 0) {
+    why = std::string("io_uring: ") + std::strerror(-rc);
+    ring.release();  // nothing to tear down: the ring was never set up
+    return nullptr;
+  }
+  ring->entries = params.sq_entries;
+  std::unique_ptr<SendBatch> batch(new SendBatch(base, std::move(ring)));
+  if (!batch->flush_event_) {
+    why = "cannot create the send batch's event";
+    return nullptr;
+  }
+  thread_batch = batch.get();
+  return batch;
+}
+
+SendBatch* SendBatch::current() {
+  SendBatch* batch = thread_batch;
+  return batch && batch->enabled_ && batch->ring_ ? batch : nullptr;
+}
+
+SendBatch::SendBatch(event_base* base, std::unique_ptr<Ring> ring) : ring_(std::move(ring)) {
+  flush_event_ = event_new(base, -1, 0, onFlush, this);
+}
+
+SendBatch::~SendBatch() {
+  if (thread_batch == this) thread_batch = nullptr;
+  if (flush_event_) event_free(flush_event_);
+  for (Writer* writer : pending_) writer->queued_ = false;
+}
+
+void SendBatch::queue(Writer* writer) {
+  if (writer->queued_) return;
+  writer->queued_ = true;
+  pending_.push_back(writer);
+  if (!flush_armed_) {
+    flush_armed_ = true;
+    // Activated events run after those already active: the flush follows the callbacks of the
+    // events this turn's poll returned.
+    event_active(flush_event_, EV_TIMEOUT, 1);
+  }
+}
+
+void SendBatch::forget(Writer* writer) {
+  writer->queued_ = false;
+  SendBatch* batch = thread_batch;
+  if (!batch) return;
+  // Linear: a flush holds one turn's writers, and a writer rarely goes away while queued.
+  for (Writer*& entry : batch->pending_)
+    if (entry == writer) entry = nullptr;
+  for (Writer*& entry : batch->flushing_)
+    if (entry == writer) entry = nullptr;
+}
+
+void SendBatch::onFlush(int, short, void* arg) { static_cast<SendBatch*>(arg)->flush(); }
+
+void SendBatch::flush() {
+  flush_armed_ = false;
+  flushing_.swap(pending_);
+  const size_t count = flushing_.size();
+  fds_.assign(count, -1);
+  iovs_.resize(count * kMaxIov);
+  messages_.resize(count);
+  results_.assign(count, 0);
+  // Ask every writer first: one may have sent its bytes itself since it queued.
+  for (size_t i = 0; i < count; ++i) {
+    Writer* writer = flushing_[i];
+    if (!writer) continue;
+    msghdr& message = messages_[i];
+    message = {};
+    message.msg_iov = &iovs_[i * kMaxIov];
+    int pieces = writer->prepareBatchedSend(message.msg_iov, fds_[i]);
+    if (pieces <= 0) {
+      writer->queued_ = false;
+      flushing_[i] = nullptr;
+      continue;
+    }
+    message.msg_iovlen = static_cast<size_t>(pieces);
+  }
+  // The ring holds `entries` sends at a time: larger flushes go in several submissions.
+  const size_t per_submission = ring_ ? ring_->entries : count;
+  for (size_t from = 0; from < count; from += per_submission)
+    submit(from, std::min(count, from + per_submission));
+  // Report in queue order. A writer's done() may destroy a later writer (it is skipped then).
+  for (size_t i = 0; i < count; ++i) {
+    Writer* writer = flushing_[i];
+    if (!writer) continue;
+    flushing_[i] = nullptr;
+    writer->queued_ = false;
+    writer->batchedSendDone(results_[i]);
+  }
+  flushing_.clear();
+}
+
+void SendBatch::submit(size_t from, size_t to) {
+  unsigned taken = 0;
+  if (ring_) {
+    io_uring* ring = &ring_->ring;
+    unsigned prepared = 0;
+    for (size_t i = from; i < to; ++i) {
+      if (!flushing_[i]) continue;
+      io_uring_sqe* sqe = io_uring_get_sqe(ring);  // never null: the ring is empty, to - from fit
+      io_uring_prep_sendmsg(sqe, fds_[i], &messages_[i], kSendFlags);
+      io_uring_sqe_set_data64(sqe, i);
+      ++prepared;
+    }
+    if (prepared == 0) return;
+    int submitted = io_uring_submit(ring);
+    taken = submitted > 0 ? static_cast<unsigned>(submitted) : 0;
+    // Non-blocking sends complete while they are submitted: their answers are all there.
+    // Should the kernel have handed one to a worker thread, it cannot block there either.
+    for (unsigned answered = 0; answered < taken; ++answered) {
+      io_uring_cqe* cqe = nullptr;
+      if (io_uring_peek_cqe(ring, &cqe) != 0) {
+        int rc;
+        do {
+          rc = io_uring_wait_cqe(ring, &cqe);
+        } while (rc == -EINTR);
+        if (rc != 0) break;
+      }
+      size_t index = static_cast<size_t>(io_uring_cqe_get_data64(cqe));
+      if (index >= from && index < to) results_[index] = cqe->res;
+      io_uring_cqe_seen(ring, cqe);
+    }
+    if (taken == prepared) {
+      ++submissions_;
+      sends_ += prepared;
+      return;
+    }
+    // The ring refused all or part of the submission. What it did not take stays in its queue
+    // and would go out with the next submission, pointing at messages gone by then: give the
+    // ring up for good. The rest of this flush, and every later one, sends directly.
+    LOG_WARN("io_uring submission failed (%s): socket writes are no longer batched",
+             submitted < 0 ? std::strerror(-submitted) : "partial");
+    ring_.reset();  // current() is null from now on
+  }
+  // The ring takes entries in order: the first `taken` have their answers.
+  for (size_t i = from; i < to; ++i) {
+    if (!flushing_[i]) continue;
+    if (taken > 0) {
+      --taken;
+      continue;
+    }
+    ssize_t n;
+    do {
+      n = ::sendmsg(fds_[i], &messages_[i], kSendFlags);
+    } while (n < 0 && errno == EINTR);
+    results_[i] = n < 0 ? -errno : n;
+  }
+}
+
+}  // namespace subgate
