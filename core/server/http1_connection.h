@@ -55,6 +55,9 @@ class Http1Connection final : public ClientConnection,
   void transportStartBody() override;
   void transportResumeBody() override;
   void transportAbort() override;
+  std::string_view transportProtocol() const override {
+    return parser_.head().version_minor == 0 ? "HTTP/1.0" : "HTTP/1.1";
+  }
 
  private:
   enum class State { kHandshake, kHead, kRequest, kLingering };

@@ -238,11 +238,16 @@ int Http2Connection::onBeginHeaders(nghttp2_session* session, const nghttp2_fram
 
 int Http2Connection::onHeader(nghttp2_session* session, const nghttp2_frame* frame, const uint8_t* name,
                               size_t name_len, const uint8_t* value, size_t value_len, uint8_t, void*) {
-  if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;  // trailers
+  if (frame->hd.type != NGHTTP2_HEADERS) return 0;
   auto* stream = static_cast<Stream*>(nghttp2_session_get_stream_user_data(session, frame->hd.stream_id));
   if (!stream) return 0;
-  stream->builder.add(std::string_view(reinterpret_cast<const char*>(name), name_len),
-                      std::string_view(reinterpret_cast<const char*>(value), value_len));
+  std::string_view field_name(reinterpret_cast<const char*>(name), name_len);
+  std::string_view field_value(reinterpret_cast<const char*>(value), value_len);
+  if (frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+    stream->builder.add(field_name, field_value);
+  } else if (frame->headers.cat == NGHTTP2_HCAT_HEADERS && stream->started) {
+    stream->addRequestTrailer(field_name, field_value);  // nghttp2 ends the stream with them
+  }
   return 0;
 }
 
@@ -271,9 +276,23 @@ int Http2Connection::onFrameRecv(nghttp2_session* session, const nghttp2_frame* 
   if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
     self->startStream(*stream, end_stream);
   } else if (end_stream) {
+    if (stream->request_trailer_bytes > kHttp2MaxRequestTrailerBytes) self->refuseTrailers(*stream);
     self->pumpBody(*stream);
   }
   return 0;
+}
+
+void Http2Connection::refuseTrailers(Stream& stream) {
+  // As an HTTP/1.1 client's oversized chunked trailers: the body (and the upstream request)
+  // never ends; the client gets 400, or a reset once its response started.
+  if (stream.discard_body || !stream.req.active() || stream.req.finished()) return;
+  stream.discard_body = true;
+  if (!stream.req.responseStarted()) {
+    stream.req.fail(ErrorKind::kBadRequest, "the request trailers are larger than 8 KiB");
+  } else {
+    stream.req.cancel();
+    nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, stream.id, NGHTTP2_CANCEL);
+  }
 }
 
 void Http2Connection::startStream(Stream& stream, bool end_stream) {
@@ -348,7 +367,9 @@ int Http2Connection::onDataChunk(nghttp2_session* session, uint8_t, int32_t stre
 }
 
 void Http2Connection::pumpBody(Stream& stream) {
-  if (!stream.body_reading || stream.closed) return;
+  // A discarded body (refused, timed out, answered already) is not delivered, nor is its end:
+  // the sink would complete an upstream request the client was told failed.
+  if (!stream.body_reading || stream.closed || stream.discard_body) return;
   for (int guard = 0; guard < 64 && !stream.body_paused && stream.pending.readable() > 0; ++guard) {
     size_t n = stream.pending.readable();
     BodySink* sink = stream.req.bodySink();
@@ -360,7 +381,7 @@ void Http2Connection::pumpBody(Stream& stream) {
   if (stream.pending.readable() == 0) stream.pending.shrinkIfEmpty(0);
   if (!stream.body_paused && stream.pending.readable() == 0 && stream.remote_ended && !stream.body_end_delivered) {
     stream.body_end_delivered = true;
-    if (BodySink* sink = stream.req.bodySink()) sink->onBodyEnd({});
+    if (BodySink* sink = stream.req.bodySink()) sink->onBodyEnd(stream.request_trailers);
   }
 }
 

@@ -13,8 +13,8 @@
 // Flow control follows back-pressure: the connection window is given back as bytes arrive, a
 // stream's window only as its request's BodySink takes the bytes. A stream's response buffer
 // above kHttp2StreamHighWater makes sendBody() return false; the task hears onClientDrained()
-// once nghttp2 has taken it below kHttp2StreamLowWater. Streams (their response framing, the
-// upstream's trailers, RFC 8441 WebSocket tunnels) are in http2_stream.h.
+// once nghttp2 has taken it below kHttp2StreamLowWater. Streams (their response framing,
+// trailers both ways, RFC 8441 WebSocket tunnels) are in http2_stream.h.
 //
 // SETTINGS: MAX_CONCURRENT_STREAMS, INITIAL_WINDOW_SIZE, MAX_HEADER_LIST_SIZE and
 // ENABLE_CONNECT_PROTOCOL=1 (WebSockets by extended CONNECT).
@@ -85,6 +85,8 @@ class Http2Connection final : public ClientConnection, private SendBatch::Writer
   bool feed(const char* data, size_t size);  // false: the session failed (connection closes)
   void startStream(Stream& stream, bool end_stream);
   void pumpBody(Stream& stream);
+  // The stream's trailer section passed kHttp2MaxRequestTrailerBytes: fails its request.
+  void refuseTrailers(Stream& stream);
   void countReset();
   // The second GOAWAY of drain(): streams after the last one processed are refused.
   void finishDrain();

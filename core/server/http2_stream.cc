@@ -49,6 +49,9 @@ void Http2Connection::Stream::recycle(int32_t new_id) {
   response_sent = reset_after_response = false;
   body_progress = {};
   discarded = 0;
+  request_trailers.clear();
+  request_trailers.shrink_to_fit();  // rare: a spare stream holds no trailer memory
+  request_trailer_bytes = 0;
   out.clear();
   out.shrinkIfEmpty(0);
   trailers.clear();
@@ -61,7 +64,7 @@ void Http2Connection::Stream::transportSendHead(
   head_sent = true;
   // RFC 8441 §5: the tunnel's success is a 2xx; the 101's handshake fields belong to HTTP/1.1.
   tunnel = head.status == 101 && websocket;
-  const int status = tunnel ? 200 : head.status < 200 ? 502 : head.status;  // no 1xx here
+  const int status = transportStatus(head.status);
   bodiless = !tunnel && (head.bodiless || status == 204 || status == 304 ||
                          (head.content_length && *head.content_length == 0));
   // Lowercased name copies and the field list, reused by every response of this thread:
@@ -142,6 +145,18 @@ void Http2Connection::Stream::transportAbort() {
     nghttp2_submit_rst_stream(conn.session_, NGHTTP2_FLAG_NONE, id, NGHTTP2_INTERNAL_ERROR);
   discard_body = true;
   conn.scheduleDeferred();
+}
+
+void Http2Connection::Stream::addRequestTrailer(std::string_view name, std::string_view value) {
+  if (websocket) return;  // the stream's DATA was tunnel bytes: there is no body to end with them
+  request_trailer_bytes += name.size() + value.size() + 4;
+  if (request_trailer_bytes > kHttp2MaxRequestTrailerBytes) return;  // refused at END_STREAM
+  // Framing and routing were settled by the head (RFC 9110 §6.5.1); connection-specific fields
+  // are nghttp2's stream errors already, checked again here as they would reach an HTTP/1.1 hop.
+  if (name.empty() || name[0] == ':' || isConnectionSpecific(name) || name == "te" ||
+      name == "trailer" || name == "host")
+    return;
+  request_trailers.append(name).append(": ").append(value).append("\r\n");
 }
 
 void Http2Connection::Stream::keepTrailers(std::string_view lines) {

@@ -15,6 +15,14 @@
 // body's end (the proxy half-closes the upstream), and the response ends when the upstream
 // closes. Any other answer is the stream's ordinary response.
 //
+// Request trailers (a HEADERS frame after the DATA, with END_STREAM) reach the body sink's
+// onBodyEnd() as "name: value\r\n" lines, as a chunked HTTP/1.1 body's do: the upstream request
+// of a body without content-length is chunked, so they follow its last chunk (with a
+// content-length there is no place for them: the sink drops them). nghttp2 has refused
+// pseudo-headers and connection-specific fields with a stream error (RFC 9113 §8.1, §8.2.2);
+// framing, routing and hop-by-hop fields that remain (content-length, host, te, trailer) are
+// dropped. Trailers of a WebSocket stream are ignored.
+//
 // Threading and lifetime: the connection's thread; created in onBeginHeaders, deleted by the
 // connection (reapStreams / close) once nghttp2 closed it, never inside a module's call.
 #pragma once
@@ -37,6 +45,9 @@ namespace subgate {
 inline constexpr size_t kHttp2StreamHighWater = 64 * 1024;
 // ... and the task hears onClientDrained() once nghttp2 took them below this.
 inline constexpr size_t kHttp2StreamLowWater = 16 * 1024;
+// A request's trailer section (as "name: value\r\n" lines) larger than this is refused, as an
+// HTTP/1.1 client's chunked trailers are (http1::ChunkedDecoder's bound).
+inline constexpr size_t kHttp2MaxRequestTrailerBytes = 8192;
 
 class Http2Connection::Stream final : public RequestTransport {
  public:
@@ -53,6 +64,11 @@ class Http2Connection::Stream final : public RequestTransport {
   void transportStartBody() override;
   void transportResumeBody() override;
   void transportAbort() override;
+  std::string_view transportProtocol() const override { return "HTTP/2.0"; }
+  // An accepted WebSocket answers 200 (RFC 8441 §5); other 1xx are not relayed: 502.
+  int transportStatus(int status) const override {
+    return status == 101 && websocket ? 200 : status < 200 ? 502 : status;
+  }
 
   void resumeData() {
     if (!data_deferred || closed) return;
@@ -68,6 +84,8 @@ class Http2Connection::Stream final : public RequestTransport {
   SteadyTime bodyDeadline() const {
     return body_progress + req.location().core.client_body_timeout;
   }
+  // One field of the client's trailer section (lowercase name, validated by nghttp2).
+  void addRequestTrailer(std::string_view name, std::string_view value);
   // Copies the upstream's raw trailer lines ("Name: value\r\n"...) as HTTP/2 fields.
   void keepTrailers(std::string_view lines);
   // Submits the trailers (from the data provider, at the end of `out`); false if none or failed.
@@ -97,6 +115,8 @@ class Http2Connection::Stream final : public RequestTransport {
   bool reset_after_response = false;  // the body timed out: end the stream once answered
   SteadyTime body_progress{};         // the last time body bytes arrived or the sink asked for more
   uint64_t discarded = 0;
+  std::string request_trailers;      // "name: value\r\n" lines for onBodyEnd()
+  size_t request_trailer_bytes = 0;  // the whole section as lines, dropped fields included
   // Response.
   IoBuffer out;
   std::vector<std::pair<std::string, std::string>> trailers;  // lowercase names

@@ -107,7 +107,7 @@ void Request::respond(LocalReply reply) {
   head.reason = reasonPhrase(reply.status);
   head.content_length = reply.body.size();
   head.bodiless = head_ && head_->method == "HEAD";
-  status_ = reply.status;
+  status_ = transport_->transportStatus(reply.status);
   response_started_ = true;
   transport_->transportSendHead(head, extra);
   if (!head.bodiless && !reply.body.empty()) {
@@ -140,7 +140,7 @@ void Request::fail(ErrorKind kind, std::string_view message) {
 void Request::sendHead(const ResponseHead& head) {
   if (finished_ || response_started_) return;
   response_started_ = true;
-  status_ = head.status;
+  status_ = transport_->transportStatus(head.status);
   transport_->transportSendHead(head, {});
 }
 

@@ -1,5 +1,6 @@
 // One client request as the phase pipeline and modules see it, independent of the client
-// protocol. The protocol side (HTTP/1.1 today, HTTP/2 later) implements RequestTransport.
+// protocol. The protocol side (Http1Connection, each stream of an Http2Connection) implements
+// RequestTransport.
 //
 // Threading: a Request lives on one worker thread; every call happens there.
 // Lifetime: owned by its transport; valid from begin() until the log phase has run. Modules
@@ -78,6 +79,12 @@ class RequestTransport {
   virtual void transportStartBody() = 0;   // begin delivering body bytes to the sink
   virtual void transportResumeBody() = 0;  // the sink can take more
   virtual void transportAbort() = 0;       // response cannot complete: reset the client side
+  // The client's protocol as nginx's $server_protocol writes it: "HTTP/1.0", "HTTP/1.1",
+  // "HTTP/2.0" (the access log).
+  virtual std::string_view transportProtocol() const = 0;
+  // The status the client gets for a response head with `status` (what the log records): an
+  // HTTP/2 stream answers an extended CONNECT's 101 with 200 (RFC 8441) and sends no other 1xx.
+  virtual int transportStatus(int status) const { return status; }
 };
 
 class Request {
@@ -162,7 +169,9 @@ class Request {
   void resume();
 
   // ---- for the log phase
+  // The status the client got (after the transport's mapping), 0 before a response started.
   int status() const { return status_; }
+  std::string_view protocol() const { return transport_->transportProtocol(); }
   uint64_t bodyBytesSent() const { return body_bytes_sent_; }
   std::optional<ErrorKind> errorKind() const { return error_; }
   SteadyTime startTime() const { return start_; }

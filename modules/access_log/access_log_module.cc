@@ -100,6 +100,7 @@ void AccessLogModule::log(const Request& req, const ModuleConf& conf) const {
   auto elapsed = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - req.startTime()).count();
   std::string_view method = req.active() ? req.method() : std::string_view();
   std::string_view target = req.active() ? req.target() : std::string_view();
+  std::string_view protocol = req.active() ? req.protocol() : std::string_view();
   if (log.json) {
     strftime(time_buf, sizeof time_buf, "%Y-%m-%dT%H:%M:%S%z", &tm);
     line += "{\"time\":\"";
@@ -110,6 +111,8 @@ void AccessLogModule::log(const Request& req, const ModuleConf& conf) const {
     appendJsonEscaped(line, method);
     line += "\",\"uri\":\"";
     appendJsonEscaped(line, target);
+    line += "\",\"protocol\":\"";
+    line += protocol;
     line += "\",\"status\":";
     line += std::to_string(req.status());
     line += ",\"bytes\":";
@@ -131,8 +134,7 @@ void AccessLogModule::log(const Request& req, const ModuleConf& conf) const {
     line += "] ";
     std::string request_line;
     if (req.active() && !method.empty()) {
-      request_line.append(method).append(" ").append(target).append(
-          req.head().version_minor == 0 ? " HTTP/1.0" : " HTTP/1.1");
+      request_line.append(method).append(" ").append(target).append(" ").append(protocol);
     }
     appendQuoted(line, request_line);
     line += ' ';

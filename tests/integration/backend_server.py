@@ -5,6 +5,9 @@ Endpoints (query parameters in brackets):
   /headers               the request headers it received, as a JSON list of [name, value]
   /echo                  the request body back (content-length)
   /count                 reads the body (content-length or chunked), answers {"bytes", "sha256"}
+  /trailers              reads the body, answers {"bytes", "framing" ("chunked", "content-length"
+                         or "none"), "trailers": the trailer fields of a chunked body, [name, value]};
+                         each answer is kept in `trailer_bodies` too
   /slow[?ms=N]           waits N ms before the head
   /stream[?chunks=N&interval_ms=M]   a chunked body, one chunk per interval
   /big[?bytes=N]         N bytes of a repeating pattern, content-length, written in pieces
@@ -44,6 +47,7 @@ class Backend:
         self.ids = itertools.count(1)
         self.connections = 0
         self.requests = 0
+        self.trailer_bodies = []  # what /trailers answered, in order: the bodies read to their end
         self.lock = threading.Lock()
         self.stopping = False
         self.threads = []
@@ -97,14 +101,17 @@ class Backend:
                 pass
 
     @staticmethod
-    def _read_body(reader, headers):
+    def _read_body(reader, headers, trailers=None):
+        """Yields the body's pieces; a chunked body's trailer fields go to `trailers` (a list)."""
         lower = {k.lower(): v for k, v in headers}
         if "chunked" in lower.get("transfer-encoding", "").lower():
             while True:
                 size = int(reader.readline().split(b";")[0], 16)
                 if size == 0:
-                    while reader.readline() not in (b"\r\n", b""):
-                        pass
+                    while (line := reader.readline()) not in (b"\r\n", b""):
+                        if trailers is not None:
+                            name, _, value = line.decode().partition(":")
+                            trailers.append([name.strip(), value.strip()])
                     return
                 remaining = size
                 while remaining:
@@ -155,6 +162,16 @@ class Backend:
             if path == "/echo":
                 return respond(200, bytes(data))
             return respond(200, json.dumps({"bytes": total, "sha256": digest.hexdigest()}).encode())
+        if path == "/trailers":
+            lower = {k.lower(): v for k, v in headers}
+            framing = ("chunked" if "transfer-encoding" in lower else
+                       "content-length" if "content-length" in lower else "none")
+            trailers = []
+            result = {"bytes": sum(len(piece) for piece in self._read_body(reader, headers, trailers)),
+                      "framing": framing, "trailers": trailers}
+            with self.lock:
+                self.trailer_bodies.append(result)
+            return respond(200, json.dumps(result).encode())
         for _ in self._read_body(reader, headers):  # other endpoints ignore a body
             pass
         if path == "/hello":

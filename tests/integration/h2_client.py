@@ -1,7 +1,7 @@
 """A small HTTP/2 client for the integration tests, standard library only: hand-built frames, an
 HPACK encoder (literals without indexing, no Huffman) and a full HPACK decoder (static and
-dynamic tables, Huffman), flow control both ways, and RFC 8441 extended CONNECT for WebSockets
-(Debian ships no client that sends it). Plus RFC 6455 frame helpers for what the tunnel carries.
+dynamic tables, Huffman), flow control both ways, request trailers, and RFC 8441 extended CONNECT
+for WebSockets (Debian ships no client that sends it). Plus RFC 6455 frame helpers for what the tunnel carries.
 
 Single-threaded: every call that waits pumps frames from the socket until a bounded deadline.
 Frames it answers on its own: SETTINGS (ACK), PING (ACK, unless answer_pings=False) and, for
@@ -322,12 +322,17 @@ class H2Client:
         self.send_frame(HEADERS, flags, stream.id, encode_headers(fields))
         return stream
 
-    def request(self, path, method="GET", authority="test", scheme="http", headers=(), body=None):
+    def request(self, path, method="GET", authority="test", scheme="http", headers=(), body=None,
+                trailers=None):
+        """Opens a stream: HEADERS, the body's DATA, then `trailers` ([(name, value)]) as a trailing
+        HEADERS frame that ends the stream."""
         fields = [(":method", method), (":scheme", scheme), (":path", path), (":authority", authority)]
         fields += list(headers)
-        stream = self.open_stream(fields, end_stream=body is None)
+        stream = self.open_stream(fields, end_stream=body is None and trailers is None)
         if body is not None:
-            self.send_data(stream, body, end_stream=True)
+            self.send_data(stream, body, end_stream=trailers is None)
+        if trailers is not None:
+            self.send_trailers(stream, trailers)
         return stream
 
     def websocket(self, path="/", authority="test", scheme="http", headers=()):
@@ -353,6 +358,10 @@ class H2Client:
             view = view[n:]
             if last:
                 return
+
+    def send_trailers(self, stream, fields):
+        """Ends the stream with a trailer section: a HEADERS frame with END_STREAM."""
+        self.send_frame(HEADERS, END_HEADERS | END_STREAM, stream.id, encode_headers(fields))
 
     def end_stream(self, stream):
         self.send_frame(DATA, END_STREAM, stream.id)

@@ -1,11 +1,14 @@
 """HTTP/2 from clients (`listen ... http2`): ALPN h2 over TLS and h2c by prior knowledge on a
 plaintext listener, multiplexed streams, local error replies, proxying large bodies both ways to
-the HTTP/1.1 test backend, HTTP/1.1 clients on the same listener, an h2load run, and defences
-(garbage after the preface, rapid reset). Real clients: curl, nghttp, h2load."""
+the HTTP/1.1 test backend, trailers both ways, HTTP/1.1 clients on the same listener, an h2load
+run, defences (garbage after the preface, rapid reset), and the access log's protocol and status
+for streams. Real clients: curl, nghttp, h2load; h2_client.py where they cannot (request
+trailers, extended CONNECT)."""
 
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -17,8 +20,9 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from backend_server import PATTERN  # noqa: E402
-from h2_client import H2Client  # noqa: E402
-from harness import SubgateTestCase, free_port, request, wait_until  # noqa: E402
+from h2_client import PROTOCOL_ERROR, H2Client, ws_close_frame  # noqa: E402
+from harness import Conn, SubgateTestCase, free_port, request, wait_until  # noqa: E402
+from test_http2_websockets import WsBackend  # noqa: E402
 from test_tls import make_ca, make_cert  # noqa: E402
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -321,6 +325,44 @@ class Http2(SubgateTestCase):
         s = c.response(c.request("/small"))
         self.assertIsNone(s.trailers)
 
+    def test_request_trailers_reach_the_upstream(self):
+        # A trailing HEADERS frame (END_STREAM) after the body: without a content-length the
+        # upstream request is chunked and the fields follow its last chunk, as an HTTP/1.1
+        # client's would. Framing, routing and connection fields are dropped.
+        c = H2Client(self.sg.port)
+        self.addCleanup(c.close)
+        body = os.urandom(300 * 1024)  # more than the stream window: the trailers wait behind it
+        digest = hashlib.sha256(body).hexdigest()
+        s = c.response(c.request("/api/trailers", method="POST", body=body, trailers=[
+            ("x-checksum", digest), ("x-part", "1"), ("x-part", "2"), ("host", "elsewhere.test"),
+            ("te", "trailers"), ("trailer", "x-checksum"), ("content-length", str(len(body)))]))
+        self.assertEqual(s.status, 200, bytes(s.data))
+        self.assertEqual(json.loads(bytes(s.data)), {"bytes": len(body), "framing": "chunked", "trailers": [
+            ["x-checksum", digest], ["x-part", "1"], ["x-part", "2"]]})
+        # Trailers right after the head: an empty chunked body with its trailers.
+        s = c.response(c.request("/api/trailers", method="POST", trailers=[("x-only", "yes")]))
+        self.assertEqual(json.loads(bytes(s.data)),
+                         {"bytes": 0, "framing": "chunked", "trailers": [["x-only", "yes"]]})
+        # With a content-length the upstream request keeps it, which leaves no place for trailers.
+        s = c.response(c.request("/api/trailers", method="POST", headers=[("content-length", "3")], body=b"abc",
+                                 trailers=[("x-lost", "1")]))
+        self.assertEqual(json.loads(bytes(s.data)), {"bytes": 3, "framing": "content-length", "trailers": []})
+        # A pseudo-header or a connection-specific field in trailers makes the request malformed
+        # (RFC 9113 §8.1, §8.2.2): the stream is reset with PROTOCOL_ERROR, the connection goes on.
+        for field in ((":path", "/x"), ("connection", "close"), ("transfer-encoding", "chunked")):
+            s = c.response(c.request("/api/trailers", method="POST", body=b"abc", trailers=[field]))
+            self.assertEqual((s.status, s.reset), (None, PROTOCOL_ERROR), field)
+        # Larger than an HTTP/1.1 client may send (8 KiB): refused like those, and the upstream
+        # request is never completed.
+        s = c.response(c.request("/api/trailers", method="POST", body=b"abc", trailers=[("x-big", "a" * 9000)]))
+        self.assertEqual(s.status, 400)
+        self.assertEqual(json.loads(s.header("x-deno-error"))["code"], "BAD_REQUEST")
+        s = c.response(c.request("/api/trailers", method="POST", body=b"last", trailers=[("x-last", "1")]))
+        self.assertEqual(s.status, 200)
+        self.assertEqual([(b["bytes"], b["trailers"]) for b in self.backend.trailer_bodies],
+                         [(len(body), [["x-checksum", digest], ["x-part", "1"], ["x-part", "2"]]),
+                          (0, [["x-only", "yes"]]), (3, []), (4, [["x-last", "1"]])])
+
     def test_reload_sends_goaway_and_open_streams_finish(self):
         c = H2Client(self.sg.port)
         self.addCleanup(c.close)
@@ -367,6 +409,86 @@ class Http2(SubgateTestCase):
         c.wait(lambda: len(c.goaways) >= 2, what="the final GOAWAY")
         self.assertEqual(c.goaways[1], (late.id, 0))
         c.wait_closed()
+
+
+class Http2AccessLog(SubgateTestCase):
+    """The access log names the protocol the client spoke, as nginx does ($server_protocol):
+    HTTP/2.0 for streams, HTTP/1.0 and HTTP/1.1 on the same listener; and the status the client
+    got: 200 for an RFC 8441 WebSocket the upstream accepted with 101."""
+
+    def setUp(self):
+        self.ws = WsBackend()
+        self.addCleanup(self.ws.stop)
+        self.dir = tempfile.mkdtemp(prefix="subgate-h2log-")
+        self.addCleanup(shutil.rmtree, self.dir, True)
+        d = self.dir
+        upstream = f"proxy_pass http://127.0.0.1:{self.ws.port};"
+        self.sg = self.start_subgate(f"""
+            workers 1;
+            error_log stderr info;
+            server {{
+                listen 127.0.0.1:@PORT@ http2;
+                access_log {d}/combined.log combined;
+                location /c/ {{ {upstream} }}
+                location = /c/hello {{ return 200 "hello\\n"; }}
+                location /j/ {{ access_log {d}/json.log json; {upstream} }}
+                location = /j/hello {{ access_log {d}/json.log json; return 200 "hello\\n"; }}
+            }}
+        """)
+
+    def exchanges(self, prefix):
+        """Five requests: GET and a WebSocket over HTTP/2, GET over HTTP/1.1 and HTTP/1.0, a
+        WebSocket over HTTP/1.1 (its client does get the 101)."""
+        c = H2Client(self.sg.port)
+        self.addCleanup(c.close)
+        self.assertEqual(c.response(c.request(prefix + "/hello")).status, 200)
+        s = c.websocket(prefix + "/ws")
+        c.wait(lambda: s.headers is not None or s.done, what="the WebSocket answer")
+        self.assertEqual(s.status, 200)
+        c.send_data(s, ws_close_frame())
+        c.wait(lambda: s.ended, what="END_STREAM after the upstream closed")
+        c.end_stream(s)
+        self.assertEqual(request(self.sg.port, path=prefix + "/hello").status, 200)
+        for head in (f"GET {prefix}/hello HTTP/1.0\r\n\r\n",
+                     f"GET {prefix}/ws HTTP/1.1\r\nHost: test\r\nConnection: upgrade\r\nUpgrade: websocket\r\n"
+                     "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"):
+            conn = Conn(self.sg.port)
+            self.addCleanup(conn.close)
+            conn.send(head)
+            if conn.read_response(head_request=True).status == 101:  # the head only: no body follows
+                conn.send(ws_close_frame())
+            self.assertTrue(conn.closed(), "the server kept the connection open")
+
+    def lines(self, name, count):
+        path = os.path.join(self.dir, name)
+
+        def read():
+            if not os.path.exists(path):
+                return []
+            with open(path) as f:
+                return f.read().splitlines()
+
+        wait_until(lambda: len(read()) >= count, what=f"{count} lines in {name}")
+        return read()
+
+    expected = [("/hello", "HTTP/1.0", 200), ("/hello", "HTTP/1.1", 200), ("/hello", "HTTP/2.0", 200),
+                ("/ws", "HTTP/1.1", 101), ("/ws", "HTTP/2.0", 200)]
+
+    def test_combined(self):
+        self.exchanges("/c")
+        got = []
+        for line in self.lines("combined.log", 5):
+            m = re.search(r'\] "\S+ /c(\S+) (\S+)" (\d+) ', line)
+            self.assertIsNotNone(m, line)
+            got.append((m.group(1), m.group(2), int(m.group(3))))
+        self.assertEqual(sorted(got), self.expected)
+
+    def test_json(self):
+        self.exchanges("/j")
+        entries = [json.loads(line) for line in self.lines("json.log", 5)]
+        got = [(e["uri"][2:], e["protocol"], e["status"]) for e in entries]
+        self.assertEqual(sorted(got), self.expected)
+
 
 if __name__ == "__main__":
     unittest.main()
