@@ -178,6 +178,10 @@ void ProxySession::connected() {
     // The body's first bytes (already buffered) join the head in one write.
     req_.readBody(this);
     if (state_ == State::kDone) return;
+  } else if (body_end_ && chunked_request_) {
+    // Sent again after a stale connection (retryStale): the body ended before any byte of it
+    // went out, so what is left of it is its last chunk and trailers.
+    conn_->out.append(chunked_end_);
   }
   sendUpstream();
   armTimer();
@@ -280,9 +284,8 @@ void ProxySession::onBodyEnd(std::string_view trailers) {
   body_end_ = true;
   if (!conn_ || state_ == State::kDone) return;
   if (chunked_request_) {
-    conn_->out.append("0\r\n");
-    conn_->out.append(trailers);
-    conn_->out.append("\r\n");
+    chunked_end_.assign("0\r\n").append(trailers).append("\r\n");  // kept for a resend
+    conn_->out.append(chunked_end_);
   }
   // Written by the caller (connected()) or here when the body ends later.
   if (state_ != State::kConnecting) sendUpstream();

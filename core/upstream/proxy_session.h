@@ -105,6 +105,7 @@ class ProxySession final : public RequestTask,
   ErrorKind last_error_ = ErrorKind::kUpstreamError;
   bool retried_stale_ = false;
   bool chunked_request_ = false;
+  std::string chunked_end_;  // the chunked body's last chunk and trailers, once it ended
   bool tunnel_ = false;         // after a 101: raw bytes both ways, idle timeout = read_timeout
   bool upstream_shut_ = false;  // the client's end of the tunnel was passed on (SHUT_WR)
   uint64_t response_remaining_ = 0;

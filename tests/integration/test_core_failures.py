@@ -2,7 +2,7 @@
 
 import time
 
-from harness import SubgateTestCase, free_port, request
+from harness import Conn, SubgateTestCase, free_port, request
 
 
 class UpstreamFailureTest(SubgateTestCase):
@@ -96,3 +96,89 @@ class UpstreamFailureTest(SubgateTestCase):
         slow.join(10)
         self.assertEqual(results, [200])
         self.assertEqual(request(sg.port, path="/hello").status, 200)
+
+
+class ClosingKeptAliveBackend:
+    """An upstream that answers the first request of its first connection and closes that
+    connection, unanswered, when the second request arrives: a kept-alive connection it timed out
+    just as the proxy reused it. Later connections answer each request once its whole body is
+    in ("complete") or after 3 s without it ("incomplete")."""
+
+    def __init__(self):
+        import socket
+        import threading
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(8)
+        self.listener.settimeout(0.2)
+        self.port = self.listener.getsockname()[1]
+        self.connections = 0
+        self.stopping = False
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        import socket
+        while not self.stopping:
+            try:
+                conn, _ = self.listener.accept()
+            except socket.timeout:
+                continue
+            index = self.connections
+            self.connections += 1
+            conn.settimeout(3)
+            with conn:
+                for number in range(100):  # bounded: requests on one connection
+                    data = b""
+                    try:
+                        while b"\r\n\r\n" not in data:
+                            chunk = conn.recv(65536)
+                            if not chunk:
+                                break
+                            data += chunk
+                        if b"\r\n\r\n" not in data:
+                            break
+                        if index == 0 and number == 1:
+                            break  # closes under the proxy, unanswered
+                        head, body = data.split(b"\r\n\r\n", 1)
+                        state = "complete"
+                        if b"transfer-encoding: chunked" in head.lower():
+                            while b"0\r\n\r\n" not in body:
+                                chunk = conn.recv(65536)
+                                if not chunk:
+                                    break
+                                body += chunk
+                    except socket.timeout:
+                        state = "incomplete"
+                    answer = f"connection {index}: {state}".encode()
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(answer), answer))
+                    if state != "complete":
+                        break
+
+    def stop(self):
+        self.stopping = True
+        self.thread.join(timeout=5)
+        self.listener.close()
+
+
+class KeptAliveConnectionClosedTest(SubgateTestCase):
+    def test_request_is_sent_again_on_a_fresh_connection(self):
+        backend = ClosingKeptAliveBackend()
+        self.addCleanup(backend.stop)
+        sg = self.start_subgate(f"""
+            workers 1;
+            error_log stderr warn;
+            upstream up {{ server 127.0.0.1:{backend.port}; keepalive 8; }}
+            server {{
+                listen 127.0.0.1:@PORT@;
+                location / {{ proxy_pass http://up; }}
+            }}
+        """)
+        self.assertEqual(request(sg.port, path="/first").body, b"connection 0: complete")
+        # The reused connection closes under this one; a chunked body that ended before it was
+        # sent (an empty one) must be sent whole again, its last chunk included.
+        c = Conn(sg.port)
+        c.send("POST /again HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+        r = c.read_response()
+        c.close()
+        self.assertEqual((r.status, r.body), (200, b"connection 1: complete"))
