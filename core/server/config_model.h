@@ -87,7 +87,7 @@ struct RuntimeConfig {
   std::string error_log = "stderr";
   LogLevel log_level = LogLevel::kInfo;
   milliseconds shutdown_timeout{30000};
-  // Small socket writes of one loop turn go out in one io_uring submission (core/net/send_batch.h).
+  // Small socket writes of one loop turn go out in one io_uring submission (core/net/io_batch.h).
   bool io_uring = true;
   std::vector<std::unique_ptr<ServerConf>> servers;
   std::vector<ListenConf> listens;

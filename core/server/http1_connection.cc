@@ -228,6 +228,11 @@ void Http1Connection::handleReadable() {
       advanceHandshake();
       return;
     case State::kHead: {
+      // A request head, one read in the common case, joins the loop turn's batch.
+      if (IoBatch* batch = IoBatch::current(); batch && !ssl_ && readable_ && !closed_) {
+        batch->queue(static_cast<IoBatch::Reader*>(this));
+        return;
+      }
       // Bounded: each pass reads at most one chunk; stop when drained or the head is complete.
       for (int i = 0; i < 64 && readable_ && state_ == State::kHead && !closed_; ++i) {
         if (!readInto(in_, kReadChunk)) {
@@ -267,6 +272,36 @@ void Http1Connection::handleReadable() {
       return;
     }
   }
+}
+
+int Http1Connection::prepareBatchedRecv(iovec* iov, int& fd) {
+  if (closed_ || state_ != State::kHead || !readable_) return 0;
+  in_.reserveForRead(kReadChunk);
+  batched_read_want_ = std::min(in_.writable(), kReadChunk);
+  iov[0] = {in_.writePtr(), batched_read_want_};
+  fd = fd_;
+  return 1;
+}
+
+void Http1Connection::batchedRecvDone(ssize_t result) {
+  ++callback_depth_;
+  if (result > 0) {
+    in_.commit(static_cast<size_t>(result));
+    // A short read means the socket is drained until the next edge.
+    if (static_cast<size_t>(result) < batched_read_want_ && !rdhup_) readable_ = false;
+    parseHead();
+    if (!closed_ && state_ == State::kHead && readable_) handleReadable();  // queues the next read
+  } else if (result == -EAGAIN || result == -EWOULDBLOCK) {
+    readable_ = false;
+  } else if (result == -EINTR) {
+    handleReadable();
+  } else {
+    peer_closed_ = true;  // the end (0) or an error: idle or incomplete, nothing to answer
+    readable_ = false;
+    close();
+  }
+  --callback_depth_;
+  destroyIfDone();
 }
 
 bool Http1Connection::maybeHttp2Preface() {
@@ -638,12 +673,12 @@ void Http1Connection::scheduleDeferred() {
 }
 
 void Http1Connection::flushOut() {
-  SendBatch* batch = SendBatch::current();
+  IoBatch* batch = IoBatch::current();
   if (!batch || ssl_ || !writable_ || tunnel_) {
     writeOut();
     return;
   }
-  batch->queue(this);
+  batch->queue(static_cast<IoBatch::Writer*>(this));
 }
 
 int Http1Connection::prepareBatchedSend(iovec* iov, int& fd) {

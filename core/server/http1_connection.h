@@ -5,12 +5,12 @@
 //
 // I/O: one edge-triggered libevent event for read and write, registered once; a short read or
 // write means the kernel buffer is drained or full until the next edge, so no syscall is spent
-// on EAGAIN in the common case. A response's end (and a flush) is written at the end of the
-// loop turn with the worker's other small writes (core/net/send_batch.h); larger pieces are
-// written at once. Timeouts share one lazily re-armed timer. On `listen ... ssl`
-// the connection first completes a TLS handshake (within client_header_timeout); from then on
-// reads and writes go through OpenSSL, and reads continue until OpenSSL wants more bytes (a
-// short TLS read says nothing about the socket).
+// on EAGAIN in the common case. Request heads are read, and a response's end (and a flush)
+// written, at the end of the loop turn with the worker's other small reads and writes
+// (core/net/io_batch.h); bodies and larger pieces are read and written at once. Timeouts share one
+// lazily re-armed timer. On `listen ... ssl` the connection first completes a TLS handshake (within
+// client_header_timeout); from then on reads and writes go through OpenSSL, and reads continue
+// until OpenSSL wants more bytes (a short TLS read says nothing about the socket).
 //
 // Threading: owned by its Worker, used only on that worker's thread. It deletes itself when
 // closed, never from inside a call a module made (those are deferred to the next loop turn).
@@ -23,9 +23,9 @@
 #include <string>
 
 #include "core/http1/http1_parser.h"
+#include "core/net/io_batch.h"
 #include "core/net/io_buffer.h"
 #include "core/net/lazy_timer.h"
-#include "core/net/send_batch.h"
 #include "core/server/client_connection.h"
 #include "core/server/request.h"
 #include "core/tls/tls_context.h"
@@ -37,7 +37,8 @@ struct ListenerSlot;
 
 class Http1Connection final : public ClientConnection,
                               public RequestTransport,
-                              private SendBatch::Writer {
+                              private IoBatch::Writer,
+                              private IoBatch::Reader {
  public:
   Http1Connection(Worker& worker, int fd, const sockaddr* peer, const ListenerSlot& listener);
   ~Http1Connection() override;
@@ -85,6 +86,9 @@ class Http1Connection final : public ClientConnection,
   void flushOut();
   int prepareBatchedSend(iovec* iov, int& fd) override;
   void batchedSendDone(ssize_t result) override;
+  // A request head's read, made by the worker's batch at the end of the loop turn.
+  int prepareBatchedRecv(iovec* iov, int& fd) override;
+  void batchedRecvDone(ssize_t result) override;
   // What follows a write: the request's end once everything is out, the handler's resume once
   // the buffer fell below the low-water mark (it was above it before the write: `was_high`).
   void afterWrite(bool was_high);
@@ -140,6 +144,7 @@ class Http1Connection final : public ClientConnection,
 
   // Per request.
   size_t in_used_ = 0;          // bytes of in_ the current request occupies (head + body)
+  size_t batched_read_want_ = 0;  // the size of the batched head read in flight
   uint64_t body_remaining_ = 0;  // content-length bytes still to come
   uint64_t body_discarded_ = 0;
   BodyMode body_mode_ = BodyMode::kNone;

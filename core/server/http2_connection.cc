@@ -487,7 +487,7 @@ void Http2Connection::sendOutput() {
 }
 
 void Http2Connection::flushOut() {
-  SendBatch* batch = SendBatch::current();
+  IoBatch* batch = IoBatch::current();
   if (!batch || ssl_ || !writable_ || out_.readable() >= kOutHighWater) {
     writeOut();
     return;

@@ -5,7 +5,7 @@
 //
 // I/O: one edge-triggered libevent event, like Http1Connection; input is fed to
 // nghttp2_session_mem_recv, output comes from nghttp2_session_mem_send into out_ and is written
-// to the socket (with the worker's other small writes of the loop turn, core/net/send_batch.h)
+// to the socket (with the worker's other small writes of the loop turn, core/net/io_batch.h)
 // or through OpenSSL. Transport calls only queue (frames, stream bytes) and
 // schedule a deferred pass that produces and writes the frames, so nghttp2 is never entered
 // from inside its own callbacks and no module call is re-entered from inside its own call.
@@ -35,9 +35,9 @@
 
 #include "core/http2/request_head.h"
 #include "core/net/clock.h"
+#include "core/net/io_batch.h"
 #include "core/net/io_buffer.h"
 #include "core/net/lazy_timer.h"
-#include "core/net/send_batch.h"
 #include "core/server/client_connection.h"
 #include "core/server/request.h"
 
@@ -46,7 +46,7 @@ namespace subgate {
 class Worker;
 struct ListenerSlot;
 
-class Http2Connection final : public ClientConnection, private SendBatch::Writer {
+class Http2Connection final : public ClientConnection, private IoBatch::Writer {
  public:
   Http2Connection(Worker& worker, int fd, SSL* ssl, std::string remote_ip, const ListenerSlot& listener,
                   std::shared_ptr<const RuntimeConfig> config, const ListenConf* listen);

@@ -10,7 +10,7 @@
 #include <cstring>
 
 #include "core/log/log.h"
-#include "core/net/send_batch.h"
+#include "core/net/io_batch.h"
 #include "core/server/http1_connection.h"
 #include "core/server/http2_connection.h"
 #include "core/upstream/connection_pool.h"
@@ -19,7 +19,7 @@ namespace subgate {
 
 namespace {
 // Sends one loop turn may batch per submission; larger turns take several.
-constexpr unsigned kSendBatchEntries = 256;
+constexpr unsigned kIoBatchEntries = 256;
 }  // namespace
 
 Worker::Worker(int id) : id_(id) {}
@@ -61,9 +61,9 @@ bool Worker::start(std::shared_ptr<const RuntimeConfig> config, std::vector<List
   applyConfig(std::move(config), std::move(fds));
   thread_ = std::thread([this] {
     std::string why;
-    send_batch_ = SendBatch::create(base_, kSendBatchEntries, why);
-    if (send_batch_) {
-      send_batch_->setEnabled(config_->io_uring);
+    io_batch_ = IoBatch::create(base_, kIoBatchEntries, why);
+    if (io_batch_) {
+      io_batch_->setEnabled(config_->io_uring);
       LOG_DEBUG("worker %d: small socket writes are batched with io_uring%s", id_,
                 config_->io_uring ? "" : " (off in the config)");
     } else if (config_->io_uring) {
@@ -74,7 +74,7 @@ bool Worker::start(std::shared_ptr<const RuntimeConfig> config, std::vector<List
     for (ClientConnection* connection : connections_) delete connection;
     connections_.clear();
     pools_.clear();
-    send_batch_.reset();  // after every writer that might still be queued
+    io_batch_.reset();  // after every writer that might still be queued
   });
   return true;
 }
@@ -135,7 +135,7 @@ void Worker::onMailbox(evutil_socket_t fd, short, void* arg) {
 
 void Worker::applyConfig(std::shared_ptr<const RuntimeConfig> config, std::vector<ListenFd> fds) {
   config_ = std::move(config);
-  if (send_batch_) send_batch_->setEnabled(config_->io_uring);  // null before the thread starts
+  if (io_batch_) io_batch_->setEnabled(config_->io_uring);  // null before the thread starts
   if (stopping_) return;
   // Listeners whose address is gone stop accepting; their slots stay so that connections
   // accepted on them keep a valid (old) config until they close.

@@ -25,7 +25,7 @@
 namespace subgate {
 
 class ConnectionPool;
-class SendBatch;
+class IoBatch;
 class Worker;
 
 // One listening socket of one worker, with the config it currently serves.
@@ -93,7 +93,7 @@ class Worker {
   event* stop_timer_ = nullptr;
   std::thread thread_;
   std::shared_ptr<const RuntimeConfig> config_;
-  std::unique_ptr<SendBatch> send_batch_;  // created and used on the worker's thread
+  std::unique_ptr<IoBatch> io_batch_;  // created and used on the worker's thread
   std::vector<std::unique_ptr<ListenerSlot>> listeners_;
   std::unordered_set<ClientConnection*> connections_;
   std::vector<std::unique_ptr<ConnectionPool>> pools_;  // by PeerId

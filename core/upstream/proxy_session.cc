@@ -207,13 +207,13 @@ void ProxySession::writeUpstream() {
 }
 
 void ProxySession::sendUpstream() {
-  SendBatch* batch = SendBatch::current();
+  IoBatch* batch = IoBatch::current();
   if (!batch || tunnel_ || !conn_ || !conn_->writable ||
       conn_->out.readable() >= kUpstreamHighWater) {
     writeUpstream();
     return;
   }
-  batch->queue(this);
+  batch->queue(static_cast<IoBatch::Writer*>(this));
 }
 
 int ProxySession::prepareBatchedSend(iovec* iov, int& fd) {
@@ -320,43 +320,89 @@ void ProxySession::onClientDrained() {
 }
 
 void ProxySession::readUpstream() {
+  // The response head, the exchange's one read in the common case, joins the loop turn's batch.
+  if (state_ == State::kWaitingHead && conn_ && conn_->readable && !client_paused_) {
+    if (IoBatch* batch = IoBatch::current()) {
+      batch->queue(static_cast<IoBatch::Reader*>(this));
+      return;
+    }
+  }
+  readUpstreamNow();
+}
+
+void ProxySession::readUpstreamNow() {
   for (int i = 0; i < kReadsPerEvent && conn_ && !client_paused_; ++i) {
     if (!conn_->readable) break;
     IoBuffer& in = conn_->in;
     in.reserveForRead(kReadChunk);
     size_t want = in.writable();
     ssize_t n = ::recv(conn_->fd(), in.writePtr(), want, 0);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) {
-        conn_->readable = false;
-        break;
-      }
-      if (state_ == State::kWaitingHead && retryStale()) return;
-      upstreamFailed(ErrorKind::kUpstreamError, "read", errno);
-      return;
-    }
-    if (n == 0) {
-      conn_->readable = false;
-      if (state_ == State::kWaitingHead) {
-        if (retryStale()) return;
-        upstreamFailed(ErrorKind::kUpstreamError, "the upstream closed the connection before answering", 0);
-        return;
-      }
-      if (state_ == State::kBody && response_framing_ == http1::BodyFraming::kUntilClose) {
-        response_keep_alive_ = false;
-        finishExchange({});
-        return;
-      }
-      upstreamFailed(ErrorKind::kUpstreamError, "the upstream closed the connection mid-response", 0);
-      return;
-    }
-    if (static_cast<size_t>(n) < want && !conn_->peer_closed) conn_->readable = false;
-    in.commit(static_cast<size_t>(n));
-    io_deadline_ = steadyNow() + options_.read_timeout;
-    if (state_ == State::kWaitingHead && !parseHead()) break;
-    if (state_ == State::kBody && !forwardBody()) break;
+    ReadOutcome outcome = tookRead(n < 0 ? -errno : n, want);
+    if (outcome == ReadOutcome::kGone) return;
+    if (outcome == ReadOutcome::kStop) break;
   }
+  afterUpstreamRead();
+}
+
+int ProxySession::prepareBatchedRecv(iovec* iov, int& fd) {
+  if (!conn_ || state_ != State::kWaitingHead || !conn_->readable || client_paused_) return 0;
+  IoBuffer& in = conn_->in;
+  in.reserveForRead(kReadChunk);
+  batched_read_want_ = in.writable();
+  iov[0] = {in.writePtr(), batched_read_want_};
+  fd = conn_->fd();
+  return 1;
+}
+
+void ProxySession::batchedRecvDone(ssize_t result) {
+  if (!conn_) return;
+  ReadOutcome outcome = tookRead(result, batched_read_want_);
+  if (outcome == ReadOutcome::kGone) return;
+  if (outcome == ReadOutcome::kMore) {
+    readUpstreamNow();  // a full read: the rest is read at once
+  } else {
+    afterUpstreamRead();
+  }
+  if (conn_) armTimer();
+}
+
+ProxySession::ReadOutcome ProxySession::tookRead(ssize_t result, size_t want) {
+  if (result < 0) {
+    if (result == -EINTR) return ReadOutcome::kMore;
+    if (result == -EAGAIN || result == -EWOULDBLOCK) {
+      conn_->readable = false;
+      return ReadOutcome::kStop;
+    }
+    if (state_ == State::kWaitingHead && retryStale()) return ReadOutcome::kGone;
+    upstreamFailed(ErrorKind::kUpstreamError, "read", static_cast<int>(-result));
+    return ReadOutcome::kGone;
+  }
+  if (result == 0) {
+    conn_->readable = false;
+    if (state_ == State::kWaitingHead) {
+      if (retryStale()) return ReadOutcome::kGone;
+      upstreamFailed(ErrorKind::kUpstreamError,
+                     "the upstream closed the connection before answering", 0);
+      return ReadOutcome::kGone;
+    }
+    if (state_ == State::kBody && response_framing_ == http1::BodyFraming::kUntilClose) {
+      response_keep_alive_ = false;
+      finishExchange({});
+      return ReadOutcome::kGone;
+    }
+    upstreamFailed(ErrorKind::kUpstreamError, "the upstream closed the connection mid-response", 0);
+    return ReadOutcome::kGone;
+  }
+  IoBuffer& in = conn_->in;
+  if (static_cast<size_t>(result) < want && !conn_->peer_closed) conn_->readable = false;
+  in.commit(static_cast<size_t>(result));
+  io_deadline_ = steadyNow() + options_.read_timeout;
+  if (state_ == State::kWaitingHead && !parseHead()) return ReadOutcome::kStop;
+  if (state_ == State::kBody && !forwardBody()) return ReadOutcome::kStop;
+  return ReadOutcome::kMore;
+}
+
+void ProxySession::afterUpstreamRead() {
   if (state_ == State::kBody || state_ == State::kDone) req_.flush();
   if (tunnel_ && conn_) conn_->in.shrinkIfEmpty(0);
   // The fairness bound left bytes in the socket: come back on the next loop turn.

@@ -7,8 +7,9 @@
 // Used by content handlers (proxy_pass, isolates) through PeerSelector. An Upgrade request
 // (WebSocket) that the upstream answers with 101 becomes a tunnel: bytes flow both ways until a
 // side closes, or nothing flows for read_timeout.
-// The request head (with whatever body is at hand) is written at the end of the loop turn,
-// together with the worker's other small writes (core/net/send_batch.h).
+// The request head (with whatever body is at hand) is written, and the response head read, at
+// the end of the loop turn together with the worker's other small reads and writes
+// (core/net/io_batch.h).
 // Lifetime: owned by the Request as its RequestTask; destroyed when the request ends or dies,
 // closing any upstream connection it still holds.
 #pragma once
@@ -18,7 +19,7 @@
 #include <memory>
 #include <string>
 
-#include "core/net/send_batch.h"
+#include "core/net/io_batch.h"
 #include "core/server/request.h"
 #include "core/upstream/connection_pool.h"
 
@@ -46,7 +47,8 @@ struct ProxyOptions {
 class ProxySession final : public RequestTask,
                            public BodySink,
                            public UpstreamConnection::Handler,
-                           private SendBatch::Writer {
+                           private IoBatch::Writer,
+                           private IoBatch::Reader {
  public:
   ProxySession(Request& req, std::unique_ptr<PeerSelector> selector, const ProxyOptions& options);
   ~ProxySession() override;
@@ -79,7 +81,17 @@ class ProxySession final : public RequestTask,
   void wroteUpstream(size_t n);
   // What follows writes: the tunnel's half-close, the response deadline, the body's resume.
   void afterUpstreamWrite();
+  // Reads the upstream: the response head at the end of the loop turn (with the worker's other
+  // small reads), anything else now.
   void readUpstream();
+  void readUpstreamNow();
+  int prepareBatchedRecv(iovec* iov, int& fd) override;
+  void batchedRecvDone(ssize_t result) override;
+  enum class ReadOutcome { kMore, kStop, kGone };  // read on; stop reading; the exchange moved on
+  // Handles one read's result (bytes, 0 at the end, -errno) of at most `want` bytes.
+  ReadOutcome tookRead(ssize_t result, size_t want);
+  // What follows reads: the client flush, the tunnel's buffer, the fairness bound's next turn.
+  void afterUpstreamRead();
   bool parseHead();
   // The upstream answered an Upgrade request with 101: pass it on and tunnel bytes both ways.
   void startTunnel();
@@ -106,6 +118,7 @@ class ProxySession final : public RequestTask,
   bool retried_stale_ = false;
   bool chunked_request_ = false;
   std::string chunked_end_;  // the chunked body's last chunk and trailers, once it ended
+  size_t batched_read_want_ = 0;
   bool tunnel_ = false;         // after a 101: raw bytes both ways, idle timeout = read_timeout
   bool upstream_shut_ = false;  // the client's end of the tunnel was passed on (SHUT_WR)
   uint64_t response_remaining_ = 0;

@@ -1,6 +1,7 @@
-// SendBatch over socket pairs (AF_UNIX, no network): one submission per loop turn, results in
-// queue order, writers that go away or re-queue, full sockets answered without blocking.
-#include "core/net/send_batch.h"
+// IoBatch over socket pairs (AF_UNIX, no network): one submission per loop turn, results in
+// queue order, clients that go away or re-queue, full and empty sockets answered without
+// blocking.
+#include "core/net/io_batch.h"
 
 #include <event2/event.h>
 #include <fcntl.h>
@@ -41,7 +42,7 @@ struct Pair {
   }
 };
 
-class TestWriter final : public SendBatch::Writer {
+class TestWriter final : public IoBatch::Writer {
  public:
   TestWriter(int fd, std::string data) : fd_(fd), data_(std::move(data)) {}
   int prepareBatchedSend(iovec* iov, int& fd) override {
@@ -71,13 +72,34 @@ class TestWriter final : public SendBatch::Writer {
   std::string data_;
 };
 
-class SendBatchTest : public ::testing::Test {
+class TestReader final : public IoBatch::Reader {
+ public:
+  explicit TestReader(int fd) : fd_(fd) {}
+  int prepareBatchedRecv(iovec* iov, int& fd) override {
+    iov[0] = {buffer_, sizeof buffer_};
+    fd = fd_;
+    return 1;
+  }
+  void batchedRecvDone(ssize_t result) override {
+    results.push_back(result);
+    if (result > 0) got.append(buffer_, static_cast<size_t>(result));
+  }
+
+  std::vector<ssize_t> results;
+  std::string got;
+
+ private:
+  int fd_;
+  char buffer_[256];
+};
+
+class IoBatchTest : public ::testing::Test {
  protected:
   void SetUp() override {
     base_ = event_base_new();
     ASSERT_NE(base_, nullptr);
     std::string why;
-    batch_ = SendBatch::create(base_, 8, why);
+    batch_ = IoBatch::create(base_, 8, why);
     if (!batch_) GTEST_SKIP() << "io_uring is not available here: " << why;
   }
   void TearDown() override {
@@ -88,13 +110,13 @@ class SendBatchTest : public ::testing::Test {
   void turn() { event_base_loop(base_, EVLOOP_NONBLOCK); }
 
   event_base* base_ = nullptr;
-  std::unique_ptr<SendBatch> batch_;
+  std::unique_ptr<IoBatch> batch_;
 };
 
-TEST_F(SendBatchTest, SendsEveryQueuedWriterInOneSubmission) {
+TEST_F(IoBatchTest, SendsEveryQueuedWriterInOneSubmission) {
   Pair a, b, c;
   TestWriter wa(a.ours, "request head"), wb(b.ours, "response"), wc(c.ours, "another one");
-  ASSERT_EQ(SendBatch::current(), batch_.get());
+  ASSERT_EQ(IoBatch::current(), batch_.get());
   batch_->queue(&wa);
   batch_->queue(&wb);
   batch_->queue(&wa);  // queued once
@@ -109,10 +131,10 @@ TEST_F(SendBatchTest, SendsEveryQueuedWriterInOneSubmission) {
   EXPECT_EQ(wb.results, std::vector<ssize_t>{8});
   EXPECT_FALSE(wa.sendQueued());
   EXPECT_EQ(batch_->submissions(), 1u);
-  EXPECT_EQ(batch_->sends(), 3u);
+  EXPECT_EQ(batch_->operations(), 3u);
 }
 
-TEST_F(SendBatchTest, LargerTurnsTakeSeveralSubmissions) {
+TEST_F(IoBatchTest, LargerTurnsTakeSeveralSubmissions) {
   std::vector<std::unique_ptr<Pair>> pairs;
   std::vector<std::unique_ptr<TestWriter>> writers;
   for (int i = 0; i < 20; ++i) {  // the ring holds 8
@@ -124,10 +146,10 @@ TEST_F(SendBatchTest, LargerTurnsTakeSeveralSubmissions) {
   turn();
   for (int i = 0; i < 20; ++i) EXPECT_EQ(pairs[i]->drain(), "piece " + std::to_string(i));
   EXPECT_EQ(batch_->submissions(), 3u);
-  EXPECT_EQ(batch_->sends(), 20u);
+  EXPECT_EQ(batch_->operations(), 20u);
 }
 
-TEST_F(SendBatchTest, BytesAppendedAfterQueueingGoOutToo) {
+TEST_F(IoBatchTest, BytesAppendedAfterQueueingGoOutToo) {
   Pair a;
   TestWriter w(a.ours, "head");
   batch_->queue(&w);
@@ -136,7 +158,7 @@ TEST_F(SendBatchTest, BytesAppendedAfterQueueingGoOutToo) {
   EXPECT_EQ(a.drain(), "head and body");
 }
 
-TEST_F(SendBatchTest, NothingToSendMeansNoCallback) {
+TEST_F(IoBatchTest, NothingToSendMeansNoCallback) {
   Pair a;
   TestWriter w(a.ours, "");
   batch_->queue(&w);
@@ -147,7 +169,7 @@ TEST_F(SendBatchTest, NothingToSendMeansNoCallback) {
   EXPECT_EQ(batch_->submissions(), 0u);
 }
 
-TEST_F(SendBatchTest, WriterQueuedFromItsCallbackGoesIntoTheNextFlush) {
+TEST_F(IoBatchTest, WriterQueuedFromItsCallbackGoesIntoTheNextFlush) {
   Pair a;
   TestWriter w(a.ours, "first");
   int rounds = 0;
@@ -165,7 +187,7 @@ TEST_F(SendBatchTest, WriterQueuedFromItsCallbackGoesIntoTheNextFlush) {
   EXPECT_EQ(batch_->submissions(), 2u);
 }
 
-TEST_F(SendBatchTest, WriterThatGoesAwayIsForgotten) {
+TEST_F(IoBatchTest, WriterThatGoesAwayIsForgotten) {
   Pair a, b;
   auto gone = std::make_unique<TestWriter>(a.ours, "never sent");
   TestWriter stays(b.ours, "sent");
@@ -177,7 +199,7 @@ TEST_F(SendBatchTest, WriterThatGoesAwayIsForgotten) {
   EXPECT_EQ(b.drain(), "sent");
 }
 
-TEST_F(SendBatchTest, CallbackMayDestroyALaterWriterOfTheSameFlush) {
+TEST_F(IoBatchTest, CallbackMayDestroyALaterWriterOfTheSameFlush) {
   Pair a, b;
   TestWriter first(a.ours, "one");
   auto second = std::make_unique<TestWriter>(b.ours, "two");
@@ -191,7 +213,7 @@ TEST_F(SendBatchTest, CallbackMayDestroyALaterWriterOfTheSameFlush) {
   EXPECT_EQ(b.drain(), "two");  // it was sent; only its callback is skipped
 }
 
-TEST_F(SendBatchTest, FullSocketAnswersAtOnceInsteadOfBlocking) {
+TEST_F(IoBatchTest, FullSocketAnswersAtOnceInsteadOfBlocking) {
   Pair a;
   int small = 4096;
   ASSERT_EQ(::setsockopt(a.ours, SOL_SOCKET, SO_SNDBUF, &small, sizeof small), 0);
@@ -207,7 +229,7 @@ TEST_F(SendBatchTest, FullSocketAnswersAtOnceInsteadOfBlocking) {
   EXPECT_EQ(w.results[1], -EAGAIN);  // nobody read: still full, and the flush did not wait
 }
 
-TEST_F(SendBatchTest, ErrorsArriveAsNegativeErrno) {
+TEST_F(IoBatchTest, ErrorsArriveAsNegativeErrno) {
   Pair a;
   TestWriter w(a.ours, "to nobody");
   ::close(a.theirs);
@@ -218,13 +240,79 @@ TEST_F(SendBatchTest, ErrorsArriveAsNegativeErrno) {
   EXPECT_EQ(w.results[0], -EPIPE);  // MSG_NOSIGNAL: no SIGPIPE either
 }
 
-TEST_F(SendBatchTest, TurnedOffMeansWriteDirectly) {
+TEST_F(IoBatchTest, ReadsAndWritesShareASubmission) {
+  Pair in, out;
+  ASSERT_EQ(::send(in.theirs, "GET / HTTP/1.1\r\n\r\n", 18, 0), 18);
+  TestReader reader(in.ours);
+  TestWriter writer(out.ours, "to the upstream");
+  batch_->queue(&reader);
+  batch_->queue(&writer);
+  EXPECT_TRUE(reader.recvQueued());
+  turn();
+  EXPECT_EQ(reader.got, "GET / HTTP/1.1\r\n\r\n");
+  EXPECT_EQ(out.drain(), "to the upstream");
+  EXPECT_FALSE(reader.recvQueued());
+  EXPECT_EQ(batch_->submissions(), 1u);
+  EXPECT_EQ(batch_->operations(), 2u);
+}
+
+TEST_F(IoBatchTest, EmptySocketAnswersAtOnceAndTheEndIsZero) {
+  Pair a;
+  TestReader reader(a.ours);
+  batch_->queue(&reader);
+  turn();  // nothing to read: the flush does not wait for data
+  ASSERT_EQ(reader.results, std::vector<ssize_t>{-EAGAIN});
+  ::shutdown(a.theirs, SHUT_WR);
+  batch_->queue(&reader);
+  turn();
+  EXPECT_EQ(reader.results.back(), 0);
+}
+
+TEST_F(IoBatchTest, ObjectBothReaderAndWriterIsQueuedOnceForEach) {
+  struct Both final : IoBatch::Reader, IoBatch::Writer {
+    explicit Both(int fd) : fd(fd) {}
+    int prepareBatchedRecv(iovec* iov, int& out_fd) override {
+      iov[0] = {buffer, sizeof buffer};
+      out_fd = fd;
+      return 1;
+    }
+    void batchedRecvDone(ssize_t result) override { read = result; }
+    int prepareBatchedSend(iovec* iov, int& out_fd) override {
+      iov[0] = {const_cast<char*>("pong"), 4};
+      out_fd = fd;
+      return 1;
+    }
+    void batchedSendDone(ssize_t result) override { wrote = result; }
+    int fd;
+    char buffer[16];
+    ssize_t read = -1, wrote = -1;
+  };
+  Pair a;
+  ASSERT_EQ(::send(a.theirs, "ping", 4, 0), 4);
+  auto both = std::make_unique<Both>(a.ours);
+  batch_->queue(static_cast<IoBatch::Reader*>(both.get()));
+  batch_->queue(static_cast<IoBatch::Writer*>(both.get()));
+  EXPECT_TRUE(both->recvQueued());
+  EXPECT_TRUE(both->sendQueued());
+  turn();
+  EXPECT_EQ(both->read, 4);
+  EXPECT_EQ(both->wrote, 4);
+  EXPECT_EQ(a.drain(), "pong");
+  // Gone while both are queued: neither is called.
+  batch_->queue(static_cast<IoBatch::Reader*>(both.get()));
+  batch_->queue(static_cast<IoBatch::Writer*>(both.get()));
+  both.reset();
+  turn();
+  EXPECT_EQ(batch_->submissions(), 1u);
+}
+
+TEST_F(IoBatchTest, TurnedOffMeansWriteDirectly) {
   batch_->setEnabled(false);
-  EXPECT_EQ(SendBatch::current(), nullptr);
+  EXPECT_EQ(IoBatch::current(), nullptr);
   batch_->setEnabled(true);
-  EXPECT_EQ(SendBatch::current(), batch_.get());
+  EXPECT_EQ(IoBatch::current(), batch_.get());
   batch_.reset();
-  EXPECT_EQ(SendBatch::current(), nullptr);
+  EXPECT_EQ(IoBatch::current(), nullptr);
 }
 
 }  // namespace

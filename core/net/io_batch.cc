@@ -1,4 +1,4 @@
-#include "core/net/send_batch.h"
+#include "core/net/io_batch.h"
 
 #include <event2/event.h>
 #include <liburing.h>
@@ -13,19 +13,20 @@
 namespace subgate {
 
 namespace {
-thread_local SendBatch* thread_batch = nullptr;
-// Every send is non-blocking: a full socket answers -EAGAIN at once instead of the ring waiting
-// for room, so that each flush completes before it returns.
+thread_local IoBatch* thread_batch = nullptr;
+// Every operation is non-blocking: a full (or empty) socket answers -EAGAIN at once instead of
+// the ring waiting for it, so that each flush completes before it returns.
 constexpr int kSendFlags = MSG_NOSIGNAL | MSG_DONTWAIT;
+constexpr int kRecvFlags = MSG_DONTWAIT;
 }  // namespace
 
-struct SendBatch::Ring {
+struct IoBatch::Ring {
   io_uring ring{};
   unsigned entries = 0;
   ~Ring() { io_uring_queue_exit(&ring); }
 };
 
-std::unique_ptr<SendBatch> SendBatch::create(event_base* base, unsigned entries, std::string& why) {
+std::unique_ptr<IoBatch> IoBatch::create(event_base* base, unsigned entries, std::string& why) {
   auto ring = std::make_unique<Ring>();
   io_uring_params params{};
   // One thread submits and reaps, and nothing waits on the ring: let the kernel skip the
@@ -42,34 +43,35 @@ std::unique_ptr<SendBatch> SendBatch::create(event_base* base, unsigned entries,
     return nullptr;
   }
   ring->entries = params.sq_entries;
-  std::unique_ptr<SendBatch> batch(new SendBatch(base, std::move(ring)));
+  std::unique_ptr<IoBatch> batch(new IoBatch(base, std::move(ring)));
   if (!batch->flush_event_) {
-    why = "cannot create the send batch's event";
+    why = "cannot create the I/O batch's event";
     return nullptr;
   }
   thread_batch = batch.get();
   return batch;
 }
 
-SendBatch* SendBatch::current() {
-  SendBatch* batch = thread_batch;
+IoBatch* IoBatch::current() {
+  IoBatch* batch = thread_batch;
   return batch && batch->enabled_ && batch->ring_ ? batch : nullptr;
 }
 
-SendBatch::SendBatch(event_base* base, std::unique_ptr<Ring> ring) : ring_(std::move(ring)) {
+IoBatch::IoBatch(event_base* base, std::unique_ptr<Ring> ring) : ring_(std::move(ring)) {
   flush_event_ = event_new(base, -1, 0, onFlush, this);
 }
 
-SendBatch::~SendBatch() {
+IoBatch::~IoBatch() {
   if (thread_batch == this) thread_batch = nullptr;
   if (flush_event_) event_free(flush_event_);
-  for (Writer* writer : pending_) writer->queued_ = false;
+  for (Client* client : pending_)
+    if (client) client->queued_ = false;
 }
 
-void SendBatch::queue(Writer* writer) {
-  if (writer->queued_) return;
-  writer->queued_ = true;
-  pending_.push_back(writer);
+void IoBatch::queue(Client* client) {
+  if (client->queued_) return;
+  client->queued_ = true;
+  pending_.push_back(client);
   if (!flush_armed_) {
     flush_armed_ = true;
     // Activated events run after those already active: the flush follows the callbacks of the
@@ -78,20 +80,20 @@ void SendBatch::queue(Writer* writer) {
   }
 }
 
-void SendBatch::forget(Writer* writer) {
-  writer->queued_ = false;
-  SendBatch* batch = thread_batch;
+void IoBatch::forget(Client* client) {
+  client->queued_ = false;
+  IoBatch* batch = thread_batch;
   if (!batch) return;
-  // Linear: a flush holds one turn's writers, and a writer rarely goes away while queued.
-  for (Writer*& entry : batch->pending_)
-    if (entry == writer) entry = nullptr;
-  for (Writer*& entry : batch->flushing_)
-    if (entry == writer) entry = nullptr;
+  // Linear: a flush holds one turn's clients, and a client rarely goes away while queued.
+  for (Client*& entry : batch->pending_)
+    if (entry == client) entry = nullptr;
+  for (Client*& entry : batch->flushing_)
+    if (entry == client) entry = nullptr;
 }
 
-void SendBatch::onFlush(int, short, void* arg) { static_cast<SendBatch*>(arg)->flush(); }
+void IoBatch::onFlush(int, short, void* arg) { static_cast<IoBatch*>(arg)->flush(); }
 
-void SendBatch::flush() {
+void IoBatch::flush() {
   flush_armed_ = false;
   flushing_.swap(pending_);
   const size_t count = flushing_.size();
@@ -99,37 +101,37 @@ void SendBatch::flush() {
   iovs_.resize(count * kMaxIov);
   messages_.resize(count);
   results_.assign(count, 0);
-  // Ask every writer first: one may have sent its bytes itself since it queued.
+  // Ask every client first: a writer may have sent its bytes itself since it queued.
   for (size_t i = 0; i < count; ++i) {
-    Writer* writer = flushing_[i];
-    if (!writer) continue;
+    Client* client = flushing_[i];
+    if (!client) continue;
     msghdr& message = messages_[i];
     message = {};
     message.msg_iov = &iovs_[i * kMaxIov];
-    int pieces = writer->prepareBatchedSend(message.msg_iov, fds_[i]);
+    int pieces = client->prepareBatched(message.msg_iov, fds_[i]);
     if (pieces <= 0) {
-      writer->queued_ = false;
+      client->queued_ = false;
       flushing_[i] = nullptr;
       continue;
     }
     message.msg_iovlen = static_cast<size_t>(pieces);
   }
-  // The ring holds `entries` sends at a time: larger flushes go in several submissions.
+  // The ring holds `entries` operations at a time: larger flushes go in several submissions.
   const size_t per_submission = ring_ ? ring_->entries : count;
   for (size_t from = 0; from < count; from += per_submission)
     submit(from, std::min(count, from + per_submission));
-  // Report in queue order. A writer's done() may destroy a later writer (it is skipped then).
+  // Report in queue order. One client's done may destroy a later client (it is skipped then).
   for (size_t i = 0; i < count; ++i) {
-    Writer* writer = flushing_[i];
-    if (!writer) continue;
+    Client* client = flushing_[i];
+    if (!client) continue;
     flushing_[i] = nullptr;
-    writer->queued_ = false;
-    writer->batchedSendDone(results_[i]);
+    client->queued_ = false;
+    client->batchedDone(results_[i]);
   }
   flushing_.clear();
 }
 
-void SendBatch::submit(size_t from, size_t to) {
+void IoBatch::submit(size_t from, size_t to) {
   unsigned taken = 0;
   if (ring_) {
     io_uring* ring = &ring_->ring;
@@ -137,14 +139,18 @@ void SendBatch::submit(size_t from, size_t to) {
     for (size_t i = from; i < to; ++i) {
       if (!flushing_[i]) continue;
       io_uring_sqe* sqe = io_uring_get_sqe(ring);  // never null: the ring is empty, to - from fit
-      io_uring_prep_sendmsg(sqe, fds_[i], &messages_[i], kSendFlags);
+      if (flushing_[i]->receives_) {
+        io_uring_prep_recvmsg(sqe, fds_[i], &messages_[i], kRecvFlags);
+      } else {
+        io_uring_prep_sendmsg(sqe, fds_[i], &messages_[i], kSendFlags);
+      }
       io_uring_sqe_set_data64(sqe, i);
       ++prepared;
     }
     if (prepared == 0) return;
     int submitted = io_uring_submit(ring);
     taken = submitted > 0 ? static_cast<unsigned>(submitted) : 0;
-    // Non-blocking sends complete while they are submitted: their answers are all there.
+    // Non-blocking operations complete while they are submitted: their answers are all there.
     // Should the kernel have handed one to a worker thread, it cannot block there either.
     for (unsigned answered = 0; answered < taken; ++answered) {
       io_uring_cqe* cqe = nullptr;
@@ -161,13 +167,13 @@ void SendBatch::submit(size_t from, size_t to) {
     }
     if (taken == prepared) {
       ++submissions_;
-      sends_ += prepared;
+      operations_ += prepared;
       return;
     }
     // The ring refused all or part of the submission. What it did not take stays in its queue
     // and would go out with the next submission, pointing at messages gone by then: give the
-    // ring up for good. The rest of this flush, and every later one, sends directly.
-    LOG_WARN("io_uring submission failed (%s): socket writes are no longer batched",
+    // ring up for good. The rest of this flush, and every later one, calls directly.
+    LOG_WARN("io_uring submission failed (%s): socket reads and writes are no longer batched",
              submitted < 0 ? std::strerror(-submitted) : "partial");
     ring_.reset();  // current() is null from now on
   }
@@ -180,7 +186,8 @@ void SendBatch::submit(size_t from, size_t to) {
     }
     ssize_t n;
     do {
-      n = ::sendmsg(fds_[i], &messages_[i], kSendFlags);
+      n = flushing_[i]->receives_ ? ::recvmsg(fds_[i], &messages_[i], kRecvFlags)
+                                  : ::sendmsg(fds_[i], &messages_[i], kSendFlags);
     } while (n < 0 && errno == EINTR);
     results_[i] = n < 0 ? -errno : n;
   }

@@ -1,0 +1,150 @@
+// Gathers the small socket reads and writes of one turn of a worker's event loop and issues them
+// together, with one io_uring_enter(2) each time the turn's callbacks have run, instead of one
+// recvmsg(2) or sendmsg(2) each.
+//
+// Why: a proxy makes two small reads and two small writes per request (the request from the
+// client and to the upstream, the response from the upstream and to the client), and on virtual
+// machines a system call's entry and exit cost more than such a call's TCP work (about 1 µs per
+// call where subgate was measured, see docs/performance.md). One submission carries every read
+// (or write) of the turn.
+//
+// Contract:
+// - queue(w) asks for one send on the Writer w's behalf (queue(r): one receive for the Reader r)
+//   after the callbacks now active have run. At flush time the batch calls prepare for the
+//   buffer (a writer may have appended more since it queued, or written them itself; a reader
+//   may have nothing to read into any more: then it returns 0 and hears nothing more), then
+//   done with the result: the bytes moved (possibly fewer than asked; 0 from a receive is the
+//   peer's end) or -errno (-EAGAIN when the socket is full, or has nothing to read). Nothing
+//   blocks: every operation completes during the flush. The memory prepare pointed at must stay
+//   put until done is called.
+// - Both calls come from the batch's own event callback on the loop's thread, never from inside
+//   queue(), so a client may queue itself again from done (that goes into the next flush, which
+//   runs in the same loop turn).
+// - A queued client that goes away is forgotten (the Writer and Reader destructors do it); done
+//   of one client may destroy others of the same flush: they are skipped.
+// - When io_uring cannot be set up (old kernel, seccomp, limits) or the config turns it off
+//   (`io_uring off;`), current() is null and callers read and write directly. When a submission
+//   fails, the flush makes each call directly and the ring is given up, so a batch never loses
+//   an operation.
+//
+// Threading: one batch per worker thread, made current() for that thread by create(); not
+// thread-safe.
+#pragma once
+
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+struct event;
+struct event_base;
+
+namespace subgate {
+
+class IoBatch {
+ public:
+  static constexpr int kMaxIov = 4;
+
+  // What a queued operation belongs to; see Writer and Reader.
+  class Client {
+   protected:
+    ~Client() {
+      if (queued_) forget(this);
+    }
+
+    bool queued_ = false;
+    bool receives_ = false;
+
+   private:
+    friend class IoBatch;
+    virtual int prepareBatched(iovec* iov, int& fd) = 0;
+    virtual void batchedDone(ssize_t result) = 0;
+  };
+
+  class Writer : private Client {
+   public:
+    // Fills `iov` (at most kMaxIov pieces) with the bytes to send now and sets `fd`; returns the
+    // number of pieces, 0 when there is nothing to send (done is then not called).
+    virtual int prepareBatchedSend(iovec* iov, int& fd) = 0;
+    // The send's result: bytes written (> 0), or -errno.
+    virtual void batchedSendDone(ssize_t result) = 0;
+    bool sendQueued() const { return queued_; }
+
+   protected:
+    ~Writer() = default;
+
+   private:
+    friend class IoBatch;
+    int prepareBatched(iovec* iov, int& fd) final { return prepareBatchedSend(iov, fd); }
+    void batchedDone(ssize_t result) final { batchedSendDone(result); }
+  };
+
+  class Reader : private Client {
+   public:
+    // Fills `iov` with the space to receive into and sets `fd`; returns the number of pieces, 0
+    // when there is nothing to read (done is then not called).
+    virtual int prepareBatchedRecv(iovec* iov, int& fd) = 0;
+    // The receive's result: bytes read (> 0), 0 at the peer's end, or -errno.
+    virtual void batchedRecvDone(ssize_t result) = 0;
+    bool recvQueued() const { return queued_; }
+
+   protected:
+    Reader() { receives_ = true; }
+    ~Reader() = default;
+
+   private:
+    friend class IoBatch;
+    int prepareBatched(iovec* iov, int& fd) final { return prepareBatchedRecv(iov, fd); }
+    void batchedDone(ssize_t result) final { batchedRecvDone(result); }
+  };
+
+  // Creates the calling thread's batch on `base` (io_uring with `entries` submission slots),
+  // enabled; null with `why` set when io_uring is not available.
+  static std::unique_ptr<IoBatch> create(event_base* base, unsigned entries, std::string& why);
+  // The calling thread's batch while it is enabled, else null: read and write directly.
+  static IoBatch* current();
+  // Turns batching on or off for new operations (queued ones are still flushed).
+  void setEnabled(bool enabled) { enabled_ = enabled; }
+  ~IoBatch();
+  IoBatch(const IoBatch&) = delete;
+  IoBatch& operator=(const IoBatch&) = delete;
+
+  // Queues a send (a receive) for the end of this turn; one already queued stays queued once.
+  void queue(Writer* writer) { queue(static_cast<Client*>(writer)); }
+  void queue(Reader* reader) { queue(static_cast<Client*>(reader)); }
+
+  // Counters for tests: submissions made and the operations they carried.
+  uint64_t submissions() const { return submissions_; }
+  uint64_t operations() const { return operations_; }
+
+ private:
+  struct Ring;
+  IoBatch(event_base* base, std::unique_ptr<Ring> ring);
+  static void onFlush(int fd, short what, void* arg);
+  void queue(Client* client);
+  // A queued client goes away: drop it from the thread's batch.
+  static void forget(Client* client);
+  void flush();
+  // Issues the operations of flushing_[from, to) with one submission and fills their results_;
+  // makes directly what the ring does not take.
+  void submit(size_t from, size_t to);
+
+  std::unique_ptr<Ring> ring_;
+  event* flush_event_ = nullptr;
+  bool flush_armed_ = false;
+  bool enabled_ = true;
+  std::vector<Client*> pending_;   // queued since the last flush
+  std::vector<Client*> flushing_;  // the flush in progress (clients gone become null)
+  std::vector<int> fds_;
+  std::vector<iovec> iovs_;
+  std::vector<msghdr> messages_;
+  std::vector<ssize_t> results_;
+  uint64_t submissions_ = 0;
+  uint64_t operations_ = 0;
+};
+
+}  // namespace subgate
