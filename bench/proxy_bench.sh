@@ -5,7 +5,8 @@
 #
 # Environment: ROUNDS (3), DURATION (10s per wrk run), WARMUP (2s), CONNECTIONS (50),
 #   PROXY_CPU (0: the proxies), CLIENT_CPU (1: wrk and the backend nginx),
-#   SKIP_SUBGATE=1 (measure only nginx and HAProxy), KEEP_TMP=1 (keep configs, logs, wrk output).
+#   SKIP_SUBGATE=1 (measure only nginx and HAProxy), DIRECT=1 (also subgate with `io_uring off;`,
+#   as "subgate-direct": what the I/O batching saves), KEEP_TMP=1 (keep configs, logs, wrk output).
 #
 # Each proxy runs one worker (thread or process) without request logs, keeps connections to
 # the backend alive and is pinned to PROXY_CPU. wrk (1 thread, CONNECTIONS connections) runs
@@ -13,6 +14,8 @@
 # medians over rounds of: requests/s, p50 and p99 latency (wrk --latency), CPU time per request
 # (utime+stime from /proc/PID/stat, summed over the proxy's processes: nginx's master + worker),
 # and CPU busy (that CPU time over the run's wall time: ~100% means the proxy was the bottleneck).
+# The ratios are given twice: of those medians, and the median of each round's own ratio (runs
+# next to each other see the same load on a shared machine).
 # Config templates: bench/conf/.
 set -euo pipefail
 
@@ -26,6 +29,7 @@ connections="${CONNECTIONS:-50}"
 proxy_cpu="${PROXY_CPU:-0}"
 client_cpu="${CLIENT_CPU:-1}"
 skip_subgate="${SKIP_SUBGATE:-0}"
+direct="${DIRECT:-0}"
 [[ "$duration" =~ ^[0-9]+$ ]] && duration="${duration}s"
 [[ "$warmup" =~ ^[0-9]+$ ]] && warmup="${warmup}s"
 [[ "$duration" =~ ^[0-9]+s$ && "$warmup" =~ ^[0-9]+s$ && "$rounds" =~ ^[1-9][0-9]*$ ]] || {
@@ -179,13 +183,14 @@ start_haproxy() {
   start haproxy "$proxy_cpu" "$port" "$haproxy_bin" -db -f "$prefix/haproxy.cfg"
 }
 
-start_subgate() {
-  local prefix="$tmp/subgate" port bin="$root/build-release/subgate"
+start_subgate() {  # NAME [EXTRA DIRECTIVE]
+  local prefix="$tmp/$1" port bin="$root/build-release/subgate"
   port="$(free_port)"
   mkdir -p "$prefix"
   render "$conf_dir/subgate.conf" "$prefix/subgate.conf" "$prefix" "$port"
+  [[ -n "${2:-}" ]] && echo "$2" >>"$prefix/subgate.conf"
   [[ -x "$bin" ]] || die "$bin is missing"
-  start subgate "$proxy_cpu" "$port" "$bin" -c "$prefix/subgate.conf" -p "$prefix"
+  start "$1" "$proxy_cpu" "$port" "$bin" -c "$prefix/subgate.conf" -p "$prefix"
 }
 
 # cpu_ticks PID: utime+stime of PID and its descendants, in clock ticks.
@@ -215,8 +220,12 @@ backend_port="${proxy_port[backend]}"
 
 proxies=()
 if [[ "$skip_subgate" != 1 ]]; then
-  start_subgate
+  start_subgate subgate
   proxies+=(subgate)
+  if [[ "$direct" == 1 ]]; then
+    start_subgate subgate-direct "io_uring off;"
+    proxies+=(subgate-direct)
+  fi
 fi
 start_nginx nginx "$proxy_cpu" "$conf_dir/proxy.nginx.conf"
 proxies+=(nginx)
@@ -285,22 +294,34 @@ median() {
 echo
 echo "proxy benchmark: wrk -t1 -c$connections -d$duration, $rounds round(s), medians;" \
   "proxies on CPU $proxy_cpu, wrk + backend on CPU $client_cpu"
-printf '%-9s %10s %9s %9s %13s %9s\n' proxy 'req/s' 'p50 ms' 'p99 ms' 'CPU us/req' 'CPU busy'
+printf '%-15s %10s %9s %9s %13s %9s\n' proxy 'req/s' 'p50 ms' 'p99 ms' 'CPU us/req' 'CPU busy'
 declare -A cpu_req=() p99s=()
 for name in "${proxies[@]}"; do
   cpu_req[$name]="$(median "$name" 6)"
   p99s[$name]="$(median "$name" 5)"
-  printf '%-9s %10.0f %9.3f %9.3f %13.2f %8.0f%%\n' "$name" "$(median "$name" 3)" \
+  printf '%-15s %10.0f %9.3f %9.3f %13.2f %8.0f%%\n' "$name" "$(median "$name" 3)" \
     "$(median "$name" 4)" "${p99s[$name]}" "${cpu_req[$name]}" "$(median "$name" 7)"
 done
 echo
 if [[ "$skip_subgate" == 1 ]]; then
   echo "subgate skipped (SKIP_SUBGATE=1): no ratios"
 else
+  # round_ratio A B: the median over rounds of A's CPU per request over B's in the same round.
+  round_ratio() {
+    awk -F'\t' -v a="$1" -v b="$2" '$1 == a {x[$2] = $6} $1 == b {y[$2] = $6}
+      END { for (r in x) if (y[r] > 0) print x[r] / y[r] }' "$results" | sort -g |
+      awk '{v[NR] = $1} END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+  }
   for other in nginx haproxy; do
     awk -v o="$other" -v c1="${cpu_req[subgate]}" -v c2="${cpu_req[$other]}" \
-      -v p1="${p99s[subgate]}" -v p2="${p99s[$other]}" 'BEGIN {
-        printf "subgate / %-8s CPU per request %.2fx   p99 %.2fx\n", o,
-               (c2 > 0 ? c1 / c2 : 0), (p2 > 0 ? p1 / p2 : 0) }'
+      -v p1="${p99s[subgate]}" -v p2="${p99s[$other]}" -v rr="$(round_ratio subgate "$other")" 'BEGIN {
+        printf "subgate / %-8s CPU per request %.2fx (per round %.2fx)   p99 %.2fx\n", o,
+               (c2 > 0 ? c1 / c2 : 0), rr, (p2 > 0 ? p1 / p2 : 0) }'
   done
+  if [[ "$direct" == 1 ]]; then
+    awk -v rr="$(round_ratio subgate subgate-direct)" -v c1="${cpu_req[subgate]}" \
+      -v c2="${cpu_req[subgate-direct]}" 'BEGIN {
+        printf "subgate / subgate-direct (io_uring off) CPU per request %.2fx (per round %.2fx)\n",
+               (c2 > 0 ? c1 / c2 : 0), rr }'
+  fi
 fi

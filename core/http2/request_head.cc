@@ -84,8 +84,8 @@ HeadError RequestHeadBuilder::fail(HeadError error, const char* message) {
 void RequestHeadBuilder::addUpgradeFields() {
   bool has_version = false;
   for (const Field& f : fields_)
-    has_version |=
-        std::string_view(storage_).substr(f.name_at, f.name_len) == "sec-websocket-version";
+    has_version |= http1::iequals(std::string_view(storage_).substr(f.name_at, f.name_len),
+                                  "sec-websocket-version");
   auto add = [this](std::string_view name, std::string_view value) {
     fields_.push_back({storage_.size(), name.size(), storage_.size() + name.size(), value.size()});
     storage_.append(name);
@@ -183,7 +183,8 @@ HeadError RequestHeadBuilder::finish(bool end_stream) {
     if (name == "cookie" && cookies > 1 && ++cookie_seen <= cookies) continue;  // the parts
     if (name == "host" && has_authority) continue;  // :authority wins (RFC 9113 §8.3.1)
     // An RFC 8441 client sends no key (:protocol replaced it); if it did, the upstream gets ours.
-    if (websocket_ && i < generated_at && name == "sec-websocket-key") continue;
+    // Case-blind: nghttp2 refuses uppercase names, but the builder does not rely on it.
+    if (websocket_ && i < generated_at && http1::iequals(name, "sec-websocket-key")) continue;
     head_.headers.push_back({name, value});
   }
   if (method.empty()) return fail(HeadError::kBadRequest, "missing :method");

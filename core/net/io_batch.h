@@ -53,24 +53,31 @@ class IoBatch {
   class Client {
    protected:
     ~Client() {
-      if (queued_) forget(this);
+      if (queued_ || in_flush_) forget(this);
     }
-
-    bool queued_ = false;
+    bool queued_ = false;    // waits in the next flush
+    bool in_flush_ = false;  // in the flush running now, its done not called yet
     bool receives_ = false;
 
    private:
     friend class IoBatch;
     virtual int prepareBatched(iovec* iov, int& fd) = 0;
+    virtual void batchedSettle(ssize_t result) = 0;
     virtual void batchedDone(ssize_t result) = 0;
   };
 
+  // Results come in two steps, both in queue order. First every client of the flush settles its
+  // result: a writer drops the bytes that went out from its buffer, a reader counts the bytes
+  // that came in, and nothing else happens (no call into other objects): so that when the
+  // second step runs, where done may write or read directly, no buffer still holds bytes the
+  // kernel has already taken or given. A client may queue itself again from done.
   class Writer : private Client {
    public:
     // Fills `iov` (at most kMaxIov pieces) with the bytes to send now and sets `fd`; returns the
-    // number of pieces, 0 when there is nothing to send (done is then not called).
+    // number of pieces, 0 when there is nothing to send (settle and done are then not called).
     virtual int prepareBatchedSend(iovec* iov, int& fd) = 0;
-    // The send's result: bytes written (> 0), or -errno.
+    // The send's result: bytes written (> 0), or -errno. Settle drops the written bytes only.
+    virtual void batchedSendSettle(ssize_t result) = 0;
     virtual void batchedSendDone(ssize_t result) = 0;
     bool sendQueued() const { return queued_; }
 
@@ -80,15 +87,18 @@ class IoBatch {
    private:
     friend class IoBatch;
     int prepareBatched(iovec* iov, int& fd) final { return prepareBatchedSend(iov, fd); }
+    void batchedSettle(ssize_t result) final { batchedSendSettle(result); }
     void batchedDone(ssize_t result) final { batchedSendDone(result); }
   };
 
   class Reader : private Client {
    public:
     // Fills `iov` with the space to receive into and sets `fd`; returns the number of pieces, 0
-    // when there is nothing to read (done is then not called).
+    // when there is nothing to read (settle and done are then not called).
     virtual int prepareBatchedRecv(iovec* iov, int& fd) = 0;
-    // The receive's result: bytes read (> 0), 0 at the peer's end, or -errno.
+    // The receive's result: bytes read (> 0), 0 at the peer's end, or -errno. Settle counts the
+    // bytes in only.
+    virtual void batchedRecvSettle(ssize_t result) = 0;
     virtual void batchedRecvDone(ssize_t result) = 0;
     bool recvQueued() const { return queued_; }
 
@@ -99,6 +109,7 @@ class IoBatch {
    private:
     friend class IoBatch;
     int prepareBatched(iovec* iov, int& fd) final { return prepareBatchedRecv(iov, fd); }
+    void batchedSettle(ssize_t result) final { batchedRecvSettle(result); }
     void batchedDone(ssize_t result) final { batchedRecvDone(result); }
   };
 

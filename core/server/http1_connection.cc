@@ -283,12 +283,16 @@ int Http1Connection::prepareBatchedRecv(iovec* iov, int& fd) {
   return 1;
 }
 
+void Http1Connection::batchedRecvSettle(ssize_t result) {
+  if (result <= 0) return;
+  in_.commit(static_cast<size_t>(result));
+  // A short read means the socket is drained until the next edge.
+  if (static_cast<size_t>(result) < batched_read_want_ && !rdhup_) readable_ = false;
+}
+
 void Http1Connection::batchedRecvDone(ssize_t result) {
   ++callback_depth_;
   if (result > 0) {
-    in_.commit(static_cast<size_t>(result));
-    // A short read means the socket is drained until the next edge.
-    if (static_cast<size_t>(result) < batched_read_want_ && !rdhup_) readable_ = false;
     parseHead();
     if (!closed_ && state_ == State::kHead && readable_) handleReadable();  // queues the next read
   } else if (result == -EAGAIN || result == -EWOULDBLOCK) {
@@ -689,20 +693,21 @@ int Http1Connection::prepareBatchedSend(iovec* iov, int& fd) {
   return 1;
 }
 
+void Http1Connection::batchedSendSettle(ssize_t result) {
+  batched_was_high_ = out_.readable() >= kOutLowWater;
+  size_t written = result > 0 ? static_cast<size_t>(result) : 0;
+  if (written < out_.readable()) writable_ = false;  // the next edge says when there is room
+  out_.consume(written);
+}
+
 void Http1Connection::batchedSendDone(ssize_t result) {
   ++callback_depth_;
-  bool was_high = out_.readable() >= kOutLowWater;
   if (result < 0 && result != -EAGAIN && result != -EWOULDBLOCK) {
     LOG_DEBUG("write to client %s failed: %s", remote_ip_.c_str(),
               std::strerror(static_cast<int>(-result)));
     fatal();
   } else {
-    size_t written = result > 0 ? static_cast<size_t>(result) : 0;
-    if (written < out_.readable()) {
-      writable_ = false;  // the next edge says when there is room
-    }
-    out_.consume(written);
-    afterWrite(was_high);
+    afterWrite(batched_was_high_);
   }
   --callback_depth_;
   destroyIfDone();

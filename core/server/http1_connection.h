@@ -85,9 +85,11 @@ class Http1Connection final : public ClientConnection,
   // send batch or on TLS).
   void flushOut();
   int prepareBatchedSend(iovec* iov, int& fd) override;
+  void batchedSendSettle(ssize_t result) override;
   void batchedSendDone(ssize_t result) override;
   // A request head's read, made by the worker's batch at the end of the loop turn.
   int prepareBatchedRecv(iovec* iov, int& fd) override;
+  void batchedRecvSettle(ssize_t result) override;
   void batchedRecvDone(ssize_t result) override;
   // What follows a write: the request's end once everything is out, the handler's resume once
   // the buffer fell below the low-water mark (it was above it before the write: `was_high`).
@@ -145,6 +147,7 @@ class Http1Connection final : public ClientConnection,
   // Per request.
   size_t in_used_ = 0;          // bytes of in_ the current request occupies (head + body)
   size_t batched_read_want_ = 0;  // the size of the batched head read in flight
+  bool batched_was_high_ = false;  // out_ was above kOutLowWater before the batched send
   uint64_t body_remaining_ = 0;  // content-length bytes still to come
   uint64_t body_discarded_ = 0;
   BodyMode body_mode_ = BodyMode::kNone;

@@ -169,6 +169,15 @@ void Http2Connection::destroyIfDone() {
 // ---- input
 
 void Http2Connection::handleReadable() {
+  // On plaintext, the read joins the loop turn's batch (frames are fed when it completes).
+  if (IoBatch* batch = IoBatch::current(); batch && !ssl_ && readable_ && !closed_) {
+    batch->queue(static_cast<IoBatch::Reader*>(this));
+    return;
+  }
+  readNow();
+}
+
+void Http2Connection::readNow() {
   char buf[kReadChunk];
   // Bounded per event for fairness; with edge triggering, come back through the deferred pass.
   for (int i = 0; i < 32 && readable_ && !closed_; ++i) {
@@ -209,6 +218,48 @@ void Http2Connection::handleReadable() {
     if (!feed(buf, got)) return;
   }
   if (readable_ && !closed_) scheduleDeferred();
+}
+
+int Http2Connection::prepareBatchedRecv(iovec* iov, int& fd) {
+  if (closed_ || !readable_) return 0;
+  if (!nghttp2_session_want_read(session_)) {
+    readable_ = false;  // GOAWAY sent or received: nothing more is read
+    return 0;
+  }
+  // Pool blocks, given back after each read: an idle connection holds no read buffer.
+  read_buf_.reserveForRead(kReadChunk, kReadChunk);
+  batched_read_want_ = std::min(read_buf_.writable(), kReadChunk);
+  iov[0] = {read_buf_.writePtr(), batched_read_want_};
+  fd = fd_;
+  return 1;
+}
+
+void Http2Connection::batchedRecvSettle(ssize_t result) {
+  if (result <= 0) return;
+  size_t got = static_cast<size_t>(result);
+  // A short read drains the socket until the next edge: no recv just to see EAGAIN.
+  if (got < batched_read_want_ && !rdhup_) readable_ = false;
+  read_buf_.commit(got);
+}
+
+void Http2Connection::batchedRecvDone(ssize_t result) {
+  ++callback_depth_;
+  if (result > 0) {
+    size_t got = read_buf_.readable();
+    bool fed = feed(read_buf_.readPtr(), got);
+    read_buf_.consume(got);
+    read_buf_.shrinkIfEmpty(0);
+    if (fed && readable_ && !closed_) readNow();  // a full read: the rest is read at once
+    afterIo();
+  } else if (result == -EAGAIN || result == -EWOULDBLOCK) {
+    readable_ = false;
+  } else if (result == -EINTR) {
+    readNow();
+  } else {
+    close();  // the client's end, or an error
+  }
+  --callback_depth_;
+  destroyIfDone();
 }
 
 bool Http2Connection::feed(const char* data, size_t size) {
@@ -492,7 +543,7 @@ void Http2Connection::flushOut() {
     writeOut();
     return;
   }
-  if (out_.readable() > 0) batch->queue(this);
+  if (out_.readable() > 0) batch->queue(static_cast<IoBatch::Writer*>(this));
 }
 
 int Http2Connection::prepareBatchedSend(iovec* iov, int& fd) {
@@ -503,6 +554,12 @@ int Http2Connection::prepareBatchedSend(iovec* iov, int& fd) {
   return 1;
 }
 
+void Http2Connection::batchedSendSettle(ssize_t result) {
+  size_t written = result > 0 ? static_cast<size_t>(result) : 0;
+  if (written < out_.readable()) writable_ = false;  // the next edge says when there is room
+  out_.consume(written);
+}
+
 void Http2Connection::batchedSendDone(ssize_t result) {
   ++callback_depth_;
   if (result < 0 && result != -EAGAIN && result != -EWOULDBLOCK) {
@@ -510,9 +567,6 @@ void Http2Connection::batchedSendDone(ssize_t result) {
               std::strerror(static_cast<int>(-result)));
     close();
   } else {
-    size_t written = result > 0 ? static_cast<size_t>(result) : 0;
-    if (written < out_.readable()) writable_ = false;  // the next edge says when there is room
-    out_.consume(written);
     // What waited for the bytes to leave: more frames, drained streams, a drained connection's end.
     afterIo();
   }

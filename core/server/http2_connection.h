@@ -5,8 +5,8 @@
 //
 // I/O: one edge-triggered libevent event, like Http1Connection; input is fed to
 // nghttp2_session_mem_recv, output comes from nghttp2_session_mem_send into out_ and is written
-// to the socket (with the worker's other small writes of the loop turn, core/net/io_batch.h)
-// or through OpenSSL. Transport calls only queue (frames, stream bytes) and
+// to the socket or through OpenSSL. On plaintext, reads and writes join the worker's batch of
+// the loop turn (core/net/io_batch.h). Transport calls only queue (frames, stream bytes) and
 // schedule a deferred pass that produces and writes the frames, so nghttp2 is never entered
 // from inside its own callbacks and no module call is re-entered from inside its own call.
 //
@@ -46,7 +46,9 @@ namespace subgate {
 class Worker;
 struct ListenerSlot;
 
-class Http2Connection final : public ClientConnection, private IoBatch::Writer {
+class Http2Connection final : public ClientConnection,
+                              private IoBatch::Writer,
+                              private IoBatch::Reader {
  public:
   Http2Connection(Worker& worker, int fd, SSL* ssl, std::string remote_ip, const ListenerSlot& listener,
                   std::shared_ptr<const RuntimeConfig> config, const ListenConf* listen);
@@ -81,7 +83,10 @@ class Http2Connection final : public ClientConnection, private IoBatch::Writer {
                               void*);
 
   bool setUpSession();
+  // Reads and feeds the client's bytes: on plaintext, the first read joins the loop turn's
+  // batch (batchedRecvDone feeds it and reads the rest with readNow()).
   void handleReadable();
+  void readNow();
   bool feed(const char* data, size_t size);  // false: the session failed (connection closes)
   void startStream(Stream& stream, bool end_stream);
   void pumpBody(Stream& stream);
@@ -99,7 +104,12 @@ class Http2Connection final : public ClientConnection, private IoBatch::Writer {
   // waiting).
   void flushOut();
   int prepareBatchedSend(iovec* iov, int& fd) override;
+  void batchedSendSettle(ssize_t result) override;
   void batchedSendDone(ssize_t result) override;
+  // Plaintext reads, made by the worker's batch at the end of the loop turn.
+  int prepareBatchedRecv(iovec* iov, int& fd) override;
+  void batchedRecvSettle(ssize_t result) override;
+  void batchedRecvDone(ssize_t result) override;
   void scheduleDeferred();
   void reapStreams();
   // Streams are reused: a finished one keeps its Request, head builder and buffers (and their
@@ -129,6 +139,8 @@ class Http2Connection final : public ClientConnection, private IoBatch::Writer {
 
   nghttp2_session* session_ = nullptr;
   IoBuffer out_;
+  IoBuffer read_buf_;  // a batched read's bytes, until fed to nghttp2
+  size_t batched_read_want_ = 0;
   bool readable_ = true;
   bool writable_ = true;
   bool rdhup_ = false;  // EPOLLRDHUP seen: read on to the EOF even after a short read

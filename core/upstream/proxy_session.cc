@@ -223,13 +223,20 @@ int ProxySession::prepareBatchedSend(iovec* iov, int& fd) {
   return 1;
 }
 
+void ProxySession::batchedSendSettle(ssize_t result) {
+  if (!conn_) return;
+  if (result > 0) {
+    wroteUpstream(static_cast<size_t>(result));
+  } else {
+    conn_->writable = false;  // -EAGAIN: the next edge says when there is room
+  }
+}
+
 void ProxySession::batchedSendDone(ssize_t result) {
   if (!conn_) return;
   if (result < 0 && result != -EAGAIN && result != -EWOULDBLOCK) {
     upstreamFailed(ErrorKind::kUpstreamError, "write", static_cast<int>(-result));
   } else {
-    if (result > 0) wroteUpstream(static_cast<size_t>(result));
-    if (result <= 0) conn_->writable = false;  // the next edge says when there is room
     afterUpstreamWrite();
   }
   if (conn_) armTimer();
@@ -354,9 +361,16 @@ int ProxySession::prepareBatchedRecv(iovec* iov, int& fd) {
   return 1;
 }
 
+void ProxySession::batchedRecvSettle(ssize_t result) {
+  if (!conn_ || result <= 0) return;
+  if (static_cast<size_t>(result) < batched_read_want_ && !conn_->peer_closed)
+    conn_->readable = false;
+  conn_->in.commit(static_cast<size_t>(result));
+}
+
 void ProxySession::batchedRecvDone(ssize_t result) {
   if (!conn_) return;
-  ReadOutcome outcome = tookRead(result, batched_read_want_);
+  ReadOutcome outcome = tookRead(result, batched_read_want_, true);
   if (outcome == ReadOutcome::kGone) return;
   if (outcome == ReadOutcome::kMore) {
     readUpstreamNow();  // a full read: the rest is read at once
@@ -366,7 +380,7 @@ void ProxySession::batchedRecvDone(ssize_t result) {
   if (conn_) armTimer();
 }
 
-ProxySession::ReadOutcome ProxySession::tookRead(ssize_t result, size_t want) {
+ProxySession::ReadOutcome ProxySession::tookRead(ssize_t result, size_t want, bool settled) {
   if (result < 0) {
     if (result == -EINTR) return ReadOutcome::kMore;
     if (result == -EAGAIN || result == -EWOULDBLOCK) {
@@ -393,9 +407,10 @@ ProxySession::ReadOutcome ProxySession::tookRead(ssize_t result, size_t want) {
     upstreamFailed(ErrorKind::kUpstreamError, "the upstream closed the connection mid-response", 0);
     return ReadOutcome::kGone;
   }
-  IoBuffer& in = conn_->in;
-  if (static_cast<size_t>(result) < want && !conn_->peer_closed) conn_->readable = false;
-  in.commit(static_cast<size_t>(result));
+  if (!settled) {
+    if (static_cast<size_t>(result) < want && !conn_->peer_closed) conn_->readable = false;
+    conn_->in.commit(static_cast<size_t>(result));
+  }
   io_deadline_ = steadyNow() + options_.read_timeout;
   if (state_ == State::kWaitingHead && !parseHead()) return ReadOutcome::kStop;
   if (state_ == State::kBody && !forwardBody()) return ReadOutcome::kStop;

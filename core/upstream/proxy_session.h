@@ -76,6 +76,7 @@ class ProxySession final : public RequestTask,
   // Writes conn_->out at the end of this loop turn (now without a send batch, or in a tunnel).
   void sendUpstream();
   int prepareBatchedSend(iovec* iov, int& fd) override;
+  void batchedSendSettle(ssize_t result) override;
   void batchedSendDone(ssize_t result) override;
   // Bookkeeping after `n` bytes of conn_->out went out.
   void wroteUpstream(size_t n);
@@ -86,10 +87,12 @@ class ProxySession final : public RequestTask,
   void readUpstream();
   void readUpstreamNow();
   int prepareBatchedRecv(iovec* iov, int& fd) override;
+  void batchedRecvSettle(ssize_t result) override;
   void batchedRecvDone(ssize_t result) override;
   enum class ReadOutcome { kMore, kStop, kGone };  // read on; stop reading; the exchange moved on
-  // Handles one read's result (bytes, 0 at the end, -errno) of at most `want` bytes.
-  ReadOutcome tookRead(ssize_t result, size_t want);
+  // Handles one read's result (bytes, 0 at the end, -errno) of at most `want` bytes; `settled`:
+  // the bytes are already committed to conn_->in (a batched read).
+  ReadOutcome tookRead(ssize_t result, size_t want, bool settled = false);
   // What follows reads: the client flush, the tunnel's buffer, the fairness bound's next turn.
   void afterUpstreamRead();
   bool parseHead();

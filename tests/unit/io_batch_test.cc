@@ -55,9 +55,11 @@ class TestWriter final : public IoBatch::Writer {
     fd = fd_;
     return 2;
   }
+  void batchedSendSettle(ssize_t result) override {
+    if (result > 0) data_.erase(0, static_cast<size_t>(result));
+  }
   void batchedSendDone(ssize_t result) override {
     results.push_back(result);
-    if (result > 0) data_.erase(0, static_cast<size_t>(result));
     if (on_done) on_done();
   }
   void append(std::string_view more) { data_.append(more); }
@@ -80,10 +82,10 @@ class TestReader final : public IoBatch::Reader {
     fd = fd_;
     return 1;
   }
-  void batchedRecvDone(ssize_t result) override {
-    results.push_back(result);
+  void batchedRecvSettle(ssize_t result) override {
     if (result > 0) got.append(buffer_, static_cast<size_t>(result));
   }
+  void batchedRecvDone(ssize_t result) override { results.push_back(result); }
 
   std::vector<ssize_t> results;
   std::string got;
@@ -276,12 +278,14 @@ TEST_F(IoBatchTest, ObjectBothReaderAndWriterIsQueuedOnceForEach) {
       out_fd = fd;
       return 1;
     }
+    void batchedRecvSettle(ssize_t) override {}
     void batchedRecvDone(ssize_t result) override { read = result; }
     int prepareBatchedSend(iovec* iov, int& out_fd) override {
       iov[0] = {const_cast<char*>("pong"), 4};
       out_fd = fd;
       return 1;
     }
+    void batchedSendSettle(ssize_t) override {}
     void batchedSendDone(ssize_t result) override { wrote = result; }
     int fd;
     char buffer[16];
@@ -304,6 +308,34 @@ TEST_F(IoBatchTest, ObjectBothReaderAndWriterIsQueuedOnceForEach) {
   both.reset();
   turn();
   EXPECT_EQ(batch_->submissions(), 1u);
+}
+
+TEST_F(IoBatchTest, EveryResultIsSettledBeforeAnyDoneRuns) {
+  // Were the second writer's sent bytes still in its buffer when the first one's done runs, a
+  // direct write from there (a client connection writing its upstream) would send them twice.
+  Pair a, b;
+  TestWriter first(a.ours, "one"), second(b.ours, "two");
+  size_t seen = 99;
+  first.on_done = [&] { seen = second.pending(); };
+  batch_->queue(&first);
+  batch_->queue(&second);
+  turn();
+  EXPECT_EQ(seen, 0u);
+}
+
+TEST_F(IoBatchTest, ClientQueuedByAnotherBeforeItsOwnDoneGoesIntoTheNextFlush) {
+  Pair a, b;
+  TestWriter first(a.ours, "one"), second(b.ours, "two");
+  first.on_done = [&] {
+    second.append(" and more");
+    batch_->queue(&second);  // its done of this flush has not run yet
+  };
+  batch_->queue(&first);
+  batch_->queue(&second);
+  turn();
+  turn();
+  EXPECT_EQ(b.drain(), "two and more");
+  EXPECT_EQ(second.results.size(), 2u);
 }
 
 TEST_F(IoBatchTest, TurnedOffMeansWriteDirectly) {
