@@ -55,12 +55,21 @@ std::unique_ptr<IoBatch> IoBatch::create(event_base* base, unsigned entries, std
   return batch;
 }
 
+IoBatch* IoBatch::forThisTurn() {
+  IoBatch* batch = current();
+  if (!batch) return nullptr;
+  if (batch->flush_armed_ || batch->dones_left_ > 0) return batch;
+  // The event running now is not counted: it left the active queue before its callback.
+  return event_base_get_num_events(batch->base_, EVENT_BASE_COUNT_ACTIVE) > 0 ? batch : nullptr;
+}
+
 IoBatch* IoBatch::current() {
   IoBatch* batch = thread_batch;
   return batch && batch->enabled_ && batch->ring_ ? batch : nullptr;
 }
 
-IoBatch::IoBatch(event_base* base, std::unique_ptr<Ring> ring) : ring_(std::move(ring)) {
+IoBatch::IoBatch(event_base* base, std::unique_ptr<Ring> ring)
+    : ring_(std::move(ring)), base_(base) {
   flush_event_ = event_new(base, -1, 0, onFlush, this);
 }
 
@@ -135,8 +144,10 @@ void IoBatch::flush() {
     if (!client) continue;
     flushing_[i] = nullptr;
     client->in_flush_ = false;
+    dones_left_ = count - i - 1;
     client->batchedDone(results_[i]);
   }
+  dones_left_ = 0;
   flushing_.clear();
 }
 

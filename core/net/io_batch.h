@@ -118,6 +118,11 @@ class IoBatch {
   static std::unique_ptr<IoBatch> create(event_base* base, unsigned entries, std::string& why);
   // The calling thread's batch while it is enabled, else null: read and write directly.
   static IoBatch* current();
+  // current(), but only when queueing pays: something else will run before the flush (other
+  // active events of this loop turn, operations already queued, or the flush's own results
+  // still to report), so that the operation can share a submission. Otherwise null: an
+  // operation alone is cheaper as its own call than as a submission of one.
+  static IoBatch* forThisTurn();
   // Turns batching on or off for new operations (queued ones are still flushed).
   void setEnabled(bool enabled) { enabled_ = enabled; }
   ~IoBatch();
@@ -145,8 +150,10 @@ class IoBatch {
   void submit(size_t from, size_t to);
 
   std::unique_ptr<Ring> ring_;
+  event_base* base_;
   event* flush_event_ = nullptr;
   bool flush_armed_ = false;
+  size_t dones_left_ = 0;  // results of the running flush not reported yet
   bool enabled_ = true;
   std::vector<Client*> pending_;   // queued since the last flush
   std::vector<Client*> flushing_;  // the flush in progress (clients gone become null)

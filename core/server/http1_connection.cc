@@ -229,7 +229,7 @@ void Http1Connection::handleReadable() {
       return;
     case State::kHead: {
       // A request head, one read in the common case, joins the loop turn's batch.
-      if (IoBatch* batch = IoBatch::current(); batch && !ssl_ && readable_ && !closed_) {
+      if (IoBatch* batch = IoBatch::forThisTurn(); batch && !ssl_ && readable_ && !closed_) {
         batch->queue(static_cast<IoBatch::Reader*>(this));
         return;
       }
@@ -677,7 +677,7 @@ void Http1Connection::scheduleDeferred() {
 }
 
 void Http1Connection::flushOut() {
-  IoBatch* batch = IoBatch::current();
+  IoBatch* batch = IoBatch::forThisTurn();
   if (!batch || ssl_ || !writable_ || tunnel_) {
     writeOut();
     return;

@@ -170,7 +170,7 @@ void Http2Connection::destroyIfDone() {
 
 void Http2Connection::handleReadable() {
   // On plaintext, the read joins the loop turn's batch (frames are fed when it completes).
-  if (IoBatch* batch = IoBatch::current(); batch && !ssl_ && readable_ && !closed_) {
+  if (IoBatch* batch = IoBatch::forThisTurn(); batch && !ssl_ && readable_ && !closed_) {
     batch->queue(static_cast<IoBatch::Reader*>(this));
     return;
   }
@@ -538,7 +538,7 @@ void Http2Connection::sendOutput() {
 }
 
 void Http2Connection::flushOut() {
-  IoBatch* batch = IoBatch::current();
+  IoBatch* batch = IoBatch::forThisTurn();
   if (!batch || ssl_ || !writable_ || out_.readable() >= kOutHighWater) {
     writeOut();
     return;

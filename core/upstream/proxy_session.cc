@@ -207,7 +207,7 @@ void ProxySession::writeUpstream() {
 }
 
 void ProxySession::sendUpstream() {
-  IoBatch* batch = IoBatch::current();
+  IoBatch* batch = IoBatch::forThisTurn();
   if (!batch || tunnel_ || !conn_ || !conn_->writable ||
       conn_->out.readable() >= kUpstreamHighWater) {
     writeUpstream();
@@ -329,7 +329,7 @@ void ProxySession::onClientDrained() {
 void ProxySession::readUpstream() {
   // The response head, the exchange's one read in the common case, joins the loop turn's batch.
   if (state_ == State::kWaitingHead && conn_ && conn_->readable && !client_paused_) {
-    if (IoBatch* batch = IoBatch::current()) {
+    if (IoBatch* batch = IoBatch::forThisTurn()) {
       batch->queue(static_cast<IoBatch::Reader*>(this));
       return;
     }

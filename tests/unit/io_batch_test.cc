@@ -338,6 +338,29 @@ TEST_F(IoBatchTest, ClientQueuedByAnotherBeforeItsOwnDoneGoesIntoTheNextFlush) {
   EXPECT_EQ(second.results.size(), 2u);
 }
 
+TEST_F(IoBatchTest, QueueingPaysOnlyWhenSomethingElseRunsBeforeTheFlush) {
+  EXPECT_EQ(IoBatch::forThisTurn(), nullptr);  // alone in the turn: a direct call is cheaper
+  event* other = event_new(
+      base_, -1, 0, [](evutil_socket_t, short, void*) {}, nullptr);
+  event_active(other, EV_TIMEOUT, 1);  // another callback of this turn is still to run
+  EXPECT_EQ(IoBatch::forThisTurn(), batch_.get());
+  turn();
+  EXPECT_EQ(IoBatch::forThisTurn(), nullptr);
+  Pair a, b;
+  TestWriter first(a.ours, "one"), second(b.ours, "two");
+  batch_->queue(&first);  // a flush is coming: join it
+  EXPECT_EQ(IoBatch::forThisTurn(), batch_.get());
+  IoBatch* seen_in_first_done = nullptr;
+  IoBatch* seen_in_last_done = batch_.get();
+  first.on_done = [&] { seen_in_first_done = IoBatch::forThisTurn(); };  // second's result is next
+  second.on_done = [&] { seen_in_last_done = IoBatch::forThisTurn(); };
+  batch_->queue(&second);
+  turn();
+  EXPECT_EQ(seen_in_first_done, batch_.get());
+  EXPECT_EQ(seen_in_last_done, nullptr);
+  event_free(other);
+}
+
 TEST_F(IoBatchTest, TurnedOffMeansWriteDirectly) {
   batch_->setEnabled(false);
   EXPECT_EQ(IoBatch::current(), nullptr);
