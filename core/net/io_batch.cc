@@ -23,7 +23,10 @@ constexpr int kRecvFlags = MSG_DONTWAIT;
 struct IoBatch::Ring {
   io_uring ring{};
   unsigned entries = 0;
-  ~Ring() { io_uring_queue_exit(&ring); }
+  bool set_up = false;
+  ~Ring() {
+    if (set_up) io_uring_queue_exit(&ring);
+  }
 };
 
 std::unique_ptr<IoBatch> IoBatch::create(event_base* base, unsigned entries, std::string& why) {
@@ -39,9 +42,9 @@ std::unique_ptr<IoBatch> IoBatch::create(event_base* base, unsigned entries, std
   }
   if (rc < 0) {
     why = std::string("io_uring: ") + std::strerror(-rc);
-    ring.release();  // nothing to tear down: the ring was never set up
     return nullptr;
   }
+  ring->set_up = true;
   ring->entries = params.sq_entries;
   // Each submission then names the ring by its registered index: no file lookup per call.
   // Optional (kernel 5.18+): without it the ring works the same.
