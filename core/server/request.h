@@ -171,7 +171,10 @@ class Request {
   // ---- for the log phase
   // The status the client got (after the transport's mapping), 0 before a response started.
   int status() const { return status_; }
-  std::string_view protocol() const { return transport_->transportProtocol(); }
+  std::string_view protocol() const {
+    if (transport_) return transport_->transportProtocol();
+    return head_ && head_->version_minor == 0 ? "HTTP/1.0" : "HTTP/1.1";  // tests without one
+  }
   uint64_t bodyBytesSent() const { return body_bytes_sent_; }
   std::optional<ErrorKind> errorKind() const { return error_; }
   SteadyTime startTime() const { return start_; }

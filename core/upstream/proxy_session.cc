@@ -48,6 +48,19 @@ bool isHopByHopHeader(std::string_view name) {
   }
 }
 
+void appendForwardedTrailers(std::string_view lines, std::string& out) {
+  // Validated lines ("name: value\r\n"...): framing, routing and hop-by-hop fields were
+  // settled by the head (RFC 9110 §6.5.1) and would confuse the next hop.
+  while (!lines.empty()) {
+    size_t end = lines.find("\r\n");
+    std::string_view line = lines.substr(0, end == std::string_view::npos ? lines.size() : end + 2);
+    lines.remove_prefix(line.size());
+    std::string_view name = line.substr(0, line.find(':'));
+    if (isHopByHopHeader(name) || http1::iequals(name, "host")) continue;
+    out.append(line);
+  }
+}
+
 void buildUpstreamRequestHead(const Request& req, IoBuffer& out) {
   const http1::MessageHead& head = req.head();
   std::string_view connection = head.find("connection");
@@ -111,7 +124,11 @@ void buildUpstreamRequestHead(const Request& req, IoBuffer& out) {
     out.append(via);
     out.append(", ");
   }
-  out.append(head.version_minor == 0 ? "1.0 subgate\r\n" : "1.1 subgate\r\n");
+  // RFC 9110 §7.6.3: the protocol subgate received the request with ("2" for HTTP/2).
+  const std::string_view protocol = req.protocol();
+  out.append(protocol == "HTTP/2.0"   ? "2 subgate\r\n"
+             : protocol == "HTTP/1.0" ? "1.0 subgate\r\n"
+                                      : "1.1 subgate\r\n");
   if (head.framing == http1::BodyFraming::kContentLength) {
     char buf[24];
     auto [end, ec] = std::to_chars(buf, buf + sizeof buf, head.content_length);
@@ -291,7 +308,9 @@ void ProxySession::onBodyEnd(std::string_view trailers) {
   body_end_ = true;
   if (!conn_ || state_ == State::kDone) return;
   if (chunked_request_) {
-    chunked_end_.assign("0\r\n").append(trailers).append("\r\n");  // kept for a resend
+    chunked_end_.assign("0\r\n");  // kept for a resend
+    appendForwardedTrailers(trailers, chunked_end_);
+    chunked_end_.append("\r\n");
     conn_->out.append(chunked_end_);
   }
   // Written by the caller (connected()) or here when the body ends later.

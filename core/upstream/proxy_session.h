@@ -137,4 +137,8 @@ void buildUpstreamRequestHead(const Request& req, IoBuffer& out);
 // True for hop-by-hop header names (RFC 9110 §7.6.1) and framing headers the proxy rewrites.
 bool isHopByHopHeader(std::string_view name);
 
+// Appends the request trailer lines ("name: value\r\n"...) an upstream may get: hop-by-hop,
+// framing and host fields are dropped. Exposed for unit tests.
+void appendForwardedTrailers(std::string_view lines, std::string& out);
+
 }  // namespace subgate

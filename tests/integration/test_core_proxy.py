@@ -110,6 +110,18 @@ class ProxyTest(SubgateTestCase):
         self.assertEqual(c.read_response().status, 404)
         c.close()
 
+    def test_chunked_request_trailers_reach_the_upstream_without_framing_fields(self):
+        sg = self.start()
+        c = Conn(sg.port)
+        c.send("POST /api/trailers HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+               "3\r\nabc\r\n0\r\nX-Checksum: 1\r\nContent-Length: 3\r\nHost: elsewhere\r\n"
+               "TE: trailers\r\nX-Part: 2\r\n\r\n")
+        r = c.read_response()
+        c.close()
+        self.assertEqual(r.status, 200, r.body)
+        self.assertEqual(json.loads(r.body), {"bytes": 3, "framing": "chunked",
+                                              "trailers": [["X-Checksum", "1"], ["X-Part", "2"]]})
+
     def test_http10_client(self):
         sg = self.start(extra_server="location /nolength { proxy_pass http://backend; }")
         c = Conn(sg.port)

@@ -141,6 +141,14 @@ class Http2(SubgateTestCase):
         self.assertIn(b"ALPN: server accepted http/1.1", p.stderr)
         self.assertEqual(p.stdout, b"small\n")
 
+    def test_via_names_the_protocol_the_request_came_with(self):
+        # RFC 9110 §7.6.3: "2 subgate" for a request received over HTTP/2, "1.1" otherwise.
+        for flag, via in (("--http2-prior-knowledge", "2 subgate"), ("--http1.1", "1.1 subgate")):
+            p = self.curl(flag, "-H", "Via: 1.1 edge", self.h2c + "/api/headers")
+            self.assertEqual(p.returncode, 0, p.stderr)
+            seen = dict((k.lower(), v) for k, v in json.loads(p.stdout))
+            self.assertEqual(seen["via"], f"1.1 edge, {via}")
+
     def test_h2c_prior_knowledge(self):
         p = self.curl("--http2-prior-knowledge", "-v", self.h2c + "/small")
         self.assertEqual(p.returncode, 0, p.stderr)
