@@ -1,0 +1,226 @@
+// Http1Connection's socket I/O: plain and TLS reads and writes, the reads and writes it hands to
+// the worker's end-of-turn batch (IoBatch::Reader/Writer), and what follows a write. The rest of
+// the class is in http1_connection.cc.
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "core/log/log.h"
+#include "core/server/http1_connection.h"
+#include "core/server/http1_connection_internal.h"
+
+namespace subgate {
+
+// ---- reading
+
+bool Http1Connection::readInto(IoBuffer& buffer, size_t max_bytes) {
+  buffer.reserveForRead(std::min(max_bytes, kReadChunk));
+  size_t want = std::min(buffer.writable(), max_bytes);
+  if (ssl_) {
+    size_t got = 0;
+    switch (tls::readSome(ssl_, buffer.writePtr(), want, got)) {
+      case tls::IoStatus::kDone:
+        buffer.commit(got);
+        return true;  // one record at most: the socket may hold more, read until OpenSSL says
+      case tls::IoStatus::kWouldBlock: readable_ = false; return true;
+      case tls::IoStatus::kClosed: break;
+    }
+    peer_closed_ = true;
+    readable_ = false;
+    return false;
+  }
+  // recv/sendmsg rather than read/writev: sockets need no file-position lock.
+  ssize_t n = ::recv(fd_, buffer.writePtr(), want, 0);
+  if (n > 0) {
+    buffer.commit(static_cast<size_t>(n));
+    // A short read means the socket is drained until the next edge.
+    if (static_cast<size_t>(n) < want && !rdhup_) readable_ = false;
+    return true;
+  }
+  if (n == 0) {
+    peer_closed_ = true;
+    readable_ = false;
+    return false;
+  }
+  if (errno == EAGAIN || errno == EWOULDBLOCK) {
+    readable_ = false;
+    return true;
+  }
+  if (errno == EINTR) return true;
+  peer_closed_ = true;
+  readable_ = false;
+  return false;
+}
+
+int Http1Connection::prepareBatchedRecv(iovec* iov, int& fd) {
+  if (closed_ || state_ != State::kHead || !readable_) return 0;
+  in_.reserveForRead(kReadChunk);
+  batched_read_want_ = std::min(in_.writable(), kReadChunk);
+  iov[0] = {in_.writePtr(), batched_read_want_};
+  fd = fd_;
+  return 1;
+}
+
+void Http1Connection::batchedRecvSettle(ssize_t result) {
+  if (result <= 0) return;
+  in_.commit(static_cast<size_t>(result));
+  // A short read means the socket is drained until the next edge.
+  if (static_cast<size_t>(result) < batched_read_want_ && !rdhup_) readable_ = false;
+}
+
+void Http1Connection::batchedRecvDone(ssize_t result) {
+  ++callback_depth_;
+  if (result > 0) {
+    parseHead();
+    if (!closed_ && state_ == State::kHead && readable_) handleReadable();  // queues the next read
+  } else if (result == -EAGAIN || result == -EWOULDBLOCK) {
+    readable_ = false;
+  } else if (result == -EINTR) {
+    handleReadable();
+  } else {
+    peer_closed_ = true;  // the end (0) or an error: idle or incomplete, nothing to answer
+    readable_ = false;
+    close();
+  }
+  --callback_depth_;
+  destroyIfDone();
+}
+
+// ---- writing
+
+void Http1Connection::flushOut() {
+  IoBatch* batch = IoBatch::forThisTurn();
+  if (!batch || ssl_ || !writable_ || tunnel_) {
+    writeOut();
+    return;
+  }
+  batch->queue(static_cast<IoBatch::Writer*>(this));
+}
+
+int Http1Connection::prepareBatchedSend(iovec* iov, int& fd) {
+  if (closed_ || broken_ || state_ == State::kLingering || !writable_ || out_.readable() == 0)
+    return 0;
+  iov[0] = {const_cast<char*>(out_.readPtr()), out_.readable()};
+  fd = fd_;
+  return 1;
+}
+
+void Http1Connection::batchedSendSettle(ssize_t result) {
+  batched_was_high_ = out_.readable() >= kOutLowWater;
+  size_t written = result > 0 ? static_cast<size_t>(result) : 0;
+  if (written < out_.readable()) writable_ = false;  // the next edge says when there is room
+  out_.consume(written);
+}
+
+void Http1Connection::batchedSendDone(ssize_t result) {
+  ++callback_depth_;
+  if (result < 0 && result != -EAGAIN && result != -EWOULDBLOCK) {
+    LOG_DEBUG("write to client %s failed: %s", remote_ip_.c_str(),
+              std::strerror(static_cast<int>(-result)));
+    fatal();
+  } else {
+    afterWrite(batched_was_high_);
+  }
+  --callback_depth_;
+  destroyIfDone();
+}
+
+// Writes out_ followed by up to two more pieces in one writev; keeps what the socket refuses.
+void Http1Connection::writeOut(std::string_view extra_a, std::string_view extra_b) {
+  if (closed_ || broken_ || state_ == State::kLingering) return;
+  if (ssl_) {
+    writeTls(extra_a, extra_b);
+    return;
+  }
+  if (!writable_) {
+    out_.append(extra_a);
+    out_.append(extra_b);
+    return;
+  }
+  iovec iov[3];
+  int count = 0;
+  if (out_.readable()) iov[count++] = {const_cast<char*>(out_.readPtr()), out_.readable()};
+  if (!extra_a.empty()) iov[count++] = {const_cast<char*>(extra_a.data()), extra_a.size()};
+  if (!extra_b.empty()) iov[count++] = {const_cast<char*>(extra_b.data()), extra_b.size()};
+  if (count == 0) return;
+  size_t total = 0;
+  for (int i = 0; i < count; ++i) total += iov[i].iov_len;
+  ssize_t n;
+  do {
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = static_cast<size_t>(count);
+    n = ::sendmsg(fd_, &msg, MSG_NOSIGNAL);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    if (errno != EAGAIN && errno != EWOULDBLOCK) {
+      LOG_DEBUG("write to client %s failed: %s", remote_ip_.c_str(), std::strerror(errno));
+      fatal();
+      return;
+    }
+    n = 0;
+  }
+  size_t written = static_cast<size_t>(n);
+  if (written < total) {
+    writable_ = false;
+    refreshTimer();  // send_timeout starts now, whoever called us
+  }
+  // Drop what went out of out_, then keep the unwritten rest of the extra pieces.
+  size_t from_out = std::min(written, out_.readable());
+  out_.consume(from_out);
+  written -= from_out;
+  for (std::string_view piece : {extra_a, extra_b}) {
+    if (piece.empty()) continue;
+    size_t from_piece = std::min(written, piece.size());
+    written -= from_piece;
+    if (from_piece < piece.size()) out_.append(piece.substr(from_piece));
+  }
+  // A tunnel idles most of its life (a WebSocket): hold no buffer memory while it does.
+  if (tunnel_) out_.shrinkIfEmpty(0);
+}
+
+void Http1Connection::handleWritable() {
+  if (state_ == State::kLingering || closed_) return;
+  bool was_high = out_.readable() >= kOutLowWater;
+  if (out_.readable() > 0) writeOut();
+  afterWrite(was_high);
+}
+
+void Http1Connection::afterWrite(bool was_high) {
+  if (closed_) return;
+  if (out_.readable() == 0 && response_done_) {
+    maybeFinishRequest();
+    return;
+  }
+  if (was_high && out_.readable() < kOutLowWater && req_.task() && !req_.finished()) {
+    req_.task()->onClientDrained();
+  }
+}
+
+// TLS has no gather write: the pieces join out_, which is written record by record.
+void Http1Connection::writeTls(std::string_view extra_a, std::string_view extra_b) {
+  out_.append(extra_a);
+  out_.append(extra_b);
+  while (writable_ && out_.readable() > 0) {
+    size_t written = 0;
+    tls::IoStatus status = tls::writeSome(ssl_, out_.readPtr(), out_.readable(), written);
+    if (status == tls::IoStatus::kDone) {
+      out_.consume(written);
+      continue;
+    }
+    if (status == tls::IoStatus::kWouldBlock) {
+      writable_ = false;
+      refreshTimer();  // send_timeout starts now, whoever called us
+      break;
+    }
+    LOG_DEBUG("TLS write to client %s failed: %s", remote_ip_.c_str(), tls::lastError().c_str());
+    fatal();
+    return;
+  }
+  if (tunnel_) out_.shrinkIfEmpty(0);
+}
+
+}  // namespace subgate
