@@ -151,11 +151,9 @@ void Http2Connection::Stream::addRequestTrailer(std::string_view name, std::stri
   if (websocket) return;  // the stream's DATA was tunnel bytes: there is no body to end with them
   request_trailer_bytes += name.size() + value.size() + 4;
   if (request_trailer_bytes > kHttp2MaxRequestTrailerBytes) return;  // refused at END_STREAM
-  // Framing and routing were settled by the head (RFC 9110 §6.5.1); connection-specific fields
-  // are nghttp2's stream errors already, checked again here as they would reach an HTTP/1.1 hop.
-  if (name.empty() || name[0] == ':' || isConnectionSpecific(name) || name == "te" ||
-      name == "trailer" || name == "host")
-    return;
+  // nghttp2 refused pseudo-headers already; the proxy drops framing, hop-by-hop and host fields
+  // of every client's trailers on the way upstream (appendForwardedTrailers).
+  if (name.empty() || name[0] == ':') return;
   request_trailers.append(name).append(": ").append(value).append("\r\n");
 }
 

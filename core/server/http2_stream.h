@@ -21,7 +21,8 @@
 // content-length there is no place for them: the sink drops them). nghttp2 has refused
 // pseudo-headers and connection-specific fields with a stream error (RFC 9113 §8.1, §8.2.2);
 // framing, routing and hop-by-hop fields that remain (content-length, host, te, trailer) are
-// dropped. Trailers of a WebSocket stream are ignored.
+// dropped by the proxy (appendForwardedTrailers), as for HTTP/1.1. Trailers of a WebSocket
+// stream are ignored.
 //
 // Threading and lifetime: the connection's thread; created in onBeginHeaders, deleted by the
 // connection (reapStreams / close) once nghttp2 closed it, never inside a module's call.

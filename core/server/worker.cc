@@ -64,10 +64,10 @@ bool Worker::start(std::shared_ptr<const RuntimeConfig> config, std::vector<List
     io_batch_ = IoBatch::create(base_, kIoBatchEntries, why);
     if (io_batch_) {
       io_batch_->setEnabled(config_->io_uring);
-      LOG_DEBUG("worker %d: small socket writes are batched with io_uring%s", id_,
+      LOG_DEBUG("worker %d: small socket reads and writes are batched with io_uring%s", id_,
                 config_->io_uring ? "" : " (off in the config)");
     } else if (config_->io_uring) {
-      LOG_INFO("worker %d: socket writes are not batched: %s", id_, why.c_str());
+      LOG_INFO("worker %d: socket reads and writes are not batched: %s", id_, why.c_str());
     }
     event_base_dispatch(base_);
     // Whatever is left after a stop is closed here, on the worker's own thread.
