@@ -98,7 +98,10 @@ void AccessLogModule::log(const Request& req, const ModuleConf& conf) const {
   localtime_r(&tv.tv_sec, &tm);
   char time_buf[64];
   auto elapsed = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - req.startTime()).count();
-  std::string_view method = req.active() ? req.method() : std::string_view();
+  // The method the client sent: an RFC 8441 WebSocket is a CONNECT, though it travels on as GET.
+  std::string_view method = !req.active()         ? std::string_view()
+                            : req.extendedConnect() ? std::string_view("CONNECT")
+                                                    : req.method();
   std::string_view target = req.active() ? req.target() : std::string_view();
   std::string_view protocol = req.active() ? req.protocol() : std::string_view();
   if (log.json) {

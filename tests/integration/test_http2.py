@@ -421,7 +421,8 @@ class Http2(SubgateTestCase):
 
 class Http2AccessLog(SubgateTestCase):
     """The access log names the protocol the client spoke, as nginx does ($server_protocol):
-    HTTP/2.0 for streams, HTTP/1.0 and HTTP/1.1 on the same listener; and the status the client
+    HTTP/2.0 for streams, HTTP/1.0 and HTTP/1.1 on the same listener; the method the client sent
+    (CONNECT for an RFC 8441 WebSocket, though the upstream sees GET); and the status the client
     got: 200 for an RFC 8441 WebSocket the upstream accepted with 101."""
 
     def setUp(self):
@@ -479,22 +480,23 @@ class Http2AccessLog(SubgateTestCase):
         wait_until(lambda: len(read()) >= count, what=f"{count} lines in {name}")
         return read()
 
-    expected = [("/hello", "HTTP/1.0", 200), ("/hello", "HTTP/1.1", 200), ("/hello", "HTTP/2.0", 200),
-                ("/ws", "HTTP/1.1", 101), ("/ws", "HTTP/2.0", 200)]
+    expected = sorted([("GET", "/hello", "HTTP/1.0", 200), ("GET", "/hello", "HTTP/1.1", 200),
+                       ("GET", "/hello", "HTTP/2.0", 200), ("GET", "/ws", "HTTP/1.1", 101),
+                       ("CONNECT", "/ws", "HTTP/2.0", 200)])
 
     def test_combined(self):
         self.exchanges("/c")
         got = []
         for line in self.lines("combined.log", 5):
-            m = re.search(r'\] "\S+ /c(\S+) (\S+)" (\d+) ', line)
+            m = re.search(r'\] "(\S+) /c(\S+) (\S+)" (\d+) ', line)
             self.assertIsNotNone(m, line)
-            got.append((m.group(1), m.group(2), int(m.group(3))))
+            got.append((m.group(1), m.group(2), m.group(3), int(m.group(4))))
         self.assertEqual(sorted(got), self.expected)
 
     def test_json(self):
         self.exchanges("/j")
         entries = [json.loads(line) for line in self.lines("json.log", 5)]
-        got = [(e["uri"][2:], e["protocol"], e["status"]) for e in entries]
+        got = [(e["method"], e["uri"][2:], e["protocol"], e["status"]) for e in entries]
         self.assertEqual(sorted(got), self.expected)
 
 
