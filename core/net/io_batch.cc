@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 #include "core/log/log.h"
 
@@ -171,7 +172,7 @@ void IoBatch::submit(size_t from, size_t to) {
       ++prepared;
     }
     if (prepared == 0) return;
-    int submitted = io_uring_submit(ring);
+    int submitted = refuse_next_submission_ ? -std::exchange(refuse_next_submission_, 0) : io_uring_submit(ring);
     taken = submitted > 0 ? static_cast<unsigned>(submitted) : 0;
     // Non-blocking operations complete while they are submitted: their answers are all there.
     // Should the kernel have handed one to a worker thread, it cannot block there either.

@@ -136,6 +136,9 @@ class IoBatch {
   // Counters for tests: submissions made and the operations they carried.
   uint64_t submissions() const { return submissions_; }
   uint64_t operations() const { return operations_; }
+  // For tests of the fallback: the next submission is refused with -error, as the kernel may
+  // refuse one (-EBUSY, -ENOMEM, ...), instead of being made.
+  void refuseNextSubmissionForTest(int error) { refuse_next_submission_ = error; }
 
  private:
   struct Ring;
@@ -163,6 +166,7 @@ class IoBatch {
   std::vector<ssize_t> results_;
   uint64_t submissions_ = 0;
   uint64_t operations_ = 0;
+  int refuse_next_submission_ = 0;
 };
 
 }  // namespace subgate

@@ -361,6 +361,34 @@ TEST_F(IoBatchTest, QueueingPaysOnlyWhenSomethingElseRunsBeforeTheFlush) {
   event_free(other);
 }
 
+TEST_F(IoBatchTest, RefusedSubmissionIsMadeDirectlyAndTheRingGivenUp) {
+  Pair a, b, c;
+  TestWriter first(a.ours, "request head"), second(b.ours, "response");
+  ASSERT_EQ(::send(c.theirs, "upstream bytes", 14, 0), 14);
+  TestReader reader(c.ours);
+  batch_->queue(&first);
+  batch_->queue(&reader);
+  batch_->queue(&second);
+  batch_->refuseNextSubmissionForTest(EBUSY);
+  turn();
+  // Nothing is lost: every operation was made, by direct calls, and reported as usual.
+  EXPECT_EQ(a.drain(), "request head");
+  EXPECT_EQ(b.drain(), "response");
+  EXPECT_EQ(reader.got, "upstream bytes");
+  EXPECT_EQ(first.results, std::vector<ssize_t>{12});
+  EXPECT_EQ(second.results, std::vector<ssize_t>{8});
+  EXPECT_EQ(reader.results, std::vector<ssize_t>{14});
+  EXPECT_EQ(batch_->submissions(), 0u);
+  // The ring is gone for good: callers read and write directly from now on.
+  EXPECT_EQ(IoBatch::current(), nullptr);
+  // What was queued before anyone knew is still made, directly.
+  first.append("more");
+  batch_->queue(&first);
+  turn();
+  EXPECT_EQ(a.drain(), "more");
+  EXPECT_EQ(batch_->submissions(), 0u);
+}
+
 TEST_F(IoBatchTest, TurnedOffMeansWriteDirectly) {
   batch_->setEnabled(false);
   EXPECT_EQ(IoBatch::current(), nullptr);
