@@ -172,7 +172,8 @@ void IoBatch::submit(size_t from, size_t to) {
       ++prepared;
     }
     if (prepared == 0) return;
-    int submitted = refuse_next_submission_ ? -std::exchange(refuse_next_submission_, 0) : io_uring_submit(ring);
+    int submitted = refuse_next_submission_ ? -std::exchange(refuse_next_submission_, 0)
+                                            : io_uring_submit(ring);
     taken = submitted > 0 ? static_cast<unsigned>(submitted) : 0;
     // Non-blocking operations complete while they are submitted: their answers are all there.
     // Should the kernel have handed one to a worker thread, it cannot block there either.

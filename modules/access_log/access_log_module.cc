@@ -99,7 +99,7 @@ void AccessLogModule::log(const Request& req, const ModuleConf& conf) const {
   char time_buf[64];
   auto elapsed = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - req.startTime()).count();
   // The method the client sent: an RFC 8441 WebSocket is a CONNECT, though it travels on as GET.
-  std::string_view method = !req.active()         ? std::string_view()
+  std::string_view method = !req.active()           ? std::string_view()
                             : req.extendedConnect() ? std::string_view("CONNECT")
                                                     : req.method();
   std::string_view target = req.active() ? req.target() : std::string_view();
