@@ -38,8 +38,6 @@ std::string_view trimOws(std::string_view s) {
   return s;
 }
 
-char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
-
 // Parses a Content-Length value, which may be a list of identical values ("5, 5").
 bool parseContentLength(std::string_view value, uint64_t& out) {
   bool any = false;
@@ -64,13 +62,6 @@ bool parseContentLength(std::string_view value, uint64_t& out) {
 }
 
 }  // namespace
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i)
-    if (lower(a[i]) != lower(b[i])) return false;
-  return true;
-}
 
 bool headerHasToken(std::string_view value, std::string_view token) {
   while (!value.empty()) {

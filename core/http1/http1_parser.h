@@ -183,8 +183,16 @@ class ChunkedDecoder {
   std::string line_;      // partial trailer line across calls
 };
 
-// ASCII case-insensitive comparison.
-bool iequals(std::string_view a, std::string_view b);
+// ASCII lowercase of one byte; other bytes unchanged.
+inline char asciiLower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
+
+// ASCII case-insensitive comparison. Inline: header code calls it for every field it looks at.
+inline bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (asciiLower(a[i]) != asciiLower(b[i])) return false;
+  return true;
+}
 
 // True if `value`, a comma-separated list header, contains `token` (case-insensitive).
 bool headerHasToken(std::string_view value, std::string_view token);

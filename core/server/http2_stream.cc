@@ -1,7 +1,6 @@
 #include "core/server/http2_stream.h"
 
 #include <algorithm>
-#include <cctype>
 #include <charconv>
 #include <cstring>
 
@@ -18,8 +17,7 @@ bool isConnectionSpecific(std::string_view name) {
 
 std::string lowercase(std::string_view name) {
   std::string lower(name);
-  std::transform(lower.begin(), lower.end(), lower.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  for (char& c : lower) c = http1::asciiLower(c);
   return lower;
 }
 
