@@ -1,5 +1,5 @@
 // One stream of an Http2Connection: the transport of its Request. Private to the connection
-// (included by http2_connection.cc and http2_stream.cc only).
+// (included by http2_connection.cc, http2_io.cc, http2_frames.cc and http2_stream.cc only).
 //
 // Response framing: transportSendHead() submits the HEADERS (the status, end-to-end fields
 // lowercased, connection-specific ones dropped) with a data provider that reads `out`;
