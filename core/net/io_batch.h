@@ -35,10 +35,13 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
+#include <cerrno>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
+
+#include "core/net/io_buffer.h"
 
 struct event;
 struct event_base;
@@ -112,6 +115,17 @@ class IoBatch {
     void batchedSettle(ssize_t result) final { batchedRecvSettle(result); }
     void batchedDone(ssize_t result) final { batchedRecvDone(result); }
   };
+
+  // A result that only says the socket was full (or empty): not a failure, wait for its edge.
+  static bool wouldBlock(ssize_t result) { return result == -EAGAIN || result == -EWOULDBLOCK; }
+  // Settles a send prepared from the front of `out`: drops the bytes that went out; false when
+  // some are left (the socket is full: the next write edge says when there is room).
+  static bool dropSent(IoBuffer& out, ssize_t result) {
+    size_t written = result > 0 ? static_cast<size_t>(result) : 0;
+    const bool all = written >= out.readable();
+    out.consume(written);
+    return all;
+  }
 
   // Creates the calling thread's batch on `base` (io_uring with `entries` submission slots),
   // enabled; null with `why` set when io_uring is not available.

@@ -76,7 +76,7 @@ void Http1Connection::batchedRecvDone(ssize_t result) {
   if (result > 0) {
     parseHead();
     if (!closed_ && state_ == State::kHead && readable_) handleReadable();  // queues the next read
-  } else if (result == -EAGAIN || result == -EWOULDBLOCK) {
+  } else if (IoBatch::wouldBlock(result)) {
     readable_ = false;
   } else if (result == -EINTR) {
     handleReadable();
@@ -110,14 +110,12 @@ int Http1Connection::prepareBatchedSend(iovec* iov, int& fd) {
 
 void Http1Connection::batchedSendSettle(ssize_t result) {
   batched_was_high_ = out_.readable() >= kOutLowWater;
-  size_t written = result > 0 ? static_cast<size_t>(result) : 0;
-  if (written < out_.readable()) writable_ = false;  // the next edge says when there is room
-  out_.consume(written);
+  if (!IoBatch::dropSent(out_, result)) writable_ = false;
 }
 
 void Http1Connection::batchedSendDone(ssize_t result) {
   ++callback_depth_;
-  if (result < 0 && result != -EAGAIN && result != -EWOULDBLOCK) {
+  if (result < 0 && !IoBatch::wouldBlock(result)) {
     LOG_DEBUG("write to client %s failed: %s", remote_ip_.c_str(),
               std::strerror(static_cast<int>(-result)));
     fatal();

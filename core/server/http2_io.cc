@@ -108,7 +108,7 @@ void Http2Connection::batchedRecvDone(ssize_t result) {
     read_buf_.shrinkIfEmpty(0);
     if (fed && readable_ && !closed_) readNow();  // a full read: the rest is read at once
     afterIo();
-  } else if (result == -EAGAIN || result == -EWOULDBLOCK) {
+  } else if (IoBatch::wouldBlock(result)) {
     readable_ = false;
   } else if (result == -EINTR) {
     readNow();
@@ -193,14 +193,12 @@ int Http2Connection::prepareBatchedSend(iovec* iov, int& fd) {
 }
 
 void Http2Connection::batchedSendSettle(ssize_t result) {
-  size_t written = result > 0 ? static_cast<size_t>(result) : 0;
-  if (written < out_.readable()) writable_ = false;  // the next edge says when there is room
-  out_.consume(written);
+  if (!IoBatch::dropSent(out_, result)) writable_ = false;
 }
 
 void Http2Connection::batchedSendDone(ssize_t result) {
   ++callback_depth_;
-  if (result < 0 && result != -EAGAIN && result != -EWOULDBLOCK) {
+  if (result < 0 && !IoBatch::wouldBlock(result)) {
     LOG_DEBUG("write to client %s failed: %s", remote_ip_.c_str(),
               std::strerror(static_cast<int>(-result)));
     close();

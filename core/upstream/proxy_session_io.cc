@@ -66,7 +66,7 @@ void ProxySession::batchedSendSettle(ssize_t result) {
 
 void ProxySession::batchedSendDone(ssize_t result) {
   if (!conn_) return;
-  if (result < 0 && result != -EAGAIN && result != -EWOULDBLOCK) {
+  if (result < 0 && !IoBatch::wouldBlock(result)) {
     upstreamFailed(ErrorKind::kUpstreamError, "write", static_cast<int>(-result));
   } else {
     afterUpstreamWrite();
@@ -153,7 +153,7 @@ void ProxySession::batchedRecvDone(ssize_t result) {
 ProxySession::ReadOutcome ProxySession::tookRead(ssize_t result, size_t want, bool settled) {
   if (result < 0) {
     if (result == -EINTR) return ReadOutcome::kMore;
-    if (result == -EAGAIN || result == -EWOULDBLOCK) {
+    if (IoBatch::wouldBlock(result)) {
       conn_->readable = false;
       return ReadOutcome::kStop;
     }

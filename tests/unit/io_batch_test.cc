@@ -389,6 +389,21 @@ TEST_F(IoBatchTest, RefusedSubmissionIsMadeDirectlyAndTheRingGivenUp) {
   EXPECT_EQ(batch_->submissions(), 0u);
 }
 
+TEST(IoBatchResults, SettlingASendDropsWhatWentOut) {
+  IoBuffer out;
+  out.append("0123456789");
+  EXPECT_FALSE(IoBatch::dropSent(out, 4));  // a partial send: the socket is full
+  EXPECT_EQ(std::string_view(out.readPtr(), out.readable()), "456789");
+  EXPECT_FALSE(IoBatch::dropSent(out, -EAGAIN));  // nothing went out
+  EXPECT_EQ(out.readable(), 6u);
+  EXPECT_TRUE(IoBatch::dropSent(out, 6));
+  EXPECT_EQ(out.readable(), 0u);
+  EXPECT_TRUE(IoBatch::wouldBlock(-EAGAIN));
+  EXPECT_TRUE(IoBatch::wouldBlock(-EWOULDBLOCK));
+  EXPECT_FALSE(IoBatch::wouldBlock(-EPIPE));
+  EXPECT_FALSE(IoBatch::wouldBlock(0));
+}
+
 TEST_F(IoBatchTest, TurnedOffMeansWriteDirectly) {
   batch_->setEnabled(false);
   EXPECT_EQ(IoBatch::current(), nullptr);
