@@ -90,9 +90,11 @@ class ProxySession final : public RequestTask,
   void batchedRecvSettle(ssize_t result) override;
   void batchedRecvDone(ssize_t result) override;
   enum class ReadOutcome { kMore, kStop, kGone };  // read on; stop reading; the exchange moved on
-  // Handles one read's result (bytes, 0 at the end, -errno) of at most `want` bytes; `settled`:
-  // the bytes are already committed to conn_->in (a batched read).
-  ReadOutcome tookRead(ssize_t result, size_t want, bool settled = false);
+  // Commits one read's bytes (result > 0) to conn_->in; a read shorter than `want` drained the
+  // socket until its next edge. Called as soon as the read is made, batched or not.
+  void commitRead(ssize_t result, size_t want);
+  // Handles one committed read's result (bytes, 0 at the end, -errno).
+  ReadOutcome tookRead(ssize_t result);
   // What follows reads: the client flush, the tunnel's buffer, the fairness bound's next turn.
   void afterUpstreamRead();
   bool parseHead();

@@ -114,7 +114,9 @@ void ProxySession::readUpstreamNow() {
     in.reserveForRead(kReadChunk);
     size_t want = in.writable();
     ssize_t n = ::recv(conn_->fd(), in.writePtr(), want, 0);
-    ReadOutcome outcome = tookRead(n < 0 ? -errno : n, want);
+    const ssize_t result = n < 0 ? -errno : n;
+    commitRead(result, want);
+    ReadOutcome outcome = tookRead(result);
     if (outcome == ReadOutcome::kGone) return;
     if (outcome == ReadOutcome::kStop) break;
   }
@@ -131,16 +133,18 @@ int ProxySession::prepareBatchedRecv(iovec* iov, int& fd) {
   return 1;
 }
 
-void ProxySession::batchedRecvSettle(ssize_t result) {
+void ProxySession::batchedRecvSettle(ssize_t result) { commitRead(result, batched_read_want_); }
+
+void ProxySession::commitRead(ssize_t result, size_t want) {
   if (!conn_ || result <= 0) return;
-  if (static_cast<size_t>(result) < batched_read_want_ && !conn_->peer_closed)
-    conn_->readable = false;
+  // A short read drains the socket until the next edge: no recv just to see EAGAIN.
+  if (static_cast<size_t>(result) < want && !conn_->peer_closed) conn_->readable = false;
   conn_->in.commit(static_cast<size_t>(result));
 }
 
 void ProxySession::batchedRecvDone(ssize_t result) {
   if (!conn_) return;
-  ReadOutcome outcome = tookRead(result, batched_read_want_, true);
+  ReadOutcome outcome = tookRead(result);
   if (outcome == ReadOutcome::kGone) return;
   if (outcome == ReadOutcome::kMore) {
     readUpstreamNow();  // a full read: the rest is read at once
@@ -150,7 +154,7 @@ void ProxySession::batchedRecvDone(ssize_t result) {
   if (conn_) armTimer();
 }
 
-ProxySession::ReadOutcome ProxySession::tookRead(ssize_t result, size_t want, bool settled) {
+ProxySession::ReadOutcome ProxySession::tookRead(ssize_t result) {
   if (result < 0) {
     if (result == -EINTR) return ReadOutcome::kMore;
     if (IoBatch::wouldBlock(result)) {
@@ -176,10 +180,6 @@ ProxySession::ReadOutcome ProxySession::tookRead(ssize_t result, size_t want, bo
     }
     upstreamFailed(ErrorKind::kUpstreamError, "the upstream closed the connection mid-response", 0);
     return ReadOutcome::kGone;
-  }
-  if (!settled) {
-    if (static_cast<size_t>(result) < want && !conn_->peer_closed) conn_->readable = false;
-    conn_->in.commit(static_cast<size_t>(result));
   }
   io_deadline_ = steadyNow() + options_.read_timeout;
   if (state_ == State::kWaitingHead && !parseHead()) return ReadOutcome::kStop;
