@@ -15,8 +15,10 @@ namespace {
 void usage(FILE* out) {
   std::fputs(
       "usage: subgate [-c FILE] [-p PREFIX] [-t] [-v]\n"
-      "       subgate [-c FILE] token --subhoster NAME --deployment ID [--rpc-root URL] [--ttl 15m]\n"
-      "       subgate status [URL]   print a status; location (default http://127.0.0.1:8081/status)\n"
+      "       subgate [-c FILE] token --subhoster NAME --deployment ID [--rpc-root URL] [--ttl "
+      "15m]\n"
+      "       subgate status [URL]   print a status; location (default "
+      "http://127.0.0.1:8081/status)\n"
       "  -c FILE    configuration file (default: the embedded conf/subgate.conf)\n"
       "  -p PREFIX  directory relative paths in the configuration resolve against (default: cwd)\n"
       "  -t         check the configuration and exit\n"

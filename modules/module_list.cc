@@ -28,7 +28,7 @@ std::span<const Module* const> allModules() {
   static const ErrorHeaderModule error_header;
   static const AccessLogModule access_log;
   static const Module* const kModules[] = {
-      &forwarded_host, &subhost_auth,  &lua,    &timeout,      &upstream,   &isolates,
+      &forwarded_host, &subhost_auth,  &lua,    &timeout,      &upstream,  &isolates,
       &origin_local,   &return_module, &status, &error_header, &access_log};
   return kModules;
 }

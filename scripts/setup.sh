@@ -5,7 +5,8 @@
 #
 #   build    compiler, cmake, ninja and the libraries (plus GoogleTest and python3, because the
 #            default build/ tree configures the tests)
-#   test     what the tests drive: curl, nghttp, http-parser, clang + libFuzzer runtime, openssl
+#   test     what the tests drive: curl, nghttp, http-parser, clang + libFuzzer runtime, openssl,
+#            clang-format (scripts/test.sh checks formatting)
 #   runtime  node + npm, then the Deno runtime pinned by package-lock.json (npm ci)
 #   bench    nginx, HAProxy and wrk for bench/proxy_bench.sh
 #   lint     clang-format, clang-tidy, shellcheck for scripts/lint.sh
@@ -19,7 +20,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 declare -A group_packages=(
   [build]="build-essential cmake ninja-build pkg-config libevent-dev libnghttp2-dev libssl-dev
            libjansson-dev libpcre2-dev liblua5.4-dev liburing-dev ca-certificates libgtest-dev python3"
-  [test]="libgtest-dev python3 curl nghttp2-client libhttp-parser-dev clang libclang-rt-14-dev openssl"
+  [test]="libgtest-dev python3 curl nghttp2-client libhttp-parser-dev clang libclang-rt-14-dev openssl clang-format"
   [runtime]="nodejs npm ca-certificates"
   [bench]="nginx-light haproxy wrk curl"
   [lint]="clang-format clang-tidy shellcheck"

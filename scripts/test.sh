@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs every test:
+#   0. formatting   every .cc/.h under core/, modules/, tests/ against .clang-format (one check)
 #   1. build/       unit + integration tests (ctest)
 #   2. build-asan/  the same tests under ASan + UBSan (leaks, aborts on the first report)
 #   3. build-fuzz/  every libFuzzer target (*_fuzz), built with clang + ASan/UBSan, for FUZZ_SECONDS
@@ -103,6 +104,15 @@ if ! scripts/setup.sh build test runtime; then
 fi
 SUBGATE_DENO="$(scripts/deno_path.sh)"
 export SUBGATE_DENO
+
+section "formatting (clang-format, .clang-format)"
+mapfile -t sources < <(find core modules tests -type f \( -name '*.cc' -o -name '*.h' \) | sort)
+if clang-format --dry-run --Werror "${sources[@]}"; then
+  echo "${#sources[@]} files formatted"
+  passed=$((passed + 1))
+else
+  fail "formatting (fix in place: clang-format -i FILE...; scripts/lint.sh checks)"
+fi
 
 section "build/ (RelWithDebInfo)"
 if scripts/build.sh debug; then

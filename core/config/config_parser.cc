@@ -49,7 +49,9 @@ class Lexer {
     char c = text_[pos_];
     if (c == ';' || c == '{' || c == '}') {
       ++pos_;
-      token.kind = c == ';' ? Token::Kind::kSemicolon : c == '{' ? Token::Kind::kOpen : Token::Kind::kClose;
+      token.kind = c == ';'   ? Token::Kind::kSemicolon
+                   : c == '{' ? Token::Kind::kOpen
+                              : Token::Kind::kClose;
       token.text = c;
       return true;
     }
@@ -93,7 +95,9 @@ class Lexer {
       if (c == '\\' && pos_ < text_.size()) {
         char e = text_[pos_++];
         switch (e) {
-          case '"': case '\'': case '\\': token.text += e; break;
+          case '"':
+          case '\'':
+          case '\\': token.text += e; break;
           case 'n': token.text += '\n'; break;
           case 't': token.text += '\t'; break;
           default:
@@ -139,7 +143,8 @@ class Parser {
     return ok;
   }
 
-  bool parseTextInto(std::string_view text, const std::string& file, std::vector<Node>& out, int depth) {
+  bool parseTextInto(std::string_view text, const std::string& file, std::vector<Node>& out,
+                     int depth) {
     Lexer lexer(text, file);
     return parseBlock(lexer, file, out, depth, false);
   }
@@ -151,7 +156,8 @@ class Parser {
   }
 
   // Parses statements until "}" (when `nested`) or the end of the text.
-  bool parseBlock(Lexer& lexer, const std::string& file, std::vector<Node>& out, int depth, bool nested) {
+  bool parseBlock(Lexer& lexer, const std::string& file, std::vector<Node>& out, int depth,
+                  bool nested) {
     Token token;
     for (;;) {
       if (!lexer.next(token, err_)) return false;
@@ -162,10 +168,8 @@ class Parser {
         case Token::Kind::kClose:
           if (!nested) return fail(file, token.line, "unexpected \"}\"");
           return true;
-        case Token::Kind::kSemicolon:
-          return fail(file, token.line, "unexpected \";\"");
-        case Token::Kind::kOpen:
-          return fail(file, token.line, "unexpected \"{\"");
+        case Token::Kind::kSemicolon: return fail(file, token.line, "unexpected \";\"");
+        case Token::Kind::kOpen: return fail(file, token.line, "unexpected \"{\"");
         case Token::Kind::kWord:
           if (!parseStatement(lexer, file, std::move(token), out, depth)) return false;
           break;
@@ -173,7 +177,8 @@ class Parser {
     }
   }
 
-  bool parseStatement(Lexer& lexer, const std::string& file, Token name, std::vector<Node>& out, int depth) {
+  bool parseStatement(Lexer& lexer, const std::string& file, Token name, std::vector<Node>& out,
+                      int depth) {
     Node node;
     node.name = std::move(name.text);
     node.file = file;
@@ -205,9 +210,11 @@ class Parser {
   bool include(const Node& node, std::vector<Node>& out, int depth) {
     if (node.args.size() != 1) return fail(node.file, node.line, "\"include\" takes one argument");
     if (depth + 1 > kMaxIncludeDepth)
-      return fail(node.file, node.line, "include nesting is deeper than " + std::to_string(kMaxIncludeDepth));
+      return fail(node.file, node.line,
+                  "include nesting is deeper than " + std::to_string(kMaxIncludeDepth));
     std::string pattern = node.args[0];
-    if (!pattern.empty() && pattern[0] != '/' && !prefix_.empty()) pattern = prefix_ + "/" + pattern;
+    if (!pattern.empty() && pattern[0] != '/' && !prefix_.empty())
+      pattern = prefix_ + "/" + pattern;
     glob_t matches{};
     int rc = glob(pattern.c_str(), 0, nullptr, &matches);
     bool has_wildcard = node.args[0].find_first_of("*?[") != std::string::npos;
@@ -224,7 +231,8 @@ class Parser {
     globfree(&matches);  // glob sorts its results
     for (const std::string& path : files) {
       for (const std::string& open : stack_) {
-        if (open == path) return fail(node.file, node.line, "include cycle through \"" + path + "\"");
+        if (open == path)
+          return fail(node.file, node.line, "include cycle through \"" + path + "\"");
       }
       if (!parseFileInto(path, out, depth + 1)) return false;
     }
@@ -238,7 +246,8 @@ class Parser {
 
 }  // namespace
 
-std::optional<Node> parseFile(const std::string& path, const std::string& prefix, ConfigError& err) {
+std::optional<Node> parseFile(const std::string& path, const std::string& prefix,
+                              ConfigError& err) {
   Node root;
   root.is_block = true;
   root.file = path;

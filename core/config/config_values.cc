@@ -42,9 +42,12 @@ std::optional<uint64_t> parseSize(std::string_view text) {
   if (text.size() != 1) return std::nullopt;
   uint64_t factor = 0;
   switch (text[0]) {
-    case 'k': case 'K': factor = 1ull << 10; break;
-    case 'm': case 'M': factor = 1ull << 20; break;
-    case 'g': case 'G': factor = 1ull << 30; break;
+    case 'k':
+    case 'K': factor = 1ull << 10; break;
+    case 'm':
+    case 'M': factor = 1ull << 20; break;
+    case 'g':
+    case 'G': factor = 1ull << 30; break;
     default: return std::nullopt;
   }
   if (!multiply(value, factor)) return std::nullopt;

@@ -10,11 +10,22 @@ constexpr bool isTchar(unsigned char c) {
   if (c >= '0' && c <= '9') return true;
   if ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') return true;
   switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
-    case '-': case '.': case '^': case '_': case '`': case '|': case '~':
-      return true;
-    default:
-      return false;
+    case '!':
+    case '#':
+    case '$':
+    case '%':
+    case '&':
+    case '\'':
+    case '*':
+    case '+':
+    case '-':
+    case '.':
+    case '^':
+    case '_':
+    case '`':
+    case '|':
+    case '~': return true;
+    default: return false;
   }
 }
 
@@ -140,7 +151,8 @@ ParseStatus HeadParser::parse(std::string_view data) {
     size_t end = static_cast<size_t>(static_cast<const char*>(nl) - base);
     if (end + 1 > limits_.max_head_bytes)
       return fail(ParseError::kHeaderTooLarge, "the request head is too large");
-    if (end == scanned_ || base[end - 1] != '\r') return fail(badKind(), "a line ends in a bare LF");
+    if (end == scanned_ || base[end - 1] != '\r')
+      return fail(badKind(), "a line ends in a bare LF");
     std::string_view line(base + scanned_, end - 1 - scanned_);
     if (std::memchr(line.data(), '\r', line.size())) return fail(badKind(), "bare CR in the head");
     line_start_ = scanned_;
@@ -170,7 +182,8 @@ ParseStatus HeadParser::parseStartLine(std::string_view line) {
   if (mode_ == Mode::kRequest) {
     size_t i = 0;
     while (i < line.size() && kChars.tchar[static_cast<unsigned char>(line[i])]) ++i;
-    if (i == 0 || i >= line.size() || line[i] != ' ') return fail(ParseError::kBadRequest, "invalid method");
+    if (i == 0 || i >= line.size() || line[i] != ' ')
+      return fail(ParseError::kBadRequest, "invalid method");
     size_t target_start = i + 1;
     size_t j = target_start;
     while (j < line.size() && kChars.target[static_cast<unsigned char>(line[j])]) ++j;
@@ -197,11 +210,13 @@ ParseStatus HeadParser::parseStartLine(std::string_view line) {
   version_minor_ = line[7] - '0';
   int status = 0;
   for (int k = 9; k < 12; ++k) {
-    if (line[k] < '0' || line[k] > '9') return fail(ParseError::kBadResponse, "invalid status code");
+    if (line[k] < '0' || line[k] > '9')
+      return fail(ParseError::kBadResponse, "invalid status code");
     status = status * 10 + (line[k] - '0');
   }
   if (status < 100) return fail(ParseError::kBadResponse, "invalid status code");
-  if (line.size() > 12 && line[12] != ' ') return fail(ParseError::kBadResponse, "invalid status line");
+  if (line.size() > 12 && line[12] != ' ')
+    return fail(ParseError::kBadResponse, "invalid status line");
   for (size_t k = 13; k < line.size(); ++k)
     if (!kChars.field_value[static_cast<unsigned char>(line[k])])
       return fail(ParseError::kBadResponse, "invalid reason phrase");
@@ -233,7 +248,9 @@ ParseStatus HeadParser::parseHeaderLine(std::string_view line) {
 
 ParseStatus HeadParser::finishHead(std::string_view data) {
   const char* base = data.data();
-  auto view = [base](std::pair<size_t, size_t> at) { return std::string_view(base + at.first, at.second); };
+  auto view = [base](std::pair<size_t, size_t> at) {
+    return std::string_view(base + at.first, at.second);
+  };
   head_.version_minor = version_minor_;
   head_.head_bytes = scanned_;
   head_.headers.clear();
@@ -266,7 +283,8 @@ ParseStatus HeadParser::finishHead(std::string_view data) {
         if (iequals(name, "host")) ++hosts;
         break;
       case 6:
-        if (iequals(name, "expect") && iequals(field.value, "100-continue")) head_.expect_continue = true;
+        if (iequals(name, "expect") && iequals(field.value, "100-continue"))
+          head_.expect_continue = true;
         break;
       case 7:
         if (iequals(name, "upgrade")) has_upgrade = true;
@@ -281,7 +299,8 @@ ParseStatus HeadParser::finishHead(std::string_view data) {
       case 14:
         if (iequals(name, "content-length")) {
           uint64_t length = 0;
-          if (!parseContentLength(field.value, length) || (has_length && length != head_.content_length))
+          if (!parseContentLength(field.value, length) ||
+              (has_length && length != head_.content_length))
             return fail(badKind(), "invalid or conflicting Content-Length");
           has_length = true;
           head_.content_length = length;
@@ -302,8 +321,7 @@ ParseStatus HeadParser::finishHead(std::string_view data) {
           }
         }
         break;
-      default:
-        break;
+      default: break;
     }
   }
   head_.keep_alive = version_minor_ >= 1 ? !close : (keep_alive_token && !close);
@@ -312,10 +330,13 @@ ParseStatus HeadParser::finishHead(std::string_view data) {
 
   if (mode_ == Mode::kRequest) {
     if (head_.has_transfer_encoding) {
-      if (has_length) return fail(ParseError::kBadRequest, "Content-Length together with Transfer-Encoding");
-      if (version_minor_ == 0) return fail(ParseError::kBadRequest, "Transfer-Encoding in an HTTP/1.0 request");
+      if (has_length)
+        return fail(ParseError::kBadRequest, "Content-Length together with Transfer-Encoding");
+      if (version_minor_ == 0)
+        return fail(ParseError::kBadRequest, "Transfer-Encoding in an HTTP/1.0 request");
       if (te_codings != 1 || !chunked_last)
-        return fail(ParseError::kBadRequest, "unsupported transfer coding (only chunked is accepted)");
+        return fail(ParseError::kBadRequest,
+                    "unsupported transfer coding (only chunked is accepted)");
       head_.framing = BodyFraming::kChunked;
     } else if (has_length) {
       if (head_.content_length > limits_.max_body_bytes)
@@ -323,7 +344,8 @@ ParseStatus HeadParser::finishHead(std::string_view data) {
       // Content-Length: 0 stays explicit so that it reaches the upstream as sent.
       head_.framing = BodyFraming::kContentLength;
     }
-    if (version_minor_ >= 1 && hosts == 0) return fail(ParseError::kBadRequest, "missing Host header");
+    if (version_minor_ >= 1 && hosts == 0)
+      return fail(ParseError::kBadRequest, "missing Host header");
     if (hosts > 1) return fail(ParseError::kBadRequest, "more than one Host header");
     return ParseStatus::kDone;
   }
@@ -332,7 +354,8 @@ ParseStatus HeadParser::finishHead(std::string_view data) {
   if (head_request_ || (status_ >= 100 && status_ < 200) || status_ == 204 || status_ == 304) {
     head_.framing = BodyFraming::kNone;
   } else if (head_.has_transfer_encoding) {
-    if (has_length) return fail(ParseError::kBadResponse, "Content-Length together with Transfer-Encoding");
+    if (has_length)
+      return fail(ParseError::kBadResponse, "Content-Length together with Transfer-Encoding");
     head_.framing = chunked_last ? BodyFraming::kChunked : BodyFraming::kUntilClose;
     if (!chunked_last) head_.keep_alive = false;
   } else if (has_length) {

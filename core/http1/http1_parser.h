@@ -26,7 +26,7 @@ struct HeaderField {
 
 // How the message body is delimited.
 enum class BodyFraming : uint8_t {
-  kNone,           // no body (no Content-Length / Transfer-Encoding; or a response that never has one)
+  kNone,  // no body (no Content-Length / Transfer-Encoding; or a response that never has one)
   kContentLength,  // exactly content_length bytes follow
   kChunked,        // Transfer-Encoding: chunked (as the final and only coding)
   kUntilClose,     // responses only: the body runs until the peer closes
@@ -37,8 +37,8 @@ enum class ParseStatus : uint8_t { kIncomplete, kDone, kError };
 // Why a message was rejected. The server maps these to statuses (400, 414, 431, 413).
 enum class ParseError : uint8_t {
   kNone,
-  kBadRequest,      // any syntax or framing violation (bad method, bare CR, obs-fold, NUL, CL+TE, ...)
-  kUriTooLong,      // request target longer than Limits::max_uri_bytes            -> 414
+  kBadRequest,  // any syntax or framing violation (bad method, bare CR, obs-fold, NUL, CL+TE, ...)
+  kUriTooLong,  // request target longer than Limits::max_uri_bytes            -> 414
   kHeaderTooLarge,  // head longer than Limits::max_head_bytes                      -> 431
   kTooManyHeaders,  // more than Limits::max_headers header fields                 -> 431
   kBodyTooLarge,    // Content-Length above Limits::max_body_bytes                  -> 413
@@ -148,8 +148,9 @@ class ChunkedDecoder {
   enum class State : uint8_t { kData, kDone, kError };
 
   struct Step {
-    size_t consumed = 0;    // bytes of the input used by this step
-    std::string_view data;  // chunk payload found in this step (a view into the input), may be empty
+    size_t consumed = 0;  // bytes of the input used by this step
+    std::string_view
+        data;  // chunk payload found in this step (a view into the input), may be empty
     State state = State::kData;
   };
 

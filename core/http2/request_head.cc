@@ -192,7 +192,8 @@ HeadError RequestHeadBuilder::finish(bool end_stream) {
   if (path.empty()) return fail(HeadError::kBadRequest, "missing :path");
   if (path[0] != '/' && !(path == "*" && method == "OPTIONS"))
     return fail(HeadError::kBadRequest, "invalid :path");
-  if (path.size() > limits_.max_uri_bytes) return fail(HeadError::kUriTooLong, "the request target is too long");
+  if (path.size() > limits_.max_uri_bytes)
+    return fail(HeadError::kUriTooLong, "the request target is too long");
   if (has_authority) {
     // The host header goes first, as an HTTP/1.1 client would send it.
     head_.headers.insert(head_.headers.begin(), http1::HeaderField{"host", authority});
@@ -219,7 +220,8 @@ HeadError RequestHeadBuilder::finish(bool end_stream) {
     for (const http1::HeaderField& h : head_.headers)
       if (h.name == "content-length" && h.value != length)
         return fail(HeadError::kBadRequest, "conflicting content-length");
-    if (end_stream && value != 0) return fail(HeadError::kBadRequest, "content-length without a body");
+    if (end_stream && value != 0)
+      return fail(HeadError::kBadRequest, "content-length without a body");
     if (!end_stream) {
       head_.framing = http1::BodyFraming::kContentLength;
       head_.content_length = value;

@@ -40,9 +40,9 @@ struct Ingress {
   std::string forwarded_host;  // validated x-forwarded-host; empty when not required here
   bool https = true;           // false when the relay sent x-forwarded-proto: http
   std::shared_ptr<const VerifiedToken> token;  // null when no subhost auth ran
-  std::string instance_id;  // from the header or the query parameter, or route()'s choice
+  std::string instance_id;       // from the header or the query parameter, or route()'s choice
   bool instance_routed = false;  // route() chose instance_id: the header and query do not count
-  std::string identity;  // identify()'s answer: requests with one go back to one isolate
+  std::string identity;          // identify()'s answer: requests with one go back to one isolate
   bool prewarm = false;
 
   // Edits applied to the head sent to the isolate or upstream: names dropped (any case) and

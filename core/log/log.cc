@@ -48,7 +48,9 @@ bool setErrorLog(const std::string& target, LogLevel level, std::string& err) {
   return true;
 }
 
-bool logEnabled(LogLevel level) { return static_cast<int>(level) >= g_level.load(std::memory_order_relaxed); }
+bool logEnabled(LogLevel level) {
+  return static_cast<int>(level) >= g_level.load(std::memory_order_relaxed);
+}
 
 void logRaw(std::string_view line) {
   ssize_t ignored = ::write(g_fd.load(std::memory_order_relaxed), line.data(), line.size());

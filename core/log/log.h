@@ -30,8 +30,8 @@ void logRaw(std::string_view line);
 
 }  // namespace subgate
 
-#define SUBGATE_LOG(level, ...)                          \
-  do {                                                   \
+#define SUBGATE_LOG(level, ...)                                            \
+  do {                                                                     \
     if (::subgate::logEnabled(level)) ::subgate::logf(level, __VA_ARGS__); \
   } while (0)
 #define LOG_DEBUG(...) SUBGATE_LOG(::subgate::LogLevel::kDebug, __VA_ARGS__)

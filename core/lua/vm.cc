@@ -338,8 +338,9 @@ Abort VmState::endCall(int status, std::string& error) {
                 std::to_string(instruction_limit_) + " instructions)";
         break;
       case Abort::kMemory:
-        error = name + (limit_is_total_ ? ": the Lua VM's memory limit exceeded ("
-                                        : ": memory limit exceeded (") +
+        error = name +
+                (limit_is_total_ ? ": the Lua VM's memory limit exceeded ("
+                                 : ": memory limit exceeded (") +
                 std::to_string(limit_bytes_) + " bytes)";
         break;
       case Abort::kNone:

@@ -14,7 +14,8 @@ bool parsePort(std::string_view text, int& port) {
   if (text.empty() || text.size() > 5) return false;
   int value = 0;
   auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || ptr != text.data() + text.size() || value < 1 || value > 65535) return false;
+  if (ec != std::errc() || ptr != text.data() + text.size() || value < 1 || value > 65535)
+    return false;
   port = value;
   return true;
 }
@@ -58,7 +59,8 @@ std::optional<SocketAddress> parseSocketAddress(std::string_view text, int defau
     size_t colon = text.rfind(':');
     if (colon == std::string_view::npos) {
       // Only a port, or only a host.
-      bool all_digits = !text.empty() && text.find_first_not_of("0123456789") == std::string_view::npos;
+      bool all_digits =
+          !text.empty() && text.find_first_not_of("0123456789") == std::string_view::npos;
       if (all_digits) {
         port_text = text;
         host = "*";

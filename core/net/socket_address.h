@@ -24,7 +24,8 @@ struct SocketAddress {
 std::optional<SocketAddress> parseSocketAddress(std::string_view text, int default_port,
                                                 std::string& err);
 
-// "ip:port" of a peer address (for X-Forwarded-For and logs: the ip only when `with_port` is false).
+// "ip:port" of a peer address (for X-Forwarded-For and logs: the ip only when `with_port` is
+// false).
 std::string formatSocketAddress(const sockaddr* addr, bool with_port);
 
 }  // namespace subgate

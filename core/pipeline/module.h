@@ -37,10 +37,10 @@ enum Context : unsigned {
 
 struct DirectiveSpec {
   std::string_view name;
-  unsigned contexts;      // Context bits
+  unsigned contexts;  // Context bits
   int min_args = 1;
-  int max_args = 1;       // -1: no upper bound
-  bool block = false;     // takes a { } block instead of ';'
+  int max_args = 1;         // -1: no upper bound
+  bool block = false;       // takes a { } block instead of ';'
   bool repeatable = false;  // may appear more than once in one block
   // Names the content handler (return, proxy_pass, ...). When a location inherits one from its
   // server and sets another itself, the location's own wins.

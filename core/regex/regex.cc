@@ -39,8 +39,9 @@ std::shared_ptr<const Regex> Regex::compile(std::string_view pattern, bool casel
 Regex::~Regex() { pcre2_code_free(static_cast<pcre2_code*>(code_)); }
 
 bool Regex::matches(std::string_view subject) const {
-  int rc = pcre2_match(static_cast<pcre2_code*>(code_), reinterpret_cast<PCRE2_SPTR>(subject.data()),
-                       subject.size(), 0, 0, threadMatchData(), nullptr);
+  int rc =
+      pcre2_match(static_cast<pcre2_code*>(code_), reinterpret_cast<PCRE2_SPTR>(subject.data()),
+                  subject.size(), 0, 0, threadMatchData(), nullptr);
   return rc >= 0;
 }
 

@@ -74,9 +74,9 @@ bool validateBlock(const config::Node& block, Context context, const SpecTable& 
       return ctx.fail(node, "directive \"" + node.name + "\" takes no block");
     if (!spec->repeatable && seen[node.name]++ > 0)
       return ctx.fail(node, "\"" + node.name + "\" directive is duplicate");
-    Context inner = spec->child_context ? static_cast<Context>(spec->child_context) : childContext(node, context);
-    if (node.is_block && !validateBlock(node, inner, specs, ctx))
-      return false;
+    Context inner = spec->child_context ? static_cast<Context>(spec->child_context)
+                                        : childContext(node, context);
+    if (node.is_block && !validateBlock(node, inner, specs, ctx)) return false;
   }
   return true;
 }
@@ -149,8 +149,9 @@ bool compileHooks(const Scope& scope, CompileContext& ctx, LocationConf& loc, bo
         bool theirs = setsContentIn(content_owner, scope.location());
         if (mine == theirs) {
           const config::Node& where = scope.location() ? *scope.location() : *scope.server();
-          return ctx.fail(where, "more than one content handler (" + std::string(content_owner->name()) +
-                                     " and " + std::string(module->name()) + ")");
+          return ctx.fail(where, "more than one content handler (" +
+                                     std::string(content_owner->name()) + " and " +
+                                     std::string(module->name()) + ")");
         }
         if (!mine) continue;
       }
@@ -181,7 +182,7 @@ bool compileLocation(const config::Node& main, const config::Node& server_node,
       std::string err;
       loc.regex = Regex::compile(loc.pattern, op == "~*", err);
       if (!loc.regex) return ctx.fail(node, "invalid regex \"" + loc.pattern + "\": " + err);
-    } else if (op == "^~" ) {
+    } else if (op == "^~") {
       loc.match = LocationConf::Match::kPrefix;
     } else {
       return ctx.fail(node, "invalid location modifier \"" + op + "\"");
@@ -190,8 +191,8 @@ bool compileLocation(const config::Node& main, const config::Node& server_node,
     loc.match = LocationConf::Match::kPrefix;
     loc.pattern = node.args[0];
   }
-  if (loc.match != LocationConf::Match::kRegex && loc.match != LocationConf::Match::kRegexCaseless &&
-      loc.pattern.empty())
+  if (loc.match != LocationConf::Match::kRegex &&
+      loc.match != LocationConf::Match::kRegexCaseless && loc.pattern.empty())
     return ctx.fail(node, "empty location path");
   loc.core = server.core;
   Scope scope(&main, &server_node, &node);
@@ -212,16 +213,18 @@ bool compileTls(const Scope& scope, CompileContext& ctx, ServerConf& server) {
     return ctx.fail(cert ? *cert : *key, "ssl_certificate and ssl_certificate_key go together");
   tls::Options options;
   std::string error;
-  if (protocols && !tls::parseProtocols(protocols->args.data(), protocols->args.size(), options, error))
+  if (protocols &&
+      !tls::parseProtocols(protocols->args.data(), protocols->args.size(), options, error))
     return ctx.fail(*protocols, error);
-  server.tls = tls::ServerContext::load(ctx.resolvePath(cert->args[0]), ctx.resolvePath(key->args[0]),
-                                        options, error);
+  server.tls = tls::ServerContext::load(ctx.resolvePath(cert->args[0]),
+                                        ctx.resolvePath(key->args[0]), options, error);
   if (!server.tls) return ctx.fail(*cert, error);
   return true;
 }
 
 bool compileServer(const config::Node& main, const config::Node& node, CompileContext& ctx,
-                   ServerConf& server, std::vector<std::pair<SocketAddress, const config::Node*>>& listens) {
+                   ServerConf& server,
+                   std::vector<std::pair<SocketAddress, const config::Node*>>& listens) {
   const size_t first_listen = listens.size();
   Scope server_scope(&main, &node, nullptr);
   if (!compileCore(server_scope, ctx, server.core)) return false;
@@ -242,12 +245,14 @@ bool compileServer(const config::Node& main, const config::Node& node, CompileCo
       for (size_t i = 1; i < child.args.size(); ++i) {
         bool& flag = child.args[i] == "ssl" ? ssl : http2;
         if ((child.args[i] != "ssl" && child.args[i] != "http2") || flag)
-          return ctx.fail(child, "invalid listen parameter \"" + child.args[i] + "\" (expected ssl or http2)");
+          return ctx.fail(
+              child, "invalid listen parameter \"" + child.args[i] + "\" (expected ssl or http2)");
         flag = true;
       }
       if (ssl && !server.tls)
-        return ctx.fail(child, "listen " + child.args[0] + " ssl needs ssl_certificate and "
-                                "ssl_certificate_key in its server");
+        return ctx.fail(child, "listen " + child.args[0] +
+                                   " ssl needs ssl_certificate and "
+                                   "ssl_certificate_key in its server");
       for (size_t i = first_listen; i < listens.size(); ++i)
         if (listens[i].first.text == address->text)
           return ctx.fail(child, "duplicate listen " + address->text);
@@ -269,8 +274,7 @@ bool compileServer(const config::Node& main, const config::Node& node, CompileCo
             return ctx.fail(child, "duplicate location \"" + loc->pattern + "\"");
         server.prefixes.push_back(loc.get());
         break;
-      default:
-        server.regexes.push_back(loc.get());
+      default: server.regexes.push_back(loc.get());
     }
     server.locations.push_back(std::move(loc));
   }
@@ -327,7 +331,8 @@ bool CompileContext::sizeArg(const config::Node& node, uint64_t& out, uint64_t m
 bool CompileContext::durationArg(const config::Node& node, milliseconds& out, bool positive) {
   auto value = config::parseDuration(node.args[0]);
   if (!value || (positive && value->count() <= 0))
-    return fail(node, "invalid duration \"" + node.args[0] + "\" in \"" + node.name + "\" directive");
+    return fail(node,
+                "invalid duration \"" + node.args[0] + "\" in \"" + node.name + "\" directive");
   out = *value;
   return true;
 }
@@ -384,7 +389,8 @@ const ServerConf& ListenConf::findServer(std::string_view host) const {
     std::string_view name = host;
     // Strip the port; keep IPv6 brackets intact.
     size_t colon = name.rfind(':');
-    if (colon != std::string_view::npos && name.find(']') == std::string_view::npos) name = name.substr(0, colon);
+    if (colon != std::string_view::npos && name.find(']') == std::string_view::npos)
+      name = name.substr(0, colon);
     for (const ServerConf* server : servers) {
       for (const std::string& candidate : server->names) {
         if (http1::iequals(candidate, name)) return *server;

@@ -13,9 +13,9 @@
 namespace subgate {
 
 struct ConfigSource {
-  std::string path;            // file to read; empty = use `text`
-  std::string_view text;       // embedded config text when path is empty
-  std::string prefix;          // directory relative paths resolve against
+  std::string path;       // file to read; empty = use `text`
+  std::string_view text;  // embedded config text when path is empty
+  std::string prefix;     // directory relative paths resolve against
 };
 
 // Returns nullptr and sets `err` to "file:line: message" when the config is invalid.

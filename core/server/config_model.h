@@ -53,14 +53,14 @@ struct LocationConf {
 };
 
 struct ServerConf {
-  std::vector<std::string> names;  // server_name (lowercase)
+  std::vector<std::string> names;                 // server_name (lowercase)
   std::shared_ptr<const tls::ServerContext> tls;  // ssl_certificate + ssl_certificate_key
   CoreConf core;
   std::vector<std::unique_ptr<LocationConf>> locations;
   std::unordered_map<std::string, const LocationConf*> exact;
   std::vector<const LocationConf*> prefixes;  // longest first
   std::vector<const LocationConf*> regexes;   // config order
-  LocationConf unmatched;  // serves the 404 NOT_FOUND reply when nothing matches
+  LocationConf unmatched;                     // serves the 404 NOT_FOUND reply when nothing matches
 
   // nginx order: exact, then regexes in order (unless no regex), then the longest prefix.
   const LocationConf& match(std::string_view path) const;

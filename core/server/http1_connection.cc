@@ -41,7 +41,8 @@ Http1Connection::~Http1Connection() {
 
 void Http1Connection::start() {
   event_base* base = worker_.base();
-  ev_ = event_new(base, fd_, EV_READ | EV_WRITE | EV_CLOSED | EV_PERSIST | EV_ET, onSocketEvent, this);
+  ev_ = event_new(base, fd_, EV_READ | EV_WRITE | EV_CLOSED | EV_PERSIST | EV_ET, onSocketEvent,
+                  this);
   timer_.assign(base, onTimer, this);
   event_assign(&deferred_, base, -1, 0, onDeferred, this);
   config_ = listener_.config;
@@ -157,9 +158,7 @@ void Http1Connection::destroyIfDone() {
 
 void Http1Connection::handleReadable() {
   switch (state_) {
-    case State::kHandshake:
-      advanceHandshake();
-      return;
+    case State::kHandshake: advanceHandshake(); return;
     case State::kHead: {
       // A request head, one read in the common case, joins the loop turn's batch.
       if (IoBatch* batch = IoBatch::forThisTurn(); batch && !ssl_ && readable_ && !closed_) {
@@ -250,8 +249,7 @@ void Http1Connection::parseHead() {
       case http1::ParseError::kBodyTooLarge:
         rejectHead(ErrorKind::kPayloadTooLarge, parser_.errorMessage());
         break;
-      default:
-        rejectHead(ErrorKind::kBadRequest, parser_.errorMessage());
+      default: rejectHead(ErrorKind::kBadRequest, parser_.errorMessage());
     }
     return;
   }
@@ -295,8 +293,7 @@ void Http1Connection::startRequest() {
       body_done_ = false;
       chunked_.reset();
       break;
-    default:
-      body_done_ = true;
+    default: body_done_ = true;
   }
   config_ = listener_.config;
   const ListenConf* listen = listener_.conf;
@@ -403,7 +400,8 @@ void Http1Connection::close() {
 
 void Http1Connection::refreshTimer() {
   if (closed_) return;
-  const CoreConf& core = req_.active() ? req_.location().core : listener_.conf->servers.front()->core;
+  const CoreConf& core =
+      req_.active() ? req_.location().core : listener_.conf->servers.front()->core;
   SteadyTime now = steadyNow();
   switch (state_) {
     case State::kHandshake:
@@ -432,8 +430,7 @@ void Http1Connection::refreshTimer() {
         deadline_ = SteadyTime::max();
       }
       break;
-    case State::kLingering:
-      break;
+    case State::kLingering: break;
   }
   if (deadline_ == SteadyTime::max()) return;
   timer_.arm(deadline_, now);
@@ -468,9 +465,7 @@ void Http1Connection::handleTimeout() {
         }
       }
       return;
-    case State::kLingering:
-      close();
-      return;
+    case State::kLingering: close(); return;
   }
 }
 

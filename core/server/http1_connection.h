@@ -145,10 +145,10 @@ class Http1Connection final : public ClientConnection,
   std::shared_ptr<const RuntimeConfig> config_;
 
   // Per request.
-  size_t in_used_ = 0;          // bytes of in_ the current request occupies (head + body)
-  size_t batched_read_want_ = 0;  // the size of the batched head read in flight
+  size_t in_used_ = 0;             // bytes of in_ the current request occupies (head + body)
+  size_t batched_read_want_ = 0;   // the size of the batched head read in flight
   bool batched_was_high_ = false;  // out_ was above kOutLowWater before the batched send
-  uint64_t body_remaining_ = 0;  // content-length bytes still to come
+  uint64_t body_remaining_ = 0;    // content-length bytes still to come
   uint64_t body_discarded_ = 0;
   BodyMode body_mode_ = BodyMode::kNone;
   bool body_done_ = true;

@@ -29,7 +29,8 @@ constexpr auto kDrainPingWait = std::chrono::seconds(1);
 // ---- connection
 
 Http2Connection::Http2Connection(Worker& worker, int fd, SSL* ssl, std::string remote_ip,
-                                 const ListenerSlot& listener, std::shared_ptr<const RuntimeConfig> config,
+                                 const ListenerSlot& listener,
+                                 std::shared_ptr<const RuntimeConfig> config,
                                  const ListenConf* listen)
     : worker_(worker),
       listener_(listener),
@@ -82,14 +83,16 @@ bool Http2Connection::setUpSession() {
       // RFC 8441: WebSockets by extended CONNECT (Stream::builder accepts :protocol).
       {NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1},
   };
-  if (nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, std::size(settings)) != 0) return false;
+  if (nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, std::size(settings)) != 0)
+    return false;
   nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0, kConnectionWindow);
   return true;
 }
 
 void Http2Connection::start(std::string_view initial) {
   event_base* base = worker_.base();
-  ev_ = event_new(base, fd_, EV_READ | EV_WRITE | EV_CLOSED | EV_PERSIST | EV_ET, onSocketEvent, this);
+  ev_ = event_new(base, fd_, EV_READ | EV_WRITE | EV_CLOSED | EV_PERSIST | EV_ET, onSocketEvent,
+                  this);
   timer_.assign(base, onTimer, this);
   event_assign(&deferred_, base, -1, 0, onDeferred, this);
   ++callback_depth_;

@@ -50,8 +50,9 @@ class Http2Connection final : public ClientConnection,
                               private IoBatch::Writer,
                               private IoBatch::Reader {
  public:
-  Http2Connection(Worker& worker, int fd, SSL* ssl, std::string remote_ip, const ListenerSlot& listener,
-                  std::shared_ptr<const RuntimeConfig> config, const ListenConf* listen);
+  Http2Connection(Worker& worker, int fd, SSL* ssl, std::string remote_ip,
+                  const ListenerSlot& listener, std::shared_ptr<const RuntimeConfig> config,
+                  const ListenConf* listen);
   ~Http2Connection() override;
 
   // `initial`: bytes the HTTP/1.1 side read already (the h2c preface and what followed).
@@ -73,14 +74,14 @@ class Http2Connection final : public ClientConnection,
 
   // nghttp2 callbacks
   static int onBeginHeaders(nghttp2_session*, const nghttp2_frame*, void*);
-  static int onHeader(nghttp2_session*, const nghttp2_frame*, const uint8_t*, size_t, const uint8_t*, size_t,
-                      uint8_t, void*);
+  static int onHeader(nghttp2_session*, const nghttp2_frame*, const uint8_t*, size_t,
+                      const uint8_t*, size_t, uint8_t, void*);
   static int onFrameRecv(nghttp2_session*, const nghttp2_frame*, void*);
   static int onDataChunk(nghttp2_session*, uint8_t, int32_t, const uint8_t*, size_t, void*);
   static int onStreamClose(nghttp2_session*, int32_t, uint32_t, void*);
   static int onFrameSend(nghttp2_session*, const nghttp2_frame*, void*);
-  static ssize_t readResponse(nghttp2_session*, int32_t, uint8_t*, size_t, uint32_t*, nghttp2_data_source*,
-                              void*);
+  static ssize_t readResponse(nghttp2_session*, int32_t, uint8_t*, size_t, uint32_t*,
+                              nghttp2_data_source*, void*);
 
   bool setUpSession();
   // Reads and feeds the client's bytes: on plaintext, the first read joins the loop turn's

@@ -33,7 +33,8 @@ http2::HeadError limitError(ErrorKind& kind, http2::HeadError error) {
 
 // ---- frames received and sent
 
-int Http2Connection::onBeginHeaders(nghttp2_session* session, const nghttp2_frame* frame, void* user) {
+int Http2Connection::onBeginHeaders(nghttp2_session* session, const nghttp2_frame* frame,
+                                    void* user) {
   auto* self = static_cast<Http2Connection*>(user);
   if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
   Stream* stream = self->takeStream(frame->hd.stream_id);
@@ -43,10 +44,12 @@ int Http2Connection::onBeginHeaders(nghttp2_session* session, const nghttp2_fram
   return 0;
 }
 
-int Http2Connection::onHeader(nghttp2_session* session, const nghttp2_frame* frame, const uint8_t* name,
-                              size_t name_len, const uint8_t* value, size_t value_len, uint8_t, void*) {
+int Http2Connection::onHeader(nghttp2_session* session, const nghttp2_frame* frame,
+                              const uint8_t* name, size_t name_len, const uint8_t* value,
+                              size_t value_len, uint8_t, void*) {
   if (frame->hd.type != NGHTTP2_HEADERS) return 0;
-  auto* stream = static_cast<Stream*>(nghttp2_session_get_stream_user_data(session, frame->hd.stream_id));
+  auto* stream =
+      static_cast<Stream*>(nghttp2_session_get_stream_user_data(session, frame->hd.stream_id));
   if (!stream) return 0;
   std::string_view field_name(reinterpret_cast<const char*>(name), name_len);
   std::string_view field_value(reinterpret_cast<const char*>(value), value_len);
@@ -61,9 +64,7 @@ int Http2Connection::onHeader(nghttp2_session* session, const nghttp2_frame* fra
 int Http2Connection::onFrameRecv(nghttp2_session* session, const nghttp2_frame* frame, void* user) {
   auto* self = static_cast<Http2Connection*>(user);
   switch (frame->hd.type) {
-    case NGHTTP2_RST_STREAM:
-      self->countReset();
-      return 0;
+    case NGHTTP2_RST_STREAM: self->countReset(); return 0;
     case NGHTTP2_PING:
       // Every stream the client opened before it saw the shutdown notice came before this ACK.
       if ((frame->hd.flags & NGHTTP2_FLAG_ACK) && self->draining_ &&
@@ -71,12 +72,11 @@ int Http2Connection::onFrameRecv(nghttp2_session* session, const nghttp2_frame* 
         self->finishDrain();
       return 0;
     case NGHTTP2_HEADERS:
-    case NGHTTP2_DATA:
-      break;
-    default:
-      return 0;
+    case NGHTTP2_DATA: break;
+    default: return 0;
   }
-  auto* stream = static_cast<Stream*>(nghttp2_session_get_stream_user_data(session, frame->hd.stream_id));
+  auto* stream =
+      static_cast<Stream*>(nghttp2_session_get_stream_user_data(session, frame->hd.stream_id));
   if (!stream) return 0;
   const bool end_stream = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;
   if (end_stream) stream->remote_ended = true;
@@ -115,7 +115,8 @@ void Http2Connection::startStream(Stream& stream, bool end_stream) {
     ErrorKind kind;
     limitError(kind, error);
     stream.discard_body = true;
-    stream.req.begin(&stream, &worker_, config, listen->servers.front(), &stream.builder.head(), remote_ip_);
+    stream.req.begin(&stream, &worker_, config, listen->servers.front(), &stream.builder.head(),
+                     remote_ip_);
     stream.req.setSecure(ssl_ != nullptr);
     stream.req.fail(kind, stream.builder.errorMessage());
     return;
@@ -129,8 +130,8 @@ void Http2Connection::startStream(Stream& stream, bool end_stream) {
   stream.req.run();
 }
 
-int Http2Connection::onDataChunk(nghttp2_session* session, uint8_t, int32_t stream_id, const uint8_t* data,
-                                 size_t len, void*) {
+int Http2Connection::onDataChunk(nghttp2_session* session, uint8_t, int32_t stream_id,
+                                 const uint8_t* data, size_t len, void*) {
   // The connection window is given back at once; a stream's only as its sink takes the bytes.
   nghttp2_session_consume_connection(session, len);
   auto* stream = static_cast<Stream*>(nghttp2_session_get_stream_user_data(session, stream_id));
@@ -148,7 +149,8 @@ int Http2Connection::onDataChunk(nghttp2_session* session, uint8_t, int32_t stre
     if (max && stream->body_bytes > max) {
       stream->discard_body = true;
       if (!stream->req.responseStarted()) {
-        stream->req.fail(ErrorKind::kPayloadTooLarge, "the request body is larger than client_max_body_size");
+        stream->req.fail(ErrorKind::kPayloadTooLarge,
+                         "the request body is larger than client_max_body_size");
       } else {
         stream->req.cancel();
         nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, stream_id, NGHTTP2_CANCEL);
@@ -158,7 +160,8 @@ int Http2Connection::onDataChunk(nghttp2_session* session, uint8_t, int32_t stre
   if (stream->discard_body || !stream->req.active() || stream->req.finished()) {
     nghttp2_session_consume_stream(session, stream_id, len);
     // After the response: skip some (clients like to finish sending), then ask the client to stop.
-    if (stream->response_sent && stream->discarded <= kMaxDiscard && (stream->discarded += len) > kMaxDiscard)
+    if (stream->response_sent && stream->discarded <= kMaxDiscard &&
+        (stream->discarded += len) > kMaxDiscard)
       nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, stream_id, NGHTTP2_NO_ERROR);
     return 0;
   }
@@ -186,13 +189,15 @@ void Http2Connection::pumpBody(Stream& stream) {
     if (!more) stream.body_paused = true;
   }
   if (stream.pending.readable() == 0) stream.pending.shrinkIfEmpty(0);
-  if (!stream.body_paused && stream.pending.readable() == 0 && stream.remote_ended && !stream.body_end_delivered) {
+  if (!stream.body_paused && stream.pending.readable() == 0 && stream.remote_ended &&
+      !stream.body_end_delivered) {
     stream.body_end_delivered = true;
     if (BodySink* sink = stream.req.bodySink()) sink->onBodyEnd(stream.request_trailers);
   }
 }
 
-int Http2Connection::onStreamClose(nghttp2_session* session, int32_t stream_id, uint32_t, void* user) {
+int Http2Connection::onStreamClose(nghttp2_session* session, int32_t stream_id, uint32_t,
+                                   void* user) {
   auto* self = static_cast<Http2Connection*>(user);
   auto* stream = static_cast<Stream*>(nghttp2_session_get_stream_user_data(session, stream_id));
   if (stream) {
@@ -207,7 +212,8 @@ int Http2Connection::onFrameSend(nghttp2_session* session, const nghttp2_frame* 
   if ((frame->hd.type != NGHTTP2_DATA && frame->hd.type != NGHTTP2_HEADERS) ||
       !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
     return 0;
-  auto* stream = static_cast<Stream*>(nghttp2_session_get_stream_user_data(session, frame->hd.stream_id));
+  auto* stream =
+      static_cast<Stream*>(nghttp2_session_get_stream_user_data(session, frame->hd.stream_id));
   // The response is complete but the client still sends a body: nobody reads it any more. It is
   // skipped up to kMaxDiscard (clients tend to report a reset before their upload ended as an
   // error, even NO_ERROR), then the stream is reset.

@@ -122,7 +122,8 @@ void Http2Connection::batchedRecvDone(ssize_t result) {
 bool Http2Connection::feed(const char* data, size_t size) {
   ssize_t rv = nghttp2_session_mem_recv(session_, reinterpret_cast<const uint8_t*>(data), size);
   if (rv < 0 || failed_) {
-    LOG_DEBUG("HTTP/2 client %s: %s", remote_ip_.c_str(), rv < 0 ? nghttp2_strerror(static_cast<int>(rv)) : "closed");
+    LOG_DEBUG("HTTP/2 client %s: %s", remote_ip_.c_str(),
+              rv < 0 ? nghttp2_strerror(static_cast<int>(rv)) : "closed");
     if (rv == NGHTTP2_ERR_BAD_CLIENT_MAGIC || rv == NGHTTP2_ERR_FLOODED || failed_) {
       close();
       return false;
@@ -145,14 +146,16 @@ void Http2Connection::afterIo() {
     Stream* stream = streams_[i];
     if (!stream->notify_drained) continue;
     stream->notify_drained = false;
-    if (!stream->closed && stream->req.task() && !stream->req.finished()) stream->req.task()->onClientDrained();
+    if (!stream->closed && stream->req.task() && !stream->req.finished())
+      stream->req.task()->onClientDrained();
   }
   reapStreams();
   if (closed_) return;
   // Draining ends here too: once the final GOAWAY is out and no stream is left, nghttp2 wants
   // neither to read nor to write (the final GOAWAY named the last stream: no other follows).
   const bool done = !nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_);
-  if (out_.readable() == 0 && (done || (goaway_sent_ && !nghttp2_session_want_write(session_)))) close();
+  if (out_.readable() == 0 && (done || (goaway_sent_ && !nghttp2_session_want_write(session_))))
+    close();
 }
 
 void Http2Connection::sendOutput() {

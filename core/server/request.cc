@@ -4,7 +4,6 @@
 
 namespace subgate {
 
-
 void Request::begin(RequestTransport* transport, Worker* worker,
                     std::shared_ptr<const RuntimeConfig> config, const ServerConf* server,
                     const http1::MessageHead* head, std::string_view remote_addr) {
@@ -44,7 +43,8 @@ void Request::reset() {
 void Request::run() {
   location_ = &server_->match(head_->path);
   uint64_t max_body = location_->core.max_body_bytes;
-  if (max_body && head_->framing == http1::BodyFraming::kContentLength && head_->content_length > max_body) {
+  if (max_body && head_->framing == http1::BodyFraming::kContentLength &&
+      head_->content_length > max_body) {
     fail(ErrorKind::kPayloadTooLarge, "the request body is larger than client_max_body_size");
     return;
   }
@@ -61,12 +61,9 @@ void Request::runFrom(size_t access_index) {
   for (size_t i = access_index; i < access.size(); ++i) {
     next_access_ = i + 1;
     switch (access[i].module->access(*this, *access[i].conf)) {
-      case HookResult::kContinue:
-        break;
-      case HookResult::kDone:
-        return;
-      case HookResult::kSuspend:
-        return;
+      case HookResult::kContinue: break;
+      case HookResult::kDone: return;
+      case HookResult::kSuspend: return;
     }
     if (finished_) return;
   }
@@ -96,7 +93,8 @@ void Request::respond(LocalReply reply) {
     finished_ = true;
     return;
   }
-  for (const HookEntry& entry : location_->reply) entry.module->filterReply(*this, *entry.conf, reply);
+  for (const HookEntry& entry : location_->reply)
+    entry.module->filterReply(*this, *entry.conf, reply);
   if (reply.error) error_ = reply.error;
   std::vector<std::pair<std::string, std::string>> extra;
   extra.reserve(reply.headers.size() + 1);

@@ -17,15 +17,14 @@
 #include <vector>
 
 #include "core/error/error_kind.h"
-#include "core/ingress/ingress.h"
 #include "core/http1/http1_parser.h"
+#include "core/ingress/ingress.h"
 #include "core/net/clock.h"
 #include "core/server/config_model.h"
 
 namespace subgate {
 
 class Worker;
-
 
 // A response subgate produces itself (return, errors). Reply filters may edit it.
 struct LocalReply {
@@ -94,8 +93,9 @@ class Request {
   Request& operator=(const Request&) = delete;
 
   // ---- set up by the transport
-  void begin(RequestTransport* transport, Worker* worker, std::shared_ptr<const RuntimeConfig> config,
-             const ServerConf* server, const http1::MessageHead* head, std::string_view remote_addr);
+  void begin(RequestTransport* transport, Worker* worker,
+             std::shared_ptr<const RuntimeConfig> config, const ServerConf* server,
+             const http1::MessageHead* head, std::string_view remote_addr);
   bool active() const { return head_ != nullptr; }
   // Runs the pipeline from the first phase.
   void run();

@@ -104,7 +104,8 @@ bool activateModules(const RuntimeConfig& config, std::string& err) {
 
 }  // namespace
 
-std::shared_ptr<const RuntimeConfig> loadServerConfig(const ServerOptions& options, std::string& err) {
+std::shared_ptr<const RuntimeConfig> loadServerConfig(const ServerOptions& options,
+                                                      std::string& err) {
   return load(options, err);
 }
 
@@ -113,7 +114,8 @@ int checkConfig(const ServerOptions& options) {
   auto config = load(options, err);
   const std::string name = options.config_path.empty() ? "<embedded>" : options.config_path;
   if (!config) {
-    std::fprintf(stderr, "subgate: %s\nsubgate: configuration %s test failed\n", err.c_str(), name.c_str());
+    std::fprintf(stderr, "subgate: %s\nsubgate: configuration %s test failed\n", err.c_str(),
+                 name.c_str());
     return 1;
   }
   std::printf("subgate: configuration %s is ok\n", name.c_str());

@@ -16,7 +16,8 @@ struct ServerOptions {
 };
 
 // Loads the config the options name (the embedded default without -c).
-std::shared_ptr<const RuntimeConfig> loadServerConfig(const ServerOptions& options, std::string& err);
+std::shared_ptr<const RuntimeConfig> loadServerConfig(const ServerOptions& options,
+                                                      std::string& err);
 
 // Returns the process exit code.
 int runServer(const ServerOptions& options);

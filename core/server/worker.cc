@@ -117,18 +117,10 @@ void Worker::onMailbox(evutil_socket_t fd, short, void* arg) {
   }
   for (Mail& m : mail) {
     switch (m.kind) {
-      case Mail::Kind::kConfig:
-        self->applyConfig(std::move(m.config), std::move(m.fds));
-        break;
-      case Mail::Kind::kStopGraceful:
-        self->beginStop(true);
-        break;
-      case Mail::Kind::kStopNow:
-        self->beginStop(false);
-        break;
-      case Mail::Kind::kTask:
-        m.task();
-        break;
+      case Mail::Kind::kConfig: self->applyConfig(std::move(m.config), std::move(m.fds)); break;
+      case Mail::Kind::kStopGraceful: self->beginStop(true); break;
+      case Mail::Kind::kStopNow: self->beginStop(false); break;
+      case Mail::Kind::kTask: m.task(); break;
     }
   }
 }
@@ -201,7 +193,8 @@ void Worker::acceptFrom(ListenerSlot& slot) {
 void Worker::startHttp2(int fd, SSL* ssl, const std::string& remote_ip, const ListenerSlot& slot,
                         std::shared_ptr<const RuntimeConfig> config, const ListenConf* listen,
                         std::string_view initial) {
-  auto* connection = new Http2Connection(*this, fd, ssl, remote_ip, slot, std::move(config), listen);
+  auto* connection =
+      new Http2Connection(*this, fd, ssl, remote_ip, slot, std::move(config), listen);
   connections_.insert(connection);
   connection->start(initial);
 }
@@ -244,8 +237,8 @@ void Worker::beginStop(bool graceful) {
 
 void Worker::onStopTimer(evutil_socket_t, short, void* arg) {
   auto* self = static_cast<Worker*>(arg);
-  LOG_WARN("worker %d: shutdown_timeout passed with %zu connections open; closing them",
-           self->id_, self->connections_.size());
+  LOG_WARN("worker %d: shutdown_timeout passed with %zu connections open; closing them", self->id_,
+           self->connections_.size());
   event_base_loopbreak(self->base_);
 }
 

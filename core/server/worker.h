@@ -51,7 +51,8 @@ class Worker {
   Worker& operator=(const Worker&) = delete;
 
   // Main thread: creates the loop and starts the thread serving `config` on `fds`.
-  bool start(std::shared_ptr<const RuntimeConfig> config, std::vector<ListenFd> fds, std::string& err);
+  bool start(std::shared_ptr<const RuntimeConfig> config, std::vector<ListenFd> fds,
+             std::string& err);
   // Main thread: serve a new config (new connections and requests use it; HTTP/2 connections
   // are drained with GOAWAY so that their clients reconnect to it).
   void postConfig(std::shared_ptr<const RuntimeConfig> config, std::vector<ListenFd> fds);

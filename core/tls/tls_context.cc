@@ -35,7 +35,8 @@ int onAlpn(SSL* ssl, const unsigned char** out, unsigned char* out_len, const un
   unsigned char* selected = nullptr;
   // SSL_select_next_proto walks the server's list in order: the first protocol both offer wins.
   if (SSL_select_next_proto(&selected, out_len, h2 ? kH2Http11 : kHttp11,
-                            h2 ? sizeof kH2Http11 : sizeof kHttp11, in, in_len) != OPENSSL_NPN_NEGOTIATED)
+                            h2 ? sizeof kH2Http11 : sizeof kHttp11, in,
+                            in_len) != OPENSSL_NPN_NEGOTIATED)
     return SSL_TLSEXT_ERR_NOACK;
   *out = selected;
   return SSL_TLSEXT_ERR_OK;

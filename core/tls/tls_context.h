@@ -1,6 +1,7 @@
 // Server-side TLS with OpenSSL: one context per certificate (a `server` block's ssl_certificate
-// and ssl_certificate_key), TLS 1.2 and 1.3, ALPN h2 (when the listener serves HTTP/2) and http/1.1, session resumption (a server-side
-// session cache and tickets), and the certificate chosen by SNI per connection.
+// and ssl_certificate_key), TLS 1.2 and 1.3, ALPN h2 (when the listener serves HTTP/2) and
+// http/1.1, session resumption (a server-side session cache and tickets), and the certificate
+// chosen by SNI per connection.
 //
 // Threading: a ServerContext is immutable once loaded and shared by every worker (OpenSSL
 // contexts are safe to create sessions from concurrently). A reload loads new contexts; old ones

@@ -29,7 +29,8 @@ void UpstreamConnection::armTimer(std::chrono::steady_clock::time_point due) {
   if (timer_pending_ && timer_due_ <= due) return;
   auto delay = std::chrono::duration_cast<std::chrono::microseconds>(due - steadyNow());
   if (delay.count() < 0) delay = std::chrono::microseconds(0);
-  timeval tv{static_cast<time_t>(delay.count() / 1000000), static_cast<suseconds_t>(delay.count() % 1000000)};
+  timeval tv{static_cast<time_t>(delay.count() / 1000000),
+             static_cast<suseconds_t>(delay.count() % 1000000)};
   evtimer_add(&timer_, &tv);
   timer_pending_ = true;
   timer_due_ = due;

@@ -30,7 +30,9 @@ void ProxySession::tryPeer(bool same_pool) {
       if (!pool_) {
         state_ = State::kDone;
         std::string message;
-        req_.fail(attempts_ == 0 ? selector_->noPeerError() : selector_->mapFailure(last_error_, message), message);
+        req_.fail(
+            attempts_ == 0 ? selector_->noPeerError() : selector_->mapFailure(last_error_, message),
+            message);
         return;
       }
     }
@@ -39,7 +41,8 @@ void ProxySession::tryPeer(bool same_pool) {
     req_.setUpstreamAddress(pool_->address().text);
     conn_ = pool_->acquire();
     if (!conn_) {
-      LOG_WARN("connect to upstream %s failed: %s", pool_->address().text.c_str(), std::strerror(errno));
+      LOG_WARN("connect to upstream %s failed: %s", pool_->address().text.c_str(),
+               std::strerror(errno));
       last_error_ = ErrorKind::kUpstreamError;
       continue;
     }
@@ -81,7 +84,8 @@ void ProxySession::onUpstreamEvent(short what) {
   if (state_ == State::kConnecting) {
     int error = conn_->connectError();
     if (error != 0) {
-      LOG_WARN("connect to upstream %s failed: %s", pool_->address().text.c_str(), std::strerror(error));
+      LOG_WARN("connect to upstream %s failed: %s", pool_->address().text.c_str(),
+               std::strerror(error));
       dropConnection();
       last_error_ = ErrorKind::kUpstreamError;
       tryPeer(false);
@@ -169,9 +173,9 @@ void ProxySession::handleTimeout() {
       return;
     }
     upstreamFailed(ErrorKind::kUpstreamTimedOut,
-                   tunnel_                                 ? "tunnel idle for the read timeout"
+                   tunnel_                              ? "tunnel idle for the read timeout"
                    : conn_ && conn_->out.readable() > 0 ? "send timed out"
-                                                          : "read timed out",
+                                                        : "read timed out",
                    0);
     return;
   }

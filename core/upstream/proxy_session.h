@@ -14,7 +14,6 @@
 // closing any upstream connection it still holds.
 #pragma once
 
-
 #include <chrono>
 #include <memory>
 #include <string>
@@ -114,9 +113,9 @@ class ProxySession final : public RequestTask,
   ConnectionPool* pool_ = nullptr;
   std::unique_ptr<UpstreamConnection> conn_;
   State state_ = State::kIdle;
-  bool body_started_ = false;       // request body bytes went to the upstream: no retry
-  bool body_end_ = false;           // the whole request body has been handed to us
-  bool client_paused_ = false;      // the client side asked us to hold the response
+  bool body_started_ = false;        // request body bytes went to the upstream: no retry
+  bool body_end_ = false;            // the whole request body has been handed to us
+  bool client_paused_ = false;       // the client side asked us to hold the response
   bool client_body_paused_ = false;  // we asked the client side to hold the request body
   int attempts_ = 0;
   ErrorKind last_error_ = ErrorKind::kUpstreamError;

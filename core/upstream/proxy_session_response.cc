@@ -76,7 +76,8 @@ bool ProxySession::parseHead() {
   in.consume(head.head_bytes);
   state_ = State::kBody;
   if (response_framing_ == http1::BodyFraming::kChunked) conn_->chunked.reset();
-  if (bodiless || (response_framing_ == http1::BodyFraming::kContentLength && response_remaining_ == 0)) {
+  if (bodiless ||
+      (response_framing_ == http1::BodyFraming::kContentLength && response_remaining_ == 0)) {
     finishExchange({});
     return false;
   }

@@ -36,7 +36,8 @@ constexpr DirectiveSpec kDirectives[] = {
 void appendQuoted(std::string& out, std::string_view text) {
   out += '"';
   for (char c : text) {
-    if (c == '"' || c == '\\' || static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7f) {
+    if (c == '"' || c == '\\' || static_cast<unsigned char>(c) < 0x20 ||
+        static_cast<unsigned char>(c) >= 0x7f) {
       char buf[8];
       std::snprintf(buf, sizeof buf, "\\x%02X", static_cast<unsigned char>(c));
       out += buf;
@@ -97,7 +98,9 @@ void AccessLogModule::log(const Request& req, const ModuleConf& conf) const {
   struct tm tm;
   localtime_r(&tv.tv_sec, &tm);
   char time_buf[64];
-  auto elapsed = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - req.startTime()).count();
+  auto elapsed =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - req.startTime())
+          .count();
   // The method the client sent: an RFC 8441 WebSocket is a CONNECT, though it travels on as GET.
   std::string_view method = !req.active()           ? std::string_view()
                             : req.extendedConnect() ? std::string_view("CONNECT")

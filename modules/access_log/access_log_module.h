@@ -11,7 +11,8 @@ class AccessLogModule final : public Module {
  public:
   std::string_view name() const override { return "access_log"; }
   std::span<const DirectiveSpec> directives() const override;
-  std::shared_ptr<const ModuleConf> compileLocation(const Scope& scope, CompileContext& ctx) const override;
+  std::shared_ptr<const ModuleConf> compileLocation(const Scope& scope,
+                                                    CompileContext& ctx) const override;
   bool hasLog() const override { return true; }
   void log(const Request& req, const ModuleConf& conf) const override;
 };

@@ -4,7 +4,8 @@
 
 namespace subgate {
 
-std::shared_ptr<const ModuleConf> ErrorHeaderModule::compileLocation(const Scope&, CompileContext&) const {
+std::shared_ptr<const ModuleConf> ErrorHeaderModule::compileLocation(const Scope&,
+                                                                     CompileContext&) const {
   static const auto kConf = std::make_shared<const ModuleConf>();
   return kConf;
 }

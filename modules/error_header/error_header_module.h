@@ -10,7 +10,8 @@ namespace subgate {
 class ErrorHeaderModule final : public Module {
  public:
   std::string_view name() const override { return "error_header"; }
-  std::shared_ptr<const ModuleConf> compileLocation(const Scope& scope, CompileContext& ctx) const override;
+  std::shared_ptr<const ModuleConf> compileLocation(const Scope& scope,
+                                                    CompileContext& ctx) const override;
   bool hasReplyFilter() const override { return true; }
   void filterReply(Request& req, const ModuleConf& conf, LocalReply& reply) const override;
 };

@@ -99,7 +99,7 @@ class IsolateRegistry {
     size_t isolates = 0;
     size_t spares = 0;
     size_t deployments = 0;
-    size_t sticky = 0;        // identifier -> isolate entries
+    size_t sticky = 0;       // identifier -> isolate entries
     uint64_t boots = 0;      // /boot calls made
     uint64_t processes = 0;  // runtime processes started
   };

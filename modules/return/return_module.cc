@@ -33,7 +33,8 @@ std::shared_ptr<const ModuleConf> ReturnModule::compileLocation(const Scope& sco
   auto conf = std::make_shared<ReturnConf>();
   const std::string& code = node->args[0];
   auto [ptr, ec] = std::from_chars(code.data(), code.data() + code.size(), conf->status);
-  if (ec != std::errc() || ptr != code.data() + code.size() || conf->status < 100 || conf->status > 999) {
+  if (ec != std::errc() || ptr != code.data() + code.size() || conf->status < 100 ||
+      conf->status > 999) {
     ctx.fail(*node, "invalid return code \"" + code + "\"");
     return nullptr;
   }

@@ -11,7 +11,8 @@ class ReturnModule final : public Module {
  public:
   std::string_view name() const override { return "return"; }
   std::span<const DirectiveSpec> directives() const override;
-  std::shared_ptr<const ModuleConf> compileLocation(const Scope& scope, CompileContext& ctx) const override;
+  std::shared_ptr<const ModuleConf> compileLocation(const Scope& scope,
+                                                    CompileContext& ctx) const override;
   bool isContentHandler() const override { return true; }
   void content(Request& req, const ModuleConf& conf) const override;
 };

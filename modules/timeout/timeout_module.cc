@@ -58,7 +58,8 @@ HookResult TimeoutModule::access(Request& req, const ModuleConf& conf) const {
     if (!http1::iequals(field.name, "x-deno-timeout-ms")) continue;
     auto value = parseTimeoutHeader(field.value);
     if (!value) {
-      req.fail(ErrorKind::kBadRequest, "x-deno-timeout-ms must be a positive integer of milliseconds");
+      req.fail(ErrorKind::kBadRequest,
+               "x-deno-timeout-ms must be a positive integer of milliseconds");
       return HookResult::kDone;
     }
     timeout = std::min(*value, timeouts.max);

@@ -19,7 +19,8 @@ class TimeoutModule final : public Module {
  public:
   std::string_view name() const override { return "timeout"; }
   std::span<const DirectiveSpec> directives() const override;
-  std::shared_ptr<const ModuleConf> compileLocation(const Scope& scope, CompileContext& ctx) const override;
+  std::shared_ptr<const ModuleConf> compileLocation(const Scope& scope,
+                                                    CompileContext& ctx) const override;
   bool hasAccess() const override { return true; }
   HookResult access(Request& req, const ModuleConf& conf) const override;
 };

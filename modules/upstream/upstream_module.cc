@@ -73,7 +73,8 @@ bool compileGroup(const config::Node& block, CompileContext& ctx, UpstreamGroup&
       if (!ctx.durationArg(node, group.keepalive_timeout)) return false;
     }
   }
-  if (group.servers.empty()) return ctx.fail(block, "upstream \"" + group.name + "\" has no servers");
+  if (group.servers.empty())
+    return ctx.fail(block, "upstream \"" + group.name + "\" has no servers");
   return true;
 }
 
@@ -164,7 +165,8 @@ std::shared_ptr<const ModuleConf> UpstreamModule::compileLocation(const Scope& s
   std::string_view authority = url.substr(7);
   if (size_t slash = authority.find('/'); slash != std::string_view::npos) {
     if (slash + 1 != authority.size()) {
-      ctx.fail(*node, "proxy_pass with a URI path is not supported; the request URI is passed as is");
+      ctx.fail(*node,
+               "proxy_pass with a URI path is not supported; the request URI is passed as is");
       return nullptr;
     }
     authority = authority.substr(0, slash);
@@ -177,7 +179,8 @@ std::shared_ptr<const ModuleConf> UpstreamModule::compileLocation(const Scope& s
     if (!addServer(*node, authority, *group, ctx)) return nullptr;
     conf->group = group;
   } else {
-    ctx.fail(*node, "no upstream \"" + std::string(authority) + "\" (and not an address with a port)");
+    ctx.fail(*node,
+             "no upstream \"" + std::string(authority) + "\" (and not an address with a port)");
     return nullptr;
   }
   if (!compileOptions(scope, ctx, conf->options)) return nullptr;
@@ -200,8 +203,8 @@ std::vector<std::pair<std::string, std::shared_ptr<const ModuleConf>>> UpstreamM
 
 void UpstreamModule::content(Request& req, const ModuleConf& conf) const {
   const auto& proxy = static_cast<const ProxyConf&>(conf);
-  auto session = std::make_unique<ProxySession>(req, std::make_unique<LeastConnSelector>(*proxy.group),
-                                                proxy.options);
+  auto session = std::make_unique<ProxySession>(
+      req, std::make_unique<LeastConnSelector>(*proxy.group), proxy.options);
   ProxySession* raw = session.get();
   req.setTask(std::move(session));
   raw->start();

@@ -17,7 +17,8 @@ class UpstreamModule final : public Module {
   std::string_view name() const override { return "upstream"; }
   std::span<const DirectiveSpec> directives() const override;
   bool compileMain(const config::Node& root, CompileContext& ctx) const override;
-  std::shared_ptr<const ModuleConf> compileLocation(const Scope& scope, CompileContext& ctx) const override;
+  std::shared_ptr<const ModuleConf> compileLocation(const Scope& scope,
+                                                    CompileContext& ctx) const override;
   bool isContentHandler() const override { return true; }
   void content(Request& req, const ModuleConf& conf) const override;
 

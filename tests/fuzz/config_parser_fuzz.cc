@@ -10,7 +10,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view text(reinterpret_cast<const char*>(data), size);
   subgate::config::ConfigError err;
   auto root = subgate::config::parseText(text, "fuzz.conf", "/nonexistent-fuzz-prefix", err);
-  if (!root && err.message.rfind("fuzz.conf:", 0) != 0 && err.message.find(": ") == std::string::npos)
+  if (!root && err.message.rfind("fuzz.conf:", 0) != 0 &&
+      err.message.find(": ") == std::string::npos)
     std::abort();
   if (root) {
     for (const auto& node : root->children) (void)node.where();

@@ -38,8 +38,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       __builtin_trap();
     (void)head.find("host");
     // A WebSocket upgrade carries exactly the key subgate generated and no body framing.
-    if (builder.webSocket() && (head.method != "GET" || head.find("sec-websocket-key").size() != 24 ||
-                                head.framing != http1::BodyFraming::kNone))
+    if (builder.webSocket() &&
+        (head.method != "GET" || head.find("sec-websocket-key").size() != 24 ||
+         head.framing != http1::BodyFraming::kNone))
       __builtin_trap();
   }
   return 0;

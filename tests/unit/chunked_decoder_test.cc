@@ -41,7 +41,8 @@ Decoded decode(const std::string& text, size_t step = 0, uint64_t max = UINT64_M
 }
 
 const std::string kBody =
-    "5\r\nhello\r\n1;name=value;x=\"y\"\r\n \r\n10\r\n0123456789abcdef\r\n0\r\nX-Sum: 1\r\nY: 2\r\n\r\n";
+    "5\r\nhello\r\n1;name=value;x=\"y\"\r\n \r\n10\r\n0123456789abcdef\r\n0\r\nX-Sum: 1\r\nY: "
+    "2\r\n\r\n";
 
 TEST(ChunkedDecoder, DecodesBodyExtensionsAndTrailers) {
   Decoded d = decode(kBody + "NEXT");
@@ -75,21 +76,21 @@ TEST(ChunkedDecoder, UppercaseAndLeadingZeros) {
 
 TEST(ChunkedDecoder, Rejections) {
   const char* bad[] = {
-      "\r\n",                             // no size
-      "x\r\n",                            // not hex
-      "-1\r\n",                           // sign
-      " 5\r\nhello\r\n0\r\n\r\n",         // leading space
-      "5 \r\nhello\r\n0\r\n\r\n",         // trailing space
-      "11111111111111111\r\n",            // 17 hex digits
-      "5\nhello\r\n0\r\n\r\n",            // bare LF after the size
-      "5\r\rhello",                       // CR CR
-      "5\r\nhelloX\r\n0\r\n\r\n",         // data longer than its size
-      "5\r\nhello\n0\r\n\r\n",            // bare LF after data
-      "5;a\x01\r\nhello\r\n0\r\n\r\n",    // control byte in an extension
-      "0\r\nX: 1\n\r\n",                  // bare LF in a trailer
-      "0\r\nX : 1\r\n\r\n",               // invalid trailer name
-      "0\r\n folded\r\n\r\n",             // obs-fold in the trailers
-      "0\r\nX: a\rb\r\n\r\n",             // bare CR in a trailer
+      "\r\n",                           // no size
+      "x\r\n",                          // not hex
+      "-1\r\n",                         // sign
+      " 5\r\nhello\r\n0\r\n\r\n",       // leading space
+      "5 \r\nhello\r\n0\r\n\r\n",       // trailing space
+      "11111111111111111\r\n",          // 17 hex digits
+      "5\nhello\r\n0\r\n\r\n",          // bare LF after the size
+      "5\r\rhello",                     // CR CR
+      "5\r\nhelloX\r\n0\r\n\r\n",       // data longer than its size
+      "5\r\nhello\n0\r\n\r\n",          // bare LF after data
+      "5;a\x01\r\nhello\r\n0\r\n\r\n",  // control byte in an extension
+      "0\r\nX: 1\n\r\n",                // bare LF in a trailer
+      "0\r\nX : 1\r\n\r\n",             // invalid trailer name
+      "0\r\n folded\r\n\r\n",           // obs-fold in the trailers
+      "0\r\nX: a\rb\r\n\r\n",           // bare CR in a trailer
   };
   for (const char* text : bad) {
     for (size_t step : {size_t{0}, size_t{1}}) {

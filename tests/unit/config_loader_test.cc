@@ -63,8 +63,9 @@ TEST(ConfigLoader, ErrorsNameFileLineAndDirective) {
   EXPECT_EQ(errorOf("upstream u { server 127.0.0.1:1; }\nupstream u { server 127.0.0.1:2; }\n"
                     "server { location / { return 200; } }"),
             "<embedded>:2: duplicate upstream \"u\"");
-  EXPECT_EQ(errorOf("upstream u { server 127.0.0.1:1 weight=3; }\nserver { location / { return 200; } }"),
-            "<embedded>:1: invalid server parameter \"weight=3\"");
+  EXPECT_EQ(
+      errorOf("upstream u { server 127.0.0.1:1 weight=3; }\nserver { location / { return 200; } }"),
+      "<embedded>:1: invalid server parameter \"weight=3\"");
   EXPECT_TRUE(errorOf("server {\n location ~ ( { return 200; }\n}")
                   .starts_with("<embedded>:2: invalid regex \"(\": offset 1: "));
   EXPECT_EQ(errorOf("server {\n location / { return 2000; }\n}"),
@@ -92,7 +93,8 @@ server {
     location ~ \.php$ { return 200 "php"; }
     location ~* \.JPG$ { return 200 "jpg"; }
 }
-)", err);
+)",
+                     err);
   ASSERT_TRUE(config) << err;
   const ServerConf& server = *config->servers[0];
   EXPECT_EQ(server.match("/x").pattern, "/");
@@ -122,7 +124,8 @@ server {
     location /ok { return 200; }
     location /up { client_max_body_size 0; }
 }
-)", err);
+)",
+                     err);
   ASSERT_TRUE(config) << err;
   EXPECT_EQ(config->servers[0]->match("/ok").content.module->name(), "return");
   EXPECT_EQ(config->servers[0]->match("/up").content.module->name(), "upstream");
@@ -139,7 +142,8 @@ server {
     location /a { return 200; }
     location /b { client_max_body_size 10k; client_body_timeout 1s; return 200; }
 }
-)", err);
+)",
+                     err);
   ASSERT_TRUE(config) << err;
   const ServerConf& server = *config->servers[0];
   EXPECT_EQ(server.match("/a").core.max_body_bytes, 2u << 20);
@@ -154,7 +158,8 @@ TEST(ConfigLoader, ServersShareAListenAndAreChosenByName) {
   auto config = load(R"(
 server { listen 127.0.0.1:8080; server_name a.example; location / { return 200 "a"; } }
 server { listen 127.0.0.1:8080; server_name B.example; location / { return 200 "b"; } }
-)", err);
+)",
+                     err);
   ASSERT_TRUE(config) << err;
   ASSERT_EQ(config->listens.size(), 1u);
   const ListenConf& listen = config->listens[0];
@@ -197,7 +202,8 @@ TEST(ConfigLoader, ListenHttp2) {
 server { listen 127.0.0.1:8080 http2; location / { return 200; } }
 server { listen 127.0.0.1:8080 http2; server_name b; location / { return 200; } }
 server { listen 127.0.0.1:8081; location / { return 200; } }
-)", err);
+)",
+                     err);
   ASSERT_TRUE(config) << err;
   ASSERT_EQ(config->listens.size(), 2u);
   EXPECT_TRUE(config->listens[0].http2);
@@ -211,8 +217,9 @@ server { listen 127.0.0.1:8081; location / { return 200; } }
   EXPECT_EQ(errorOf("server { listen 1 http2; location / { return 200; } }\n"
                     "server { listen 1; location / { return 200; } }"),
             "<embedded>:2: listen 0.0.0.0:1 is used with and without http2");
-  EXPECT_EQ(errorOf("server { listen 1 ssl http2; location / { return 200; } }"),
-            "<embedded>:1: listen 1 ssl needs ssl_certificate and ssl_certificate_key in its server");
+  EXPECT_EQ(
+      errorOf("server { listen 1 ssl http2; location / { return 200; } }"),
+      "<embedded>:1: listen 1 ssl needs ssl_certificate and ssl_certificate_key in its server");
 }
 
 }  // namespace

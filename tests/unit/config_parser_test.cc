@@ -136,7 +136,8 @@ TEST(ConfigValues, Sizes) {
   EXPECT_EQ(parseSize("64k"), 64u << 10);
   EXPECT_EQ(parseSize("16M"), 16u << 20);
   EXPECT_EQ(parseSize("2g"), 2ull << 30);
-  for (const char* bad : {"", "k", "1.5k", "1kb", "-1", "1t", "99999999999999999999", "17179869184g"})
+  for (const char* bad :
+       {"", "k", "1.5k", "1kb", "-1", "1t", "99999999999999999999", "17179869184g"})
     EXPECT_FALSE(parseSize(bad)) << bad;
 }
 

@@ -2,8 +2,8 @@
 // both must read the same method, URL, headers, keep-alive and body; wherever http_parser
 // rejects a request, ours must reject it too (ours is the stricter of the two).
 #if __has_include(<http_parser.h>)
-#include <http_parser.h>
 #include <gtest/gtest.h>
+#include <http_parser.h>
 
 #include <string>
 #include <utility>
@@ -95,7 +95,8 @@ bool oursParse(const std::string& text, Reference& out) {
       std::string_view line = trailers.substr(0, end);
       size_t colon = line.find(':');
       std::string_view value = line.substr(colon + 1);
-      while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+      while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
+        value.remove_prefix(1);
       out.headers.emplace_back(line.substr(0, colon), value);
       trailers.remove_prefix(end + 2);
     }
@@ -105,15 +106,19 @@ bool oursParse(const std::string& text, Reference& out) {
 
 const char* kValid[] = {
     "GET / HTTP/1.1\r\nHost: a\r\n\r\n",
-    "GET /path/to?q=1&r=%20x HTTP/1.1\r\nHost: example.com:8080\r\nAccept: */*\r\nUser-Agent: t/1\r\n\r\n",
-    "POST /submit HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\nContent-Type: text/plain\r\n\r\nhello world",
-    "PUT /x HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+    "GET /path/to?q=1&r=%20x HTTP/1.1\r\nHost: example.com:8080\r\nAccept: */*\r\nUser-Agent: "
+    "t/1\r\n\r\n",
+    "POST /submit HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\nContent-Type: "
+    "text/plain\r\n\r\nhello world",
+    "PUT /x HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n "
+    "world\r\n0\r\n\r\n",
     "DELETE /r/1 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
     "GET /old HTTP/1.0\r\n\r\n",
     "GET /old HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
     "OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n",
     "PATCH /p HTTP/1.1\r\nHost: h\r\nX-Spaces:   padded   \r\nX-Tab:\tt\r\n\r\n",
-    "POST /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\na;ext=1\r\n0123456789\r\n0\r\nTrailer-X: 1\r\n\r\n",
+    "POST /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: "
+    "chunked\r\n\r\na;ext=1\r\n0123456789\r\n0\r\nTrailer-X: 1\r\n\r\n",
     "GET http://proxy.example/abs HTTP/1.1\r\nHost: proxy.example\r\n\r\n",
     "HEAD / HTTP/1.1\r\nHost: h\r\nIf-None-Match: \"abc\"\r\n\r\n",
     "POST /e HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n",

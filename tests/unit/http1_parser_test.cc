@@ -45,7 +45,8 @@ TEST(Http1Parser, SimpleRequest) {
 
 TEST(Http1Parser, CompactKeepsTheHeadAndReleaseMemoryStartsOver) {
   HeadParser parser(Mode::kRequest);
-  std::string text = "GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n";
+  std::string text =
+      "GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n";
   ASSERT_EQ(parseWhole(parser, text), ParseStatus::kDone);
   parser.compact();
   EXPECT_EQ(parser.head().headers.capacity(), 3u);

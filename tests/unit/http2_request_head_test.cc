@@ -1,8 +1,8 @@
-#include "core/http2/request_head.h"
-
 #include <gtest/gtest.h>
 
 #include <string>
+
+#include "core/http2/request_head.h"
 
 namespace subgate::http2 {
 namespace {
@@ -41,27 +41,37 @@ TEST(Http2RequestHead, HostHeaderKeptWithoutAuthority) {
 
 TEST(Http2RequestHead, Framing) {
   RequestHeadBuilder b;
-  for (auto [n, v] : {std::pair{":method", "POST"}, {":scheme", "http"}, {":path", "/"}, {"content-length", "12"}})
+  for (auto [n, v] : {std::pair{":method", "POST"},
+                      {":scheme", "http"},
+                      {":path", "/"},
+                      {"content-length", "12"}})
     b.add(n, v);
   ASSERT_EQ(b.finish(false), HeadError::kNone);
   EXPECT_EQ(b.head().framing, http1::BodyFraming::kContentLength);
   EXPECT_EQ(b.head().content_length, 12u);
 
   b.reset();
-  for (auto [n, v] : {std::pair{":method", "POST"}, {":scheme", "http"}, {":path", "/"}}) b.add(n, v);
+  for (auto [n, v] : {std::pair{":method", "POST"}, {":scheme", "http"}, {":path", "/"}})
+    b.add(n, v);
   ASSERT_EQ(b.finish(false), HeadError::kNone);
   EXPECT_EQ(b.head().framing, http1::BodyFraming::kChunked);  // until END_STREAM
 
   b.reset();
-  for (auto [n, v] : {std::pair{":method", "POST"}, {":scheme", "http"}, {":path", "/"}, {"content-length", "x"}})
+  for (auto [n, v] :
+       {std::pair{":method", "POST"}, {":scheme", "http"}, {":path", "/"}, {"content-length", "x"}})
     b.add(n, v);
   EXPECT_EQ(b.finish(false), HeadError::kBadRequest);
 }
 
 TEST(Http2RequestHead, CookiesAreJoined) {
   RequestHeadBuilder b;
-  for (auto [n, v] : {std::pair{":method", "GET"}, {":scheme", "http"}, {":path", "/"}, {"cookie", "a=1"},
-                      {"x", "y"}, {"cookie", "b=2"}, {"cookie", "c=3"}})
+  for (auto [n, v] : {std::pair{":method", "GET"},
+                      {":scheme", "http"},
+                      {":path", "/"},
+                      {"cookie", "a=1"},
+                      {"x", "y"},
+                      {"cookie", "b=2"},
+                      {"cookie", "c=3"}})
     b.add(n, v);
   ASSERT_EQ(b.finish(true), HeadError::kNone);
   int cookies = 0;
@@ -82,7 +92,8 @@ TEST(Http2RequestHead, Errors) {
   EXPECT_EQ(b.finish(false), HeadError::kBadRequest);
 
   b.reset();
-  for (auto [n, v] : {std::pair{":method", "GET"}, {":scheme", "http"}, {":path", "relative"}}) b.add(n, v);
+  for (auto [n, v] : {std::pair{":method", "GET"}, {":scheme", "http"}, {":path", "relative"}})
+    b.add(n, v);
   EXPECT_EQ(b.finish(true), HeadError::kBadRequest);
 }
 
@@ -205,19 +216,22 @@ TEST(Http2RequestHead, Limits) {
   limits.max_uri_bytes = 16;
   {
     RequestHeadBuilder b(limits);
-    for (auto [n, v] : {std::pair{":method", "GET"}, {":scheme", "http"}, {":path", "/0123456789abcdefghij"}})
+    for (auto [n, v] :
+         {std::pair{":method", "GET"}, {":scheme", "http"}, {":path", "/0123456789abcdefghij"}})
       b.add(n, v);
     EXPECT_EQ(b.finish(true), HeadError::kUriTooLong);
   }
   {
     RequestHeadBuilder b(limits);
-    for (auto [n, v] : {std::pair{":method", "GET"}, {":scheme", "http"}, {":path", "/"}}) b.add(n, v);
+    for (auto [n, v] : {std::pair{":method", "GET"}, {":scheme", "http"}, {":path", "/"}})
+      b.add(n, v);
     for (int i = 0; i < 4; ++i) b.add("h", "v");
     EXPECT_EQ(b.finish(true), HeadError::kTooManyHeaders);
   }
   {
     RequestHeadBuilder b(limits);
-    for (auto [n, v] : {std::pair{":method", "GET"}, {":scheme", "http"}, {":path", "/"}}) b.add(n, v);
+    for (auto [n, v] : {std::pair{":method", "GET"}, {":scheme", "http"}, {":path", "/"}})
+      b.add(n, v);
     b.add("big", std::string(300, 'a'));
     EXPECT_EQ(b.finish(true), HeadError::kHeaderTooLarge);
   }

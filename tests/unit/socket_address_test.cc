@@ -17,8 +17,8 @@ TEST(SocketAddress, ParsesTheConfigForms) {
 }
 
 TEST(SocketAddress, RejectsMalformedAddresses) {
-  for (const char* bad : {"127.0.0.1:0", "127.0.0.1:65536", "127.0.0.1:", "host.example:80",
-                          "[::1", "[::1]x", "127.0.0.1:8a", "unix:", "10.1.2.3"}) {
+  for (const char* bad : {"127.0.0.1:0", "127.0.0.1:65536", "127.0.0.1:", "host.example:80", "[::1",
+                          "[::1]x", "127.0.0.1:8a", "unix:", "10.1.2.3"}) {
     std::string err;
     EXPECT_FALSE(parseSocketAddress(bad, 0, err)) << bad;
     EXPECT_FALSE(err.empty()) << bad;

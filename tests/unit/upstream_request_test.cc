@@ -101,10 +101,11 @@ TEST(UpstreamRequest, HopByHopNames) {
 
 TEST(UpstreamRequest, RequestTrailersLoseFramingRoutingAndHopByHopFields) {
   std::string out;
-  appendForwardedTrailers("X-Checksum: abc\r\nContent-Length: 5\r\nHost: elsewhere\r\n"
-                          "TE: trailers\r\nTrailer: x\r\nConnection: close\r\n"
-                          "Transfer-Encoding: chunked\r\nx-part: 2\r\n",
-                          out);
+  appendForwardedTrailers(
+      "X-Checksum: abc\r\nContent-Length: 5\r\nHost: elsewhere\r\n"
+      "TE: trailers\r\nTrailer: x\r\nConnection: close\r\n"
+      "Transfer-Encoding: chunked\r\nx-part: 2\r\n",
+      out);
   EXPECT_EQ(out, "X-Checksum: abc\r\nx-part: 2\r\n");
   out.clear();
   appendForwardedTrailers("", out);
