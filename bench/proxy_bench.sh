@@ -6,7 +6,9 @@
 # Environment: ROUNDS (3), DURATION (10s per wrk run), WARMUP (2s), CONNECTIONS (50),
 #   PROXY_CPU (0: the proxies), CLIENT_CPU (1: wrk and the backend nginx),
 #   SKIP_SUBGATE=1 (measure only nginx and HAProxy), DIRECT=1 (also subgate with `io_uring off;`,
-#   as "subgate-direct": what the I/O batching saves), KEEP_TMP=1 (keep configs, logs, wrk output).
+#   as "subgate-direct": what the I/O batching saves), BASELINE=PATH (also another subgate binary,
+#   e.g. a copy of build-release/subgate from before a change, as "subgate-base": the change's
+#   effect measured in the same run), KEEP_TMP=1 (keep configs, logs, wrk output).
 #
 # Each proxy runs one worker (thread or process) without request logs, keeps connections to
 # the backend alive and is pinned to PROXY_CPU. wrk (1 thread, CONNECTIONS connections) runs
@@ -30,10 +32,15 @@ proxy_cpu="${PROXY_CPU:-0}"
 client_cpu="${CLIENT_CPU:-1}"
 skip_subgate="${SKIP_SUBGATE:-0}"
 direct="${DIRECT:-0}"
+baseline="${BASELINE:-}"
 [[ "$duration" =~ ^[0-9]+$ ]] && duration="${duration}s"
 [[ "$warmup" =~ ^[0-9]+$ ]] && warmup="${warmup}s"
 [[ "$duration" =~ ^[0-9]+s$ && "$warmup" =~ ^[0-9]+s$ && "$rounds" =~ ^[1-9][0-9]*$ ]] || {
   echo "bench: DURATION and WARMUP are seconds (10 or 10s), ROUNDS a positive integer" >&2
+  exit 2
+}
+[[ -z "$baseline" || -x "$baseline" ]] || {
+  echo "bench: BASELINE=$baseline is not an executable" >&2
   exit 2
 }
 
@@ -183,8 +190,8 @@ start_haproxy() {
   start haproxy "$proxy_cpu" "$port" "$haproxy_bin" -db -f "$prefix/haproxy.cfg"
 }
 
-start_subgate() {  # NAME [EXTRA DIRECTIVE]
-  local prefix="$tmp/$1" port bin="$root/build-release/subgate"
+start_subgate() {  # NAME [EXTRA DIRECTIVE [BINARY]]
+  local prefix="$tmp/$1" port bin="${3:-$root/build-release/subgate}"
   port="$(free_port)"
   mkdir -p "$prefix"
   render "$conf_dir/subgate.conf" "$prefix/subgate.conf" "$prefix" "$port"
@@ -225,6 +232,10 @@ if [[ "$skip_subgate" != 1 ]]; then
   if [[ "$direct" == 1 ]]; then
     start_subgate subgate-direct "io_uring off;"
     proxies+=(subgate-direct)
+  fi
+  if [[ -n "$baseline" ]]; then
+    start_subgate subgate-base "" "$baseline"
+    proxies+=(subgate-base)
   fi
 fi
 start_nginx nginx "$proxy_cpu" "$conf_dir/proxy.nginx.conf"
@@ -323,5 +334,11 @@ else
       -v c2="${cpu_req[subgate-direct]}" 'BEGIN {
         printf "subgate / subgate-direct (io_uring off) CPU per request %.2fx (per round %.2fx)\n",
                (c2 > 0 ? c1 / c2 : 0), rr }'
+  fi
+  if [[ -n "$baseline" ]]; then
+    awk -v rr="$(round_ratio subgate subgate-base)" -v c1="${cpu_req[subgate]}" \
+      -v c2="${cpu_req[subgate-base]}" -v p1="${p99s[subgate]}" -v p2="${p99s[subgate-base]}" 'BEGIN {
+        printf "subgate / subgate-base (BASELINE) CPU per request %.2fx (per round %.2fx)   p99 %.2fx\n",
+               (c2 > 0 ? c1 / c2 : 0), rr, (p2 > 0 ? p1 / p2 : 0) }'
   fi
 fi

@@ -48,11 +48,15 @@ class TestWriter final : public IoBatch::Writer {
   int prepareBatchedSend(iovec* iov, int& fd) override {
     ++prepared;
     if (data_.empty()) return 0;
+    fd = fd_;
+    if (one_piece) {
+      iov[0] = {data_.data(), data_.size()};
+      return 1;
+    }
     // Two pieces, to show that the gather list goes out whole and in order.
     size_t half = data_.size() / 2;
     iov[0] = {data_.data(), half};
     iov[1] = {data_.data() + half, data_.size() - half};
-    fd = fd_;
     return 2;
   }
   void batchedSendSettle(ssize_t result) override {
@@ -65,6 +69,7 @@ class TestWriter final : public IoBatch::Writer {
   void append(std::string_view more) { data_.append(more); }
   size_t pending() const { return data_.size(); }
 
+  bool one_piece = false;  // a single piece takes the ring's plain send, not sendmsg
   int prepared = 0;
   std::vector<ssize_t> results;
   std::function<void()> on_done;
@@ -134,6 +139,21 @@ TEST_F(IoBatchTest, SendsEveryQueuedWriterInOneSubmission) {
   EXPECT_FALSE(wa.sendQueued());
   EXPECT_EQ(batch_->submissions(), 1u);
   EXPECT_EQ(batch_->operations(), 3u);
+}
+
+TEST_F(IoBatchTest, OnePieceAndGatheredSendsShareASubmission) {
+  Pair a, b;
+  TestWriter single(a.ours, "one piece"), gathered(b.ours, "two pieces");
+  single.one_piece = true;
+  batch_->queue(&single);
+  batch_->queue(&gathered);
+  turn();
+  EXPECT_EQ(a.drain(), "one piece");
+  EXPECT_EQ(b.drain(), "two pieces");
+  EXPECT_EQ(single.results, std::vector<ssize_t>{9});
+  EXPECT_EQ(single.pending(), 0u);
+  EXPECT_EQ(batch_->submissions(), 1u);
+  EXPECT_EQ(batch_->operations(), 2u);
 }
 
 TEST_F(IoBatchTest, LargerTurnsTakeSeveralSubmissions) {
@@ -216,19 +236,23 @@ TEST_F(IoBatchTest, CallbackMayDestroyALaterWriterOfTheSameFlush) {
 }
 
 TEST_F(IoBatchTest, FullSocketAnswersAtOnceInsteadOfBlocking) {
-  Pair a;
-  int small = 4096;
-  ASSERT_EQ(::setsockopt(a.ours, SOL_SOCKET, SO_SNDBUF, &small, sizeof small), 0);
-  TestWriter w(a.ours, std::string(4 << 20, 'x'));
-  batch_->queue(&w);
-  turn();
-  ASSERT_EQ(w.results.size(), 1u);
-  EXPECT_GT(w.results[0], 0);
-  EXPECT_LT(static_cast<size_t>(w.results[0]), size_t{4} << 20);  // partial: the rest waits
-  batch_->queue(&w);
-  turn();
-  ASSERT_EQ(w.results.size(), 2u);
-  EXPECT_EQ(w.results[1], -EAGAIN);  // nobody read: still full, and the flush did not wait
+  for (bool one_piece : {false, true}) {
+    SCOPED_TRACE(one_piece ? "one piece" : "two pieces");
+    Pair a;
+    int small = 4096;
+    ASSERT_EQ(::setsockopt(a.ours, SOL_SOCKET, SO_SNDBUF, &small, sizeof small), 0);
+    TestWriter w(a.ours, std::string(4 << 20, 'x'));
+    w.one_piece = one_piece;
+    batch_->queue(&w);
+    turn();
+    ASSERT_EQ(w.results.size(), 1u);
+    EXPECT_GT(w.results[0], 0);
+    EXPECT_LT(static_cast<size_t>(w.results[0]), size_t{4} << 20);  // partial: the rest waits
+    batch_->queue(&w);
+    turn();
+    ASSERT_EQ(w.results.size(), 2u);
+    EXPECT_EQ(w.results[1], -EAGAIN);  // nobody read: still full, and the flush did not wait
+  }
 }
 
 TEST_F(IoBatchTest, ErrorsArriveAsNegativeErrno) {
