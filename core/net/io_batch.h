@@ -1,6 +1,6 @@
 // Gathers the small socket reads and writes of one turn of a worker's event loop and issues them
 // together, with one io_uring_enter(2) each time the turn's callbacks have run, instead of one
-// recvmsg(2) or sendmsg(2) each.
+// system call each (in the ring: a plain send/recv for one piece, sendmsg/recvmsg for more).
 //
 // Why: a proxy makes two small reads and two small writes per request (the request from the
 // client and to the upstream, the response from the upstream and to the client), and on virtual
