@@ -197,7 +197,7 @@ void IoBatch::submit(size_t from, size_t to) {
         } while (rc == -EINTR);
         if (rc != 0) break;
       }
-      size_t index = static_cast<size_t>(io_uring_cqe_get_data64(cqe));
+      auto index = static_cast<size_t>(io_uring_cqe_get_data64(cqe));
       if (index >= from && index < to) results_[index] = cqe->res;
       io_uring_cqe_seen(ring, cqe);
     }
