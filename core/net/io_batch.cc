@@ -2,7 +2,9 @@
 
 #include <event2/event.h>
 #include <liburing.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -110,8 +112,18 @@ void IoBatch::forget(Client* client) {
 
 void IoBatch::onFlush(int, short, void* arg) { static_cast<IoBatch*>(arg)->flush(); }
 
+void IoBatch::setCoalesce(std::chrono::microseconds window) {
+  if (window.count() > 0 && coalescer_.window().count() == 0) {
+    // The default slack (50 µs) would stretch every pause by up to that much. Best effort.
+    (void)prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
+  }
+  coalescer_.setWindow(window);
+}
+
 void IoBatch::flush() {
   flush_armed_ = false;
+  const bool coalescing = coalescer_.window().count() > 0;
+  if (coalescing) coalescer_.flushBegins(TurnCoalescer::Clock::now());
   flushing_.swap(pending_);
   const size_t count = flushing_.size();
   fds_.assign(count, -1);
@@ -153,6 +165,20 @@ void IoBatch::flush() {
   }
   dones_left_ = 0;
   flushing_.clear();
+  if (coalescing) endOfFlush();
+}
+
+void IoBatch::endOfFlush() {
+  // Something else still runs in this turn (it may flush again): the turn has not ended.
+  if (event_base_get_num_events(base_, EVENT_BASE_COUNT_ACTIVE) > 0) return;
+  if (!coalescer_.turnEnds(TurnCoalescer::Clock::now())) return;
+  // The thread has nothing else to do until its next poll; the events of the clients' next
+  // requests gather meanwhile.
+  const auto ns = std::chrono::nanoseconds(coalescer_.window()).count();
+  timespec pause{static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
+  while (nanosleep(&pause, &pause) != 0 && errno == EINTR) {
+  }
+  coalescer_.paused(TurnCoalescer::Clock::now());
 }
 
 void IoBatch::submit(size_t from, size_t to) {

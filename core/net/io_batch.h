@@ -36,12 +36,14 @@
 #include <sys/uio.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "core/net/io_buffer.h"
+#include "core/net/turn_coalescer.h"
 
 struct event;
 struct event_base;
@@ -139,6 +141,10 @@ class IoBatch {
   static IoBatch* forThisTurn();
   // Turns batching on or off for new operations (queued ones are still flushed).
   void setEnabled(bool enabled) { enabled_ = enabled; }
+  // `io_coalesce`: at the end of a turn that followed the previous one closely, the
+  // worker pauses for `window` before it polls again (see TurnCoalescer); 0: never. Call on the
+  // batch's thread (it sets that thread's timer slack, so that the pause lasts what it says).
+  void setCoalesce(std::chrono::microseconds window);
   ~IoBatch();
   IoBatch(const IoBatch&) = delete;
   IoBatch& operator=(const IoBatch&) = delete;
@@ -150,6 +156,8 @@ class IoBatch {
   // Counters for tests: submissions made and the operations they carried.
   uint64_t submissions() const { return submissions_; }
   uint64_t operations() const { return operations_; }
+  // Pauses made at the end of turns (io_coalesce).
+  uint64_t pauses() const { return coalescer_.pauses(); }
   // For tests of the fallback: the next submission is refused with -error, as the kernel may
   // refuse one (-EBUSY, -ENOMEM, ...), instead of being made.
   void refuseNextSubmissionForTest(int error) { refuse_next_submission_ = error; }
@@ -165,6 +173,8 @@ class IoBatch {
   // Issues the operations of flushing_[from, to) with one submission and fills their results_;
   // makes directly what the ring does not take.
   void submit(size_t from, size_t to);
+  // After a flush: if the turn ends here, maybe pause (io_coalesce).
+  void endOfFlush();
 
   std::unique_ptr<Ring> ring_;
   event_base* base_;
@@ -181,6 +191,7 @@ class IoBatch {
   uint64_t submissions_ = 0;
   uint64_t operations_ = 0;
   int refuse_next_submission_ = 0;
+  TurnCoalescer coalescer_;
 };
 
 }  // namespace subgate

@@ -18,6 +18,7 @@ constexpr DirectiveSpec kCoreDirectives[] = {
     {"error_log", kMainContext, 1, 2},
     {"shutdown_timeout", kMainContext},
     {"io_uring", kMainContext},
+    {"io_coalesce", kMainContext},
     {"server", kMainContext, 0, 0, true, true},
     {"listen", kServerContext, 1, 3, false, true},
     {"ssl_certificate", kServerContext},
@@ -309,6 +310,22 @@ bool compileMainSettings(const config::Node& root, CompileContext& ctx, RuntimeC
   }
   if (const auto* n = root.child("io_uring")) {
     if (!ctx.flagArg(*n, config.io_uring)) return false;
+  }
+  if (const auto* n = root.child("io_coalesce")) {
+    // Microseconds: the config's durations count milliseconds, too coarse for this.
+    const std::string& text = n->args[0];
+    uint64_t us = 0;
+    if (text == "off") {
+      config.io_coalesce = std::chrono::microseconds(0);
+    } else if (text.size() > 2 && text.ends_with("us") &&
+               std::from_chars(text.data(), text.data() + text.size() - 2, us).ptr ==
+                   text.data() + text.size() - 2 &&
+               us >= 1 && us <= 1000) {
+      config.io_coalesce = std::chrono::microseconds(us);
+    } else {
+      return ctx.fail(*n, "invalid value \"" + text +
+                              "\" in \"io_coalesce\" directive (off, or 1us to 1000us)");
+    }
   }
   return true;
 }

@@ -89,6 +89,8 @@ struct RuntimeConfig {
   milliseconds shutdown_timeout{30000};
   // Small socket writes of one loop turn go out in one io_uring submission (core/net/io_batch.h).
   bool io_uring = true;
+  // A busy worker's pause at the end of a turn (core/net/turn_coalescer.h); 0: off.
+  std::chrono::microseconds io_coalesce{20};
   std::vector<std::unique_ptr<ServerConf>> servers;
   std::vector<ListenConf> listens;
   // Main-level compiled data of modules (e.g. upstream groups), by module.

@@ -64,6 +64,7 @@ bool Worker::start(std::shared_ptr<const RuntimeConfig> config, std::vector<List
     io_batch_ = IoBatch::create(base_, kIoBatchEntries, why);
     if (io_batch_) {
       io_batch_->setEnabled(config_->io_uring);
+      io_batch_->setCoalesce(config_->io_coalesce);
       LOG_DEBUG("worker %d: small socket reads and writes are batched with io_uring%s", id_,
                 config_->io_uring ? "" : " (off in the config)");
     } else if (config_->io_uring) {
@@ -127,7 +128,10 @@ void Worker::onMailbox(evutil_socket_t fd, short, void* arg) {
 
 void Worker::applyConfig(std::shared_ptr<const RuntimeConfig> config, std::vector<ListenFd> fds) {
   config_ = std::move(config);
-  if (io_batch_) io_batch_->setEnabled(config_->io_uring);  // null before the thread starts
+  if (io_batch_) {  // null before the thread starts
+    io_batch_->setEnabled(config_->io_uring);
+    io_batch_->setCoalesce(config_->io_coalesce);
+  }
   if (stopping_) return;
   // Listeners whose address is gone stop accepting; their slots stay so that connections
   // accepted on them keep a valid (old) config until they close.

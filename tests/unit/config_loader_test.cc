@@ -190,6 +190,26 @@ TEST(ConfigLoader, IoUringIsOnUnlessTurnedOff) {
             "<embedded>:2: \"io_uring\" directive is not allowed here");
 }
 
+TEST(ConfigLoader, IoCoalesceTakesMicrosecondsOrOff) {
+  std::string err;
+  auto config = load(kMinimal, err);
+  ASSERT_TRUE(config) << err;
+  EXPECT_EQ(config->io_coalesce, std::chrono::microseconds(20));
+  config = load(std::string("io_coalesce off;\n") + kMinimal, err);
+  ASSERT_TRUE(config) << err;
+  EXPECT_EQ(config->io_coalesce, std::chrono::microseconds(0));
+  config = load(std::string("io_coalesce 1000us;\n") + kMinimal, err);
+  ASSERT_TRUE(config) << err;
+  EXPECT_EQ(config->io_coalesce, std::chrono::microseconds(1000));
+  for (const char* bad : {"0us", "1001us", "20", "us", "20ms", "-5us", "2x0us", "fast"}) {
+    EXPECT_EQ(
+        errorOf(std::string("io_coalesce ") + bad + ";\nserver { location / { return 200; } }"),
+        std::string("<embedded>:1: invalid value \"") + bad +
+            "\" in \"io_coalesce\" directive (off, or 1us to 1000us)")
+        << bad;
+  }
+}
+
 }  // namespace
 }  // namespace subgate
 

@@ -156,6 +156,26 @@ TEST_F(IoBatchTest, OnePieceAndGatheredSendsShareASubmission) {
   EXPECT_EQ(batch_->operations(), 2u);
 }
 
+TEST_F(IoBatchTest, ATurnThatFollowsCloselyEndsWithAPause) {
+  // A window far longer than the gap between two turns of this test, however slow the machine.
+  batch_->setCoalesce(std::chrono::milliseconds(20));
+  Pair a;
+  TestWriter w(a.ours, "x");
+  w.one_piece = true;
+  for (int i = 0; i < 2; ++i) {
+    w.append("y");
+    batch_->queue(&w);
+    turn();
+  }
+  EXPECT_EQ(a.drain(), "xyy");
+  EXPECT_EQ(batch_->pauses(), 1u);  // the first turn had no previous one to follow
+  batch_->setCoalesce(std::chrono::microseconds(0));
+  w.append("z");
+  batch_->queue(&w);
+  turn();
+  EXPECT_EQ(batch_->pauses(), 1u);
+}
+
 TEST_F(IoBatchTest, LargerTurnsTakeSeveralSubmissions) {
   std::vector<std::unique_ptr<Pair>> pairs;
   std::vector<std::unique_ptr<TestWriter>> writers;
