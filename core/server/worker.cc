@@ -63,10 +63,7 @@ bool Worker::start(std::shared_ptr<const RuntimeConfig> config, std::vector<List
     std::string why;
     io_batch_ = IoBatch::create(base_, kIoBatchEntries, why);
     if (io_batch_) {
-      io_batch_->setEnabled(config_->io_uring);
-      io_batch_->setCoalesce(config_->io_coalesce);
-      LOG_DEBUG("worker %d: small socket reads and writes are batched with io_uring%s", id_,
-                config_->io_uring ? "" : " (off in the config)");
+      applyIoSettings();
     } else if (config_->io_uring) {
       LOG_INFO("worker %d: socket reads and writes are not batched: %s", id_, why.c_str());
     }
@@ -126,12 +123,27 @@ void Worker::onMailbox(evutil_socket_t fd, short, void* arg) {
   }
 }
 
+void Worker::applyIoSettings() {
+  io_batch_->setEnabled(config_->io_uring);
+  io_batch_->setCoalesce(config_->io_coalesce);
+  const long long coalesce_us = config_->io_coalesce.count();
+  if (!config_->io_uring) {
+    LOG_DEBUG(
+        "worker %d: small socket reads and writes are made directly (io_uring off in the config)",
+        id_);
+  } else if (coalesce_us > 0) {
+    LOG_DEBUG(
+        "worker %d: small socket reads and writes are batched with io_uring, io_coalesce %lldus",
+        id_, coalesce_us);
+  } else {
+    LOG_DEBUG("worker %d: small socket reads and writes are batched with io_uring, io_coalesce off",
+              id_);
+  }
+}
+
 void Worker::applyConfig(std::shared_ptr<const RuntimeConfig> config, std::vector<ListenFd> fds) {
   config_ = std::move(config);
-  if (io_batch_) {  // null before the thread starts
-    io_batch_->setEnabled(config_->io_uring);
-    io_batch_->setCoalesce(config_->io_coalesce);
-  }
+  if (io_batch_) applyIoSettings();  // null before the thread starts
   if (stopping_) return;
   // Listeners whose address is gone stop accepting; their slots stay so that connections
   // accepted on them keep a valid (old) config until they close.

@@ -83,6 +83,8 @@ class Worker {
   static void onMailbox(evutil_socket_t fd, short what, void* arg);
   static void onStopTimer(evutil_socket_t fd, short what, void* arg);
   void applyConfig(std::shared_ptr<const RuntimeConfig> config, std::vector<ListenFd> fds);
+  // Hands the config's io_uring and io_coalesce to this thread's batch (which must exist).
+  void applyIoSettings();
   void beginStop(bool graceful);
   void acceptFrom(ListenerSlot& slot);
   void maybeExit();

@@ -198,7 +198,8 @@ class IoUringTest(SubgateTestCase):
     def test_workers_batch_their_writes_unless_turned_off(self):
         from harness import wait_until
         backend = self.start_backend()
-        for setting, expected in (("on", "batched with io_uring\n"), ("off", "(off in the config)")):
+        for setting, expected in (("on", "batched with io_uring, io_coalesce 20us\n"),
+                                  ("off", "(io_uring off in the config)")):
             sg = self.start_subgate(f"""
                 workers 2;
                 error_log stderr debug;
@@ -213,3 +214,27 @@ class IoUringTest(SubgateTestCase):
             if "reads and writes are not batched" in sg.output():  # this kernel or sandbox has none
                 self.skipTest(sg.output().split("not batched: ", 1)[1].split("\n", 1)[0])
             wait_until(lambda: sg.output().count(expected) == 2, what=f"both workers: {expected!r}")
+
+    def test_io_coalesce_is_set_and_reloaded(self):
+        import signal
+        from harness import wait_until
+        backend = self.start_backend()
+        config = """
+            workers 2;
+            error_log stderr debug;
+            io_coalesce {value};
+            server {{
+                listen 127.0.0.1:{port};
+                location / {{ proxy_pass http://127.0.0.1:{backend}; }}
+            }}
+        """
+        sg = self.start_subgate(config.format(value="50us", port="@PORT@", backend=backend.port))
+        self.assertEqual(request(sg.port, path="/hello").body, b"hello from backend\n")
+        if "reads and writes are not batched:" in sg.output():  # this kernel or sandbox has none
+            self.skipTest(sg.output().split("not batched: ", 1)[1].split("\n", 1)[0])
+        wait_until(lambda: sg.output().count("io_coalesce 50us\n") == 2, what="both workers at 50us")
+        sg.write_config(config.format(value="off", port=sg.port, backend=backend.port))
+        sg.signal(signal.SIGHUP)
+        wait_until(lambda: sg.output().count("io_coalesce off\n") == 2, what="both workers reloaded")
+        for _ in range(3):
+            self.assertEqual(request(sg.port, path="/hello").body, b"hello from backend\n")
