@@ -3,7 +3,6 @@
 // the response in http1_response.cc.
 #include "core/server/http1_connection.h"
 
-#include <openssl/err.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -13,6 +12,7 @@
 
 #include "core/log/log.h"
 #include "core/net/socket_address.h"
+#include "core/net/socket_io.h"
 #include "core/server/http1_connection_internal.h"
 #include "core/server/worker.h"
 
@@ -33,7 +33,6 @@ Http1Connection::Http1Connection(Worker& worker, int fd, const sockaddr* peer,
       parser_(http1::HeadParser::Mode::kRequest) {}
 
 Http1Connection::~Http1Connection() {
-  if (ssl_) SSL_free(ssl_);
   if (ev_) event_free(ev_);
   event_del(&deferred_);
   if (fd_ >= 0) ::close(fd_);
@@ -50,10 +49,10 @@ void Http1Connection::start() {
   http2_ = listen_conf_->http2;
   parser_.setLimits(listen_conf_->servers.front()->core.head_limits);
   if (listen_conf_->ssl) {
-    ssl_ = listen_conf_->servers.front()->tls->newSession(fd_, listen_conf_);
+    tls_ = tls::Channel::accept(*listen_conf_->servers.front()->tls, listen_conf_);
     state_ = State::kHandshake;
   }
-  if (!ev_ || event_add(ev_, nullptr) != 0 || (listen_conf_->ssl && !ssl_)) {
+  if (!ev_ || event_add(ev_, nullptr) != 0 || (listen_conf_->ssl && !tls_)) {
     LOG_ERROR("cannot set up a client connection");
     closed_ = true;
     destroyIfDone();
@@ -67,35 +66,50 @@ void Http1Connection::start() {
 }
 
 void Http1Connection::advanceHandshake() {
-  ERR_clear_error();
-  int result = SSL_do_handshake(ssl_);
-  if (result == 1) {
-    const unsigned char* alpn = nullptr;
-    unsigned int alpn_len = 0;
-    SSL_get0_alpn_selected(ssl_, &alpn, &alpn_len);
-    if (http2_ && alpn_len == 2 && alpn[0] == 'h' && alpn[1] == '2') {
-      handOffToHttp2();
+  // Bounded: a ClientHello takes one or two reads.
+  for (int i = 0; i < 8 && !closed_; ++i) {
+    const tls::Channel::Status status = tls_->handshake();
+    writeOut();  // the server's flight, or an alert
+    if (status == tls::Channel::Status::kDone) {
+      if (http2_ && tls_->alpn() == "h2") {
+        handOffToHttp2();
+        return;
+      }
+      state_ = State::kHead;
+      head_deadline_set_ = false;
+      readable_ = true;  // the client's first request may already wait in the channel
+      handleReadable();
       return;
     }
-    state_ = State::kHead;
-    head_deadline_set_ = false;
-    readable_ = true;  // the client's first request may already sit in OpenSSL's buffer
-    handleReadable();
-    return;
+    if (status != tls::Channel::Status::kNeedInput) {
+      // Plaintext on a TLS port, an unknown CA, no common protocol: this connection only.
+      LOG_DEBUG("TLS handshake with %s failed: %s", remote_ip_.c_str(), tls::lastError().c_str());
+      close();
+      return;
+    }
+    if (!readable_ || closed_) return;  // the next edge
+    size_t asked = 0;
+    ssize_t n = receiveInto(fd_, tls_->wireIn(), kReadChunk, asked);
+    if (IoBatch::wouldBlock(n)) {
+      readable_ = false;
+      return;
+    }
+    if (n <= 0) {
+      LOG_DEBUG("client %s closed the connection during the TLS handshake", remote_ip_.c_str());
+      close();
+      return;
+    }
+    if (static_cast<size_t>(n) < asked && !rdhup_) readable_ = false;
   }
-  int error = SSL_get_error(ssl_, result);
-  if (error == SSL_ERROR_WANT_READ || error == SSL_ERROR_WANT_WRITE) return;  // the next edge
-  // Plaintext on a TLS port, an unknown CA, no common protocol: this connection only.
-  LOG_DEBUG("TLS handshake with %s failed: %s", remote_ip_.c_str(),
-            error == SSL_ERROR_SYSCALL && errno ? std::strerror(errno) : tls::lastError().c_str());
-  ERR_clear_error();
-  close();
 }
 
 void Http1Connection::onSocketEvent(evutil_socket_t, short what, void* arg) {
   auto* self = static_cast<Http1Connection*>(arg);
   ++self->callback_depth_;
   if (self->state_ == State::kHandshake) {
+    if (what & EV_WRITE) self->writable_ = true;
+    if (what & (EV_READ | EV_CLOSED)) self->readable_ = true;
+    if (what & EV_CLOSED) self->rdhup_ = true;
     self->advanceHandshake();
     --self->callback_depth_;
     self->destroyIfDone();
@@ -112,6 +126,7 @@ void Http1Connection::onSocketEvent(evutil_socket_t, short what, void* arg) {
   }
   if ((what & EV_READ) && !self->closed_) {
     self->readable_ = true;
+    self->wire_drained_ = false;
     self->handleReadable();
   }
   --self->callback_depth_;
@@ -160,19 +175,15 @@ void Http1Connection::handleReadable() {
   switch (state_) {
     case State::kHandshake: advanceHandshake(); return;
     case State::kHead: {
-      // A request head, one read in the common case, joins the loop turn's batch.
-      if (IoBatch* batch = IoBatch::forThisTurn(); batch && !ssl_ && readable_ && !closed_) {
+      // A request head, one read in the common case, joins the loop turn's batch (on TLS when
+      // nothing waits in the channel: that is decrypted first).
+      if (IoBatch* batch = IoBatch::forThisTurn();
+          batch && readable_ && !closed_ &&
+          !(tls_ && (wire_drained_ || tls_->hasBufferedInput()))) {
         batch->queue(static_cast<IoBatch::Reader*>(this));
         return;
       }
-      // Bounded: each pass reads at most one chunk; stop when drained or the head is complete.
-      for (int i = 0; i < 64 && readable_ && state_ == State::kHead && !closed_; ++i) {
-        if (!readInto(in_, kReadChunk)) {
-          close();  // idle or incomplete: nothing sensible to answer
-          return;
-        }
-        parseHead();
-      }
+      readHead();
       return;
     }
     case State::kRequest:
@@ -183,7 +194,7 @@ void Http1Connection::handleReadable() {
       // Read ahead (pipelining) and notice a client that goes away.
       if (spill_.readable() < kSpillLimit && readable_) {
         if (!readInto(spill_, kSpillLimit - spill_.readable())) {
-          if (!response_done_ || out_.readable() > 0) {
+          if (!response_done_ || unsent() > 0) {
             LOG_DEBUG("client %s closed the connection during a request", remote_ip_.c_str());
             req_.cancel();
           }
@@ -206,9 +217,20 @@ void Http1Connection::handleReadable() {
   }
 }
 
+void Http1Connection::readHead() {
+  // Bounded: each pass reads at most one chunk; stop when drained or the head is complete.
+  for (int i = 0; i < 64 && readable_ && state_ == State::kHead && !closed_; ++i) {
+    if (!readInto(in_, kReadChunk)) {
+      close();  // idle or incomplete: nothing sensible to answer
+      return;
+    }
+    parseHead();
+  }
+}
+
 bool Http1Connection::maybeHttp2Preface() {
   static constexpr std::string_view kPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-  if (!http2_ || ssl_ || requests_ > 0) return false;
+  if (!http2_ || tls_ || requests_ > 0) return false;
   std::string_view data = in_.view();
   size_t n = std::min(data.size(), kPreface.size());
   if (data.substr(0, n) != kPreface.substr(0, n)) return false;
@@ -218,9 +240,7 @@ bool Http1Connection::maybeHttp2Preface() {
 
 void Http1Connection::handOffToHttp2() {
   int fd = fd_;
-  SSL* ssl = ssl_;
   fd_ = -1;
-  ssl_ = nullptr;
   if (ev_) {
     event_free(ev_);  // before the new connection registers the same descriptor
     ev_ = nullptr;
@@ -229,7 +249,7 @@ void Http1Connection::handOffToHttp2() {
   std::string initial(in_.view());
   in_.clear();
   // No request ran yet: config_ is still the one listen_conf_ belongs to.
-  worker_.startHttp2(fd, ssl, remote_ip_, listener_, config_, listen_conf_, initial);
+  worker_.startHttp2(fd, std::move(tls_), remote_ip_, listener_, config_, listen_conf_, initial);
 }
 
 void Http1Connection::parseHead() {
@@ -299,7 +319,7 @@ void Http1Connection::startRequest() {
   const ListenConf* listen = listener_.conf;
   const ServerConf& server = listen->findServer(head.find("host"));
   req_.begin(this, &worker_, config_, &server, &head, remote_ip_);
-  req_.setSecure(ssl_ != nullptr);
+  req_.setSecure(tls_ != nullptr);
   req_.run();
 }
 
@@ -320,7 +340,7 @@ void Http1Connection::scheduleDeferred() {
 }
 
 void Http1Connection::maybeFinishRequest() {
-  if (closed_ || state_ != State::kRequest || !response_done_ || out_.readable() > 0) return;
+  if (closed_ || state_ != State::kRequest || !response_done_ || unsent() > 0) return;
   if (!body_done_) {
     if (!keep_alive_) {
       finishRequest();
@@ -358,6 +378,7 @@ void Http1Connection::finishRequest() {
   if (in_.readable() == 0) {
     in_.shrinkIfEmpty(64 * 1024);
     out_.shrinkIfEmpty(64 * 1024);
+    if (tls_) tls_->wireOut().shrinkIfEmpty(64 * 1024);
   }
   config_ = listener_.config;
   if (in_.readable() > 0) parseHead();
@@ -381,16 +402,22 @@ void Http1Connection::beginLingeringClose() {
   // Closing with unread request bytes in the kernel would send a reset that can destroy the
   // response before the client reads it: shut down our side and drain theirs briefly first.
   state_ = State::kLingering;
-  if (ssl_) SSL_shutdown(ssl_);  // close_notify, best effort: the socket may be full
-  ERR_clear_error();
+  sendCloseNotify();
   ::shutdown(fd_, SHUT_WR);
   deadline_ = steadyNow() + kLingerTimeout;
   handleReadable();
 }
 
+void Http1Connection::sendCloseNotify() {
+  if (!tls_ || broken_) return;
+  tls_->closeNotify();  // best effort: the socket may be full
+  if (writable_) sendFrom(fd_, tls_->wireOut());
+}
+
 void Http1Connection::close() {
   if (closed_) return;
   closed_ = true;
+  sendCloseNotify();
   if (state_ == State::kRequest) req_.cancel();
   if (state_ == State::kRequest && !req_.finished()) req_.runLogPhase();
   req_.reset();
@@ -421,7 +448,7 @@ void Http1Connection::refreshTimer() {
       }
       break;
     case State::kRequest:
-      if (out_.readable() > 0 && !writable_) {
+      if (unsent() > 0 && !writable_) {
         deadline_ = now + core.send_timeout;
       } else if (!body_done_ && !body_paused_ && body_mode_ != BodyMode::kNone && !tunnel_) {
         // A tunnel may idle: its idle timeout is the proxy's, which sees both directions.
@@ -451,7 +478,7 @@ void Http1Connection::handleTimeout() {
       }
       return;
     case State::kRequest:
-      if (out_.readable() > 0 && !writable_) {
+      if (unsent() > 0 && !writable_) {
         LOG_INFO("client %s timed out reading the response", remote_ip_.c_str());
         req_.cancel();
         close();

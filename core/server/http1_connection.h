@@ -9,8 +9,9 @@
 // written, at the end of the loop turn with the worker's other small reads and writes
 // (core/net/io_batch.h); bodies and larger pieces are read and written at once. Timeouts share one
 // lazily re-armed timer. On `listen ... ssl` the connection first completes a TLS handshake (within
-// client_header_timeout); from then on reads and writes go through OpenSSL, and reads continue
-// until OpenSSL wants more bytes (a short TLS read says nothing about the socket).
+// client_header_timeout); from then on what the socket reads is decrypted by a tls::Channel and
+// what is written encrypted by it, and reads continue until the channel wants more bytes and the
+// socket is drained (a short TLS read says nothing about the socket).
 //
 // Threading: owned by its Worker, used only on that worker's thread. It deletes itself when
 // closed, never from inside a call a module made (those are deferred to the next loop turn).
@@ -20,6 +21,7 @@
 #include <event2/event_struct.h>  // events embedded in the object: no allocation each
 #include <sys/socket.h>
 
+#include <memory>
 #include <string>
 
 #include "core/http1/http1_parser.h"
@@ -28,7 +30,7 @@
 #include "core/net/lazy_timer.h"
 #include "core/server/client_connection.h"
 #include "core/server/request.h"
-#include "core/tls/tls_context.h"
+#include "core/tls/tls_channel.h"
 
 namespace subgate {
 
@@ -77,6 +79,9 @@ class Http1Connection final : public ClientConnection,
   void startRequest();
   void rejectHead(ErrorKind kind, const char* message);
   bool readInto(IoBuffer& buffer, size_t max_bytes);  // false on EOF or error (sets peer_closed_)
+  bool readTls(IoBuffer& buffer, size_t want);        // readInto on TLS
+  // Reads and parses request heads directly until one is complete or the socket is drained.
+  void readHead();
   void pumpBody();
   bool bodyComplete() const;
   // Writes out_ followed by up to two more pieces now; keeps what the socket refuses.
@@ -95,6 +100,12 @@ class Http1Connection final : public ClientConnection,
   // the buffer fell below the low-water mark (it was above it before the write: `was_high`).
   void afterWrite(bool was_high);
   void writeTls(std::string_view extra_a, std::string_view extra_b);
+  // TLS: moves out_ into the channel's wireOut() as records; false (fatal()) on a TLS error.
+  bool encryptOut();
+  // The bytes the socket writes from: the channel's on TLS, else out_.
+  IoBuffer& wireOut() { return tls_ ? tls_->wireOut() : out_; }
+  // Response bytes not yet on the socket.
+  size_t unsent() const { return out_.readable() + (tls_ ? tls_->wireOut().readable() : 0); }
   void scheduleDeferred();
   // A fatal I/O error or abort: stop all I/O now, close on the next loop turn.
   void fatal();
@@ -104,6 +115,8 @@ class Http1Connection final : public ClientConnection,
   void finishRequest();
   void close();
   void beginLingeringClose();
+  // TLS: close_notify, once, if the socket takes it now (nothing on a broken connection).
+  void sendCloseNotify();
   void refreshTimer();
   void destroyIfDone();
   // ALPN chose h2, or a plaintext http2 listener saw the h2c preface: hand the socket (and TLS
@@ -132,7 +145,12 @@ class Http1Connection final : public ClientConnection,
   bool draining_ = false;
   int callback_depth_ = 0;
 
-  SSL* ssl_ = nullptr;  // TLS listeners: the session; all reads and writes go through it
+  // TLS listeners: the session; what the socket reads is decrypted by it, what is written to the
+  // socket is encrypted by it.
+  std::unique_ptr<tls::Channel> tls_;
+  // TLS: the socket was drained (a short read or EAGAIN) since its last read edge; readable_
+  // stays true while the channel may still hold a record.
+  bool wire_drained_ = false;
   const ListenConf* listen_conf_ = nullptr;  // of config_ (the listener's may change on reload)
   bool http2_ = false;  // listen_conf_->http2, kept: listen_conf_ dies with a reloaded config_
 

@@ -1,6 +1,7 @@
-// Http1Connection's socket I/O: plain and TLS reads and writes, the reads and writes it hands to
-// the worker's end-of-turn batch (IoBatch::Reader/Writer), and what follows a write. The rest of
-// the class is in http1_connection.cc.
+// Http1Connection's socket I/O: plain and TLS reads and writes (TLS through the connection's
+// tls::Channel, decrypting after the socket read and encrypting before the write), the reads and
+// writes it hands to the worker's end-of-turn batch (IoBatch::Reader/Writer), and what follows a
+// write. The rest of the class is in http1_connection.cc.
 #include <sys/socket.h>
 #include <sys/uio.h>
 
@@ -9,6 +10,7 @@
 #include <cstring>
 
 #include "core/log/log.h"
+#include "core/net/socket_io.h"
 #include "core/server/http1_connection.h"
 #include "core/server/http1_connection_internal.h"
 
@@ -19,19 +21,7 @@ namespace subgate {
 bool Http1Connection::readInto(IoBuffer& buffer, size_t max_bytes) {
   buffer.reserveForRead(std::min(max_bytes, kReadChunk));
   size_t want = std::min(buffer.writable(), max_bytes);
-  if (ssl_) {
-    size_t got = 0;
-    switch (tls::readSome(ssl_, buffer.writePtr(), want, got)) {
-      case tls::IoStatus::kDone:
-        buffer.commit(got);
-        return true;  // one record at most: the socket may hold more, read until OpenSSL says
-      case tls::IoStatus::kWouldBlock: readable_ = false; return true;
-      case tls::IoStatus::kClosed: break;
-    }
-    peer_closed_ = true;
-    readable_ = false;
-    return false;
-  }
+  if (tls_) return readTls(buffer, want);
   // recv/sendmsg rather than read/writev: sockets need no file-position lock.
   ssize_t n = ::recv(fd_, buffer.writePtr(), want, 0);
   if (n > 0) {
@@ -55,28 +45,77 @@ bool Http1Connection::readInto(IoBuffer& buffer, size_t max_bytes) {
   return false;
 }
 
+// readable_ stays true while a record may wait in the channel; it turns false only when the
+// channel needs input and the socket is drained (wire_drained_).
+bool Http1Connection::readTls(IoBuffer& buffer, size_t want) {
+  for (int i = 0; i < 8; ++i) {
+    size_t got = 0;
+    switch (tls_->read(buffer.writePtr(), want, got)) {
+      case tls::Channel::Status::kDone: buffer.commit(got); return true;
+      case tls::Channel::Status::kNeedInput: break;
+      case tls::Channel::Status::kFailed:
+        LOG_DEBUG("TLS read from client %s failed: %s", remote_ip_.c_str(),
+                  tls::lastError().c_str());
+        [[fallthrough]];
+      case tls::Channel::Status::kClosed:
+        peer_closed_ = true;
+        readable_ = false;
+        return false;
+    }
+    if (wire_drained_) {
+      tls_->wireIn().shrinkIfEmpty(0);
+      readable_ = false;
+      return true;
+    }
+    size_t asked = 0;
+    ssize_t n = receiveInto(fd_, tls_->wireIn(), kReadChunk, asked);
+    if (IoBatch::wouldBlock(n)) {
+      wire_drained_ = true;
+      continue;  // (the channel says kNeedInput again, then the loop ends above)
+    }
+    if (n <= 0) {
+      peer_closed_ = true;
+      readable_ = false;
+      return false;
+    }
+    if (static_cast<size_t>(n) < asked && !rdhup_) wire_drained_ = true;
+  }
+  return true;
+}
+
+// On TLS the head's ciphertext: decrypted into in_ when the read is done.
 int Http1Connection::prepareBatchedRecv(iovec* iov, int& fd) {
   if (closed_ || state_ != State::kHead || !readable_) return 0;
-  in_.reserveForRead(kReadChunk);
-  batched_read_want_ = std::min(in_.writable(), kReadChunk);
-  iov[0] = {in_.writePtr(), batched_read_want_};
+  IoBuffer& target = tls_ ? tls_->wireIn() : in_;
+  target.reserveForRead(kReadChunk);
+  batched_read_want_ = std::min(target.writable(), kReadChunk);
+  iov[0] = {target.writePtr(), batched_read_want_};
   fd = fd_;
   return 1;
 }
 
 void Http1Connection::batchedRecvSettle(ssize_t result) {
   if (result <= 0) return;
-  in_.commit(static_cast<size_t>(result));
   // A short read means the socket is drained until the next edge.
-  if (static_cast<size_t>(result) < batched_read_want_ && !rdhup_) readable_ = false;
+  const bool drained = static_cast<size_t>(result) < batched_read_want_ && !rdhup_;
+  if (tls_) {
+    tls_->wireIn().commit(static_cast<size_t>(result));
+    wire_drained_ = drained;
+    return;
+  }
+  in_.commit(static_cast<size_t>(result));
+  if (drained) readable_ = false;
 }
 
 void Http1Connection::batchedRecvDone(ssize_t result) {
   ++callback_depth_;
-  if (result > 0) {
+  if (result > 0 && tls_) {
+    readHead();  // decrypts what came (and reads on directly if the socket has more)
+  } else if (result > 0) {
     parseHead();
     if (!closed_ && state_ == State::kHead && readable_) handleReadable();  // queues the next read
   } else if (IoBatch::wouldBlock(result)) {
+    wire_drained_ = true;
     readable_ = false;
   } else if (result == -EINTR) {
     handleReadable();
@@ -93,7 +132,7 @@ void Http1Connection::batchedRecvDone(ssize_t result) {
 
 void Http1Connection::flushOut() {
   IoBatch* batch = IoBatch::forThisTurn();
-  if (!batch || ssl_ || !writable_ || tunnel_) {
+  if (!batch || !writable_ || tunnel_) {
     writeOut();
     return;
   }
@@ -101,16 +140,19 @@ void Http1Connection::flushOut() {
 }
 
 int Http1Connection::prepareBatchedSend(iovec* iov, int& fd) {
-  if (closed_ || broken_ || state_ == State::kLingering || !writable_ || out_.readable() == 0)
-    return 0;
-  iov[0] = {const_cast<char*>(out_.readPtr()), out_.readable()};
+  if (closed_ || broken_ || state_ == State::kLingering || !writable_) return 0;
+  // Bytes may have joined out_ since the send was queued: on TLS they are encrypted now.
+  if (tls_ && out_.readable() > 0 && !encryptOut()) return 0;
+  IoBuffer& out = wireOut();
+  if (out.readable() == 0) return 0;
+  iov[0] = {const_cast<char*>(out.readPtr()), out.readable()};
   fd = fd_;
   return 1;
 }
 
 void Http1Connection::batchedSendSettle(ssize_t result) {
-  batched_was_high_ = out_.readable() >= kOutLowWater;
-  if (!IoBatch::dropSent(out_, result)) writable_ = false;
+  batched_was_high_ = unsent() >= kOutLowWater;
+  if (!IoBatch::dropSent(wireOut(), result)) writable_ = false;
 }
 
 void Http1Connection::batchedSendDone(ssize_t result) {
@@ -129,7 +171,7 @@ void Http1Connection::batchedSendDone(ssize_t result) {
 // Writes out_ followed by up to two more pieces in one writev; keeps what the socket refuses.
 void Http1Connection::writeOut(std::string_view extra_a, std::string_view extra_b) {
   if (closed_ || broken_ || state_ == State::kLingering) return;
-  if (ssl_) {
+  if (tls_) {
     writeTls(extra_a, extra_b);
     return;
   }
@@ -182,43 +224,57 @@ void Http1Connection::writeOut(std::string_view extra_a, std::string_view extra_
 
 void Http1Connection::handleWritable() {
   if (state_ == State::kLingering || closed_) return;
-  bool was_high = out_.readable() >= kOutLowWater;
-  if (out_.readable() > 0) writeOut();
+  bool was_high = unsent() >= kOutLowWater;
+  if (unsent() > 0) writeOut();
   afterWrite(was_high);
 }
 
 void Http1Connection::afterWrite(bool was_high) {
   if (closed_) return;
-  if (out_.readable() == 0 && response_done_) {
+  if (unsent() == 0 && response_done_) {
     maybeFinishRequest();
     return;
   }
-  if (was_high && out_.readable() < kOutLowWater && req_.task() && !req_.finished()) {
+  if (was_high && unsent() < kOutLowWater && req_.task() && !req_.finished()) {
     req_.task()->onClientDrained();
   }
 }
 
-// TLS has no gather write: the pieces join out_, which is written record by record.
+// TLS has no gather write: the pieces join out_, which is encrypted into the channel's wireOut().
 void Http1Connection::writeTls(std::string_view extra_a, std::string_view extra_b) {
   out_.append(extra_a);
   out_.append(extra_b);
-  while (writable_ && out_.readable() > 0) {
-    size_t written = 0;
-    tls::IoStatus status = tls::writeSome(ssl_, out_.readPtr(), out_.readable(), written);
-    if (status == tls::IoStatus::kDone) {
-      out_.consume(written);
-      continue;
+  if (!encryptOut()) return;
+  IoBuffer& out = tls_->wireOut();
+  while (writable_ && out.readable() > 0) {
+    const size_t before = out.readable();
+    ssize_t n = sendFrom(fd_, out);
+    if (n < 0 && !IoBatch::wouldBlock(n)) {
+      LOG_DEBUG("write to client %s failed: %s", remote_ip_.c_str(),
+                std::strerror(static_cast<int>(-n)));
+      fatal();
+      return;
     }
-    if (status == tls::IoStatus::kWouldBlock) {
+    if (n < 0 || static_cast<size_t>(n) < before) {
       writable_ = false;
       refreshTimer();  // send_timeout starts now, whoever called us
-      break;
     }
+  }
+  if (tunnel_) {
+    out_.shrinkIfEmpty(0);
+    out.shrinkIfEmpty(0);
+  }
+}
+
+bool Http1Connection::encryptOut() {
+  if (out_.readable() == 0) return true;
+  if (!tls_->write(out_.readPtr(), out_.readable())) {
     LOG_DEBUG("TLS write to client %s failed: %s", remote_ip_.c_str(), tls::lastError().c_str());
     fatal();
-    return;
+    return false;
   }
-  if (tunnel_) out_.shrinkIfEmpty(0);
+  out_.clear();
+  return true;
 }
 
 }  // namespace subgate

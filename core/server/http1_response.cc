@@ -112,7 +112,7 @@ void Http1Connection::sendSwitchingProtocols(const ResponseHead& head) {
 }
 
 bool Http1Connection::transportSendBody(std::string_view data) {
-  if (response_bodiless_ || data.empty() || closed_) return out_.readable() < kOutHighWater;
+  if (response_bodiless_ || data.empty() || closed_) return unsent() < kOutHighWater;
   if (response_chunked_) {
     appendHex(out_, data.size());
     out_.append("\r\n");
@@ -120,11 +120,11 @@ bool Http1Connection::transportSendBody(std::string_view data) {
   if (data.size() <= kCopyThreshold) {
     out_.append(data);
     if (response_chunked_) out_.append("\r\n");
-    if (out_.readable() >= kOutHighWater) writeOut();
+    if (unsent() >= kOutHighWater) writeOut();
   } else {
     writeOut(data, response_chunked_ ? std::string_view("\r\n") : std::string_view());
   }
-  return out_.readable() < kOutHighWater;
+  return unsent() < kOutHighWater;
 }
 
 void Http1Connection::transportFlush() {

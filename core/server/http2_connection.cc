@@ -4,13 +4,13 @@
 // http2_frames.cc (a stream itself is in http2_stream.cc).
 #include "core/server/http2_connection.h"
 
-#include <openssl/err.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdint>
 
 #include "core/log/log.h"
+#include "core/net/socket_io.h"
 #include "core/server/http2_connection_internal.h"
 #include "core/server/http2_stream.h"
 #include "core/server/worker.h"
@@ -28,14 +28,14 @@ constexpr auto kDrainPingWait = std::chrono::seconds(1);
 
 // ---- connection
 
-Http2Connection::Http2Connection(Worker& worker, int fd, SSL* ssl, std::string remote_ip,
-                                 const ListenerSlot& listener,
+Http2Connection::Http2Connection(Worker& worker, int fd, std::unique_ptr<tls::Channel> tls,
+                                 std::string remote_ip, const ListenerSlot& listener,
                                  std::shared_ptr<const RuntimeConfig> config,
                                  const ListenConf* listen)
     : worker_(worker),
       listener_(listener),
       fd_(fd),
-      ssl_(ssl),
+      tls_(std::move(tls)),
       remote_ip_(std::move(remote_ip)),
       config_(std::move(config)),
       listen_conf_(listen),
@@ -45,7 +45,6 @@ Http2Connection::~Http2Connection() {
   for (Stream* stream : streams_) delete stream;
   for (Stream* stream : spare_streams_) delete stream;
   if (session_) nghttp2_session_del(session_);
-  if (ssl_) SSL_free(ssl_);
   if (ev_) event_free(ev_);
   event_del(&deferred_);
   if (fd_ >= 0) ::close(fd_);
@@ -194,9 +193,9 @@ void Http2Connection::close() {
     delete stream;
   }
   streams_.clear();
-  if (ssl_) {
-    SSL_shutdown(ssl_);  // close_notify, best effort
-    ERR_clear_error();
+  if (tls_) {
+    tls_->closeNotify();  // best effort: the socket may be full
+    if (writable_) sendFrom(fd_, tls_->wireOut());
   }
 }
 
@@ -204,7 +203,7 @@ void Http2Connection::refreshTimer() {
   if (closed_) return;
   const CoreConf& core = listen_conf_->servers.front()->core;
   SteadyTime now = steadyNow();
-  if (out_.readable() > 0 && !writable_) {
+  if (unsent() > 0 && !writable_) {
     deadline_ = last_write_ + core.send_timeout;  // measured from the last progress
   } else if (streams_.empty()) {
     deadline_ = now + (any_stream_ ? core.keepalive_timeout : core.client_header_timeout);
@@ -226,7 +225,7 @@ void Http2Connection::handleTimeout() {
     finishDrain();
     return;
   }
-  if (out_.readable() > 0 && !writable_) {
+  if (unsent() > 0 && !writable_) {
     LOG_INFO("HTTP/2 client %s timed out reading the response", remote_ip_.c_str());
     close();
     return;

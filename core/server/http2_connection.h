@@ -5,10 +5,11 @@
 //
 // I/O: one edge-triggered libevent event, like Http1Connection; input is fed to
 // nghttp2_session_mem_recv, output comes from nghttp2_session_mem_send into out_ and is written
-// to the socket or through OpenSSL. On plaintext, reads and writes join the worker's batch of
-// the loop turn (core/net/io_batch.h). Transport calls only queue (frames, stream bytes) and
-// schedule a deferred pass that produces and writes the frames, so nghttp2 is never entered
-// from inside its own callbacks and no module call is re-entered from inside its own call.
+// to the socket. On TLS, a tls::Channel decrypts what is read and encrypts out_ before it is
+// written. Reads and writes join the worker's batch of the loop turn (core/net/io_batch.h).
+// Transport calls only queue (frames, stream bytes) and schedule a deferred pass that produces and
+// writes the frames, so nghttp2 is never entered from inside its own callbacks and no module call
+// is re-entered from inside its own call.
 //
 // Flow control follows back-pressure: the connection window is given back as bytes arrive, a
 // stream's window only as its request's BodySink takes the bytes. A stream's response buffer
@@ -26,7 +27,6 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 #include <nghttp2/nghttp2.h>
-#include <openssl/ssl.h>
 
 #include <memory>
 #include <string>
@@ -40,6 +40,7 @@
 #include "core/net/lazy_timer.h"
 #include "core/server/client_connection.h"
 #include "core/server/request.h"
+#include "core/tls/tls_channel.h"
 
 namespace subgate {
 
@@ -50,7 +51,8 @@ class Http2Connection final : public ClientConnection,
                               private IoBatch::Writer,
                               private IoBatch::Reader {
  public:
-  Http2Connection(Worker& worker, int fd, SSL* ssl, std::string remote_ip,
+  // `tls`: the session of a TLS listener (its handshake complete), else null.
+  Http2Connection(Worker& worker, int fd, std::unique_ptr<tls::Channel> tls, std::string remote_ip,
                   const ListenerSlot& listener, std::shared_ptr<const RuntimeConfig> config,
                   const ListenConf* listen);
   ~Http2Connection() override;
@@ -88,6 +90,10 @@ class Http2Connection final : public ClientConnection,
   // batch (batchedRecvDone feeds it and reads the rest with readNow()).
   void handleReadable();
   void readNow();
+  // Hands what was read into wireIn() to nghttp2 (decrypted on TLS); false: the connection or
+  // its session ended.
+  bool consumeInput();
+  bool decryptAndFeed();
   bool feed(const char* data, size_t size);  // false: the session failed (connection closes)
   void startStream(Stream& stream, bool end_stream);
   void pumpBody(Stream& stream);
@@ -101,13 +107,19 @@ class Http2Connection final : public ClientConnection,
   void sendOutput();
   // Writes out_ now, as far as the socket takes it.
   void writeOut();
-  // Writes out_ at the end of the loop turn (now on TLS, without a send batch, or when much is
-  // waiting).
+  // Writes out_ at the end of the loop turn (now without a send batch, or when much is waiting).
   void flushOut();
+  // TLS: moves out_ into the channel's wireOut() as records; false (and closed) on a TLS error.
+  bool encryptOut();
+  // The bytes the socket reads into and writes from: the channel's on TLS, else read_buf_, out_.
+  IoBuffer& wireIn() { return tls_ ? tls_->wireIn() : read_buf_; }
+  IoBuffer& wireOut() { return tls_ ? tls_->wireOut() : out_; }
+  // Bytes produced for the client and not yet on the socket.
+  size_t unsent() const { return out_.readable() + (tls_ ? tls_->wireOut().readable() : 0); }
   int prepareBatchedSend(iovec* iov, int& fd) override;
   void batchedSendSettle(ssize_t result) override;
   void batchedSendDone(ssize_t result) override;
-  // Plaintext reads, made by the worker's batch at the end of the loop turn.
+  // Reads, made by the worker's batch at the end of the loop turn.
   int prepareBatchedRecv(iovec* iov, int& fd) override;
   void batchedRecvSettle(ssize_t result) override;
   void batchedRecvDone(ssize_t result) override;
@@ -125,7 +137,7 @@ class Http2Connection final : public ClientConnection,
   Worker& worker_;
   const ListenerSlot& listener_;
   int fd_;
-  SSL* ssl_;
+  std::unique_ptr<tls::Channel> tls_;
   std::string remote_ip_;
   std::shared_ptr<const RuntimeConfig> config_;
   const ListenConf* listen_conf_;
@@ -140,7 +152,7 @@ class Http2Connection final : public ClientConnection,
 
   nghttp2_session* session_ = nullptr;
   IoBuffer out_;
-  IoBuffer read_buf_;  // a batched read's bytes, until fed to nghttp2
+  IoBuffer read_buf_;  // plaintext: a read's bytes, until fed to nghttp2
   size_t batched_read_want_ = 0;
   bool readable_ = true;
   bool writable_ = true;

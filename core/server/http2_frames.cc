@@ -117,7 +117,7 @@ void Http2Connection::startStream(Stream& stream, bool end_stream) {
     stream.discard_body = true;
     stream.req.begin(&stream, &worker_, config, listen->servers.front(), &stream.builder.head(),
                      remote_ip_);
-    stream.req.setSecure(ssl_ != nullptr);
+    stream.req.setSecure(tls_ != nullptr);
     stream.req.fail(kind, stream.builder.errorMessage());
     return;
   }
@@ -125,7 +125,7 @@ void Http2Connection::startStream(Stream& stream, bool end_stream) {
   const ServerConf& server = listen->findServer(head.find("host"));
   stream.websocket = stream.builder.webSocket();
   stream.req.begin(&stream, &worker_, config, &server, &head, remote_ip_);
-  stream.req.setSecure(ssl_ != nullptr);
+  stream.req.setSecure(tls_ != nullptr);
   stream.req.setExtendedConnect(stream.websocket);
   stream.req.run();
 }

@@ -1,8 +1,8 @@
-// Http2Connection's socket I/O: reading the client's bytes (plain or TLS; on plaintext the first
-// read joins the worker's end-of-turn batch, IoBatch::Reader) and feeding them to nghttp2, then
-// producing the frames nghttp2 has ready into out_ and writing them (now, through OpenSSL, or in
-// the batch, IoBatch::Writer), and afterIo(), what follows each pass. The rest of the class is in
-// http2_connection.cc and http2_frames.cc.
+// Http2Connection's socket I/O: reading the client's bytes (the first read of a pass joins the
+// worker's end-of-turn batch, IoBatch::Reader), decrypting them on TLS (tls::Channel) and feeding
+// them to nghttp2, then producing the frames nghttp2 has ready into out_, encrypting them on TLS,
+// and writing them (now, or in the batch, IoBatch::Writer), and afterIo(), what follows each
+// pass. The rest of the class is in http2_connection.cc and http2_frames.cc.
 #include <sys/socket.h>
 #include <sys/uio.h>
 
@@ -11,9 +11,10 @@
 #include <cstring>
 
 #include "core/log/log.h"
+#include "core/net/socket_io.h"
 #include "core/server/http2_connection.h"
 #include "core/server/http2_stream.h"
-#include "core/tls/tls_context.h"
+#include "core/tls/tls_channel.h"
 
 namespace subgate {
 namespace {
@@ -26,8 +27,10 @@ constexpr size_t kOutHighWater = 128 * 1024;  // frames produced ahead of the so
 // ---- input
 
 void Http2Connection::handleReadable() {
-  // On plaintext, the read joins the loop turn's batch (frames are fed when it completes).
-  if (IoBatch* batch = IoBatch::forThisTurn(); batch && !ssl_ && readable_ && !closed_) {
+  // The read joins the loop turn's batch (frames are fed when it completes), unless TLS still
+  // holds input from before: that is decrypted first.
+  if (IoBatch* batch = IoBatch::forThisTurn();
+      batch && readable_ && !closed_ && !(tls_ && tls_->hasBufferedInput())) {
     batch->queue(static_cast<IoBatch::Reader*>(this));
     return;
   }
@@ -35,46 +38,62 @@ void Http2Connection::handleReadable() {
 }
 
 void Http2Connection::readNow() {
-  char buf[kReadChunk];
   // Bounded per event for fairness; with edge triggering, come back through the deferred pass.
-  for (int i = 0; i < 32 && readable_ && !closed_; ++i) {
+  for (int i = 0; i < 32 && !closed_; ++i) {
     if (!nghttp2_session_want_read(session_)) {
       readable_ = false;  // GOAWAY sent or received: nothing more is read
       return;
     }
-    size_t got = 0;
-    if (ssl_) {
-      tls::IoStatus status = tls::readSome(ssl_, buf, sizeof buf, got);
-      if (status == tls::IoStatus::kWouldBlock) {
-        readable_ = false;
-        return;
-      }
-      if (status == tls::IoStatus::kClosed) {
-        close();
-        return;
-      }
-    } else {
-      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK) {
-          readable_ = false;
-          return;
-        }
-        close();
-        return;
-      }
-      if (n == 0) {
-        close();
-        return;
-      }
-      got = static_cast<size_t>(n);
-      // A short read drains the socket until the next edge: no recv just to see EAGAIN.
-      if (got < sizeof buf && !rdhup_) readable_ = false;
+    if (tls_ && tls_->hasBufferedInput() && !consumeInput()) return;
+    if (!readable_ || closed_) return;
+    size_t asked = 0;
+    ssize_t n = receiveInto(fd_, wireIn(), kReadChunk, asked);
+    if (n < 0 && IoBatch::wouldBlock(n)) {
+      readable_ = false;
+      return;
     }
-    if (!feed(buf, got)) return;
+    if (n <= 0) {
+      close();  // the client's end, or an error
+      return;
+    }
+    // A short read drains the socket until the next edge: no recv just to see EAGAIN.
+    if (static_cast<size_t>(n) < asked && !rdhup_) readable_ = false;
+    if (!consumeInput()) return;
   }
   if (readable_ && !closed_) scheduleDeferred();
+}
+
+bool Http2Connection::consumeInput() {
+  if (tls_) return decryptAndFeed();
+  const bool fed = feed(read_buf_.readPtr(), read_buf_.readable());
+  read_buf_.clear();
+  read_buf_.shrinkIfEmpty(0);  // pool blocks, given back after each read: idle holds none
+  return fed;
+}
+
+bool Http2Connection::decryptAndFeed() {
+  char plain[kReadChunk];
+  // Bounded: 64 records (1 MiB) per pass; the rest through the deferred pass.
+  for (int guard = 0; guard < 64 && !closed_; ++guard) {
+    size_t got = 0;
+    switch (tls_->read(plain, sizeof plain, got)) {
+      case tls::Channel::Status::kDone:
+        if (!feed(plain, got)) return false;
+        continue;
+      case tls::Channel::Status::kNeedInput: tls_->wireIn().shrinkIfEmpty(0); return true;
+      case tls::Channel::Status::kClosed: close(); return false;
+      case tls::Channel::Status::kFailed:
+        LOG_DEBUG("TLS read from client %s failed: %s", remote_ip_.c_str(),
+                  tls::lastError().c_str());
+        close();
+        return false;
+    }
+  }
+  if (!closed_) {
+    readable_ = true;  // not the socket's state: makes the deferred pass read on
+    scheduleDeferred();
+  }
+  return !closed_;
 }
 
 int Http2Connection::prepareBatchedRecv(iovec* iov, int& fd) {
@@ -83,10 +102,10 @@ int Http2Connection::prepareBatchedRecv(iovec* iov, int& fd) {
     readable_ = false;  // GOAWAY sent or received: nothing more is read
     return 0;
   }
-  // Pool blocks, given back after each read: an idle connection holds no read buffer.
-  read_buf_.reserveForRead(kReadChunk, kReadChunk);
-  batched_read_want_ = std::min(read_buf_.writable(), kReadChunk);
-  iov[0] = {read_buf_.writePtr(), batched_read_want_};
+  IoBuffer& in = wireIn();
+  in.reserveForRead(kReadChunk, kReadChunk);
+  batched_read_want_ = std::min(in.writable(), kReadChunk);
+  iov[0] = {in.writePtr(), batched_read_want_};
   fd = fd_;
   return 1;
 }
@@ -96,17 +115,13 @@ void Http2Connection::batchedRecvSettle(ssize_t result) {
   size_t got = static_cast<size_t>(result);
   // A short read drains the socket until the next edge: no recv just to see EAGAIN.
   if (got < batched_read_want_ && !rdhup_) readable_ = false;
-  read_buf_.commit(got);
+  wireIn().commit(got);
 }
 
 void Http2Connection::batchedRecvDone(ssize_t result) {
   ++callback_depth_;
   if (result > 0) {
-    size_t got = read_buf_.readable();
-    bool fed = feed(read_buf_.readPtr(), got);
-    read_buf_.consume(got);
-    read_buf_.shrinkIfEmpty(0);
-    if (fed && readable_ && !closed_) readNow();  // a full read: the rest is read at once
+    if (consumeInput() && readable_ && !closed_) readNow();  // a full read: the rest at once
     afterIo();
   } else if (IoBatch::wouldBlock(result)) {
     readable_ = false;
@@ -154,15 +169,14 @@ void Http2Connection::afterIo() {
   // Draining ends here too: once the final GOAWAY is out and no stream is left, nghttp2 wants
   // neither to read nor to write (the final GOAWAY named the last stream: no other follows).
   const bool done = !nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_);
-  if (out_.readable() == 0 && (done || (goaway_sent_ && !nghttp2_session_want_write(session_))))
-    close();
+  if (unsent() == 0 && (done || (goaway_sent_ && !nghttp2_session_want_write(session_)))) close();
 }
 
 void Http2Connection::sendOutput() {
   for (int guard = 0; guard < 4096 && !closed_; ++guard) {
-    if (out_.readable() >= kOutHighWater) {
+    if (unsent() >= kOutHighWater) {
       writeOut();
-      if (closed_ || out_.readable() >= kOutHighWater) return;  // the socket is full: next edge
+      if (closed_ || unsent() >= kOutHighWater) return;  // the socket is full: next edge
     }
     const uint8_t* data = nullptr;
     ssize_t n = nghttp2_session_mem_send(session_, &data);
@@ -175,28 +189,45 @@ void Http2Connection::sendOutput() {
     out_.append(std::string_view(reinterpret_cast<const char*>(data), static_cast<size_t>(n)));
   }
   flushOut();
-  if (!closed_ && out_.readable() == 0) out_.shrinkIfEmpty(64 * 1024);
+  if (!closed_ && unsent() == 0) {
+    out_.shrinkIfEmpty(64 * 1024);
+    if (tls_) tls_->wireOut().shrinkIfEmpty(64 * 1024);
+  }
+}
+
+bool Http2Connection::encryptOut() {
+  if (!tls_ || out_.readable() == 0) return true;
+  if (!tls_->write(out_.readPtr(), out_.readable())) {
+    LOG_DEBUG("TLS write to client %s failed: %s", remote_ip_.c_str(), tls::lastError().c_str());
+    close();
+    return false;
+  }
+  out_.clear();
+  return true;
 }
 
 void Http2Connection::flushOut() {
+  if (!encryptOut()) return;
   IoBatch* batch = IoBatch::forThisTurn();
-  if (!batch || ssl_ || !writable_ || out_.readable() >= kOutHighWater) {
+  if (!batch || !writable_ || unsent() >= kOutHighWater) {
     writeOut();
     return;
   }
-  if (out_.readable() > 0) batch->queue(static_cast<IoBatch::Writer*>(this));
+  if (wireOut().readable() > 0) batch->queue(static_cast<IoBatch::Writer*>(this));
 }
 
+// The frames were encrypted when they were queued (flushOut): wireOut() is complete.
 int Http2Connection::prepareBatchedSend(iovec* iov, int& fd) {
-  if (closed_ || !writable_ || out_.readable() == 0) return 0;
+  IoBuffer& out = wireOut();
+  if (closed_ || !writable_ || out.readable() == 0) return 0;
   last_write_ = steadyNow();  // send_timeout starts here
-  iov[0] = {const_cast<char*>(out_.readPtr()), out_.readable()};
+  iov[0] = {const_cast<char*>(out.readPtr()), out.readable()};
   fd = fd_;
   return 1;
 }
 
 void Http2Connection::batchedSendSettle(ssize_t result) {
-  if (!IoBatch::dropSent(out_, result)) writable_ = false;
+  if (!IoBatch::dropSent(wireOut(), result)) writable_ = false;
 }
 
 void Http2Connection::batchedSendDone(ssize_t result) {
@@ -214,37 +245,23 @@ void Http2Connection::batchedSendDone(ssize_t result) {
 }
 
 void Http2Connection::writeOut() {
-  if (out_.readable() > 0 && writable_) last_write_ = steadyNow();  // send_timeout starts here
-  while (!closed_ && writable_ && out_.readable() > 0) {
-    if (ssl_) {
-      size_t written = 0;
-      tls::IoStatus status = tls::writeSome(ssl_, out_.readPtr(), out_.readable(), written);
-      if (status == tls::IoStatus::kDone) {
-        out_.consume(written);
-        last_write_ = steadyNow();
-        continue;
-      }
-      if (status == tls::IoStatus::kWouldBlock) {
-        writable_ = false;
-        return;
-      }
-      LOG_DEBUG("TLS write to client %s failed: %s", remote_ip_.c_str(), tls::lastError().c_str());
-      close();
+  if (!encryptOut()) return;
+  IoBuffer& out = wireOut();
+  if (out.readable() > 0 && writable_) last_write_ = steadyNow();  // send_timeout starts here
+  while (!closed_ && writable_ && out.readable() > 0) {
+    const size_t before = out.readable();
+    ssize_t n = sendFrom(fd_, out);
+    if (n < 0 && IoBatch::wouldBlock(n)) {
+      writable_ = false;
       return;
     }
-    ssize_t n = ::send(fd_, out_.readPtr(), out_.readable(), MSG_NOSIGNAL);
     if (n < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) {
-        writable_ = false;
-        return;
-      }
-      LOG_DEBUG("write to client %s failed: %s", remote_ip_.c_str(), std::strerror(errno));
+      LOG_DEBUG("write to client %s failed: %s", remote_ip_.c_str(),
+                std::strerror(static_cast<int>(-n)));
       close();
       return;
     }
-    if (static_cast<size_t>(n) < out_.readable()) writable_ = false;
-    out_.consume(static_cast<size_t>(n));
+    if (static_cast<size_t>(n) < before) writable_ = false;
     last_write_ = steadyNow();
   }
 }

@@ -206,11 +206,11 @@ void Worker::acceptFrom(ListenerSlot& slot) {
   }
 }
 
-void Worker::startHttp2(int fd, SSL* ssl, const std::string& remote_ip, const ListenerSlot& slot,
-                        std::shared_ptr<const RuntimeConfig> config, const ListenConf* listen,
-                        std::string_view initial) {
+void Worker::startHttp2(int fd, std::unique_ptr<tls::Channel> tls, const std::string& remote_ip,
+                        const ListenerSlot& slot, std::shared_ptr<const RuntimeConfig> config,
+                        const ListenConf* listen, std::string_view initial) {
   auto* connection =
-      new Http2Connection(*this, fd, ssl, remote_ip, slot, std::move(config), listen);
+      new Http2Connection(*this, fd, std::move(tls), remote_ip, slot, std::move(config), listen);
   connections_.insert(connection);
   connection->start(initial);
 }

@@ -7,7 +7,6 @@
 #pragma once
 
 #include <event2/event.h>
-#include <openssl/ssl.h>
 
 #include <functional>
 #include <memory>
@@ -23,6 +22,9 @@
 #include "core/upstream/upstream_group.h"
 
 namespace subgate {
+namespace tls {
+class Channel;
+}
 
 class ConnectionPool;
 class IoBatch;
@@ -72,10 +74,10 @@ class Worker {
   ConnectionPool& pool(const UpstreamServer& server, const UpstreamGroup& group);
   void connectionClosed(ClientConnection* connection);
   // An HTTP/1.1 connection found HTTP/2 (ALPN h2 or the h2c preface): serves the rest of it with
-  // an Http2Connection that takes over `fd` and `ssl`; `initial` holds bytes already read.
-  void startHttp2(int fd, SSL* ssl, const std::string& remote_ip, const ListenerSlot& slot,
-                  std::shared_ptr<const RuntimeConfig> config, const ListenConf* listen,
-                  std::string_view initial);
+  // an Http2Connection that takes over `fd` and `tls`; `initial` holds bytes already read.
+  void startHttp2(int fd, std::unique_ptr<tls::Channel> tls, const std::string& remote_ip,
+                  const ListenerSlot& slot, std::shared_ptr<const RuntimeConfig> config,
+                  const ListenConf* listen, std::string_view initial);
   size_t connectionCount() const { return connections_.size(); }
 
  private:

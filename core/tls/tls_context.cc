@@ -53,32 +53,6 @@ std::string lastError() {
   return text;
 }
 
-namespace {
-
-IoStatus statusOf(SSL* ssl) {
-  int error = SSL_get_error(ssl, 0);
-  if (error == SSL_ERROR_WANT_READ || error == SSL_ERROR_WANT_WRITE) return IoStatus::kWouldBlock;
-  return IoStatus::kClosed;
-}
-
-}  // namespace
-
-IoStatus readSome(SSL* ssl, char* data, size_t size, size_t& count) {
-  ERR_clear_error();
-  count = 0;
-  if (SSL_read_ex(ssl, data, size, &count) == 1) return IoStatus::kDone;
-  IoStatus status = statusOf(ssl);
-  ERR_clear_error();
-  return status;
-}
-
-IoStatus writeSome(SSL* ssl, const char* data, size_t size, size_t& count) {
-  ERR_clear_error();
-  count = 0;
-  if (SSL_write_ex(ssl, data, size, &count) == 1) return IoStatus::kDone;
-  return statusOf(ssl);  // the queue stays for the caller's log (lastError())
-}
-
 bool parseProtocols(const std::string* words, size_t count, Options& options, std::string& error) {
   int low = 0;
   int high = 0;
@@ -114,9 +88,9 @@ std::shared_ptr<const ServerContext> ServerContext::load(const std::string& cert
   SSL_CTX_set_min_proto_version(ctx, options.min_version);
   SSL_CTX_set_max_proto_version(ctx, options.max_version);
   SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
-  // The connection writes from its own buffer, which may grow (move) between retries.
-  SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
-                            SSL_MODE_RELEASE_BUFFERS);
+  // Writes go to memory (tls_channel.h) and always complete: no partial writes. Idle sessions
+  // give their record buffers back.
+  SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
   SSL_CTX_set_session_id_context(ctx, kSessionContext, sizeof kSessionContext - 1);
   SSL_CTX_set_tlsext_servername_callback(ctx, onServerName);
@@ -140,11 +114,10 @@ std::shared_ptr<const ServerContext> ServerContext::load(const std::string& cert
 
 ServerContext::~ServerContext() { SSL_CTX_free(ctx_); }
 
-SSL* ServerContext::newSession(int fd, const SniResolver* resolver) const {
+SSL* ServerContext::newSession(const SniResolver* resolver) const {
   SSL* ssl = SSL_new(ctx_);
   if (!ssl) return nullptr;
-  if (SSL_set_fd(ssl, fd) != 1 ||
-      SSL_set_ex_data(ssl, resolverIndex(), const_cast<SniResolver*>(resolver)) != 1) {
+  if (SSL_set_ex_data(ssl, resolverIndex(), const_cast<SniResolver*>(resolver)) != 1) {
     SSL_free(ssl);
     return nullptr;
   }

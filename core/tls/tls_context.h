@@ -47,9 +47,9 @@ class ServerContext {
   ServerContext(const ServerContext&) = delete;
   ServerContext& operator=(const ServerContext&) = delete;
 
-  // A server session on `fd` (accept state), or nullptr when OpenSSL is out of memory. SNI asks
-  // `resolver`, which must outlive the session's handshake.
-  SSL* newSession(int fd, const SniResolver* resolver) const;
+  // A server session in accept state without I/O (tls::Channel gives it its BIO), or nullptr
+  // when OpenSSL is out of memory. SNI asks `resolver`, which must outlive the handshake.
+  SSL* newSession(const SniResolver* resolver) const;
 
   SSL_CTX* native() const { return ctx_; }
 
@@ -60,14 +60,5 @@ class ServerContext {
 
 // The first queued OpenSSL error as text (and clears the queue), for logs.
 std::string lastError();
-
-// One read or write on a non-blocking TLS session, with OpenSSL's error queue handled.
-enum class IoStatus {
-  kDone,        // `count` bytes moved (a read returns at most one record: read again)
-  kWouldBlock,  // OpenSSL needs the socket readable or writable: wait for the next edge
-  kClosed,      // close_notify, EOF, or a TLS or socket error: the connection is over
-};
-IoStatus readSome(SSL* ssl, char* data, size_t size, size_t& count);
-IoStatus writeSome(SSL* ssl, const char* data, size_t size, size_t& count);
 
 }  // namespace subgate::tls

@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -132,6 +133,39 @@ class Tls(SubgateTestCase):
         p = self.curl("a.test")
         self.assertEqual((p.returncode, p.stdout), (0, "server a\n"), p.stderr)
         self.assertIn("TLS handshake with 127.0.0.1 failed", self.sg.output())
+
+    def tls_socket(self):
+        context = ssl.create_default_context(cafile=os.path.join(self.dir, "ca.pem"))
+        raw = socket.create_connection(("127.0.0.1", self.sg.port), timeout=10)
+        s = context.wrap_socket(raw, server_hostname="a.test")
+        self.addCleanup(s.close)
+        return s
+
+    def read_responses(self, s, count):
+        """`count` whole responses with bodies "server a\n" (bounded by the socket's timeout)."""
+        data = b""
+        while data.count(b"server a\n") < count:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        return data
+
+    def test_pipelined_requests_in_one_record_and_a_head_in_one_byte_records(self):
+        s = self.tls_socket()
+        # Three requests in one TLS record: each is answered, in order, on the same connection.
+        s.sendall(b"GET /1 HTTP/1.1\r\nHost: a.test\r\n\r\n" * 3)
+        data = self.read_responses(s, 3)
+        self.assertEqual(data.count(b"HTTP/1.1 200"), 3, data)
+        # A head sent one byte per record: it is reassembled across many small records.
+        for byte in b"GET /2 HTTP/1.1\r\nHost: a.test\r\n\r\n":
+            s.sendall(bytes([byte]))
+        data = self.read_responses(s, 1)
+        self.assertIn(b"HTTP/1.1 200", data)
+        # A close_notify from the client ends the connection cleanly.
+        raw = s.unwrap()
+        raw.settimeout(10)
+        self.assertEqual(raw.recv(100), b"")
 
     def test_reload_swaps_the_certificate(self):
         self.assertIn("subject=CN = a.test", self.subject("a.test"))
