@@ -87,7 +87,7 @@ class Http1Connection final : public ClientConnection,
   // Writes out_ followed by up to two more pieces now; keeps what the socket refuses.
   void writeOut(std::string_view extra_a = {}, std::string_view extra_b = {});
   // Writes out_ at the end of this loop turn with the worker's other writes (or now, without a
-  // send batch or on TLS).
+  // send batch, when the socket is full, or in a tunnel).
   void flushOut();
   int prepareBatchedSend(iovec* iov, int& fd) override;
   void batchedSendSettle(ssize_t result) override;
