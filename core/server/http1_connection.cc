@@ -77,6 +77,7 @@ void Http1Connection::advanceHandshake() {
       }
       state_ = State::kHead;
       head_deadline_set_ = false;
+      wire_drained_ = !readable_;
       readable_ = true;  // the client's first request may already wait in the channel
       handleReadable();
       return;
@@ -411,7 +412,7 @@ void Http1Connection::beginLingeringClose() {
 void Http1Connection::sendCloseNotify() {
   if (!tls_ || broken_) return;
   tls_->closeNotify();  // best effort: the socket may be full
-  if (writable_) sendFrom(fd_, tls_->wireOut());
+  if (writable_ && tls_->wireOut().readable() > 0) sendFrom(fd_, tls_->wireOut());
 }
 
 void Http1Connection::close() {

@@ -267,14 +267,10 @@ void Http1Connection::writeTls(std::string_view extra_a, std::string_view extra_
 }
 
 bool Http1Connection::encryptOut() {
-  if (out_.readable() == 0) return true;
-  if (!tls_->write(out_.readPtr(), out_.readable())) {
-    LOG_DEBUG("TLS write to client %s failed: %s", remote_ip_.c_str(), tls::lastError().c_str());
-    fatal();
-    return false;
-  }
-  out_.clear();
-  return true;
+  if (tls_->writeFrom(out_)) return true;
+  LOG_DEBUG("TLS write to client %s failed: %s", remote_ip_.c_str(), tls::lastError().c_str());
+  fatal();
+  return false;
 }
 
 }  // namespace subgate

@@ -195,7 +195,7 @@ void Http2Connection::close() {
   streams_.clear();
   if (tls_) {
     tls_->closeNotify();  // best effort: the socket may be full
-    if (writable_) sendFrom(fd_, tls_->wireOut());
+    if (writable_ && tls_->wireOut().readable() > 0) sendFrom(fd_, tls_->wireOut());
   }
 }
 

@@ -46,6 +46,8 @@ void Http2Connection::readNow() {
     }
     if (tls_ && tls_->hasBufferedInput() && !consumeInput()) return;
     if (!readable_ || closed_) return;
+    // A whole chunk at once (frames come in bursts); given back once fed (consumeInput).
+    wireIn().reserveForRead(kReadChunk, kReadChunk);
     size_t asked = 0;
     ssize_t n = receiveInto(fd_, wireIn(), kReadChunk, asked);
     if (n < 0 && IoBatch::wouldBlock(n)) {
@@ -196,14 +198,10 @@ void Http2Connection::sendOutput() {
 }
 
 bool Http2Connection::encryptOut() {
-  if (!tls_ || out_.readable() == 0) return true;
-  if (!tls_->write(out_.readPtr(), out_.readable())) {
-    LOG_DEBUG("TLS write to client %s failed: %s", remote_ip_.c_str(), tls::lastError().c_str());
-    close();
-    return false;
-  }
-  out_.clear();
-  return true;
+  if (!tls_ || tls_->writeFrom(out_)) return true;
+  LOG_DEBUG("TLS write to client %s failed: %s", remote_ip_.c_str(), tls::lastError().c_str());
+  close();
+  return false;
 }
 
 void Http2Connection::flushOut() {

@@ -51,6 +51,12 @@ class Channel {
   Status read(char* data, size_t size, size_t& count);
   // Encrypts all of data[0, size) into wireOut() (records of up to 16 KiB); false on a TLS error.
   bool write(const char* data, size_t size);
+  // write() of all of `plain`'s bytes, which are then consumed (on failure: left).
+  bool writeFrom(IoBuffer& plain) {
+    if (plain.readable() > 0 && !write(plain.readPtr(), plain.readable())) return false;
+    plain.clear();
+    return true;
+  }
   // Queues close_notify in wireOut(), once, and only after the handshake (else nothing).
   void closeNotify();
 

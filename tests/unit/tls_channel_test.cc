@@ -164,6 +164,13 @@ TEST_F(TlsChannel, CarriesDataBothWays) {
   EXPECT_GT(channel_->wireOut().readable(), big.size());
   carry();
   EXPECT_EQ(clientReadAll(), big);
+
+  IoBuffer plain;
+  plain.append("from a buffer");
+  ASSERT_TRUE(channel_->writeFrom(plain));
+  EXPECT_EQ(plain.readable(), 0u);
+  carry();
+  EXPECT_EQ(clientReadAll(), "from a buffer");
 }
 
 TEST_F(TlsChannel, AssemblesRecordsThatArriveByteByByte) {
