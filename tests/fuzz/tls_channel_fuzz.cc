@@ -2,19 +2,14 @@
 // bytes from a client, cut into pieces of any size (the first byte picks the piece size), make
 // the handshake go on, fail, or wait for more; never crash, never loop, and never leave a
 // half-read piece: what the channel does not consume stays in wireIn().
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
-#include <unistd.h>
-
 #include <cstdint>
-#include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <string>
 #include <string_view>
 
 #include "core/tls/tls_channel.h"
+#include "tests/support/self_signed_certificate.h"
 
 namespace {
 
@@ -30,33 +25,11 @@ class H2Listener : public subgate::tls::SniResolver {
   bool offersHttp2() const override { return true; }
 };
 
-// A self-signed P-256 certificate, written once to a temporary directory and loaded.
 std::shared_ptr<const subgate::tls::ServerContext> makeContext() {
-  char dir[] = "/tmp/subgate-tls-fuzz-XXXXXX";
-  check(mkdtemp(dir) != nullptr);
-  const std::string cert_file = std::string(dir) + "/cert.pem";
-  const std::string key_file = std::string(dir) + "/key.pem";
-  EVP_PKEY* key = EVP_EC_gen("P-256");
-  X509* cert = X509_new();
-  ASN1_INTEGER_set(X509_get_serialNumber(cert), 1);
-  X509_gmtime_adj(X509_getm_notBefore(cert), 0);
-  X509_gmtime_adj(X509_getm_notAfter(cert), 3600);
-  X509_set_pubkey(cert, key);
-  X509_set_issuer_name(cert, X509_get_subject_name(cert));
-  X509_sign(cert, key, EVP_sha256());
-  FILE* out = std::fopen(cert_file.c_str(), "w");
-  PEM_write_X509(out, cert);
-  std::fclose(out);
-  out = std::fopen(key_file.c_str(), "w");
-  PEM_write_PrivateKey(out, key, nullptr, nullptr, 0, nullptr, nullptr);
-  std::fclose(out);
-  X509_free(cert);
-  EVP_PKEY_free(key);
+  const subgate::test_support::SelfSignedCertificate certificate;
   std::string error;
-  auto context = subgate::tls::ServerContext::load(cert_file, key_file, {}, error);
-  unlink(cert_file.c_str());
-  unlink(key_file.c_str());
-  rmdir(dir);
+  auto context =
+      subgate::tls::ServerContext::load(certificate.certFile(), certificate.keyFile(), {}, error);
   check(context != nullptr);
   return context;
 }

@@ -4,55 +4,13 @@
 
 #include <gtest/gtest.h>
 #include <openssl/bio.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
-#include <unistd.h>
 
-#include <cstdio>
-#include <cstdlib>
 #include <string>
+
+#include "tests/support/self_signed_certificate.h"
 
 namespace subgate::tls {
 namespace {
-
-// A self-signed P-256 certificate and its key, written to a temporary directory once.
-class TestCertificate {
- public:
-  TestCertificate() {
-    char pattern[] = "/tmp/subgate-tls-channel-XXXXXX";
-    dir_ = mkdtemp(pattern);
-    EVP_PKEY* key = EVP_EC_gen("P-256");
-    X509* cert = X509_new();
-    ASN1_INTEGER_set(X509_get_serialNumber(cert), 1);
-    X509_gmtime_adj(X509_getm_notBefore(cert), 0);
-    X509_gmtime_adj(X509_getm_notAfter(cert), 3600);
-    X509_set_pubkey(cert, key);
-    X509_NAME* name = X509_get_subject_name(cert);
-    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                               reinterpret_cast<const unsigned char*>("channel.test"), -1, -1, 0);
-    X509_set_issuer_name(cert, name);
-    X509_sign(cert, key, EVP_sha256());
-    FILE* out = std::fopen(certFile().c_str(), "w");
-    PEM_write_X509(out, cert);
-    std::fclose(out);
-    out = std::fopen(keyFile().c_str(), "w");
-    PEM_write_PrivateKey(out, key, nullptr, nullptr, 0, nullptr, nullptr);
-    std::fclose(out);
-    X509_free(cert);
-    EVP_PKEY_free(key);
-  }
-  ~TestCertificate() {
-    unlink(certFile().c_str());
-    unlink(keyFile().c_str());
-    rmdir(dir_.c_str());
-  }
-  std::string certFile() const { return dir_ + "/cert.pem"; }
-  std::string keyFile() const { return dir_ + "/key.pem"; }
-
- private:
-  std::string dir_;
-};
 
 class OffersH2 : public SniResolver {
  public:
@@ -63,7 +21,7 @@ class OffersH2 : public SniResolver {
 class TlsChannel : public ::testing::Test {
  protected:
   void SetUp() override {
-    static TestCertificate certificate;
+    static test_support::SelfSignedCertificate certificate;
     std::string error;
     context_ = ServerContext::load(certificate.certFile(), certificate.keyFile(), Options(), error);
     ASSERT_TRUE(context_) << error;
