@@ -4,6 +4,7 @@ that swaps the certificate, and a bad client that only loses its own connection.
 curl and openssl s_client."""
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -166,6 +167,32 @@ class Tls(SubgateTestCase):
         raw = s.unwrap()
         raw.settimeout(10)
         self.assertEqual(raw.recv(100), b"")
+
+    def test_tls_reads_and_writes_join_the_io_uring_batch(self):
+        # Only TLS clients and no upstreams: every batched operation is a TLS connection's.
+        d = self.dir
+        for protocol, flags in (("h2", []), ("http/1.1", ["--h1"])):
+            sg = self.start_subgate(f"""
+                workers 1;
+                error_log stderr debug;
+                server {{
+                    listen 127.0.0.1:@PORT@ ssl http2;
+                    ssl_certificate {d}/a.test.pem;
+                    ssl_certificate_key {d}/a.test.key;
+                    location / {{ return 200 "batched\\n"; }}
+                }}
+            """)
+            p = subprocess.run(["h2load", "-n", "2000", "-c", "4", "-m", "10", *flags,
+                                f"https://127.0.0.1:{sg.port}/"], capture_output=True, text=True, timeout=120)
+            self.assertIn("2000 succeeded", p.stdout, p.stdout + p.stderr)
+            self.assertIn(f"Application protocol: {protocol}", p.stdout)
+            sg.stop()
+            out = sg.output()
+            if "reads and writes are not batched:" in out:  # this kernel or sandbox has none
+                self.skipTest(out.split("not batched: ", 1)[1].split("\n", 1)[0])
+            carried = re.search(r"io_uring carried (\d+) reads and writes", out)
+            self.assertIsNotNone(carried, out[-2000:])
+            self.assertGreater(int(carried.group(1)), 0, f"{protocol}: no TLS operation was batched")
 
     def test_reload_swaps_the_certificate(self):
         self.assertIn("subject=CN = a.test", self.subject("a.test"))
