@@ -73,10 +73,11 @@ bool Worker::start(std::shared_ptr<const RuntimeConfig> config, std::vector<List
     connections_.clear();
     pools_.clear();
     if (io_batch_) {
-      LOG_DEBUG("worker %d: io_uring carried %llu reads and writes in %llu submissions, %llu pauses",
-                id_, static_cast<unsigned long long>(io_batch_->operations()),
-                static_cast<unsigned long long>(io_batch_->submissions()),
-                static_cast<unsigned long long>(io_batch_->pauses()));
+      LOG_DEBUG(
+          "worker %d: io_uring carried %llu reads and writes in %llu submissions, %llu pauses", id_,
+          static_cast<unsigned long long>(io_batch_->operations()),
+          static_cast<unsigned long long>(io_batch_->submissions()),
+          static_cast<unsigned long long>(io_batch_->pauses()));
     }
     io_batch_.reset();  // after every writer that might still be queued
   });
