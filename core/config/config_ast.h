@@ -54,6 +54,8 @@ std::optional<uint64_t> parseSize(std::string_view text);
 // "500ms", "30s", "5m", "2h", "1d"; a bare number means seconds. nullopt if malformed,
 // negative or overflowing.
 std::optional<std::chrono::milliseconds> parseDuration(std::string_view text);
+// parseDuration's syntax plus microseconds ("20us"), for settings finer than a millisecond.
+std::optional<std::chrono::microseconds> parseFineDuration(std::string_view text);
 
 // "on" / "off". nullopt otherwise.
 std::optional<bool> parseFlag(std::string_view text);

@@ -54,24 +54,25 @@ std::optional<uint64_t> parseSize(std::string_view text) {
   return value;
 }
 
-std::optional<std::chrono::milliseconds> parseDuration(std::string_view text) {
+std::optional<std::chrono::microseconds> parseFineDuration(std::string_view text) {
   if (text.empty()) return std::nullopt;
+  constexpr uint64_t kSecond = 1000 * 1000;
   uint64_t total = 0;
   bool bare = true;
   while (!text.empty()) {
     uint64_t value = 0;
     if (!takeNumber(text, value)) return std::nullopt;
-    uint64_t factor = 1000;  // a bare number means seconds
-    if (text.starts_with("ms")) {
-      factor = 1;
+    uint64_t factor = kSecond;  // a bare number means seconds
+    if (text.starts_with("ms") || text.starts_with("us")) {
+      factor = text[0] == 'm' ? 1000 : 1;
       text.remove_prefix(2);
       bare = false;
     } else if (!text.empty()) {
       switch (text[0]) {
-        case 's': factor = 1000; break;
-        case 'm': factor = 60 * 1000; break;
-        case 'h': factor = 3600 * 1000; break;
-        case 'd': factor = 86400 * 1000; break;
+        case 's': factor = kSecond; break;
+        case 'm': factor = 60 * kSecond; break;
+        case 'h': factor = 3600 * kSecond; break;
+        case 'd': factor = 86400 * kSecond; break;
         default: return std::nullopt;
       }
       text.remove_prefix(1);
@@ -84,7 +85,13 @@ std::optional<std::chrono::milliseconds> parseDuration(std::string_view text) {
     total += value;
   }
   if (total > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) return std::nullopt;
-  return std::chrono::milliseconds(static_cast<int64_t>(total));
+  return std::chrono::microseconds(static_cast<int64_t>(total));
+}
+
+std::optional<std::chrono::milliseconds> parseDuration(std::string_view text) {
+  auto fine = parseFineDuration(text);
+  if (!fine || fine->count() % 1000 != 0) return std::nullopt;  // "1500us": not whole ms
+  return std::chrono::duration_cast<std::chrono::milliseconds>(*fine);
 }
 
 std::optional<bool> parseFlag(std::string_view text) {

@@ -312,20 +312,13 @@ bool compileMainSettings(const config::Node& root, CompileContext& ctx, RuntimeC
     if (!ctx.flagArg(*n, config.io_uring)) return false;
   }
   if (const auto* n = root.child("io_coalesce")) {
-    // Microseconds: the config's durations count milliseconds, too coarse for this.
+    using std::chrono::microseconds;
     const std::string& text = n->args[0];
-    uint64_t us = 0;
-    if (text == "off") {
-      config.io_coalesce = std::chrono::microseconds(0);
-    } else if (text.size() > 2 && text.ends_with("us") &&
-               std::from_chars(text.data(), text.data() + text.size() - 2, us).ptr ==
-                   text.data() + text.size() - 2 &&
-               us >= 1 && us <= 1000) {
-      config.io_coalesce = std::chrono::microseconds(us);
-    } else {
+    const auto window = text == "off" ? microseconds(0) : config::parseFineDuration(text);
+    if (!window || (text != "off" && (*window < microseconds(1) || *window > microseconds(1000))))
       return ctx.fail(*n, "invalid value \"" + text +
                               "\" in \"io_coalesce\" directive (off, or 1us to 1000us)");
-    }
+    config.io_coalesce = *window;
   }
   return true;
 }

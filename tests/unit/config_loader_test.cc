@@ -201,6 +201,9 @@ TEST(ConfigLoader, IoCoalesceTakesMicrosecondsOrOff) {
   config = load(std::string("io_coalesce 1000us;\n") + kMinimal, err);
   ASSERT_TRUE(config) << err;
   EXPECT_EQ(config->io_coalesce, std::chrono::microseconds(1000));
+  config = load(std::string("io_coalesce 1ms;\n") + kMinimal, err);  // the config's duration units
+  ASSERT_TRUE(config) << err;
+  EXPECT_EQ(config->io_coalesce, std::chrono::microseconds(1000));
   for (const char* bad : {"0us", "1001us", "20", "us", "20ms", "-5us", "2x0us", "fast"}) {
     EXPECT_EQ(
         errorOf(std::string("io_coalesce ") + bad + ";\nserver { location / { return 200; } }"),

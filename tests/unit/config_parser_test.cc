@@ -153,6 +153,20 @@ TEST(ConfigValues, Durations) {
   EXPECT_EQ(parseDuration("0s"), milliseconds(0));
   for (const char* bad : {"", "s", "5y", "1.5s", "-1s", "1m30", "99999999999999999999d", " 5s"})
     EXPECT_FALSE(parseDuration(bad)) << bad;
+  // Microseconds only where they make whole milliseconds.
+  EXPECT_EQ(parseDuration("2000us"), milliseconds(2));
+  EXPECT_FALSE(parseDuration("1500us"));
+}
+
+TEST(ConfigValues, FineDurations) {
+  using std::chrono::microseconds;
+  EXPECT_EQ(parseFineDuration("20us"), microseconds(20));
+  EXPECT_EQ(parseFineDuration("1ms"), microseconds(1000));
+  EXPECT_EQ(parseFineDuration("1ms500us"), microseconds(1500));
+  EXPECT_EQ(parseFineDuration("2"), microseconds(2000000));
+  EXPECT_EQ(parseFineDuration("1d"), microseconds(86400000000LL));
+  for (const char* bad : {"", "us", "20u", "20 us", "-5us", "1.5us", "9999999999999999d"})
+    EXPECT_FALSE(parseFineDuration(bad)) << bad;
 }
 
 TEST(ConfigValues, Flags) {
