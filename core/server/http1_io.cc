@@ -22,26 +22,16 @@ bool Http1Connection::readInto(IoBuffer& buffer, size_t max_bytes) {
   buffer.reserveForRead(std::min(max_bytes, kReadChunk));
   size_t want = std::min(buffer.writable(), max_bytes);
   if (tls_) return readTls(buffer, want);
-  // recv/sendmsg rather than read/writev: sockets need no file-position lock.
-  ssize_t n = ::recv(fd_, buffer.writePtr(), want, 0);
+  size_t asked = 0;
+  ssize_t n = receiveInto(fd_, buffer, want, asked);
   if (n > 0) {
-    buffer.commit(static_cast<size_t>(n));
     // A short read means the socket is drained until the next edge.
-    if (static_cast<size_t>(n) < want && !rdhup_) readable_ = false;
+    if (static_cast<size_t>(n) < asked && !rdhup_) readable_ = false;
     return true;
   }
-  if (n == 0) {
-    peer_closed_ = true;
-    readable_ = false;
-    return false;
-  }
-  if (errno == EAGAIN || errno == EWOULDBLOCK) {
-    readable_ = false;
-    return true;
-  }
-  if (errno == EINTR) return true;
-  peer_closed_ = true;
   readable_ = false;
+  if (IoBatch::wouldBlock(n)) return true;
+  peer_closed_ = true;  // the end (0) or an error
   return false;
 }
 

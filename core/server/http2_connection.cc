@@ -133,7 +133,9 @@ void Http2Connection::onDeferred(evutil_socket_t, short, void* arg) {
   auto* self = static_cast<Http2Connection*>(arg);
   self->deferred_pending_ = false;
   ++self->callback_depth_;
-  if (self->readable_ && !self->closed_) self->handleReadable();  // the fairness bound stopped it
+  // The fairness bound stopped the reads, or the decryption of what TLS holds.
+  if ((self->readable_ || (self->tls_ && self->tls_->hasBufferedInput())) && !self->closed_)
+    self->handleReadable();
   self->afterIo();
   --self->callback_depth_;
   self->destroyIfDone();

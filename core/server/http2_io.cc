@@ -91,10 +91,7 @@ bool Http2Connection::decryptAndFeed() {
         return false;
     }
   }
-  if (!closed_) {
-    readable_ = true;  // not the socket's state: makes the deferred pass read on
-    scheduleDeferred();
-  }
+  scheduleDeferred();  // decrypts the rest (hasBufferedInput())
   return !closed_;
 }
 

@@ -133,19 +133,16 @@ void Worker::onMailbox(evutil_socket_t fd, short, void* arg) {
 void Worker::applyIoSettings() {
   io_batch_->setEnabled(config_->io_uring);
   io_batch_->setCoalesce(config_->io_coalesce);
-  const long long coalesce_us = config_->io_coalesce.count();
   if (!config_->io_uring) {
     LOG_DEBUG(
         "worker %d: small socket reads and writes are made directly (io_uring off in the config)",
         id_);
-  } else if (coalesce_us > 0) {
-    LOG_DEBUG(
-        "worker %d: small socket reads and writes are batched with io_uring, io_coalesce %lldus",
-        id_, coalesce_us);
-  } else {
-    LOG_DEBUG("worker %d: small socket reads and writes are batched with io_uring, io_coalesce off",
-              id_);
+    return;
   }
+  const long long coalesce_us = config_->io_coalesce.count();
+  const std::string coalesce = coalesce_us > 0 ? std::to_string(coalesce_us) + "us" : "off";
+  LOG_DEBUG("worker %d: small socket reads and writes are batched with io_uring, io_coalesce %s",
+            id_, coalesce.c_str());
 }
 
 void Worker::applyConfig(std::shared_ptr<const RuntimeConfig> config, std::vector<ListenFd> fds) {

@@ -23,7 +23,7 @@ from backend_server import PATTERN  # noqa: E402
 from h2_client import PROTOCOL_ERROR, H2Client, ws_close_frame  # noqa: E402
 from harness import Conn, SubgateTestCase, free_port, request, wait_until  # noqa: E402
 from test_http2_websockets import WsBackend  # noqa: E402
-from test_tls import make_ca, make_cert  # noqa: E402
+from test_tls import corrupt_record_after_handshake, make_ca, make_cert  # noqa: E402
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
@@ -134,6 +134,13 @@ class Http2(SubgateTestCase):
         self.assertIn(b"ALPN: server accepted h2", p.stderr)
         self.assertIn(b"< HTTP/2 200", p.stderr)
         self.assertEqual(p.stdout, b"small\n")
+
+    def test_tls_corrupt_record_closes_only_that_connection(self):
+        settings = b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"  # an empty SETTINGS frame
+        self.assertTrue(corrupt_record_after_handshake(self.tls_port, os.path.join(self.dir, "ca.pem"), "h2",
+                                                       first=PREFACE + settings))
+        p = self.curl("--http2", self.h2s + "/small")
+        self.assertEqual((p.returncode, p.stdout), (0, b"small\n"), p.stderr)
 
     def test_tls_http11_client_still_served(self):
         p = self.curl("--http1.1", "-v", self.h2s + "/small")

@@ -37,6 +37,33 @@ def make_cert(d, name, serial, ip=None):
             "-days", "2", "-extfile", f"{name}.ext", "-out", f"{name}.pem", cwd=d)
 
 
+def corrupt_record_after_handshake(port, ca_file, alpn, first=b""):
+    """Completes a handshake (ALPN `alpn`), sends `first` through TLS and reads the answer if
+    any, then writes a record that cannot be decrypted straight to the socket; returns True when
+    the server then closes the connection (EOF or a reset within 10 s)."""
+    context = ssl.create_default_context(cafile=ca_file)
+    context.set_alpn_protocols([alpn])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as plain:
+        s = context.wrap_socket(plain, server_hostname="a.test")
+        assert s.selected_alpn_protocol() == alpn, s.selected_alpn_protocol()
+        if first:
+            s.sendall(first)
+            s.recv(4096)  # the server has read it and answered: nothing else is due from it
+        raw = socket.socket(fileno=os.dup(s.fileno()))  # beneath TLS: the same connection
+        with raw:
+            raw.settimeout(10)
+            raw.sendall(b"\x17\x03\x03\x00\x20" + bytes(32))  # application data, bad tag
+            try:
+                for _ in range(100):
+                    if not raw.recv(4096):  # (the server may send an alert first)
+                        return True
+            except ConnectionResetError:
+                return True
+            except socket.timeout:
+                return False
+        return False
+
+
 class Tls(SubgateTestCase):
     @classmethod
     def setUpClass(cls):
@@ -167,6 +194,13 @@ class Tls(SubgateTestCase):
         raw = s.unwrap()
         raw.settimeout(10)
         self.assertEqual(raw.recv(100), b"")
+
+    def test_a_corrupt_record_closes_only_that_connection(self):
+        self.assertTrue(corrupt_record_after_handshake(self.sg.port, os.path.join(self.dir, "ca.pem"),
+                                                       "http/1.1"))
+        wait_until(lambda: "TLS read from client 127.0.0.1 failed" in self.sg.output(), what="the log")
+        p = self.curl("a.test")
+        self.assertEqual((p.returncode, p.stdout), (0, "server a\n"), p.stderr)
 
     def test_tls_reads_and_writes_join_the_io_uring_batch(self):
         # Only TLS clients and no upstreams: every batched operation is a TLS connection's.
