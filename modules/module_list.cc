@@ -4,6 +4,7 @@
 #include "modules/access_log/access_log_module.h"
 #include "modules/error_header/error_header_module.h"
 #include "modules/forwarded_host/forwarded_host_module.h"
+#include "modules/headers/headers_module.h"
 #include "modules/isolates/isolates_module.h"
 #include "modules/lua/lua_module.h"
 #include "modules/origin_local/origin_local_module.h"
@@ -26,10 +27,11 @@ std::span<const Module* const> allModules() {
   static const ReturnModule return_module;
   static const StatusModule status;
   static const ErrorHeaderModule error_header;
+  static const HeadersModule headers;
   static const AccessLogModule access_log;
   static const Module* const kModules[] = {
-      &forwarded_host, &subhost_auth,  &lua,    &timeout,      &upstream,  &isolates,
-      &origin_local,   &return_module, &status, &error_header, &access_log};
+      &forwarded_host, &subhost_auth,  &lua,    &timeout,      &upstream, &isolates,
+      &origin_local,   &return_module, &status, &error_header, &headers,  &access_log};
   return kModules;
 }
 

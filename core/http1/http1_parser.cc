@@ -367,4 +367,16 @@ ParseStatus HeadParser::finishHead(std::string_view data) {
   return ParseStatus::kDone;
 }
 
+bool isHopByHopHeader(std::string_view name) {
+  switch (name.size()) {
+    case 2: return iequals(name, "te");
+    case 7: return iequals(name, "trailer") || iequals(name, "upgrade");
+    case 10: return iequals(name, "connection") || iequals(name, "keep-alive");
+    case 14: return iequals(name, "content-length");
+    case 16: return iequals(name, "proxy-connection");
+    case 17: return iequals(name, "transfer-encoding");
+    default: return false;
+  }
+}
+
 }  // namespace subgate::http1

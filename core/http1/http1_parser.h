@@ -195,6 +195,10 @@ inline bool iequals(std::string_view a, std::string_view b) {
   return true;
 }
 
+// True for hop-by-hop header names (RFC 9110 §7.6.1) and the framing headers (content-length,
+// transfer-encoding) that whoever forwards a message sets for itself.
+bool isHopByHopHeader(std::string_view name);
+
 // True if `value`, a comma-separated list header, contains `token` (case-insensitive).
 bool headerHasToken(std::string_view value, std::string_view token);
 

@@ -1,6 +1,6 @@
 #include "core/pipeline/module.h"
 
-#include "core/server/config_model.h"
+#include "core/pipeline/config_model.h"
 
 namespace subgate {
 
@@ -33,6 +33,7 @@ std::shared_ptr<const ModuleConf> Module::compileLocation(const Scope&, CompileC
 HookResult Module::access(Request&, const ModuleConf&) const { return HookResult::kContinue; }
 void Module::content(Request&, const ModuleConf&) const {}
 void Module::filterReply(Request&, const ModuleConf&, LocalReply&) const {}
+void Module::filterHead(const Request&, const ModuleConf&, ResponseHeadEdit&) const {}
 void Module::log(const Request&, const ModuleConf&) const {}
 
 }  // namespace subgate

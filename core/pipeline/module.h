@@ -1,11 +1,14 @@
 // The module contract: how a module declares its directives, compiles its config once at load
 // time, and hooks into the request phases.
 //
-// Phases run in this order for every request (architecture.md "Request flow"):
-//   access   modules that may reject the request or set per-request values (timeout, auth, ...)
-//   content  exactly one handler per location produces the response (return, proxy_pass, ...)
-//   reply    filters over responses subgate produces itself (error_header)
-//   log      after the response ended (access_log)
+// Phases run in this order for every request (docs/architecture.md "Phases"):
+//   access         modules that may reject the request or set per-request values (timeout, auth)
+//   content        exactly one handler per location produces the response (return, proxy_pass,
+//                  isolates, ...); a local reply (return, errors) passes the reply filters first
+//                  (error_header renders failures)
+//   response head  filters over every final response head, local, proxied or from an isolate
+//                  alike, that may add or remove headers (add_header)
+//   log            after the response ended (access_log)
 // A module's compiled config (ModuleConf) is immutable and shared by all workers; per-request
 // state lives in the Request. Hooks run on worker threads and must not block.
 #pragma once
@@ -22,6 +25,7 @@ namespace subgate {
 
 class Request;
 struct LocalReply;
+class ResponseHeadEdit;
 struct CompileContext;
 struct RuntimeConfig;
 
@@ -105,12 +109,15 @@ class Module {
   virtual bool hasAccess() const { return false; }
   virtual bool isContentHandler() const { return false; }
   virtual bool hasReplyFilter() const { return false; }
+  virtual bool hasHeadFilter() const { return false; }
   virtual bool hasLog() const { return false; }
 
   virtual HookResult access(Request& req, const ModuleConf& conf) const;
   // Takes over the request: must eventually answer it (or the request is cancelled).
   virtual void content(Request& req, const ModuleConf& conf) const;
   virtual void filterReply(Request& req, const ModuleConf& conf, LocalReply& reply) const;
+  // Runs once per request on the final response head (not on 1xx), whoever produced it.
+  virtual void filterHead(const Request& req, const ModuleConf& conf, ResponseHeadEdit& edit) const;
   virtual void log(const Request& req, const ModuleConf& conf) const;
 };
 

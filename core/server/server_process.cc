@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "core/log/log.h"
-#include "core/server/config_loader.h"
+#include "core/pipeline/config_loader.h"
 #include "core/server/worker.h"
 
 namespace subgate {

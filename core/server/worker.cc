@@ -9,10 +9,10 @@
 #include <cerrno>
 #include <cstring>
 
+#include "core/http1/http1_connection.h"
+#include "core/http2/http2_connection.h"
 #include "core/log/log.h"
 #include "core/net/io_batch.h"
-#include "core/server/http1_connection.h"
-#include "core/server/http2_connection.h"
 #include "core/upstream/connection_pool.h"
 
 namespace subgate {

@@ -17,8 +17,8 @@
 #include <unordered_set>
 #include <vector>
 
-#include "core/server/client_connection.h"
-#include "core/server/config_model.h"
+#include "core/connection/client_connection.h"
+#include "core/pipeline/config_model.h"
 #include "core/upstream/upstream_group.h"
 
 namespace subgate {
@@ -30,22 +30,12 @@ class ConnectionPool;
 class IoBatch;
 class Worker;
 
-// One listening socket of one worker, with the config it currently serves.
-struct ListenerSlot {
-  std::string address;  // SocketAddress::text
-  int fd = -1;          // owned by the main thread's listener set
-  event* ev = nullptr;
-  Worker* worker = nullptr;
-  std::shared_ptr<const RuntimeConfig> config;
-  const ListenConf* conf = nullptr;
-};
-
 struct ListenFd {
   std::string address;
   int fd;
 };
 
-class Worker {
+class Worker final : public ConnectionHost {
  public:
   explicit Worker(int id);
   ~Worker();
@@ -72,13 +62,16 @@ class Worker {
   const std::shared_ptr<const RuntimeConfig>& config() const { return config_; }
   bool shuttingDown() const { return stopping_; }
   ConnectionPool& pool(const UpstreamServer& server, const UpstreamGroup& group);
-  void connectionClosed(ClientConnection* connection);
-  // An HTTP/1.1 connection found HTTP/2 (ALPN h2 or the h2c preface): serves the rest of it with
-  // an Http2Connection that takes over `fd` and `tls`; `initial` holds bytes already read.
+  size_t connectionCount() const { return connections_.size(); }
+
+  // ConnectionHost (worker thread).
+  event_base* loop() const override { return base_; }
+  bool stopping() const override { return stopping_; }
+  Worker& requestWorker() override { return *this; }
+  void connectionClosed(ClientConnection* connection) override;
   void startHttp2(int fd, std::unique_ptr<tls::Channel> tls, const std::string& remote_ip,
                   const ListenerSlot& slot, std::shared_ptr<const RuntimeConfig> config,
-                  const ListenConf* listen, std::string_view initial);
-  size_t connectionCount() const { return connections_.size(); }
+                  const ListenConf* listen, std::string_view initial) override;
 
  private:
   static void onAccept(evutil_socket_t fd, short what, void* arg);

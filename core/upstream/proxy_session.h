@@ -19,7 +19,7 @@
 #include <string>
 
 #include "core/net/io_batch.h"
-#include "core/server/request.h"
+#include "core/pipeline/request.h"
 #include "core/upstream/connection_pool.h"
 
 namespace subgate {
@@ -134,9 +134,6 @@ class ProxySession final : public RequestTask,
 // Appends the request head the upstream gets: method, target, HTTP/1.1, end-to-end headers,
 // X-Forwarded-For, Via and the body framing. Exposed for unit tests.
 void buildUpstreamRequestHead(const Request& req, IoBuffer& out);
-
-// True for hop-by-hop header names (RFC 9110 §7.6.1) and framing headers the proxy rewrites.
-bool isHopByHopHeader(std::string_view name);
 
 // Appends the request trailer lines ("name: value\r\n"...) an upstream may get: hop-by-hop,
 // framing and host fields are dropped. Exposed for unit tests.

@@ -26,18 +26,6 @@ bool isDropped(const Ingress& ingress, std::string_view name) {
 
 }  // namespace
 
-bool isHopByHopHeader(std::string_view name) {
-  switch (name.size()) {
-    case 2: return http1::iequals(name, "te");
-    case 7: return http1::iequals(name, "trailer") || http1::iequals(name, "upgrade");
-    case 10: return http1::iequals(name, "connection") || http1::iequals(name, "keep-alive");
-    case 14: return http1::iequals(name, "content-length");
-    case 16: return http1::iequals(name, "proxy-connection");
-    case 17: return http1::iequals(name, "transfer-encoding");
-    default: return false;
-  }
-}
-
 void appendForwardedTrailers(std::string_view lines, std::string& out) {
   // Validated lines ("name: value\r\n"...): framing, routing and hop-by-hop fields were
   // settled by the head (RFC 9110 §6.5.1) and would confuse the next hop.
@@ -46,7 +34,7 @@ void appendForwardedTrailers(std::string_view lines, std::string& out) {
     std::string_view line = lines.substr(0, end == std::string_view::npos ? lines.size() : end + 2);
     lines.remove_prefix(line.size());
     std::string_view name = line.substr(0, line.find(':'));
-    if (isHopByHopHeader(name) || http1::iequals(name, "host")) continue;
+    if (http1::isHopByHopHeader(name) || http1::iequals(name, "host")) continue;
     out.append(line);
   }
 }
@@ -65,7 +53,7 @@ void buildUpstreamRequestHead(const Request& req, IoBuffer& out) {
   const bool replace_host = !ingress.forwarded_host.empty();
   for (const http1::HeaderField& field : head.headers) {
     std::string_view name = field.name;
-    if (isHopByHopHeader(name)) continue;
+    if (http1::isHopByHopHeader(name)) continue;
     if (replace_host && name.size() == 4 && http1::iequals(name, "host")) continue;
     if (isDropped(ingress, name)) continue;
     if (name.size() == 6 && http1::iequals(name, "expect")) continue;  // answered by subgate

@@ -60,7 +60,8 @@ bool ProxySession::parseHead() {
   filtered.clear();
   for (const http1::HeaderField& field : head.headers) {
     // A bodiless response (HEAD, 304) keeps its Content-Length: it describes the resource.
-    if (isHopByHopHeader(field.name) && !(bodiless && http1::iequals(field.name, "content-length")))
+    if (http1::isHopByHopHeader(field.name) &&
+        !(bodiless && http1::iequals(field.name, "content-length")))
       continue;
     if (namedInConnection(connection, field.name)) continue;
     filtered.push_back(field);
@@ -91,7 +92,8 @@ void ProxySession::startTunnel() {
   std::string_view connection = head.find("connection");
   for (const http1::HeaderField& field : head.headers) {
     const bool upgrade = field.name.size() == 7 && http1::iequals(field.name, "upgrade");
-    if (!upgrade && (isHopByHopHeader(field.name) || namedInConnection(connection, field.name)))
+    if (!upgrade &&
+        (http1::isHopByHopHeader(field.name) || namedInConnection(connection, field.name)))
       continue;
     filtered.push_back(field);
   }

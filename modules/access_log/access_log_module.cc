@@ -10,8 +10,8 @@
 #include <map>
 #include <mutex>
 
-#include "core/server/config_model.h"
-#include "core/server/request.h"
+#include "core/pipeline/config_model.h"
+#include "core/pipeline/request.h"
 
 namespace subgate {
 namespace {

@@ -1,6 +1,6 @@
 #include "modules/error_header/error_header_module.h"
 
-#include "core/server/request.h"
+#include "core/pipeline/request.h"
 
 namespace subgate {
 

@@ -1,8 +1,8 @@
 #include "modules/forwarded_host/forwarded_host_module.h"
 
 #include "core/ingress/host_syntax.h"
-#include "core/server/config_model.h"
-#include "core/server/request.h"
+#include "core/pipeline/config_model.h"
+#include "core/pipeline/request.h"
 
 namespace subgate {
 namespace {

@@ -7,8 +7,8 @@
 #include <cstdlib>
 
 #include "core/log/log.h"
-#include "core/server/config_model.h"
-#include "core/server/request.h"
+#include "core/pipeline/config_model.h"
+#include "core/pipeline/request.h"
 #include "core/server/worker.h"
 #include "core/upstream/proxy_session.h"
 #include "modules/isolates/isolate_registry.h"

@@ -7,8 +7,8 @@
 #include "core/log/log.h"
 #include "core/lua/script.h"
 #include "core/lua/vm.h"
-#include "core/server/config_model.h"
-#include "core/server/request.h"
+#include "core/pipeline/config_model.h"
+#include "core/pipeline/request.h"
 #include "core/upstream/proxy_session.h"
 #include "modules/isolates/isolates_module.h"
 #include "modules/subhost_auth/subhost_auth_module.h"
@@ -78,7 +78,7 @@ HookResult respond(Request& req, lua::RespondAction action) {
   for (auto& [name, value] : action.headers) {
     if (http1::iequals(name, "content-type")) {
       reply.content_type = std::move(value);
-    } else if (!isHopByHopHeader(name)) {  // framing is subgate's
+    } else if (!http1::isHopByHopHeader(name)) {  // framing is subgate's
       reply.headers.emplace_back(std::move(name), std::move(value));
     }
   }
@@ -176,7 +176,7 @@ bool applyRoute(Request& req, const LuaConf& conf, WorkerLua& lua, lua::RouteAct
   }
   for (std::string& name : route.remove_headers) ingress.drop_headers.push_back(std::move(name));
   for (auto& [name, value] : route.set_headers) {
-    if (isHopByHopHeader(name)) {
+    if (http1::isHopByHopHeader(name)) {
       error = "route() cannot set the framing header \"" + name + "\"";
       return false;
     }

@@ -8,8 +8,8 @@
 #include <sstream>
 
 #include "core/jwt/jwt.h"
-#include "core/server/config_model.h"
-#include "core/server/request.h"
+#include "core/pipeline/config_model.h"
+#include "core/pipeline/request.h"
 #include "modules/subhost_auth/subhost_auth_module.h"
 
 namespace subgate {

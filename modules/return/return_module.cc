@@ -2,8 +2,8 @@
 
 #include <charconv>
 
-#include "core/server/config_model.h"
-#include "core/server/request.h"
+#include "core/pipeline/config_model.h"
+#include "core/pipeline/request.h"
 
 namespace subgate {
 namespace {

@@ -1,6 +1,6 @@
 #include "modules/status/status_module.h"
 
-#include "core/server/request.h"
+#include "core/pipeline/request.h"
 #include "modules/isolates/isolate_registry.h"
 
 namespace subgate {

@@ -7,8 +7,8 @@
 #include <unordered_map>
 
 #include "core/jwt/jwt.h"
-#include "core/server/config_model.h"
-#include "core/server/request.h"
+#include "core/pipeline/config_model.h"
+#include "core/pipeline/request.h"
 
 namespace subgate {
 namespace {

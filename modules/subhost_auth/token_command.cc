@@ -8,7 +8,7 @@
 
 #include "core/config/config_ast.h"
 #include "core/jwt/jwt.h"
-#include "core/server/config_model.h"
+#include "core/pipeline/config_model.h"
 #include "modules/subhost_auth/subhost_auth_module.h"
 
 namespace subgate {

@@ -1,7 +1,7 @@
 #include "modules/timeout/timeout_module.h"
 
-#include "core/server/config_model.h"
-#include "core/server/request.h"
+#include "core/pipeline/config_model.h"
+#include "core/pipeline/request.h"
 
 namespace subgate {
 namespace {

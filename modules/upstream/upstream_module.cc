@@ -3,8 +3,8 @@
 #include <charconv>
 #include <map>
 
-#include "core/server/config_model.h"
-#include "core/server/request.h"
+#include "core/pipeline/config_model.h"
+#include "core/pipeline/request.h"
 #include "core/server/worker.h"
 #include "core/upstream/proxy_session.h"
 

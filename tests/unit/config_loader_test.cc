@@ -1,4 +1,4 @@
-#include "core/server/config_loader.h"
+#include "core/pipeline/config_loader.h"
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "core/server/request.h"
+#include "core/pipeline/request.h"
 #include "core/upstream/proxy_session.h"
 
 namespace subgate {
@@ -92,10 +92,10 @@ TEST(UpstreamRequest, AppliesIngressEdits) {
 TEST(UpstreamRequest, HopByHopNames) {
   for (const char* name : {"connection", "Keep-Alive", "proxy-connection", "TE", "trailer",
                            "Transfer-Encoding", "upgrade", "Content-Length"}) {
-    EXPECT_TRUE(isHopByHopHeader(name)) << name;
+    EXPECT_TRUE(http1::isHopByHopHeader(name)) << name;
   }
   for (const char* name : {"host", "x-te", "content-type", "trailers", "via"}) {
-    EXPECT_FALSE(isHopByHopHeader(name)) << name;
+    EXPECT_FALSE(http1::isHopByHopHeader(name)) << name;
   }
 }
 

@@ -34,11 +34,11 @@
 #include <utility>
 #include <vector>
 
+#include "core/http2/http2_connection.h"
 #include "core/http2/request_head.h"
 #include "core/net/clock.h"
 #include "core/net/io_buffer.h"
-#include "core/server/http2_connection.h"
-#include "core/server/request.h"
+#include "core/pipeline/request.h"
 
 namespace subgate {
 

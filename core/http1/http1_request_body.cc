@@ -4,9 +4,9 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "core/http1/http1_connection.h"
+#include "core/http1/http1_connection_internal.h"
 #include "core/log/log.h"
-#include "core/server/http1_connection.h"
-#include "core/server/http1_connection_internal.h"
 
 namespace subgate {
 

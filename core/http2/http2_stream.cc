@@ -1,4 +1,4 @@
-#include "core/server/http2_stream.h"
+#include "core/http2/http2_stream.h"
 
 #include <algorithm>
 #include <charconv>

@@ -10,10 +10,10 @@
 #include <cerrno>
 #include <cstring>
 
+#include "core/http2/http2_connection.h"
+#include "core/http2/http2_stream.h"
 #include "core/log/log.h"
 #include "core/net/socket_io.h"
-#include "core/server/http2_connection.h"
-#include "core/server/http2_stream.h"
 #include "core/tls/tls_channel.h"
 
 namespace subgate {

@@ -1,4 +1,4 @@
-#include "core/server/request.h"
+#include "core/pipeline/request.h"
 
 #include "core/log/log.h"
 
@@ -100,6 +100,16 @@ void Request::respond(LocalReply reply) {
   extra.reserve(reply.headers.size() + 1);
   if (!reply.body.empty()) extra.emplace_back("content-type", reply.content_type);
   for (auto& header : reply.headers) extra.push_back(std::move(header));
+  std::optional<ResponseHeadEdit> edit;
+  if (!location_->head_filter.empty()) {
+    std::vector<http1::HeaderField> produced;
+    produced.reserve(extra.size());
+    for (const auto& [name, value] : extra) produced.push_back({name, value});
+    if (filterHead(reply.status, produced, edit)) {
+      std::erase_if(extra, [&](const auto& header) { return edit->removes(header.first); });
+      for (const auto& [name, value] : edit->added()) extra.emplace_back(name, value);
+    }
+  }
   ResponseHead head;
   head.status = reply.status;
   head.reason = reasonPhrase(reply.status);
@@ -139,7 +149,46 @@ void Request::sendHead(const ResponseHead& head) {
   if (finished_ || response_started_) return;
   response_started_ = true;
   status_ = transport_->transportStatus(head.status);
-  transport_->transportSendHead(head, {});
+  std::optional<ResponseHeadEdit> edit;
+  if (location_->head_filter.empty() || !filterHead(head.status, head.headers, edit)) {
+    transport_->transportSendHead(head, {});
+    return;
+  }
+  if (!edit->removesAny()) {
+    transport_->transportSendHead(head, edit->added());
+    return;
+  }
+  std::vector<http1::HeaderField> kept;
+  kept.reserve(head.headers.size());
+  for (const http1::HeaderField& field : head.headers)
+    if (!edit->removes(field.name)) kept.push_back(field);
+  ResponseHead edited = head;
+  edited.headers = kept;
+  transport_->transportSendHead(edited, edit->added());
+}
+
+bool Request::filterHead(int status, std::span<const http1::HeaderField> produced,
+                         std::optional<ResponseHeadEdit>& edit) const {
+  if (location_->head_filter.empty() || status < 200) return false;
+  edit.emplace(status, produced);
+  for (const HookEntry& entry : location_->head_filter)
+    entry.module->filterHead(*this, *entry.conf, *edit);
+  return true;
+}
+
+bool ResponseHeadEdit::removes(std::string_view name) const {
+  for (const std::string& removed : removed_)
+    if (http1::iequals(removed, name)) return true;
+  return false;
+}
+
+bool ResponseHeadEdit::has(std::string_view name) const {
+  for (const Header& header : added_)
+    if (http1::iequals(header.first, name)) return true;
+  if (removes(name)) return false;
+  for (const http1::HeaderField& field : produced_)
+    if (http1::iequals(field.name, name)) return true;
+  return false;
 }
 
 bool Request::sendBody(std::string_view data) {

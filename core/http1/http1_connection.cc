@@ -1,7 +1,7 @@
 // The connection's life: set-up, TLS handshake, event dispatch, request heads, the request's end,
 // closing and timeouts. Socket I/O is in http1_io.cc, the request body in http1_request_body.cc,
 // the response in http1_response.cc.
-#include "core/server/http1_connection.h"
+#include "core/http1/http1_connection.h"
 
 #include <sys/socket.h>
 #include <unistd.h>
@@ -10,11 +10,10 @@
 #include <cerrno>
 #include <cstring>
 
+#include "core/http1/http1_connection_internal.h"
 #include "core/log/log.h"
 #include "core/net/socket_address.h"
 #include "core/net/socket_io.h"
-#include "core/server/http1_connection_internal.h"
-#include "core/server/worker.h"
 
 namespace subgate {
 namespace {
@@ -24,9 +23,9 @@ constexpr std::chrono::seconds kLingerTimeout{2};
 
 }  // namespace
 
-Http1Connection::Http1Connection(Worker& worker, int fd, const sockaddr* peer,
+Http1Connection::Http1Connection(ConnectionHost& host, int fd, const sockaddr* peer,
                                  const ListenerSlot& listener)
-    : worker_(worker),
+    : host_(host),
       listener_(listener),
       fd_(fd),
       remote_ip_(formatSocketAddress(peer, false)),
@@ -39,7 +38,7 @@ Http1Connection::~Http1Connection() {
 }
 
 void Http1Connection::start() {
-  event_base* base = worker_.base();
+  event_base* base = host_.loop();
   ev_ = event_new(base, fd_, EV_READ | EV_WRITE | EV_CLOSED | EV_PERSIST | EV_ET, onSocketEvent,
                   this);
   timer_.assign(base, onTimer, this);
@@ -163,7 +162,7 @@ void Http1Connection::onDeferred(evutil_socket_t, short, void* arg) {
 
 void Http1Connection::destroyIfDone() {
   if (closed_ && callback_depth_ == 0) {
-    worker_.connectionClosed(this);
+    host_.connectionClosed(this);
     delete this;
     return;
   }
@@ -250,7 +249,7 @@ void Http1Connection::handOffToHttp2() {
   std::string initial(in_.view());
   in_.clear();
   // No request ran yet: config_ is still the one listen_conf_ belongs to.
-  worker_.startHttp2(fd, std::move(tls_), remote_ip_, listener_, config_, listen_conf_, initial);
+  host_.startHttp2(fd, std::move(tls_), remote_ip_, listener_, config_, listen_conf_, initial);
 }
 
 void Http1Connection::parseHead() {
@@ -286,7 +285,7 @@ void Http1Connection::rejectHead(ErrorKind kind, const char* message) {
   static const http1::MessageHead kEmptyHead;
   config_ = listener_.config;
   const ServerConf* server = listener_.conf->servers.front();
-  req_.begin(this, &worker_, config_, server, &kEmptyHead, remote_ip_);
+  req_.begin(this, &host_.requestWorker(), config_, server, &kEmptyHead, remote_ip_);
   req_.fail(kind, message);
 }
 
@@ -319,7 +318,7 @@ void Http1Connection::startRequest() {
   config_ = listener_.config;
   const ListenConf* listen = listener_.conf;
   const ServerConf& server = listen->findServer(head.find("host"));
-  req_.begin(this, &worker_, config_, &server, &head, remote_ip_);
+  req_.begin(this, &host_.requestWorker(), config_, &server, &head, remote_ip_);
   req_.setSecure(tls_ != nullptr);
   req_.run();
 }

@@ -20,7 +20,7 @@
 #include "core/http1/http1_parser.h"
 #include "core/ingress/ingress.h"
 #include "core/net/clock.h"
-#include "core/server/config_model.h"
+#include "core/pipeline/config_model.h"
 
 namespace subgate {
 
@@ -44,6 +44,37 @@ struct ResponseHead {
   std::span<const http1::HeaderField> headers;
   std::optional<uint64_t> content_length;  // nullopt: length unknown (chunked / close-delimited)
   bool bodiless = false;  // HEAD request, 204, 304: no body follows whatever the headers say
+};
+
+// A final response head on its way to the client as the response-head filters see it: its
+// status and the headers its producer set (read-only), and the filters' edits, which the
+// Request applies when it hands the head to the transport. Framing headers stay subgate's:
+// filters never see or set them.
+class ResponseHeadEdit {
+ public:
+  using Header = std::pair<std::string, std::string>;
+  ResponseHeadEdit(int status, std::span<const http1::HeaderField> produced)
+      : status_(status), produced_(produced) {}
+  int status() const { return status_; }
+  std::span<const http1::HeaderField> produced() const { return produced_; }
+  // Adds a header after the producer's (a name already there gets a second field).
+  void add(std::string name, std::string value) {
+    added_.emplace_back(std::move(name), std::move(value));
+  }
+  // Drops every field called `name` (any case) that the producer set.
+  void remove(std::string name) { removed_.push_back(std::move(name)); }
+  // Whether the head will carry `name` (any case), with the edits so far.
+  bool has(std::string_view name) const;
+
+  std::span<const Header> added() const { return added_; }
+  bool removes(std::string_view name) const;
+  bool removesAny() const { return !removed_.empty(); }
+
+ private:
+  int status_;
+  std::span<const http1::HeaderField> produced_;
+  std::vector<Header> added_;
+  std::vector<std::string> removed_;
 };
 
 // Receives the request body as it streams in.
@@ -186,6 +217,10 @@ class Request {
 
  private:
   void runFrom(size_t access_index);
+  // Runs the response-head filters of the location over a final head; false when there are
+  // none (the head goes out as produced).
+  bool filterHead(int status, std::span<const http1::HeaderField> produced,
+                  std::optional<ResponseHeadEdit>& edit) const;
 
   RequestTransport* transport_ = nullptr;
   Worker* worker_ = nullptr;

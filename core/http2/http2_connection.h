@@ -33,28 +33,25 @@
 #include <string_view>
 #include <vector>
 
+#include "core/connection/client_connection.h"
 #include "core/http2/request_head.h"
 #include "core/net/clock.h"
 #include "core/net/io_batch.h"
 #include "core/net/io_buffer.h"
 #include "core/net/lazy_timer.h"
-#include "core/server/client_connection.h"
-#include "core/server/request.h"
+#include "core/pipeline/request.h"
 #include "core/tls/tls_channel.h"
 
 namespace subgate {
-
-class Worker;
-struct ListenerSlot;
 
 class Http2Connection final : public ClientConnection,
                               private IoBatch::Writer,
                               private IoBatch::Reader {
  public:
   // `tls`: the session of a TLS listener (its handshake complete), else null.
-  Http2Connection(Worker& worker, int fd, std::unique_ptr<tls::Channel> tls, std::string remote_ip,
-                  const ListenerSlot& listener, std::shared_ptr<const RuntimeConfig> config,
-                  const ListenConf* listen);
+  Http2Connection(ConnectionHost& host, int fd, std::unique_ptr<tls::Channel> tls,
+                  std::string remote_ip, const ListenerSlot& listener,
+                  std::shared_ptr<const RuntimeConfig> config, const ListenConf* listen);
   ~Http2Connection() override;
 
   // `initial`: bytes the HTTP/1.1 side read already (the h2c preface and what followed).
@@ -134,7 +131,7 @@ class Http2Connection final : public ClientConnection,
   void refreshTimer();
   void handleTimeout();
 
-  Worker& worker_;
+  ConnectionHost& host_;
   const ListenerSlot& listener_;
   int fd_;
   std::unique_ptr<tls::Channel> tls_;

@@ -9,10 +9,10 @@
 #include <cerrno>
 #include <cstring>
 
+#include "core/http1/http1_connection.h"
+#include "core/http1/http1_connection_internal.h"
 #include "core/log/log.h"
 #include "core/net/socket_io.h"
-#include "core/server/http1_connection.h"
-#include "core/server/http1_connection_internal.h"
 
 namespace subgate {
 

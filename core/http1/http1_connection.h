@@ -24,25 +24,22 @@
 #include <memory>
 #include <string>
 
+#include "core/connection/client_connection.h"
 #include "core/http1/http1_parser.h"
 #include "core/net/io_batch.h"
 #include "core/net/io_buffer.h"
 #include "core/net/lazy_timer.h"
-#include "core/server/client_connection.h"
-#include "core/server/request.h"
+#include "core/pipeline/request.h"
 #include "core/tls/tls_channel.h"
 
 namespace subgate {
-
-class Worker;
-struct ListenerSlot;
 
 class Http1Connection final : public ClientConnection,
                               public RequestTransport,
                               private IoBatch::Writer,
                               private IoBatch::Reader {
  public:
-  Http1Connection(Worker& worker, int fd, const sockaddr* peer, const ListenerSlot& listener);
+  Http1Connection(ConnectionHost& host, int fd, const sockaddr* peer, const ListenerSlot& listener);
   ~Http1Connection() override;
 
   void start();
@@ -125,7 +122,7 @@ class Http1Connection final : public ClientConnection,
   // A plaintext http2 listener: true while in_ may still become the h2c preface.
   bool maybeHttp2Preface();
 
-  Worker& worker_;
+  ConnectionHost& host_;
   const ListenerSlot& listener_;
   int fd_;
   std::string remote_ip_;

@@ -2,18 +2,17 @@
 // and the deferred pass, then its end: drain() and its final GOAWAY, closing, and the timeouts.
 // Socket I/O is in http2_io.cc, the nghttp2 frame callbacks and the streams' handling in
 // http2_frames.cc (a stream itself is in http2_stream.cc).
-#include "core/server/http2_connection.h"
+#include "core/http2/http2_connection.h"
 
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdint>
 
+#include "core/http2/http2_connection_internal.h"
+#include "core/http2/http2_stream.h"
 #include "core/log/log.h"
 #include "core/net/socket_io.h"
-#include "core/server/http2_connection_internal.h"
-#include "core/server/http2_stream.h"
-#include "core/server/worker.h"
 
 namespace subgate {
 namespace {
@@ -28,11 +27,11 @@ constexpr auto kDrainPingWait = std::chrono::seconds(1);
 
 // ---- connection
 
-Http2Connection::Http2Connection(Worker& worker, int fd, std::unique_ptr<tls::Channel> tls,
+Http2Connection::Http2Connection(ConnectionHost& host, int fd, std::unique_ptr<tls::Channel> tls,
                                  std::string remote_ip, const ListenerSlot& listener,
                                  std::shared_ptr<const RuntimeConfig> config,
                                  const ListenConf* listen)
-    : worker_(worker),
+    : host_(host),
       listener_(listener),
       fd_(fd),
       tls_(std::move(tls)),
@@ -89,7 +88,7 @@ bool Http2Connection::setUpSession() {
 }
 
 void Http2Connection::start(std::string_view initial) {
-  event_base* base = worker_.base();
+  event_base* base = host_.loop();
   ev_ = event_new(base, fd_, EV_READ | EV_WRITE | EV_CLOSED | EV_PERSIST | EV_ET, onSocketEvent,
                   this);
   timer_.assign(base, onTimer, this);
@@ -101,7 +100,7 @@ void Http2Connection::start(std::string_view initial) {
   } else {
     if (!initial.empty()) feed(initial.data(), initial.size());
     if (!closed_) handleReadable();
-    if (!closed_ && worker_.shuttingDown()) drain();
+    if (!closed_ && host_.stopping()) drain();
     afterIo();
   }
   --callback_depth_;
@@ -149,7 +148,7 @@ void Http2Connection::scheduleDeferred() {
 
 void Http2Connection::destroyIfDone() {
   if (closed_ && callback_depth_ == 0) {
-    worker_.connectionClosed(this);
+    host_.connectionClosed(this);
     delete this;
     return;
   }

@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-#include "core/server/config_model.h"
+#include "core/pipeline/config_model.h"
 
 namespace subgate {
 

@@ -7,11 +7,10 @@
 #include <cstdint>
 #include <cstring>
 
+#include "core/http2/http2_connection.h"
+#include "core/http2/http2_connection_internal.h"
+#include "core/http2/http2_stream.h"
 #include "core/log/log.h"
-#include "core/server/http2_connection.h"
-#include "core/server/http2_connection_internal.h"
-#include "core/server/http2_stream.h"
-#include "core/server/worker.h"
 
 namespace subgate {
 namespace {
@@ -115,8 +114,8 @@ void Http2Connection::startStream(Stream& stream, bool end_stream) {
     ErrorKind kind;
     limitError(kind, error);
     stream.discard_body = true;
-    stream.req.begin(&stream, &worker_, config, listen->servers.front(), &stream.builder.head(),
-                     remote_ip_);
+    stream.req.begin(&stream, &host_.requestWorker(), config, listen->servers.front(),
+                     &stream.builder.head(), remote_ip_);
     stream.req.setSecure(tls_ != nullptr);
     stream.req.fail(kind, stream.builder.errorMessage());
     return;
@@ -124,7 +123,7 @@ void Http2Connection::startStream(Stream& stream, bool end_stream) {
   const http1::MessageHead& head = stream.builder.head();
   const ServerConf& server = listen->findServer(head.find("host"));
   stream.websocket = stream.builder.webSocket();
-  stream.req.begin(&stream, &worker_, config, &server, &head, remote_ip_);
+  stream.req.begin(&stream, &host_.requestWorker(), config, &server, &head, remote_ip_);
   stream.req.setSecure(tls_ != nullptr);
   stream.req.setExtendedConnect(stream.websocket);
   stream.req.run();

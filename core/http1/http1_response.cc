@@ -4,9 +4,8 @@
 #include <charconv>
 #include <cstdint>
 
-#include "core/server/http1_connection.h"
-#include "core/server/http1_connection_internal.h"
-#include "core/server/worker.h"
+#include "core/http1/http1_connection.h"
+#include "core/http1/http1_connection_internal.h"
 
 namespace subgate {
 namespace {
@@ -54,8 +53,7 @@ void Http1Connection::transportSendHead(
       keep_alive_ = false;  // close-delimited body for an HTTP/1.0 client
     }
   }
-  if (requests_ >= req_.location().core.keepalive_requests || worker_.shuttingDown())
-    keep_alive_ = false;
+  if (requests_ >= req_.location().core.keepalive_requests || host_.stopping()) keep_alive_ = false;
   // Unread body bytes: skip them if few, else close after this response.
   if (!body_done_ && body_mode_ != BodyMode::kDeliver) {
     if (continue_sent_ || !req_head.expect_continue) {

@@ -49,6 +49,7 @@ struct LocationConf {
   std::vector<HookEntry> access;
   HookEntry content;  // module == nullptr only for the "no location matched" fallback
   std::vector<HookEntry> reply;
+  std::vector<HookEntry> head_filter;
   std::vector<HookEntry> log;
 };
 
