@@ -1,4 +1,6 @@
-// subgate: command line entry point.
+// subgate: command line entry point. Runs the server, checks a config, or hands the rest of the
+// command line to a module's subcommand (`subgate token ...`, `subgate status ...`): main knows
+// the modules only through the module list.
 #include <unistd.h>
 
 #include <climits>
@@ -6,19 +8,29 @@
 #include <cstring>
 #include <string>
 
+#include "core/pipeline/config_loader.h"
+#include "core/pipeline/module.h"
 #include "core/server/server_process.h"
-#include "modules/status/status_command.h"
-#include "modules/subhost_auth/token_command.h"
 
 namespace {
 
+const subgate::SubcommandSpec* findSubcommand(std::string_view name) {
+  for (const subgate::Module* module : subgate::allModules())
+    for (const subgate::SubcommandSpec& command : module->subcommands())
+      if (command.name == name) return &command;
+  return nullptr;
+}
+
 void usage(FILE* out) {
+  std::fputs("usage: subgate [-c FILE] [-p PREFIX] [-t] [-v]\n", out);
+  for (const subgate::Module* module : subgate::allModules()) {
+    for (const subgate::SubcommandSpec& command : module->subcommands()) {
+      std::fprintf(out, "       subgate [-c FILE] %.*s %.*s\n",
+                   static_cast<int>(command.name.size()), command.name.data(),
+                   static_cast<int>(command.usage.size()), command.usage.data());
+    }
+  }
   std::fputs(
-      "usage: subgate [-c FILE] [-p PREFIX] [-t] [-v]\n"
-      "       subgate [-c FILE] token --subhoster NAME --deployment ID [--rpc-root URL] [--ttl "
-      "15m]\n"
-      "       subgate status [URL]   print a status; location (default "
-      "http://127.0.0.1:8081/status)\n"
       "  -c FILE    configuration file (default: the embedded conf/subgate.conf)\n"
       "  -p PREFIX  directory relative paths in the configuration resolve against (default: cwd)\n"
       "  -t         check the configuration and exit\n"
@@ -31,14 +43,14 @@ void usage(FILE* out) {
 int main(int argc, char** argv) {
   subgate::ServerOptions options;
   bool test_only = false;
-  int token_at = 0;
+  const subgate::SubcommandSpec* command = nullptr;
+  int command_at = 0;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
-    if (arg == "token") {
-      token_at = i + 1;
+    if ((command = findSubcommand(arg))) {
+      command_at = i + 1;
       break;
     }
-    if (arg == "status") return subgate::runStatusCommand(argc - i - 1, argv + i + 1);
     if ((arg == "-c" || arg == "-p") && i + 1 < argc) {
       (arg == "-c" ? options.config_path : options.prefix) = argv[++i];
     } else if (arg == "-t") {
@@ -59,6 +71,6 @@ int main(int argc, char** argv) {
     char cwd[PATH_MAX];
     if (getcwd(cwd, sizeof cwd)) options.prefix = cwd;
   }
-  if (token_at) return subgate::runTokenCommand(options, argc - token_at, argv + token_at);
+  if (command) return command->run(options, argc - command_at, argv + command_at);
   return test_only ? subgate::checkConfig(options) : subgate::runServer(options);
 }

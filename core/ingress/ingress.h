@@ -8,6 +8,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -22,6 +24,9 @@ struct Subhoster {
   std::string secret;                       // the shared HS256 secret
   std::vector<std::string> rpc_root_allow;  // allowed rpc_root prefixes; empty = any
 };
+
+// Every `subhoster` block of a config by name (the JWT `kid`).
+using SubhosterTable = std::map<std::string, std::shared_ptr<const Subhoster>, std::less<>>;
 
 // A relay token that passed verification. Cached per worker while it is valid.
 struct VerifiedToken {

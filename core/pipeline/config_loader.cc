@@ -367,9 +367,30 @@ bool CompileContext::flagArg(const config::Node& node, bool& out) {
   return true;
 }
 
+RouteTargets CompileContext::routeTargets(const Scope& scope) {
+  RouteTargets targets;
+  for (const Module* module : allModules()) {
+    for (auto& [name, conf] : module->routeTargets(scope, *this))
+      targets.emplace(std::move(name), HookEntry{module, std::move(conf)});
+    if (!error.empty()) return {};
+  }
+  return targets;
+}
+
 std::string CompileContext::resolvePath(const std::string& path) const {
   if (path.empty() || path[0] == '/' || config.prefix.empty()) return path;
   return config.prefix + "/" + path;
+}
+
+extern const std::string_view kEmbeddedConfig;  // generated from conf/subgate.conf
+
+std::shared_ptr<const RuntimeConfig> loadServerConfig(const ServerOptions& options,
+                                                      std::string& err) {
+  ConfigSource source;
+  source.path = options.config_path;
+  source.text = kEmbeddedConfig;
+  source.prefix = options.prefix;
+  return loadConfig(source, err);
 }
 
 std::shared_ptr<const RuntimeConfig> loadConfig(const ConfigSource& source, std::string& err) {

@@ -21,4 +21,14 @@ struct ConfigSource {
 // Returns nullptr and sets `err` to "file:line: message" when the config is invalid.
 std::shared_ptr<const RuntimeConfig> loadConfig(const ConfigSource& source, std::string& err);
 
+// Where the command line says the config is (-c, -p).
+struct ServerOptions {
+  std::string config_path;  // empty: the embedded default config (conf/subgate.conf)
+  std::string prefix;       // directory relative paths resolve against
+};
+
+// Loads the config the options name (the embedded default without -c).
+std::shared_ptr<const RuntimeConfig> loadServerConfig(const ServerOptions& options,
+                                                      std::string& err);
+
 }  // namespace subgate

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -12,6 +13,7 @@
 
 #include "core/config/config_ast.h"
 #include "core/http1/http1_parser.h"
+#include "core/ingress/ingress.h"
 #include "core/log/log.h"
 #include "core/net/socket_address.h"
 #include "core/pipeline/module.h"
@@ -94,6 +96,9 @@ struct RuntimeConfig {
   std::chrono::microseconds io_coalesce{20};
   std::vector<std::unique_ptr<ServerConf>> servers;
   std::vector<ListenConf> listens;
+  // The `subhoster` blocks (never null; empty without any). Written by the subhost_auth module's
+  // compileMain; read by every module that verifies or mints tokens (lua, origin_local, token).
+  std::shared_ptr<const SubhosterTable> subhosters = std::make_shared<SubhosterTable>();
   // Main-level compiled data of modules (e.g. upstream groups), by module.
   std::vector<std::pair<const Module*, std::shared_ptr<const void>>> module_main;
 
@@ -106,6 +111,10 @@ struct RuntimeConfig {
   }
 };
 
+// A content handler that a module may choose per request instead of the location's own (Lua
+// route() naming an upstream block), by name.
+using RouteTargets = std::map<std::string, HookEntry, std::less<>>;
+
 // Handed to modules while compiling.
 struct CompileContext {
   RuntimeConfig& config;
@@ -113,6 +122,9 @@ struct CompileContext {
 
   // Records an error at `node` and returns false (or nullptr, by conversion in callers).
   bool fail(const config::Node& node, std::string_view message);
+  // Every content handler another module may route a request to at `scope`, from every module's
+  // Module::routeTargets (upstream blocks). Empty with `error` set when one fails to compile.
+  RouteTargets routeTargets(const Scope& scope);
   // Resolves a relative path against the prefix.
   std::string resolvePath(const std::string& path) const;
 

@@ -33,6 +33,10 @@ std::shared_ptr<const ModuleConf> Module::compileLocation(const Scope&, CompileC
 HookResult Module::access(Request&, const ModuleConf&) const { return HookResult::kContinue; }
 void Module::content(Request&, const ModuleConf&) const {}
 void Module::filterReply(Request&, const ModuleConf&, LocalReply&) const {}
+std::vector<std::pair<std::string, std::shared_ptr<const ModuleConf>>> Module::routeTargets(
+    const Scope&, CompileContext&) const {
+  return {};
+}
 void Module::filterHead(const Request&, const ModuleConf&, ResponseHeadEdit&) const {}
 void Module::log(const Request&, const ModuleConf&) const {}
 

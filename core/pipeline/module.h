@@ -17,6 +17,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "core/config/config_ast.h"
@@ -28,6 +29,16 @@ struct LocalReply;
 class ResponseHeadEdit;
 struct CompileContext;
 struct RuntimeConfig;
+struct ServerOptions;
+
+// A `subgate NAME ARGS...` command a module adds to the command line (`token`, `status`).
+struct SubcommandSpec {
+  std::string_view name;
+  std::string_view usage;  // the arguments after NAME and what it does, for `subgate -h`
+  // `options` holds -c and -p as given before NAME; `args` are the arguments after it. Returns
+  // the process exit code.
+  int (*run)(const ServerOptions& options, int argc, char** args);
+};
 
 // Where a directive may appear (bit set).
 enum Context : unsigned {
@@ -88,6 +99,7 @@ class Module {
   virtual ~Module() = default;
   virtual std::string_view name() const = 0;
   virtual std::span<const DirectiveSpec> directives() const { return {}; }
+  virtual std::span<const SubcommandSpec> subcommands() const { return {}; }
 
   // Once per config load, before any location: compile main-level blocks (e.g. upstreams).
   // Returns false with ctx.error set (as "file:line: message") on a bad config.
@@ -97,6 +109,12 @@ class Module {
   // On a bad config return nullptr and set ctx.error.
   virtual std::shared_ptr<const ModuleConf> compileLocation(const Scope& scope,
                                                             CompileContext& ctx) const;
+
+  // The content configs this module offers for other modules to route a request to at `scope`
+  // (Lua route() naming an upstream block), by name; see CompileContext::routeTargets. On a bad
+  // config set ctx.error.
+  virtual std::vector<std::pair<std::string, std::shared_ptr<const ModuleConf>>> routeTargets(
+      const Scope& scope, CompileContext& ctx) const;
 
   // Main thread, when a config starts serving (startup and each reload, never for `-t`): start
   // or retune process-wide machinery (e.g. the isolate supervisor). False with `error` refuses

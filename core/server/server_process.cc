@@ -18,16 +18,10 @@
 
 namespace subgate {
 
-extern const std::string_view kEmbeddedConfig;
-
 namespace {
 
 std::shared_ptr<const RuntimeConfig> load(const ServerOptions& options, std::string& err) {
-  ConfigSource source;
-  source.path = options.config_path;
-  source.text = kEmbeddedConfig;
-  source.prefix = options.prefix;
-  return loadConfig(source, err);
+  return loadServerConfig(options, err);
 }
 
 int openListener(const SocketAddress& address, std::string& err) {
@@ -103,11 +97,6 @@ bool activateModules(const RuntimeConfig& config, std::string& err) {
 }
 
 }  // namespace
-
-std::shared_ptr<const RuntimeConfig> loadServerConfig(const ServerOptions& options,
-                                                      std::string& err) {
-  return load(options, err);
-}
 
 int checkConfig(const ServerOptions& options) {
   std::string err;

@@ -3,21 +3,9 @@
 // SIGINT drain and exit, SIGQUIT exits at once.
 #pragma once
 
-#include <memory>
-#include <string>
-
 namespace subgate {
 
-struct RuntimeConfig;
-
-struct ServerOptions {
-  std::string config_path;  // empty: the embedded default config
-  std::string prefix;       // directory relative paths resolve against
-};
-
-// Loads the config the options name (the embedded default without -c).
-std::shared_ptr<const RuntimeConfig> loadServerConfig(const ServerOptions& options,
-                                                      std::string& err);
+struct ServerOptions;  // core/pipeline/config_loader.h
 
 // Returns the process exit code.
 int runServer(const ServerOptions& options);

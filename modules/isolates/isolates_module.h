@@ -37,8 +37,4 @@ class IsolatesModule final : public Module {
   void content(Request& req, const ModuleConf& conf) const override;
 };
 
-// The instance id of a request: the header, else the query parameter (percent-decoded).
-// nullopt when present but invalid (empty, over 256 bytes, or bad percent-encoding).
-std::optional<std::string> requestInstanceId(std::string_view header, std::string_view query);
-
 }  // namespace subgate

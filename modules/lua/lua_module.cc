@@ -4,26 +4,21 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/ingress/instance_id.h"
 #include "core/log/log.h"
 #include "core/lua/script.h"
 #include "core/lua/vm.h"
 #include "core/pipeline/config_model.h"
 #include "core/pipeline/request.h"
 #include "core/upstream/proxy_session.h"
-#include "modules/isolates/isolates_module.h"
-#include "modules/subhost_auth/subhost_auth_module.h"
-#include "modules/upstream/upstream_module.h"
 
 namespace subgate {
 namespace {
 
-using UpstreamTargets = std::map<std::string, std::shared_ptr<const ModuleConf>, std::less<>>;
-
 struct LuaConf final : ModuleConf {
   std::shared_ptr<const lua::Script> script;
   lua::Limits limits;
-  const Module* upstream_module = nullptr;
-  UpstreamTargets upstreams;                         // route()'s `upstream` names
+  RouteTargets upstreams;                            // route()'s `upstream` names
   std::shared_ptr<const SubhosterTable> subhosters;  // route()'s `subhoster` names
 };
 
@@ -42,7 +37,6 @@ constexpr DirectiveSpec kDirectives[] = {
 };
 
 constexpr size_t kMaxIdentity = 4096;
-constexpr size_t kMaxInstanceId = 256;
 
 // A worker's VM and the scratch the request view is built in (reused: no allocation per call
 // once warm). Destroyed with its thread.
@@ -153,7 +147,7 @@ bool applyRoute(Request& req, const LuaConf& conf, WorkerLua& lua, lua::RouteAct
       error = "route() named an unknown upstream \"" + route.upstream->substr(0, 64) + "\"";
       return false;
     }
-    req.setContentHandler(*conf.upstream_module, *it->second);
+    req.setContentHandler(*it->second.module, *it->second.conf);
   }
   if (route.instance_id) {
     if (route.instance_id->size() > kMaxInstanceId) {
@@ -242,16 +236,9 @@ std::shared_ptr<const ModuleConf> LuaModule::compileLocation(const Scope& scope,
     return nullptr;
   }
   if (conf->script->has(lua::Hook::kRoute)) {
-    for (const Module* module : allModules()) {
-      if (const auto* upstream = dynamic_cast<const UpstreamModule*>(module)) {
-        conf->upstream_module = upstream;
-        for (auto& [name, target] : upstream->routeTargets(scope, ctx))
-          conf->upstreams.emplace(std::move(name), std::move(target));
-        if (!ctx.error.empty()) return nullptr;
-      }
-    }
-    conf->subhosters = configuredSubhosters(ctx.config);
-    if (!conf->subhosters) conf->subhosters = std::make_shared<SubhosterTable>();
+    conf->upstreams = ctx.routeTargets(scope);
+    if (!ctx.error.empty()) return nullptr;
+    conf->subhosters = ctx.config.subhosters;
   }
   return conf;
 }

@@ -10,7 +10,6 @@
 #include "core/jwt/jwt.h"
 #include "core/pipeline/config_model.h"
 #include "core/pipeline/request.h"
-#include "modules/subhost_auth/subhost_auth_module.h"
 
 namespace subgate {
 namespace {
@@ -102,8 +101,8 @@ std::shared_ptr<const ModuleConf> OriginLocalModule::compileLocation(const Scope
     ctx.fail(*node, "origin_local folder \"" + conf->dir + "\" does not exist");
     return nullptr;
   }
-  conf->subhosters = configuredSubhosters(ctx.config);
-  if (!conf->subhosters || conf->subhosters->empty()) {
+  conf->subhosters = ctx.config.subhosters;
+  if (conf->subhosters->empty()) {
     ctx.fail(*node,
              "origin_local needs a subhoster block: /boot tokens are verified with its secret");
     return nullptr;

@@ -10,7 +10,7 @@
 
 namespace subgate {
 
-int runStatusCommand(int argc, char** args) {
+int runStatusCommand(const ServerOptions&, int argc, char** args) {
   if (argc > 1) {
     std::fputs("usage: subgate status [URL]   (default http://127.0.0.1:8081/status)\n", stderr);
     return 2;

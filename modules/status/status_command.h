@@ -5,8 +5,10 @@
 
 namespace subgate {
 
+struct ServerOptions;
+
 // `args` are the arguments after "status". Returns the process exit code: 0 on a 200 with JSON,
 // 1 when the server cannot be reached or answers otherwise, 2 on bad arguments.
-int runStatusCommand(int argc, char** args);
+int runStatusCommand(const ServerOptions& options, int argc, char** args);
 
 }  // namespace subgate

@@ -1,7 +1,8 @@
 #include "modules/status/status_module.h"
 
+#include "core/isolates/isolate_registry.h"
 #include "core/pipeline/request.h"
-#include "modules/isolates/isolate_registry.h"
+#include "modules/status/status_command.h"
 
 namespace subgate {
 namespace {
@@ -15,6 +16,14 @@ constexpr DirectiveSpec kDirectives[] = {
 }  // namespace
 
 std::span<const DirectiveSpec> StatusModule::directives() const { return kDirectives; }
+
+std::span<const SubcommandSpec> StatusModule::subcommands() const {
+  static constexpr SubcommandSpec kCommands[] = {
+      {"status", "[URL]   print a status location (default http://127.0.0.1:8081/status)",
+       runStatusCommand},
+  };
+  return kCommands;
+}
 
 std::shared_ptr<const ModuleConf> StatusModule::compileLocation(const Scope& scope,
                                                                 CompileContext&) const {

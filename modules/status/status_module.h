@@ -21,6 +21,7 @@ class StatusModule final : public Module {
  public:
   std::string_view name() const override { return "status"; }
   std::span<const DirectiveSpec> directives() const override;
+  std::span<const SubcommandSpec> subcommands() const override;
   std::shared_ptr<const ModuleConf> compileLocation(const Scope& scope,
                                                     CompileContext& ctx) const override;
   bool isContentHandler() const override { return true; }

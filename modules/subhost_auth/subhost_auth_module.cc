@@ -9,6 +9,7 @@
 #include "core/jwt/jwt.h"
 #include "core/pipeline/config_model.h"
 #include "core/pipeline/request.h"
+#include "modules/subhost_auth/token_command.h"
 
 namespace subgate {
 namespace {
@@ -104,10 +105,13 @@ bool rpcRootAllowed(const Subhoster& subhoster, std::string_view rpc_root) {
 
 std::span<const DirectiveSpec> SubhostAuthModule::directives() const { return kDirectives; }
 
-std::shared_ptr<const SubhosterTable> configuredSubhosters(const RuntimeConfig& config) {
-  for (const Module* module : allModules())
-    if (module->name() == "subhost_auth") return config.mainOf<SubhosterTable>(module);
-  return nullptr;
+std::span<const SubcommandSpec> SubhostAuthModule::subcommands() const {
+  static constexpr SubcommandSpec kCommands[] = {
+      {"token",
+       "--subhoster NAME --deployment ID [--rpc-root URL] [--ttl 15m]   print a relay token",
+       runTokenCommand},
+  };
+  return kCommands;
 }
 
 bool SubhostAuthModule::compileMain(const config::Node& root, CompileContext& ctx) const {
@@ -119,7 +123,7 @@ bool SubhostAuthModule::compileMain(const config::Node& root, CompileContext& ct
     if (!table->emplace(subhoster->name, subhoster).second)
       return ctx.fail(node, "duplicate subhoster \"" + subhoster->name + "\"");
   }
-  ctx.config.module_main.emplace_back(this, table);
+  ctx.config.subhosters = std::move(table);
   return true;
 }
 
@@ -130,7 +134,7 @@ std::shared_ptr<const ModuleConf> SubhostAuthModule::compileLocation(const Scope
   bool on = false;
   if (!ctx.flagArg(*node, on) || !on) return nullptr;
   auto conf = std::make_shared<AuthConf>();
-  conf->subhosters = ctx.config.mainOf<SubhosterTable>(this);
+  conf->subhosters = ctx.config.subhosters;
   if (conf->subhosters->empty()) {
     ctx.fail(*node, "subhost_auth is on but no subhoster block is configured");
     return nullptr;

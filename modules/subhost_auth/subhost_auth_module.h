@@ -27,15 +27,11 @@
 
 namespace subgate {
 
-using SubhosterTable = std::map<std::string, std::shared_ptr<const Subhoster>, std::less<>>;
-
-// The `subhoster` blocks of a loaded config (for the local origin and `subgate token`).
-std::shared_ptr<const SubhosterTable> configuredSubhosters(const RuntimeConfig& config);
-
 class SubhostAuthModule final : public Module {
  public:
   std::string_view name() const override { return "subhost_auth"; }
   std::span<const DirectiveSpec> directives() const override;
+  std::span<const SubcommandSpec> subcommands() const override;
   bool compileMain(const config::Node& root, CompileContext& ctx) const override;
   std::shared_ptr<const ModuleConf> compileLocation(const Scope& scope,
                                                     CompileContext& ctx) const override;

@@ -45,8 +45,8 @@ int runTokenCommand(const ServerOptions& options, int argc, char** args) {
     std::fprintf(stderr, "subgate token: %s\n", err.c_str());
     return 1;
   }
-  auto subhosters = configuredSubhosters(*config);
-  if (!subhosters || !subhosters->contains(subhoster_name)) {
+  const auto& subhosters = config->subhosters;
+  if (!subhosters->contains(subhoster_name)) {
     std::fprintf(stderr, "subgate token: no subhoster \"%s\" in the configuration\n",
                  subhoster_name.c_str());
     return 1;

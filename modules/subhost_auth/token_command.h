@@ -4,7 +4,7 @@
 // rpc_root_allow prefix.
 #pragma once
 
-#include "core/server/server_process.h"
+#include "core/pipeline/config_loader.h"
 
 namespace subgate {
 

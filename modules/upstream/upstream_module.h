@@ -27,7 +27,7 @@ class UpstreamModule final : public Module {
   // compile at `scope` (its proxy_*_timeout directives apply). Empty with ctx.error set on a
   // bad timeout.
   std::vector<std::pair<std::string, std::shared_ptr<const ModuleConf>>> routeTargets(
-      const Scope& scope, CompileContext& ctx) const;
+      const Scope& scope, CompileContext& ctx) const override;
 };
 
 }  // namespace subgate

@@ -4,7 +4,7 @@
 #include <cstdlib>
 #include <string>
 
-#include "modules/isolates/deno_config.h"
+#include "core/isolates/deno_config.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   subgate::DeploymentCode code;

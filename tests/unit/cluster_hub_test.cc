@@ -1,4 +1,4 @@
-#include "modules/isolates/cluster_hub.h"
+#include "core/isolates/cluster_hub.h"
 
 #include <event2/event.h>
 #include <fcntl.h>

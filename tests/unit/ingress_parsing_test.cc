@@ -3,8 +3,8 @@
 #include <gtest/gtest.h>
 
 #include "core/ingress/host_syntax.h"
-#include "modules/isolates/boot_client.h"
-#include "modules/isolates/isolates_module.h"
+#include "core/ingress/instance_id.h"
+#include "core/isolates/boot_client.h"
 
 namespace subgate {
 namespace {

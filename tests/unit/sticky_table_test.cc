@@ -1,4 +1,4 @@
-#include "modules/isolates/sticky_table.h"
+#include "core/isolates/sticky_table.h"
 
 #include <gtest/gtest.h>
 

@@ -6,8 +6,8 @@
 #include <mutex>
 #include <string>
 
-#include "modules/isolates/isolate_pool.h"
-#include "modules/isolates/isolate_registry.h"
+#include "core/isolates/isolate_pool.h"
+#include "core/isolates/isolate_registry.h"
 
 namespace subgate {
 

@@ -7,9 +7,9 @@
 #include <thread>
 #include <vector>
 
+#include "core/isolates/boot_client.h"
+#include "core/isolates/isolate_pool.h"
 #include "core/log/log.h"
-#include "modules/isolates/boot_client.h"
-#include "modules/isolates/isolate_pool.h"
 
 namespace subgate {
 

@@ -1,6 +1,6 @@
 // IsolateRegistry and IsolateLease (isolate_registry.h), and the placement and bookkeeping part
 // of IsolateRegistry::Impl (isolate_pool.h).
-#include "modules/isolates/isolate_registry.h"
+#include "core/isolates/isolate_registry.h"
 
 #include <event2/event.h>
 #include <openssl/hmac.h>
@@ -21,15 +21,15 @@
 #include <vector>
 
 #include "core/error/error_kind.h"
+#include "core/isolates/isolate_pool.h"
+#include "core/isolates/runtime_launch.h"
 #include "core/log/log.h"
 #include "core/net/clock.h"
 #include "core/server/worker.h"
-#include "modules/isolates/isolate_pool.h"
-#include "modules/isolates/runtime_launch.h"
 
 namespace subgate {
 
-extern const std::string_view kIsolateHarness;  // modules/isolates/harness.js, embedded
+extern const std::string_view kIsolateHarness;  // core/isolates/harness.js, embedded
 
 namespace {
 

@@ -28,17 +28,17 @@
 
 #include "core/error/error_kind.h"
 #include "core/ingress/ingress.h"
+#include "core/isolates/boot_client.h"
+#include "core/isolates/cluster_hub.h"
+#include "core/isolates/deno_config.h"
+#include "core/isolates/isolate_registry.h"
+#include "core/isolates/runtime_launch.h"
+#include "core/isolates/runtime_settings.h"
+#include "core/isolates/sticky_table.h"
 #include "core/net/clock.h"
 #include "core/process/child_process.h"
 #include "core/process/event_thread.h"
 #include "core/upstream/upstream_group.h"
-#include "modules/isolates/boot_client.h"
-#include "modules/isolates/cluster_hub.h"
-#include "modules/isolates/deno_config.h"
-#include "modules/isolates/isolate_registry.h"
-#include "modules/isolates/runtime_launch.h"
-#include "modules/isolates/runtime_settings.h"
-#include "modules/isolates/sticky_table.h"
 
 namespace subgate {
 

@@ -1,4 +1,4 @@
-#include "modules/isolates/boot_client.h"
+#include "core/isolates/boot_client.h"
 
 #include <jansson.h>
 

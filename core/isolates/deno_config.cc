@@ -1,4 +1,4 @@
-#include "modules/isolates/deno_config.h"
+#include "core/isolates/deno_config.h"
 
 #include <jansson.h>
 

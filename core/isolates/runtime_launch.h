@@ -10,8 +10,8 @@
 #include <string_view>
 #include <vector>
 
-#include "modules/isolates/deno_config.h"
-#include "modules/isolates/runtime_settings.h"
+#include "core/isolates/deno_config.h"
+#include "core/isolates/runtime_settings.h"
 
 namespace subgate {
 

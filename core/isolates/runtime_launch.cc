@@ -1,4 +1,4 @@
-#include "modules/isolates/runtime_launch.h"
+#include "core/isolates/runtime_launch.h"
 
 #include <signal.h>
 #include <sys/types.h>

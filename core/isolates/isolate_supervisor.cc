@@ -18,12 +18,12 @@
 #include <vector>
 
 #include "core/error/error_kind.h"
+#include "core/isolates/isolate_pool.h"
+#include "core/isolates/runtime_launch.h"
 #include "core/log/log.h"
 #include "core/net/clock.h"
 #include "core/net/socket_address.h"
 #include "core/process/child_process.h"
-#include "modules/isolates/isolate_pool.h"
-#include "modules/isolates/runtime_launch.h"
 
 namespace subgate {
 

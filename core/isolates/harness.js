@@ -7,7 +7,7 @@
 // Reports on stdout, prefixed with the nonce so user code cannot forge them:
 //   "<nonce> ready"            serving
 //   "<nonce> failed <message>" the code threw before serving, or served nothing
-//   "<nonce> cluster <json>"   a cluster message (modules/isolates/cluster_hub.h)
+//   "<nonce> cluster <json>"   a cluster message (core/isolates/cluster_hub.h)
 // After the assignment, stdin carries cluster deliveries and results, one JSON per line.
 // Both user styles work: Deno.serve(handler | options) and `export default { fetch }`.
 // User code also gets `globalThis.subgate`, the cluster API (docs/cluster.md).

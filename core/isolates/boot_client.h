@@ -15,7 +15,7 @@
 #include "core/error/error_kind.h"
 #include "core/http_client/http_client.h"
 #include "core/ingress/ingress.h"
-#include "modules/isolates/deno_config.h"
+#include "core/isolates/deno_config.h"
 
 namespace subgate {
 

@@ -24,8 +24,8 @@
 
 #include "core/error/error_kind.h"
 #include "core/ingress/ingress.h"
+#include "core/isolates/runtime_settings.h"
 #include "core/upstream/upstream_group.h"
-#include "modules/isolates/runtime_settings.h"
 
 namespace subgate {
 
