@@ -18,9 +18,9 @@ void IsolateRegistry::Impl::fetchLocked(Deployment& d) {
   d.fetching = true;
   ++counters.boots;
   // One thread per fetch: fetches are rare (once per deployment while its code is cached) and
-  // a slow origin must not hold up other deployments' boots. The registry is never destroyed.
-  std::thread([this, dp = &d, subhoster = d.subhoster, rpc_root = d.rpc_root, id = d.deployment_id,
-               options = settings.origin] {
+  // a slow origin must not hold up other deployments' boots. The thread holds the registry.
+  std::thread([this, keep = owner.shared_from_this(), dp = &d, subhoster = d.subhoster,
+               rpc_root = d.rpc_root, id = d.deployment_id, options = settings.origin] {
     BootOutcome outcome = fetchDeployment(*subhoster, rpc_root, id, options);
     std::lock_guard<std::mutex> lock(mu);
     fetchDoneLocked(*dp, std::move(outcome));
@@ -64,7 +64,8 @@ void IsolateRegistry::Impl::trimCodeCacheLocked() {
   while (cached_code > settings.boot_cache) {
     Deployment* oldest = nullptr;
     for (auto& [key, d] : deployments)
-      if (d->code && d->empty() && (!oldest || d->last_used < oldest->last_used)) oldest = d.get();
+      if (d->code && d->empty() && (!oldest || d->last_used.load() < oldest->last_used.load()))
+        oldest = d.get();
     if (!oldest) return;
     --cached_code;
     deployments.erase(oldest->key);

@@ -7,7 +7,17 @@
 //   isolate_status.cc      stats() and statusJson()
 //
 // Threading: one mutex (Impl::mu) guards everything below and is held only for bookkeeping,
-// never across I/O that can block. Functions named *Locked expect it held and may run on any
+// never across I/O that can block, with these exceptions for the lock-free placement path (a
+// warm request on a shared isolate: IsolateRegistry::acquire and release take no lock):
+// Isolate::active, Isolate::accepting, the last_used times and Impl::queued are atomics, and
+// Deployment::ready is a published copy of its ready shared isolates. Two handshakes keep the
+// lock-free path and the locked one from missing each other (both sides use seq_cst):
+//   - taking an idle isolate out of placement (eviction, the idle sweep: closeIdleLocked) clears
+//     `accepting` and then reads `active`; the lock-free path raises `active` and then reads
+//     `accepting`, and backs out when it is clear;
+//   - queueing a waiter raises `queued` and then looks for room again; a lock-free release
+//     lowers `active` and then reads `queued`, and takes the lock to serve queues when it is set.
+//     Functions named *Locked expect it held and may run on any
 // thread; the supervisor-thread functions take it themselves around bookkeeping. The events of
 // child processes and of the cluster hub belong to the supervisor thread: other threads post to
 // it (EventThread::post).
@@ -16,6 +26,7 @@
 #include <event2/event.h>
 #include <sys/time.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -44,6 +55,20 @@ namespace subgate {
 
 struct Deployment;
 
+// A time point that the lock-free placement path writes while others may read it.
+class AtomicTime {
+ public:
+  void store(SteadyTime t) {
+    ticks_.store(t.time_since_epoch().count(), std::memory_order_relaxed);
+  }
+  SteadyTime load() const {
+    return SteadyTime(SteadyTime::duration(ticks_.load(std::memory_order_relaxed)));
+  }
+
+ private:
+  std::atomic<SteadyTime::rep> ticks_{0};
+};
+
 // A request waiting for an isolate: attached to one being started, or queued for room.
 struct Waiter {
   uint64_t ticket = 0;
@@ -58,13 +83,17 @@ struct Isolate {
   enum class State { kSpare, kWaitingCode, kStarting, kReady, kStopping, kDead };
 
   uint64_t id = 0;
+  IsolateRegistry::Impl* registry = nullptr;  // its owner (for the supervisor's callbacks)
   Deployment* deployment = nullptr;  // null for spares and once removed from its deployment
   std::string deployment_id;         // for logs
   std::string instance_id;
   State state = State::kSpare;
-  bool counted = false;  // counts toward max_isolates
-  uint32_t active = 0;
-  SteadyTime last_used{};
+  bool counted = false;             // counts toward max_isolates
+  std::atomic<uint32_t> active{0};  // leases held (requests in progress)
+  // Ready and in its deployment: the lock-free path may lease it. Set by readyLocked, cleared
+  // by detachLocked and closeIdleLocked (mu held).
+  std::atomic<bool> accepting{false};
+  AtomicTime last_used;
   bool generic_net = true;  // started with --allow-net (usable as a spare for net true/false)
 
   // Supervisor thread (fields read elsewhere only under the registry mutex).
@@ -91,6 +120,9 @@ struct Isolate {
   }
 };
 
+// The ready shared isolates of a deployment, as the lock-free placement path reads them.
+using ReadyList = std::vector<std::shared_ptr<Isolate>>;
+
 struct Deployment {
   std::string key;
   std::shared_ptr<const Subhoster> subhoster;
@@ -102,10 +134,32 @@ struct Deployment {
   std::vector<std::shared_ptr<Isolate>> shared;
   std::unordered_map<std::string, std::shared_ptr<Isolate>> instances;
   std::deque<Waiter> queue;
-  SteadyTime last_used{};
+  AtomicTime last_used;
   StickyTable<Isolate> sticky;  // identify() answers -> their isolate (protocol.md §6)
 
+  // The copy of the ready shared isolates that workers place on without the registry lock:
+  // publishReadyLocked() replaces it (under ready_mu) and then raises ready_version, so a worker
+  // whose copy has an older version takes a new one.
+  std::atomic<uint64_t> ready_version{0};
+  mutable std::mutex ready_mu;
+  std::shared_ptr<const ReadyList> ready = std::make_shared<ReadyList>();
+  // Leases the lock-free path granted (status: "warm_leases"), on a cache line of its own: every
+  // warm request writes it, and the fields above are read by every request.
+  alignas(64) std::atomic<uint64_t> warm_leases{0};
+
   bool empty() const { return shared.empty() && instances.empty() && queue.empty() && !fetching; }
+};
+
+// What one worker thread remembers of the deployments it placed requests on, so that a warm
+// request takes no lock: the deployment and the last copy of its ready list that it took.
+struct WorkerPlacement {
+  struct Entry {
+    std::shared_ptr<Deployment> deployment;
+    uint64_t version = UINT64_MAX;  // of `ready`; UINT64_MAX: none taken yet
+    std::shared_ptr<const ReadyList> ready;
+  };
+  uint64_t registry = 0;                               // the Impl::serial these entries belong to
+  std::unordered_map<std::string, Entry> deployments;  // by deployment key
 };
 
 inline timeval toTimeval(std::chrono::milliseconds d) {
@@ -115,25 +169,29 @@ inline timeval toTimeval(std::chrono::milliseconds d) {
 
 struct IsolateRegistry::Impl {
   IsolateRegistry& owner;
+  const uint64_t serial;  // unique per registry in the process (WorkerPlacement)
   mutable std::mutex mu;
   RuntimeSettings settings;
   bool started = false;
   bool stopping = false;
+  bool shut_down = false;
   EventThread supervisor{"sg-isolates"};
   std::unique_ptr<ClusterHub> hub;  // created with the supervisor; its events live there
   event* sweep_ev = nullptr;
   std::string harness_path;
   std::string deno_dir;
   std::string tag_secret;  // random, for loopTag()
-  std::unordered_map<std::string, std::unique_ptr<Deployment>> deployments;
+  // Shared with the workers' placement caches (IsolateRegistry::acquire), which may hold one for a
+  // while after it left this table.
+  std::unordered_map<std::string, std::shared_ptr<Deployment>> deployments;
   std::unordered_map<uint64_t, Deployment*> waiting;                 // ticket -> deployment
   std::unordered_map<uint64_t, std::shared_ptr<Isolate>> processes;  // every process alive
   std::vector<std::shared_ptr<Isolate>> spares;                      // ready or starting spares
   uint32_t spare_failures = 0;
   uint64_t next_id = 1;
   uint64_t next_ticket = 1;
-  size_t live = 0;    // isolates counting toward max_isolates
-  size_t queued = 0;  // waiters in deployment queues
+  size_t live = 0;                 // isolates counting toward max_isolates
+  std::atomic<size_t> queued = 0;  // waiters in deployment queues (written under mu)
   size_t cached_code = 0;
   Stats counters;
 
@@ -142,7 +200,14 @@ struct IsolateRegistry::Impl {
   // ---- placement (isolate_registry.cc; mu held)
 
   std::string loopTag(std::string_view key) const;
-  Deployment& deploymentFor(const VerifiedToken& token);
+  const std::shared_ptr<Deployment>& deploymentFor(const VerifiedToken& token);
+  // This worker thread's placement cache (entries of another registry are dropped).
+  WorkerPlacement& workerPlacement();
+  // Lock-free (worker thread): a lease on the least busy ready shared isolate of the entry's
+  // deployment with room under `limit`, or null when there is none (the locked path decides).
+  std::unique_ptr<IsolateLease> leaseWarm(WorkerPlacement::Entry& entry, uint32_t limit);
+  // A lease ended (or a lock-free lease backed out): frees its slot and serves what waits.
+  void releaseLease(const std::shared_ptr<Isolate>& isolate, const std::string& identity);
   std::unique_ptr<IsolateLease> leaseLocked(const std::shared_ptr<Isolate>& isolate,
                                             const std::string& identity);
   void releaseStickyLocked(Isolate& isolate, const std::string& identity);
@@ -158,6 +223,13 @@ struct IsolateRegistry::Impl {
   // The least recently used idle isolate of any deployment.
   std::shared_ptr<Isolate> evictionVictimLocked();
   std::shared_ptr<Isolate> startNewLocked(Deployment& d, const std::string& instance_id);
+  // Takes an idle isolate out of placement before it is stopped: false (and the isolate stays)
+  // when a lock-free acquire leased it meanwhile.
+  bool closeIdleLocked(Isolate& isolate);
+  // Republishes d.ready from d.shared after the set of its ready shared isolates changed.
+  void publishReadyLocked(Deployment& d);
+  // Queues `waiter` for room, then looks again (the handshake with lock-free releases).
+  void enqueueLocked(Deployment& d, Waiter waiter, bool front = false);
 
   enum class Placed { kGranted, kAttached, kNoRoom };
   Placed placeLocked(Deployment& d, Waiter& waiter);
@@ -201,7 +273,6 @@ struct IsolateRegistry::Impl {
   // Trims spares beyond the configured count (after a reload lowered it).
   void trimSpares();
 
-  static Impl& self();
   static void onStdout(evutil_socket_t fd, short, void* arg);
   static void onStderr(evutil_socket_t fd, short, void* arg);
   // Reads what the process wrote and handles it line by line (mu held; any thread).

@@ -34,6 +34,12 @@ extern const std::string_view kIsolateHarness;  // core/isolates/harness.js, emb
 namespace {
 
 constexpr std::chrono::milliseconds kSweepInterval{500};
+constexpr size_t kMaxCachedDeployments = 4096;  // per worker thread (WorkerPlacement)
+
+uint64_t nextSerial() {
+  static std::atomic<uint64_t> serial{0};
+  return ++serial;
+}
 constexpr std::chrono::milliseconds kExitWait{
     250};  // failureOf(): how long a dying isolate may take
 
@@ -68,7 +74,69 @@ const UpstreamGroup& isolateGroup() {
 
 }  // namespace
 
-IsolateRegistry::Impl::Impl(IsolateRegistry& o) : owner(o), tag_secret(randomHex(32)) {}
+IsolateRegistry::Impl::Impl(IsolateRegistry& o)
+    : owner(o), serial(nextSerial()), tag_secret(randomHex(32)) {}
+
+WorkerPlacement& IsolateRegistry::Impl::workerPlacement() {
+  thread_local WorkerPlacement placement;
+  if (placement.registry != serial || placement.deployments.size() > kMaxCachedDeployments) {
+    placement.deployments.clear();
+    placement.registry = serial;
+  }
+  return placement;
+}
+
+std::unique_ptr<IsolateLease> IsolateRegistry::Impl::leaseWarm(WorkerPlacement::Entry& entry,
+                                                               uint32_t limit) {
+  Deployment& d = *entry.deployment;
+  if (d.ready_version.load(std::memory_order_acquire) != entry.version) {
+    std::lock_guard<std::mutex> lock(d.ready_mu);  // this deployment's, only after a change
+    entry.ready = d.ready;
+    entry.version = d.ready_version.load(std::memory_order_relaxed);
+  }
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    const std::shared_ptr<Isolate>* best = nullptr;
+    uint32_t best_active = limit;
+    for (const auto& isolate : *entry.ready) {
+      const uint32_t active = isolate->active.load(std::memory_order_relaxed);
+      if (active < best_active && isolate->accepting.load(std::memory_order_relaxed)) {
+        best = &isolate;
+        best_active = active;
+      }
+    }
+    if (!best) return nullptr;
+    const std::shared_ptr<Isolate>& isolate = *best;
+    uint32_t expected = best_active;
+    if (!isolate->active.compare_exchange_strong(expected, expected + 1)) continue;  // raced
+    if (!isolate->accepting.load()) {  // being stopped: see closeIdleLocked
+      releaseLease(isolate, std::string());
+      return nullptr;
+    }
+    const SteadyTime now = steadyNow();
+    isolate->last_used.store(now);
+    d.last_used.store(now);
+    d.warm_leases.fetch_add(1, std::memory_order_relaxed);
+    return std::make_unique<IsolateLease>(owner.shared_from_this(), isolate, std::string());
+  }
+  return nullptr;
+}
+
+void IsolateRegistry::Impl::releaseLease(const std::shared_ptr<Isolate>& isolate,
+                                         const std::string& identity) {
+  isolate->last_used.store(steadyNow());
+  if (identity.empty()) {
+    --isolate->active;               // seq_cst, then read `queued` (see isolate_pool.h)
+    if (queued.load() == 0) return;  // nobody waits anywhere: no lock
+  }
+  std::lock_guard<std::mutex> lock(mu);
+  if (!identity.empty()) {
+    --isolate->active;
+    releaseStickyLocked(*isolate, identity);
+  }
+  if (isolate->state == Isolate::State::kReady && isolate->deployment)
+    serveQueueLocked(*isolate->deployment);
+  if (isolate->active == 0) pumpQueuesLocked();
+}
 
 // ---- placement (mu held)
 
@@ -80,30 +148,31 @@ std::string IsolateRegistry::Impl::loopTag(std::string_view key) const {
   return hexEncode(mac, 16);  // 128 bits are plenty to be unguessable
 }
 
-Deployment& IsolateRegistry::Impl::deploymentFor(const VerifiedToken& token) {
+const std::shared_ptr<Deployment>& IsolateRegistry::Impl::deploymentFor(
+    const VerifiedToken& token) {
   auto it = deployments.find(token.deployment_key);
-  if (it != deployments.end()) return *it->second;
-  auto d = std::make_unique<Deployment>();
+  if (it != deployments.end()) return it->second;
+  auto d = std::make_shared<Deployment>();
   d->key = token.deployment_key;
   d->subhoster = token.subhoster;
   d->rpc_root = token.rpc_root;
   d->deployment_id = token.deployment_id;
   d->loop_tag = loopTag(d->key);
   d->sticky.setMax(settings.sticky_max);
-  Deployment& ref = *d;
-  deployments.emplace(d->key, std::move(d));
-  return ref;
+  std::string key = d->key;
+  return deployments.emplace(std::move(key), std::move(d)).first->second;
 }
 
 std::unique_ptr<IsolateLease> IsolateRegistry::Impl::leaseLocked(
     const std::shared_ptr<Isolate>& isolate, const std::string& identity) {
   ++isolate->active;
-  isolate->last_used = steadyNow();
+  const SteadyTime now = steadyNow();
+  isolate->last_used.store(now);
   Deployment* d = isolate->deployment;
-  if (d) d->last_used = isolate->last_used;
+  if (d) d->last_used.store(now);
   if (!identity.empty() && d && isolate->instance_id.empty())
-    d->sticky.opened(identity, isolate, isolate->last_used);
-  return std::make_unique<IsolateLease>(owner, isolate, identity);
+    d->sticky.opened(identity, isolate, now);
+  return std::make_unique<IsolateLease>(owner.shared_from_this(), isolate, identity);
 }
 
 void IsolateRegistry::Impl::releaseStickyLocked(Isolate& isolate, const std::string& identity) {
@@ -178,7 +247,7 @@ std::shared_ptr<Isolate> IsolateRegistry::Impl::evictionVictimLocked() {
       if (isolate->state != Isolate::State::kReady || isolate->active > 0 ||
           !isolate->waiters.empty())
         return;
-      if (!victim || isolate->last_used < victim->last_used) victim = isolate;
+      if (!victim || isolate->last_used.load() < victim->last_used.load()) victim = isolate;
     };
     for (const auto& isolate : d->shared) consider(isolate);
     for (const auto& [id, isolate] : d->instances) consider(isolate);
@@ -192,17 +261,18 @@ std::shared_ptr<Isolate> IsolateRegistry::Impl::startNewLocked(Deployment& d,
     return nullptr;
   if (live >= settings.max_isolates) {
     auto victim = evictionVictimLocked();
-    if (!victim) return nullptr;
+    if (!victim || !closeIdleLocked(*victim)) return nullptr;
     LOG_INFO("isolate %s: evicted (least recently used) to make room", victim->tag().c_str());
     stopLocked(victim);
   }
   auto isolate = std::make_shared<Isolate>();
+  isolate->registry = this;
   isolate->id = next_id++;
   isolate->deployment = &d;
   isolate->deployment_id = d.deployment_id;
   isolate->instance_id = instance_id;
   isolate->counted = true;
-  isolate->last_used = steadyNow();
+  isolate->last_used.store(steadyNow());
   ++live;
   if (instance_id.empty()) {
     d.shared.push_back(isolate);
@@ -230,6 +300,32 @@ IsolateRegistry::Impl::Placed IsolateRegistry::Impl::placeLocked(Deployment& d, 
   return Placed::kAttached;
 }
 
+bool IsolateRegistry::Impl::closeIdleLocked(Isolate& isolate) {
+  isolate.accepting.store(false);  // seq_cst, then read `active` (see isolate_pool.h)
+  if (isolate.active.load() == 0) return true;
+  isolate.accepting.store(true);
+  return false;
+}
+
+void IsolateRegistry::Impl::publishReadyLocked(Deployment& d) {
+  auto ready = std::make_shared<ReadyList>();
+  for (const auto& isolate : d.shared)
+    if (isolate->state == Isolate::State::kReady) ready->push_back(isolate);
+  std::lock_guard<std::mutex> lock(d.ready_mu);
+  d.ready = std::move(ready);
+  d.ready_version.fetch_add(1, std::memory_order_release);
+}
+
+void IsolateRegistry::Impl::enqueueLocked(Deployment& d, Waiter waiter, bool front) {
+  if (front) {
+    d.queue.push_front(std::move(waiter));
+  } else {
+    d.queue.push_back(std::move(waiter));
+  }
+  ++queued;  // seq_cst, then look for room again (see isolate_pool.h)
+  serveQueueLocked(d);
+}
+
 void IsolateRegistry::Impl::serveQueueLocked(Deployment& d) {
   while (!d.queue.empty()) {
     if (placeLocked(d, d.queue.front()) == Placed::kNoRoom) return;
@@ -245,6 +341,7 @@ void IsolateRegistry::Impl::pumpQueuesLocked() {
 }
 
 void IsolateRegistry::Impl::detachLocked(Isolate& isolate) {
+  isolate.accepting.store(false);
   if (isolate.counted) {
     isolate.counted = false;
     --live;
@@ -254,6 +351,7 @@ void IsolateRegistry::Impl::detachLocked(Isolate& isolate) {
   if (!d) return;
   if (isolate.instance_id.empty()) {
     std::erase_if(d->shared, [&](const auto& p) { return p.get() == &isolate; });
+    publishReadyLocked(*d);
   } else if (auto it = d->instances.find(isolate.instance_id);
              it != d->instances.end() && it->second.get() == &isolate) {
     d->instances.erase(it);
@@ -298,25 +396,27 @@ void IsolateRegistry::Impl::launchLocked(const std::shared_ptr<Isolate>& isolate
 
 // ---- IsolateLease
 
-IsolateLease::IsolateLease(IsolateRegistry& registry, std::shared_ptr<Isolate> isolate,
-                           std::string identity)
-    : registry_(registry), isolate_(std::move(isolate)), identity_(std::move(identity)) {}
+IsolateLease::IsolateLease(std::shared_ptr<IsolateRegistry> registry,
+                           std::shared_ptr<Isolate> isolate, std::string identity)
+    : registry_(std::move(registry)),
+      isolate_(std::move(isolate)),
+      identity_(std::move(identity)) {}
 
-IsolateLease::~IsolateLease() { registry_.release(isolate_, identity_); }
+IsolateLease::~IsolateLease() { registry_->release(isolate_, identity_); }
 
 const UpstreamServer& IsolateLease::server() const { return isolate_->server; }
 const UpstreamGroup& IsolateLease::group() const { return isolateGroup(); }
 
 // ---- IsolateRegistry
 
-IsolateRegistry& IsolateRegistry::instance() {
-  // Never destroyed: boot threads and worker mailboxes may still hold leases at exit.
-  static IsolateRegistry* registry = new IsolateRegistry();
-  return *registry;
+std::shared_ptr<IsolateRegistry> IsolateRegistry::create() {
+  return std::shared_ptr<IsolateRegistry>(new IsolateRegistry());
 }
 
 IsolateRegistry::IsolateRegistry() : impl_(std::make_unique<Impl>(*this)) {}
-IsolateRegistry::~IsolateRegistry() = default;
+// Leases and boot threads hold the registry: the last owner is gone, and so is any thread but
+// the supervisor, which shutdown() stops.
+IsolateRegistry::~IsolateRegistry() { shutdown(); }
 
 bool IsolateRegistry::configure(const RuntimeSettings& settings, std::string& error) {
   Impl& m = *impl_;
@@ -400,12 +500,14 @@ void IsolateRegistry::shutdown() {
   std::string dir;
   {
     std::lock_guard<std::mutex> lock(m.mu);
-    if (!m.started) return;
+    if (!m.started || m.shut_down) return;
+    m.shut_down = true;
     m.stopping = true;
     grace = m.settings.stop_timeout;
     dir = m.settings.dir;
     // SIGINT first, as for any stop; the supervisor keeps reaping while we wait.
     for (auto& [id, isolate] : m.processes) {
+      isolate->accepting.store(false);
       isolate->state = Isolate::State::kStopping;
       if (isolate->process.pid > 0) kill(isolate->process.pid, SIGINT);
     }
@@ -442,14 +544,34 @@ IsolateGrant IsolateRegistry::acquire(const IsolateRequest& request, Worker* wor
   IsolateGrant grant;
   pending = false;
   queued = false;
-  std::lock_guard<std::mutex> lock(m.mu);
-  Deployment& d = m.deploymentFor(*request.token);
-  d.last_used = steadyNow();
-  if (!request.loop_tag.empty() && request.loop_tag == d.loop_tag) {
+  auto loops = [&](const Deployment& d) {
+    if (request.loop_tag.empty() || request.loop_tag != d.loop_tag) return false;
     grant.error = ErrorKind::kLoopDetected;
     grant.message = "deployment \"" + d.deployment_id + "\" sent a request to itself";
-    return grant;
+    return true;
+  };
+  // The warm path: a deployment this worker has seen, a ready shared isolate with room.
+  WorkerPlacement& placement = m.workerPlacement();
+  WorkerPlacement::Entry* cached = nullptr;
+  if (auto it = placement.deployments.find(request.token->deployment_key);
+      it != placement.deployments.end()) {
+    cached = &it->second;
+    if (loops(*cached->deployment)) return grant;
+    if (request.instance_id.empty() && request.identity.empty()) {
+      grant.lease = m.leaseWarm(*cached, request.limit);
+      if (grant.lease) return grant;
+    }
   }
+  std::lock_guard<std::mutex> lock(m.mu);
+  const std::shared_ptr<Deployment>& shared_d = m.deploymentFor(*request.token);
+  Deployment& d = *shared_d;
+  d.last_used.store(steadyNow());
+  if (!cached) cached = &placement.deployments[d.key];
+  if (cached->deployment != shared_d) {
+    *cached = WorkerPlacement::Entry();
+    cached->deployment = shared_d;
+  }
+  if (loops(d)) return grant;
   std::string instance_id(request.instance_id);
   std::string identity(request.identity);
   if (auto isolate = m.findRoomLocked(d, instance_id, request.limit, identity)) {
@@ -466,9 +588,8 @@ IsolateGrant IsolateRegistry::acquire(const IsolateRequest& request, Worker* wor
   m.waiting[waiter.ticket] = &d;
   pending = true;
   if (m.placeLocked(d, waiter) == Impl::Placed::kNoRoom) {
-    d.queue.push_back(std::move(waiter));
-    ++m.queued;
     queued = true;
+    m.enqueueLocked(d, std::move(waiter));
   }
   return grant;
 }
@@ -530,14 +651,7 @@ std::chrono::milliseconds IsolateRegistry::queueTimeout() const {
 
 void IsolateRegistry::release(const std::shared_ptr<Isolate>& isolate,
                               const std::string& identity) {
-  Impl& m = *impl_;
-  std::lock_guard<std::mutex> lock(m.mu);
-  if (isolate->active > 0) --isolate->active;
-  m.releaseStickyLocked(*isolate, identity);
-  isolate->last_used = steadyNow();
-  if (isolate->state == Isolate::State::kReady && isolate->deployment)
-    m.serveQueueLocked(*isolate->deployment);
-  if (isolate->active == 0) m.pumpQueuesLocked();
+  impl_->releaseLease(isolate, identity);
 }
 
 }  // namespace subgate

@@ -12,8 +12,10 @@
 // A deployment's code is fetched once (single flight) and cached (bounded: boot_cache).
 //
 // Threading: acquire(), cancel(), release (through ~IsolateLease) and failureOf() are called
-// on worker threads; one mutex guards the registry and is held only for bookkeeping, never
-// across I/O that can block. Callbacks run on the worker that asked, through its mailbox.
+// on worker threads. A warm request (a deployment the worker has seen, a ready shared isolate
+// with room, no instance id or identity) is placed and released without a lock; everything else
+// takes the registry's mutex, held only for bookkeeping, never across I/O that can block.
+// Callbacks run on the worker that asked, through its mailbox.
 #pragma once
 
 #include <cstdint>
@@ -36,7 +38,8 @@ class IsolateRegistry;
 // One request's claim on an isolate: counts toward its isolate_limit until destroyed.
 class IsolateLease {
  public:
-  IsolateLease(IsolateRegistry& registry, std::shared_ptr<Isolate> isolate, std::string identity);
+  IsolateLease(std::shared_ptr<IsolateRegistry> registry, std::shared_ptr<Isolate> isolate,
+               std::string identity);
   ~IsolateLease();
   IsolateLease(const IsolateLease&) = delete;
   IsolateLease& operator=(const IsolateLease&) = delete;
@@ -44,9 +47,10 @@ class IsolateLease {
   const UpstreamServer& server() const;
   const UpstreamGroup& group() const;
   const Isolate& isolate() const { return *isolate_; }
+  IsolateRegistry& registry() const { return *registry_; }
 
  private:
-  IsolateRegistry& registry_;
+  std::shared_ptr<IsolateRegistry> registry_;  // alive while a lease is (a grant in a mailbox)
   std::shared_ptr<Isolate> isolate_;
   std::string identity_;  // the request's identify() answer, if any
 };
@@ -65,17 +69,24 @@ struct IsolateRequest {
   std::string_view identity;             // identify()'s answer: sticky placement (protocol.md §6)
 };
 
-class IsolateRegistry {
+class IsolateRegistry : public std::enable_shared_from_this<IsolateRegistry> {
  public:
   using Callback = std::function<void(IsolateGrant)>;
 
-  static IsolateRegistry& instance();
+  // A registry that runs nothing until configure(). The compiled config owns it
+  // (RuntimeConfig::isolates, written by the isolates module), and a reload hands it on to the
+  // next config, so isolates outlive reloads. Shut down at exit or when the last owner lets go.
+  static std::shared_ptr<IsolateRegistry> create();
+  ~IsolateRegistry();
+  IsolateRegistry(const IsolateRegistry&) = delete;
+  IsolateRegistry& operator=(const IsolateRegistry&) = delete;
 
   // Main thread, at every config load: applies the runtime settings (starting the supervisor
   // and writing the harness on first use). False with `error` when the folder or the Deno
   // executable is unusable.
   bool configure(const RuntimeSettings& settings, std::string& error);
-  // Main thread, at exit: kills every isolate and spare and stops the threads.
+  // Main thread, at exit (or the last owner's thread, from the destructor): kills every isolate
+  // and spare and stops the threads. Once; later calls do nothing.
   void shutdown();
 
   // Worker thread. A grant with a lease when a ready isolate has room now; a grant with an
@@ -108,11 +119,12 @@ class IsolateRegistry {
   // connections each, queue and sticky table sizes (see modules/status/status_module.h).
   std::string statusJson() const;
 
+  // Private to core/isolates (isolate_pool.h); named here so that its parts can point to it.
+  struct Impl;
+
  private:
   friend class IsolateLease;
-  struct Impl;
   IsolateRegistry();
-  ~IsolateRegistry();
   void release(const std::shared_ptr<Isolate>& isolate, const std::string& identity);
   std::unique_ptr<Impl> impl_;
 };

@@ -42,7 +42,7 @@ json_t* isolateJson(const Isolate& isolate) {
   json_object_set_new(out, "instance_id",
                       json_stringn(isolate.instance_id.data(), isolate.instance_id.size()));
   json_object_set_new(out, "state", json_string(stateName(isolate.state)));
-  json_object_set_new(out, "active", json_integer(isolate.active));
+  json_object_set_new(out, "active", json_integer(isolate.active.load()));
   json_object_set_new(out, "pid", json_integer(isolate.process.pid));
   return out;
 }
@@ -69,6 +69,8 @@ std::string IsolateRegistry::statusJson() const {
                           json_string(d->subhoster ? d->subhoster->name.c_str() : ""));
       json_object_set_new(entry, "rpc_root", json_stringn(d->rpc_root.data(), d->rpc_root.size()));
       json_object_set_new(entry, "queued", json_integer(static_cast<json_int_t>(d->queue.size())));
+      json_object_set_new(entry, "warm_leases",
+                          json_integer(static_cast<json_int_t>(d->warm_leases.load())));
       json_object_set_new(entry, "sticky", json_integer(static_cast<json_int_t>(d->sticky.size())));
       sticky += d->sticky.size();
       json_t* isolates = json_array();

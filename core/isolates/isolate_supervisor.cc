@@ -201,6 +201,7 @@ void IsolateRegistry::Impl::ensureSpares() {
       std::lock_guard<std::mutex> lock(mu);
       if (stopping || spares.size() >= settings.spare || spare_failures >= 3) return;
       spare = std::make_shared<Isolate>();
+      spare->registry = this;
       spare->id = next_id++;
       spare->dir = settings.dir + "/iso-" + std::to_string(spare->id);
       spares.push_back(spare);
@@ -226,16 +227,16 @@ void IsolateRegistry::Impl::trimSpares() {
   }
 }
 
-IsolateRegistry::Impl& IsolateRegistry::Impl::self() { return *IsolateRegistry::instance().impl_; }
-
 void IsolateRegistry::Impl::onStdout(evutil_socket_t fd, short, void* arg) {
-  std::lock_guard<std::mutex> lock(self().mu);
-  self().drainLocked(*static_cast<Isolate*>(arg), fd, false);
+  auto& isolate = *static_cast<Isolate*>(arg);
+  std::lock_guard<std::mutex> lock(isolate.registry->mu);
+  isolate.registry->drainLocked(isolate, fd, false);
 }
 
 void IsolateRegistry::Impl::onStderr(evutil_socket_t fd, short, void* arg) {
-  std::lock_guard<std::mutex> lock(self().mu);
-  self().drainLocked(*static_cast<Isolate*>(arg), fd, true);
+  auto& isolate = *static_cast<Isolate*>(arg);
+  std::lock_guard<std::mutex> lock(isolate.registry->mu);
+  isolate.registry->drainLocked(isolate, fd, true);
 }
 
 void IsolateRegistry::Impl::drainLocked(Isolate& isolate, int fd, bool is_stderr) {
@@ -305,6 +306,10 @@ void IsolateRegistry::Impl::readyLocked(Isolate& isolate) {
   std::vector<Waiter> waiters = std::move(isolate.waiters);
   isolate.waiters.clear();
   Deployment* d = isolate.deployment;
+  if (d) {
+    isolate.accepting.store(true);
+    if (isolate.instance_id.empty()) publishReadyLocked(*d);
+  }
   // Shared isolates of a deployment are its cluster; a dedicated one is a cluster of one.
   if (hub && d)
     hub->join(isolate.id, isolate.instance_id.empty() ? d->key : std::string(),
@@ -321,8 +326,8 @@ void IsolateRegistry::Impl::readyLocked(Isolate& isolate) {
 }
 
 void IsolateRegistry::Impl::onTimer(evutil_socket_t, short, void* arg) {
-  Impl& m = self();
   auto* isolate = static_cast<Isolate*>(arg);
+  Impl& m = *isolate->registry;
   std::lock_guard<std::mutex> lock(m.mu);
   if (isolate->state == Isolate::State::kStarting) {
     LOG_WARN("isolate %s: did not start serving within boot_timeout (%lld ms)",
@@ -337,7 +342,7 @@ void IsolateRegistry::Impl::onTimer(evutil_socket_t, short, void* arg) {
 }
 
 void IsolateRegistry::Impl::onExit(evutil_socket_t, short, void* arg) {
-  Impl& m = self();
+  Impl& m = *static_cast<Isolate*>(arg)->registry;
   std::shared_ptr<Isolate> isolate;
   {
     std::lock_guard<std::mutex> lock(m.mu);
@@ -380,15 +385,16 @@ void IsolateRegistry::Impl::exited(const std::shared_ptr<Isolate>& isolate, int 
   ensureSpares();
 }
 
-void IsolateRegistry::Impl::onSweep(evutil_socket_t, short, void*) {
-  Impl* self = &Impl::self();
+void IsolateRegistry::Impl::onSweep(evutil_socket_t, short, void* arg) {
+  Impl* self = static_cast<Impl*>(arg);
   std::lock_guard<std::mutex> lock(self->mu);
   const SteadyTime now = steadyNow();
   std::vector<std::shared_ptr<Isolate>> idle;
   for (auto& [key, d] : self->deployments) {
     auto consider = [&](const std::shared_ptr<Isolate>& isolate) {
       if (isolate->state == Isolate::State::kReady && isolate->active == 0 &&
-          isolate->waiters.empty() && now - isolate->last_used >= self->settings.idle_timeout)
+          isolate->waiters.empty() &&
+          now - isolate->last_used.load() >= self->settings.idle_timeout)
         idle.push_back(isolate);
     };
     for (const auto& isolate : d->shared) consider(isolate);
@@ -401,6 +407,7 @@ void IsolateRegistry::Impl::onSweep(evutil_socket_t, short, void*) {
     });
   }
   for (const auto& isolate : idle) {
+    if (!self->closeIdleLocked(*isolate)) continue;  // a request took it meanwhile
     LOG_INFO("isolate %s: idle for %lld ms, stopping", isolate->tag().c_str(),
              static_cast<long long>(self->settings.idle_timeout.count()));
     self->stopLocked(isolate);

@@ -385,8 +385,10 @@ std::string CompileContext::resolvePath(const std::string& path) const {
 extern const std::string_view kEmbeddedConfig;  // generated from conf/subgate.conf
 
 std::shared_ptr<const RuntimeConfig> loadServerConfig(const ServerOptions& options,
-                                                      std::string& err) {
+                                                      std::string& err,
+                                                      const RuntimeConfig* previous) {
   ConfigSource source;
+  source.previous = previous;
   source.path = options.config_path;
   source.text = kEmbeddedConfig;
   source.prefix = options.prefix;
@@ -406,7 +408,7 @@ std::shared_ptr<const RuntimeConfig> loadConfig(const ConfigSource& source, std:
     return nullptr;
   }
   config->root = std::move(*root);
-  CompileContext ctx{*config, {}};
+  CompileContext ctx{*config, source.previous, {}};
   SpecTable specs = buildSpecTable();
   if (!validateBlock(config->root, kMainContext, specs, ctx) ||
       !compileMainSettings(config->root, ctx, *config)) {

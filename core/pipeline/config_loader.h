@@ -16,6 +16,8 @@ struct ConfigSource {
   std::string path;       // file to read; empty = use `text`
   std::string_view text;  // embedded config text when path is empty
   std::string prefix;     // directory relative paths resolve against
+  // The config serving now, when this load is a reload (CompileContext::previous).
+  const RuntimeConfig* previous = nullptr;
 };
 
 // Returns nullptr and sets `err` to "file:line: message" when the config is invalid.
@@ -28,7 +30,9 @@ struct ServerOptions {
 };
 
 // Loads the config the options name (the embedded default without -c).
+// `previous`: the config serving now, when this load is a reload.
 std::shared_ptr<const RuntimeConfig> loadServerConfig(const ServerOptions& options,
-                                                      std::string& err);
+                                                      std::string& err,
+                                                      const RuntimeConfig* previous = nullptr);
 
 }  // namespace subgate

@@ -39,7 +39,8 @@ struct HookEntry {
   std::shared_ptr<const ModuleConf> conf;
 };
 
-class Regex;  // core/regex/regex.h
+class Regex;            // core/regex/regex.h
+class IsolateRegistry;  // core/isolates/isolate_registry.h (a higher layer: held, never used here)
 
 struct LocationConf {
   enum class Match { kExact, kPrefix, kRegex, kRegexCaseless, kNone };
@@ -99,6 +100,10 @@ struct RuntimeConfig {
   // The `subhoster` blocks (never null; empty without any). Written by the subhost_auth module's
   // compileMain; read by every module that verifies or mints tokens (lua, origin_local, token).
   std::shared_ptr<const SubhosterTable> subhosters = std::make_shared<SubhosterTable>();
+  // The isolate runtime. Written by the isolates module's compileMain, which hands the previous
+  // config's on (CompileContext::previous) so that isolates outlive reloads; read by the
+  // isolates and status modules. Null only in a build without the isolates module.
+  std::shared_ptr<IsolateRegistry> isolates;
   // Main-level compiled data of modules (e.g. upstream groups), by module.
   std::vector<std::pair<const Module*, std::shared_ptr<const void>>> module_main;
 
@@ -118,6 +123,9 @@ using RouteTargets = std::map<std::string, HookEntry, std::less<>>;
 // Handed to modules while compiling.
 struct CompileContext {
   RuntimeConfig& config;
+  // The config serving now when this one is compiled for a reload (else null): what must live
+  // across reloads (the isolate runtime) is taken from it.
+  const RuntimeConfig* previous = nullptr;
   std::string error;  // "file:line: message" of the first error
 
   // Records an error at `node` and returns false (or nullptr, by conversion in callers).

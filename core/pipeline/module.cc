@@ -5,6 +5,7 @@
 namespace subgate {
 
 bool Module::activate(const RuntimeConfig&, std::string&) const { return true; }
+void Module::deactivate(const RuntimeConfig&) const {}
 
 const config::Node* Scope::find(std::string_view name) const {
   for (const config::Node* level : levels_) {

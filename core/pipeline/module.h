@@ -120,8 +120,8 @@ class Module {
   // or retune process-wide machinery (e.g. the isolate supervisor). False with `error` refuses
   // the config.
   virtual bool activate(const RuntimeConfig& config, std::string& error) const;
-  // Main thread, once at exit after the workers stopped.
-  virtual void deactivate() const {}
+  // Main thread, once at exit after the workers stopped, with the last config served.
+  virtual void deactivate(const RuntimeConfig& config) const;
 
   // Which phases the module hooks where it is active.
   virtual bool hasAccess() const { return false; }

@@ -20,8 +20,9 @@ namespace subgate {
 
 namespace {
 
-std::shared_ptr<const RuntimeConfig> load(const ServerOptions& options, std::string& err) {
-  return loadServerConfig(options, err);
+std::shared_ptr<const RuntimeConfig> load(const ServerOptions& options, std::string& err,
+                                          const RuntimeConfig* previous = nullptr) {
+  return loadServerConfig(options, err, previous);
 }
 
 int openListener(const SocketAddress& address, std::string& err) {
@@ -155,7 +156,7 @@ int runServer(const ServerOptions& options) {
     if (sigwait(&signals, &sig) != 0) continue;
     if (sig == SIGHUP) {
       LOG_NOTICE("reloading configuration");
-      auto next = load(options, err);
+      auto next = load(options, err, config.get());
       if (!next) {
         LOG_ERROR("reload refused, keeping the running configuration: %s", err.c_str());
         continue;
@@ -183,7 +184,7 @@ int runServer(const ServerOptions& options) {
   }
   for (auto& worker : workers) worker->join();
   workers.clear();
-  for (const Module* module : allModules()) module->deactivate();
+  for (const Module* module : allModules()) module->deactivate(*config);
   LOG_NOTICE("subgate stopped");
   return exit_code;
 }

@@ -139,7 +139,7 @@ class IsolateSelector final : public PeerSelector {
   ErrorKind noPeerError() const override { return ErrorKind::kDeploymentFailed; }
   ErrorKind mapFailure(ErrorKind kind, std::string& message) override {
     if (kind != ErrorKind::kUpstreamError) return kind;
-    return IsolateRegistry::instance().failureOf(lease_->isolate(), message);
+    return lease_->registry().failureOf(lease_->isolate(), message);
   }
 
  private:
@@ -170,7 +170,7 @@ class IsolateWait final : public RequestTask {
   ~IsolateWait() override {
     *alive_ = false;
     if (timer_) event_free(timer_);
-    if (waiting_) IsolateRegistry::instance().cancel(ticket_);
+    if (waiting_) req_.config().isolates->cancel(ticket_);
   }
 
   void begin(uint64_t ticket, bool queued) {
@@ -179,7 +179,7 @@ class IsolateWait final : public RequestTask {
     const SteadyTime now = steadyNow();
     std::optional<SteadyTime> due = req_.responseDeadline();
     if (queued) {
-      const SteadyTime queue_due = now + IsolateRegistry::instance().queueTimeout();
+      const SteadyTime queue_due = now + req_.config().isolates->queueTimeout();
       if (!due || queue_due < *due) {
         due = queue_due;
         queue_timer_ = true;
@@ -209,7 +209,7 @@ class IsolateWait final : public RequestTask {
   static void onTimer(evutil_socket_t, short, void* arg) {
     auto* self = static_cast<IsolateWait*>(arg);
     // A grant already on its way wins over the timeout.
-    if (!IsolateRegistry::instance().cancel(self->ticket_)) return;
+    if (!self->req_.config().isolates->cancel(self->ticket_)) return;
     self->waiting_ = false;
     // Which deadline the timer was armed for decides the error; comparing clocks here would
     // not, because libevent measures the wait from its cached loop time.
@@ -265,6 +265,9 @@ bool IsolatesModule::compileMain(const config::Node& root, CompileContext& ctx) 
   if (main->settings.deno_path.empty())
     main->settings.deno_path = defaultDenoPath(ctx.config.prefix);
   ctx.config.module_main.emplace_back(this, main);
+  // The runtime and its isolates live on across reloads: the next config takes them over.
+  ctx.config.isolates =
+      ctx.previous && ctx.previous->isolates ? ctx.previous->isolates : IsolateRegistry::create();
   return true;
 }
 
@@ -289,10 +292,10 @@ std::shared_ptr<const ModuleConf> IsolatesModule::compileLocation(const Scope& s
 bool IsolatesModule::activate(const RuntimeConfig& config, std::string& error) const {
   auto main = config.mainOf<RuntimeMain>(this);
   if (!main || (!main->present && !main->used)) return true;
-  return IsolateRegistry::instance().configure(main->settings, error);
+  return config.isolates->configure(main->settings, error);
 }
 
-void IsolatesModule::deactivate() const { IsolateRegistry::instance().shutdown(); }
+void IsolatesModule::deactivate(const RuntimeConfig& config) const { config.isolates->shutdown(); }
 
 void IsolatesModule::content(Request& req, const ModuleConf& module_conf) const {
   const auto& conf = static_cast<const IsolatesConf&>(module_conf);
@@ -346,8 +349,8 @@ void IsolatesModule::content(Request& req, const ModuleConf& module_conf) const 
   uint64_t ticket = 0;
   bool pending = false;
   bool queued = false;
-  IsolateGrant grant = IsolateRegistry::instance().acquire(
-      request, &req.worker(), std::move(callback), ticket, pending, queued);
+  IsolateGrant grant = req.config().isolates->acquire(request, &req.worker(), std::move(callback),
+                                                      ticket, pending, queued);
   if (grant.lease) {
     serveWithLease(req, conf, std::move(grant.lease));
     return;

@@ -32,7 +32,7 @@ class IsolatesModule final : public Module {
   std::shared_ptr<const ModuleConf> compileLocation(const Scope& scope,
                                                     CompileContext& ctx) const override;
   bool activate(const RuntimeConfig& config, std::string& error) const override;
-  void deactivate() const override;
+  void deactivate(const RuntimeConfig& config) const override;
   bool isContentHandler() const override { return true; }
   void content(Request& req, const ModuleConf& conf) const override;
 };

@@ -1,6 +1,7 @@
 #include "modules/status/status_module.h"
 
 #include "core/isolates/isolate_registry.h"
+#include "core/pipeline/config_model.h"
 #include "core/pipeline/request.h"
 #include "modules/status/status_command.h"
 
@@ -33,7 +34,7 @@ std::shared_ptr<const ModuleConf> StatusModule::compileLocation(const Scope& sco
 
 void StatusModule::content(Request& req, const ModuleConf&) const {
   LocalReply reply;
-  reply.body = IsolateRegistry::instance().statusJson();
+  reply.body = req.config().isolates ? req.config().isolates->statusJson() : "{}";
   reply.body += '\n';
   reply.content_type = "application/json";
   reply.headers.emplace_back("cache-control", "no-store");

@@ -70,6 +70,96 @@ class InstanceTargeting(IngressCase):
         self.assertEqual(self.origin.boots["instance-id"], 1, "the code is fetched once")
 
 
+# Counts the requests in flight in this isolate and answers with the most it saw at once and
+# which isolate it is.
+CONCURRENCY_CODE = """
+let inflight = 0, most = 0;
+const me = crypto.randomUUID();
+Deno.serve(async () => {
+  inflight++;
+  most = Math.max(most, inflight);
+  await new Promise(r => setTimeout(r, 40));
+  inflight--;
+  return new Response(JSON.stringify({most, me}));
+});
+"""
+
+
+class WarmPath(IngressCase):
+    """Warm requests take the lock-free placement path (status: warm_leases) and it still keeps
+    isolate_limit and wakes queued requests."""
+
+    def status(self):
+        r = request(self.sg.port, path="/status")
+        self.assertEqual(r.status, 200, r.body)
+        return {d["deployment_id"]: d for d in json.loads(r.body)["deployments"]}
+
+    def test_sequential_warm_requests_take_no_lock(self):
+        self.origin.deployments["hello"] = Deployment()
+        self.serve(server="location = /status { status; }")
+        for _ in range(100):
+            self.assertEqual(self.get("hello").status, 200)
+        # Each worker places its first request on the locked path (it learns the deployment
+        # there); every later one is warm.
+        self.assertGreaterEqual(self.status()["hello"]["warm_leases"], 97)
+
+    def test_concurrent_warm_requests_keep_the_limit(self):
+        self.origin.deployments["count"] = Deployment(code=CONCURRENCY_CODE)
+        self.serve(server="location = /status { status; }", location="isolate_limit 3;")
+        self.assertEqual(self.get("count").status, 200)  # the first isolate is ready
+        results = []
+
+        def burst():
+            for _ in range(8):
+                results.append(self.get("count"))
+
+        threads = [threading.Thread(target=burst) for _ in range(12)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        self.assertEqual(len(results), 96)
+        self.assertEqual(sorted({r.status for r in results}), [200])
+        answers = [json.loads(r.body) for r in results]
+        self.assertLessEqual(max(a["most"] for a in answers), 3, "isolate_limit held")
+        self.assertGreater(len({a["me"] for a in answers}), 1, "12 clients at 3 per isolate")
+        self.assertGreater(self.status()["count"]["warm_leases"], 0)
+
+    def test_isolates_and_the_warm_path_survive_a_reload(self):
+        self.origin.deployments["count"] = Deployment(code=CONCURRENCY_CODE)
+        self.serve(server="location = /status { status; }")
+        first = json.loads(self.get("count").body)["me"]
+        warm_before = self.status()["count"]["warm_leases"]
+        with open(self.sg.conf_path) as f:
+            self.sg.write_config(f.read().replace("location = /status", "location = /state"))
+        self.sg.signal(signal.SIGHUP)
+        wait_until(lambda: "configuration reloaded" in self.sg.output(), what="reload")
+        for _ in range(10):
+            r = self.get("count")
+            self.assertEqual(r.status, 200, r.body)
+            self.assertEqual(json.loads(r.body)["me"], first, "the same isolate serves")
+        r = request(self.sg.port, path="/state")
+        self.assertEqual(r.status, 200, r.body)
+        after = {d["deployment_id"]: d for d in json.loads(r.body)["deployments"]}
+        self.assertGreaterEqual(after["count"]["warm_leases"], warm_before + 8)
+        self.assertEqual(self.origin.boots["count"], 1)
+
+    def test_queued_requests_are_woken_by_lock_free_releases(self):
+        self.origin.deployments["count"] = Deployment(code=CONCURRENCY_CODE)
+        self.serve(runtime="max_isolates_per_deployment 1; queue_timeout 10s;",
+                   location="isolate_limit 1;")
+        self.assertEqual(self.get("count").status, 200)
+        results = []
+        threads = [threading.Thread(target=lambda: results.append(self.get("count"))) for _ in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        # 16 requests of 40 ms one at a time; a missed wake-up would end in CAPACITY_EXCEEDED.
+        self.assertEqual(sorted({r.status for r in results}), [200])
+        self.assertEqual(max(json.loads(r.body)["most"] for r in results), 1)
+
+
 class RequestChecks(IngressCase):
     def test_bad_instance_id_and_missing_auth(self):
         self.origin.deployments["hello"] = Deployment()
