@@ -143,6 +143,7 @@ bool compileHooks(const Scope& scope, CompileContext& ctx, LocationConf& loc, bo
     if (!conf) continue;
     HookEntry entry{module, conf};
     if (module->hasAccess()) loc.access.push_back(entry);
+    if (module->hasRoute()) loc.route.push_back(entry);
     if (module->isContentHandler()) {
       if (content_owner) {
         // The nearest level decides: a location's own handler beats an inherited one.
@@ -396,6 +397,7 @@ std::shared_ptr<const RuntimeConfig> loadServerConfig(const ServerOptions& optio
 }
 
 std::shared_ptr<const RuntimeConfig> loadConfig(const ConfigSource& source, std::string& err) {
+  assignModuleIndexes();
   auto config = std::make_shared<RuntimeConfig>();
   config->prefix = source.prefix;
   config->file = source.path.empty() ? "<embedded>" : source.path;

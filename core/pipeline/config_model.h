@@ -50,6 +50,7 @@ struct LocationConf {
   std::string where;  // "file:line" of the location block
   CoreConf core;
   std::vector<HookEntry> access;
+  std::vector<HookEntry> route;
   HookEntry content;  // module == nullptr only for the "no location matched" fallback
   std::vector<HookEntry> reply;
   std::vector<HookEntry> head_filter;

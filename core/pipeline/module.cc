@@ -32,6 +32,12 @@ std::shared_ptr<const ModuleConf> Module::compileLocation(const Scope&, CompileC
   return nullptr;
 }
 HookResult Module::access(Request&, const ModuleConf&) const { return HookResult::kContinue; }
+HookResult Module::route(Request&, const ModuleConf&) const { return HookResult::kContinue; }
+
+void assignModuleIndexes() {
+  size_t index = 0;
+  for (const Module* module : allModules()) module->index_ = index++;
+}
 void Module::content(Request&, const ModuleConf&) const {}
 void Module::filterReply(Request&, const ModuleConf&, LocalReply&) const {}
 std::vector<std::pair<std::string, std::shared_ptr<const ModuleConf>>> Module::routeTargets(

@@ -3,6 +3,8 @@
 //
 // Phases run in this order for every request (docs/architecture.md "Phases"):
 //   access         modules that may reject the request or set per-request values (timeout, auth)
+//   route          modules that decide where the request goes (Lua route() and identify()):
+//                  they write the route decision (core/pipeline/route.h)
 //   content        exactly one handler per location produces the response (return, proxy_pass,
 //                  isolates, ...); a local reply (return, errors) passes the reply filters first
 //                  (error_header renders failures)
@@ -125,19 +127,32 @@ class Module {
 
   // Which phases the module hooks where it is active.
   virtual bool hasAccess() const { return false; }
+  virtual bool hasRoute() const { return false; }
   virtual bool isContentHandler() const { return false; }
   virtual bool hasReplyFilter() const { return false; }
   virtual bool hasHeadFilter() const { return false; }
   virtual bool hasLog() const { return false; }
 
   virtual HookResult access(Request& req, const ModuleConf& conf) const;
+  virtual HookResult route(Request& req, const ModuleConf& conf) const;
   // Takes over the request: must eventually answer it (or the request is cancelled).
   virtual void content(Request& req, const ModuleConf& conf) const;
   virtual void filterReply(Request& req, const ModuleConf& conf, LocalReply& reply) const;
   // Runs once per request on the final response head (not on 1xx), whoever produced it.
   virtual void filterHead(const Request& req, const ModuleConf& conf, ResponseHeadEdit& edit) const;
   virtual void log(const Request& req, const ModuleConf& conf) const;
+
+  // The module's position in allModules(), fixed when the first config is compiled: the index of
+  // its per-request slot (Request::state), like nginx's ctx_index.
+  size_t index() const { return index_; }
+
+ private:
+  friend void assignModuleIndexes();
+  mutable size_t index_ = 0;
 };
+
+// Numbers the modules of allModules() (Module::index()). The config loader calls it; idempotent.
+void assignModuleIndexes();
 
 // The modules of this build, in phase order. Defined in modules/module_list.cc.
 std::span<const Module* const> allModules();

@@ -35,9 +35,9 @@ void Request::reset() {
   body_bytes_sent_ = 0;
   error_.reset();
   upstream_addr_.clear();
-  content_module_ = nullptr;
-  content_conf_ = nullptr;
-  ingress_.clear();
+  route_.clear();
+  for (auto& slot : slots_)
+    if (slot) slot->clear();
 }
 
 void Request::run() {
@@ -56,19 +56,21 @@ void Request::resume() {
   runFrom(next_access_);
 }
 
-void Request::runFrom(size_t access_index) {
+void Request::runFrom(size_t hook_index) {
+  // The access hooks, then the route hooks, counted as one sequence so that resume() goes on
+  // after the hook that suspended.
   const auto& access = location_->access;
-  for (size_t i = access_index; i < access.size(); ++i) {
+  const auto& route = location_->route;
+  for (size_t i = hook_index; i < access.size() + route.size(); ++i) {
     next_access_ = i + 1;
-    switch (access[i].module->access(*this, *access[i].conf)) {
-      case HookResult::kContinue: break;
-      case HookResult::kDone: return;
-      case HookResult::kSuspend: return;
-    }
-    if (finished_) return;
+    const bool in_access = i < access.size();
+    const HookEntry& hook = in_access ? access[i] : route[i - access.size()];
+    const HookResult result =
+        in_access ? hook.module->access(*this, *hook.conf) : hook.module->route(*this, *hook.conf);
+    if (result != HookResult::kContinue || finished_) return;
   }
-  if (content_module_) {
-    content_module_->content(*this, *content_conf_);
+  if (route_.handler) {
+    route_.handler->content(*this, *route_.handler_conf);
     return;
   }
   const HookEntry& content = location_->content;
@@ -214,6 +216,11 @@ void Request::readBody(BodySink* sink) {
 
 void Request::resumeBody() {
   if (body_sink_) transport_->transportResumeBody();
+}
+
+std::unique_ptr<ModuleRequestState>& Request::slotOf(const Module& module) {
+  if (slots_.size() <= module.index()) slots_.resize(allModules().size());
+  return slots_[module.index()];
 }
 
 void Request::runLogPhase() {

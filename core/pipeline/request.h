@@ -18,9 +18,9 @@
 
 #include "core/error/error_kind.h"
 #include "core/http1/http1_parser.h"
-#include "core/ingress/ingress.h"
 #include "core/net/clock.h"
 #include "core/pipeline/config_model.h"
+#include "core/pipeline/route.h"
 
 namespace subgate {
 
@@ -75,6 +75,15 @@ class ResponseHeadEdit {
   std::span<const http1::HeaderField> produced_;
   std::vector<Header> added_;
   std::vector<std::string> removed_;
+};
+
+// A module's per-request state (Request::state<T>()): one object per Request and module, reused
+// for the next request on the same connection or stream.
+class ModuleRequestState {
+ public:
+  virtual ~ModuleRequestState() = default;
+  // The request ended: forget it (keep allocations).
+  virtual void clear() = 0;
 };
 
 // Receives the request body as it streams in.
@@ -162,16 +171,22 @@ class Request {
   // The upstream's response head must arrive before this time (timeout module). Unset: none.
   void setResponseDeadline(SteadyTime deadline) { deadline_ = deadline; }
   std::optional<SteadyTime> responseDeadline() const { return deadline_; }
-  // Serves the request with `module` (its content()) and `conf` instead of the location's
-  // content handler (Lua route() choosing an upstream). Access phase only; `conf` must live as
-  // long as the request's config.
-  void setContentHandler(const Module& module, const ModuleConf& conf) {
-    content_module_ = &module;
-    content_conf_ = &conf;
+  // Where the request goes (core/pipeline/route.h: who writes which field).
+  RouteDecision& route() { return route_; }
+  const RouteDecision& route() const { return route_; }
+  // The request's slot of `module` (its per-request state), created on first use and kept, after
+  // ModuleRequestState::clear(), for the next request this Request object serves.
+  template <class T>
+  T& state(const Module& module) {
+    std::unique_ptr<ModuleRequestState>& slot = slotOf(module);
+    if (!slot) slot = std::make_unique<T>();
+    return static_cast<T&>(*slot);
   }
-  // Subhosting state (forwarded host, verified token, instance id) and head edits.
-  Ingress& ingress() { return ingress_; }
-  const Ingress& ingress() const { return ingress_; }
+  // The slot if the module has used it (for readers that must not create it).
+  template <class T>
+  T* stateIfAny(const Module& module) {
+    return static_cast<T*>(slotOf(module).get());
+  }
 
   // ---- answering
   // A complete local response; runs reply filters, ends the request.
@@ -243,9 +258,9 @@ class Request {
   std::optional<ErrorKind> error_;
   SteadyTime start_{};
   std::string upstream_addr_;
-  const Module* content_module_ = nullptr;  // setContentHandler(); null: the location's
-  const ModuleConf* content_conf_ = nullptr;
-  Ingress ingress_;
+  RouteDecision route_;
+  std::vector<std::unique_ptr<ModuleRequestState>> slots_;  // by Module::index()
+  std::unique_ptr<ModuleRequestState>& slotOf(const Module& module);
 };
 
 }  // namespace subgate

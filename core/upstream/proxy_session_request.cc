@@ -18,8 +18,8 @@ void appendHex(IoBuffer& out, uint64_t value) {
   out.append(std::string_view(buf, end - buf));
 }
 
-bool isDropped(const Ingress& ingress, std::string_view name) {
-  for (const std::string& dropped : ingress.drop_headers)
+bool isDropped(const RouteDecision& decision, std::string_view name) {
+  for (const std::string& dropped : decision.drop_headers)
     if (dropped.size() == name.size() && http1::iequals(dropped, name)) return true;
   return false;
 }
@@ -45,17 +45,17 @@ void buildUpstreamRequestHead(const Request& req, IoBuffer& out) {
   out.reserve(512);
   out.append(head.method);
   out.append(" ");
-  const Ingress& ingress = req.ingress();
-  out.append(ingress.target.empty() ? head.target : std::string_view(ingress.target));
+  const RouteDecision& decision = req.route();
+  out.append(decision.target.empty() ? head.target : std::string_view(decision.target));
   out.append(" HTTP/1.1\r\n");
   std::string forwarded_for;
   std::string via;
-  const bool replace_host = !ingress.forwarded_host.empty();
+  const bool replace_host = !decision.forwarded_host.empty();
   for (const http1::HeaderField& field : head.headers) {
     std::string_view name = field.name;
     if (http1::isHopByHopHeader(name)) continue;
     if (replace_host && name.size() == 4 && http1::iequals(name, "host")) continue;
-    if (isDropped(ingress, name)) continue;
+    if (isDropped(decision, name)) continue;
     if (name.size() == 6 && http1::iequals(name, "expect")) continue;  // answered by subgate
     if (name.size() == 15 && http1::iequals(name, "x-forwarded-for")) {
       if (!forwarded_for.empty()) forwarded_for += ", ";
@@ -75,10 +75,10 @@ void buildUpstreamRequestHead(const Request& req, IoBuffer& out) {
   }
   if (replace_host) {
     out.append("host: ");
-    out.append(ingress.forwarded_host);
+    out.append(decision.forwarded_host);
     out.append("\r\n");
   }
-  for (const auto& [name, value] : ingress.add_headers) {
+  for (const auto& [name, value] : decision.add_headers) {
     out.append(name);
     out.append(": ");
     out.append(value);

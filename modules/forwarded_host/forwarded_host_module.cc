@@ -51,10 +51,10 @@ HookResult ForwardedHostModule::access(Request& req, const ModuleConf&) const {
              "optional :port)");
     return HookResult::kDone;
   }
-  Ingress& ingress = req.ingress();
-  ingress.forwarded_host.assign(host);
+  RouteDecision& decision = req.route();
+  decision.forwarded_host.assign(host);
   std::string_view proto = req.header("x-forwarded-proto");
-  ingress.https = !(proto.size() == 4 && http1::iequals(proto, "http"));
+  decision.https = !(proto.size() == 4 && http1::iequals(proto, "http"));
   return HookResult::kContinue;
 }
 

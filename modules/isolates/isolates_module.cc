@@ -24,8 +24,15 @@ struct RuntimeMain {
 };
 
 struct IsolatesConf final : ModuleConf {
+  const Module* module = nullptr;  // whose request slot holds IsolatesRequestState
   uint32_t limit = 50;
   ProxyOptions options;
+};
+
+// What this module keeps per request (its slot, Request::state).
+struct IsolatesRequestState final : ModuleRequestState {
+  bool prewarm = false;  // x-deno-prewarm: 1: boot or find the isolate, answer 204
+  void clear() override { prewarm = false; }
 };
 
 constexpr unsigned kScopes = kMainContext | kServerContext | kLocationContext;
@@ -148,7 +155,7 @@ class IsolateSelector final : public PeerSelector {
 };
 
 void serveWithLease(Request& req, const IsolatesConf& conf, std::unique_ptr<IsolateLease> lease) {
-  if (req.ingress().prewarm) {
+  if (req.state<IsolatesRequestState>(*conf.module).prewarm) {
     LocalReply reply;
     reply.status = 204;
     reply.content_type.clear();
@@ -276,6 +283,7 @@ std::shared_ptr<const ModuleConf> IsolatesModule::compileLocation(const Scope& s
   if (!scope.find("isolates")) return nullptr;
   ctx.config.mainOf<RuntimeMain>(this)->used = true;
   auto conf = std::make_shared<IsolatesConf>();
+  conf->module = this;
   conf->options.read_timeout = std::chrono::seconds(300);
   conf->options.send_timeout = std::chrono::seconds(300);
   if (const config::Node* node = scope.find("isolate_limit")) {
@@ -299,42 +307,42 @@ void IsolatesModule::deactivate(const RuntimeConfig& config) const { config.isol
 
 void IsolatesModule::content(Request& req, const ModuleConf& module_conf) const {
   const auto& conf = static_cast<const IsolatesConf&>(module_conf);
-  Ingress& ingress = req.ingress();
-  if (!ingress.token) {
+  RouteDecision& decision = req.route();
+  if (!decision.token) {
     req.fail(ErrorKind::kInternalServerError,
              "this location serves isolates but no deployment was chosen (enable subhost_auth)");
     return;
   }
-  if (!ingress.instance_routed) {
+  if (!decision.instance_routed) {
     auto instance = requestInstanceId(req.header("x-deno-isolate-instance-id"), req.query());
     if (!instance) {
       req.fail(ErrorKind::kBadRequest,
                "the isolate instance id must be 1 to 256 bytes (percent-encoded in the query)");
       return;
     }
-    ingress.instance_id = std::move(*instance);
+    decision.instance_id = std::move(*instance);
   }
-  ingress.prewarm = req.header("x-deno-prewarm") == "1";
+  req.state<IsolatesRequestState>(*this).prewarm = req.header("x-deno-prewarm") == "1";
   // Internal markers never reach user code. x-subgate-uid names the connection's identifier
   // in the cluster (cluster_hub.h): only subgate may set it, from identify().
-  ingress.drop_headers.push_back("x-subgate-loop");
-  ingress.drop_headers.push_back("x-deno-prewarm");
-  ingress.drop_headers.emplace_back(kUidHeader);
-  if (!ingress.identity.empty())
-    ingress.add_headers.emplace_back(kUidHeader, uidHeaderValue(ingress.identity));
-  if (ingress.forwarded_host.empty()) {
+  decision.drop_headers.push_back("x-subgate-loop");
+  decision.drop_headers.push_back("x-deno-prewarm");
+  decision.drop_headers.emplace_back(kUidHeader);
+  if (!decision.identity.empty())
+    decision.add_headers.emplace_back(kUidHeader, uidHeaderValue(decision.identity));
+  if (decision.forwarded_host.empty()) {
     // No relay in front (forwarded_host off, e.g. the demo listener): the scheme user code
     // sees is the one the client used on this listener.
-    ingress.drop_headers.push_back("x-forwarded-proto");
-    ingress.add_headers.emplace_back("x-forwarded-proto", req.secure() ? "https" : "http");
+    decision.drop_headers.push_back("x-forwarded-proto");
+    decision.add_headers.emplace_back("x-forwarded-proto", req.secure() ? "https" : "http");
   }
 
   IsolateRequest request;
-  request.token = ingress.token.get();
-  request.instance_id = ingress.instance_id;
+  request.token = decision.token.get();
+  request.instance_id = decision.instance_id;
   request.limit = conf.limit;
   request.loop_tag = req.header("x-subgate-loop");
-  request.identity = ingress.identity;
+  request.identity = decision.identity;
 
   auto alive = std::make_shared<bool>(true);
   Request* req_ptr = &req;

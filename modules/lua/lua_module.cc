@@ -132,14 +132,14 @@ std::shared_ptr<const VerifiedToken> routedDeployment(WorkerLua& lua, const LuaC
 // Applies route()'s table. False with `error` when it asks for something this request cannot do.
 bool applyRoute(Request& req, const LuaConf& conf, WorkerLua& lua, lua::RouteAction& route,
                 std::string& error) {
-  Ingress& ingress = req.ingress();
+  RouteDecision& decision = req.route();
   if (route.deployment || route.subhoster) {
-    if (ingress.token) {
+    if (decision.token) {
       error = "route() cannot change the deployment on a server with subhost_auth";
       return false;
     }
-    ingress.token = routedDeployment(lua, conf, route, error);
-    if (!ingress.token) return false;
+    decision.token = routedDeployment(lua, conf, route, error);
+    if (!decision.token) return false;
   }
   if (route.upstream) {
     auto it = conf.upstreams.find(*route.upstream);
@@ -147,39 +147,40 @@ bool applyRoute(Request& req, const LuaConf& conf, WorkerLua& lua, lua::RouteAct
       error = "route() named an unknown upstream \"" + route.upstream->substr(0, 64) + "\"";
       return false;
     }
-    req.setContentHandler(*it->second.module, *it->second.conf);
+    decision.handler = it->second.module;
+    decision.handler_conf = it->second.conf.get();
   }
   if (route.instance_id) {
     if (route.instance_id->size() > kMaxInstanceId) {
       error = "route() returned an instance id longer than 256 bytes";
       return false;
     }
-    ingress.instance_id = std::move(*route.instance_id);
-    ingress.instance_routed = true;
+    decision.instance_id = std::move(*route.instance_id);
+    decision.instance_routed = true;
   }
   if (route.path) {
     if (!pathWithoutQuery(*route.path)) {
       error = "route() returned a path with '?' or '#' (the query stays the client's)";
       return false;
     }
-    ingress.target = std::move(*route.path);
+    decision.target = std::move(*route.path);
     if (!req.query().empty()) {
-      ingress.target += '?';
-      ingress.target += req.query();
+      decision.target += '?';
+      decision.target += req.query();
     }
   }
-  for (std::string& name : route.remove_headers) ingress.drop_headers.push_back(std::move(name));
+  for (std::string& name : route.remove_headers) decision.drop_headers.push_back(std::move(name));
   for (auto& [name, value] : route.set_headers) {
     if (http1::isHopByHopHeader(name)) {
       error = "route() cannot set the framing header \"" + name + "\"";
       return false;
     }
-    if (http1::iequals(name, "host") && !ingress.forwarded_host.empty()) {
-      ingress.forwarded_host = std::move(value);  // replaces Host on the way out
+    if (http1::iequals(name, "host") && !decision.forwarded_host.empty()) {
+      decision.forwarded_host = std::move(value);  // replaces Host on the way out
       continue;
     }
-    ingress.drop_headers.push_back(name);
-    ingress.add_headers.emplace_back(std::move(name), std::move(value));
+    decision.drop_headers.push_back(name);
+    decision.add_headers.emplace_back(std::move(name), std::move(value));
   }
   return true;
 }
@@ -243,35 +244,58 @@ std::shared_ptr<const ModuleConf> LuaModule::compileLocation(const Scope& scope,
   return conf;
 }
 
-HookResult LuaModule::access(Request& req, const ModuleConf& module_conf) const {
-  const auto& conf = static_cast<const LuaConf&>(module_conf);
-  const lua::Script& script = *conf.script;
-  WorkerLua& lua = workerLua();
+namespace {
+
+// The request as the hooks see it, built in the worker's scratch (valid until the next hook call
+// on this thread).
+lua::RequestView requestView(Request& req, WorkerLua& lua) {
   lua.headers.clear();
   for (const http1::HeaderField& field : req.head().headers)
     lua.headers.emplace_back(field.name, field.value);
-  Ingress& ingress = req.ingress();
+  const RouteDecision& decision = req.route();
   lua::RequestView view;
   view.method = req.method();
   view.path = req.path();
   view.query = req.query();
-  view.host = ingress.forwarded_host.empty() ? req.header("host")
-                                             : std::string_view(ingress.forwarded_host);
+  view.host = decision.forwarded_host.empty() ? req.header("host")
+                                              : std::string_view(decision.forwarded_host);
   view.remote_addr = req.remoteAddress();
-  if (ingress.token) {
-    view.deployment = ingress.token->deployment_id;
-    view.claims_json = ingress.token->claims_json;
+  if (decision.token) {
+    view.deployment = decision.token->deployment_id;
+    view.claims_json = decision.token->claims_json;
   }
+  view.headers = lua.headers;
+  return view;
+}
+
+}  // namespace
+
+HookResult LuaModule::access(Request& req, const ModuleConf& module_conf) const {
+  const auto& conf = static_cast<const LuaConf&>(module_conf);
+  const lua::Script& script = *conf.script;
+  if (!script.has(lua::Hook::kAccess)) return HookResult::kContinue;
+  WorkerLua& lua = workerLua();
+  lua::RequestView view = requestView(req, lua);
   std::optional<std::string> instance =
       requestInstanceId(req.header("x-deno-isolate-instance-id"), req.query());
   if (instance) view.instance_id = *instance;
-  view.headers = lua.headers;
+  lua::CallResult result = lua.vm.call(script, lua::Hook::kAccess, view, conf.limits);
+  if (!result.ok) return fail(req, script, result.error);
+  if (result.respond) return respond(req, std::move(*result.respond));
+  return HookResult::kContinue;
+}
 
-  if (script.has(lua::Hook::kAccess)) {
-    lua::CallResult result = lua.vm.call(script, lua::Hook::kAccess, view, conf.limits);
-    if (!result.ok) return fail(req, script, result.error);
-    if (result.respond) return respond(req, std::move(*result.respond));
-  }
+HookResult LuaModule::route(Request& req, const ModuleConf& module_conf) const {
+  const auto& conf = static_cast<const LuaConf&>(module_conf);
+  const lua::Script& script = *conf.script;
+  if (!script.has(lua::Hook::kRoute) && !script.has(lua::Hook::kIdentify))
+    return HookResult::kContinue;
+  WorkerLua& lua = workerLua();
+  lua::RequestView view = requestView(req, lua);
+  std::optional<std::string> instance =
+      requestInstanceId(req.header("x-deno-isolate-instance-id"), req.query());
+  if (instance) view.instance_id = *instance;
+  RouteDecision& decision = req.route();
   bool to_upstream = false;
   if (script.has(lua::Hook::kRoute)) {
     lua::CallResult result = lua.vm.call(script, lua::Hook::kRoute, view, conf.limits);
@@ -282,8 +306,8 @@ HookResult LuaModule::access(Request& req, const ModuleConf& module_conf) const 
       if (!applyRoute(req, conf, lua, *result.route, error)) return fail(req, script, error);
       to_upstream = result.route->upstream.has_value();
       // identify() sees what route() decided.
-      if (ingress.token) view.deployment = ingress.token->deployment_id;
-      if (ingress.instance_routed) view.instance_id = ingress.instance_id;
+      if (decision.token) view.deployment = decision.token->deployment_id;
+      if (decision.instance_routed) view.instance_id = decision.instance_id;
     }
   }
   if (!to_upstream && script.has(lua::Hook::kIdentify)) {
@@ -292,7 +316,7 @@ HookResult LuaModule::access(Request& req, const ModuleConf& module_conf) const 
     if (result.identity) {
       if (result.identity->size() > kMaxIdentity)
         return fail(req, script, "identify() returned more than 4096 bytes");
-      ingress.identity = std::move(*result.identity);
+      decision.identity = std::move(*result.identity);
     }
   }
   return HookResult::kContinue;

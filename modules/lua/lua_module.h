@@ -6,8 +6,9 @@
 //   lua_memory SIZE;        (default 16m) memory one call may add to its VM
 //   lua_memory_total SIZE;  (default 256m) memory the VM may hold in all during a call
 //
-// Access phase, after forwarded_host and subhost_auth (so req.host and req.claims are set), the
-// script's hooks run in this order, each only if defined:
+// The script's hooks run in this order, each only if defined; access() in the access phase after
+// forwarded_host and subhost_auth (so req.host and req.claims are set), route() and identify()
+// in the route phase, where they write the route decision (core/pipeline/route.h):
 //   access(req)    may answer: `return subgate.respond(403, "no")`
 //   route(req)     may answer, or return a table: upstream (an `upstream` block to proxy to
 //                  instead of the location's handler), instance (isolate instance id), path
@@ -32,7 +33,9 @@ class LuaModule final : public Module {
   std::shared_ptr<const ModuleConf> compileLocation(const Scope& scope,
                                                     CompileContext& ctx) const override;
   bool hasAccess() const override { return true; }
+  bool hasRoute() const override { return true; }
   HookResult access(Request& req, const ModuleConf& conf) const override;
+  HookResult route(Request& req, const ModuleConf& conf) const override;
 };
 
 }  // namespace subgate

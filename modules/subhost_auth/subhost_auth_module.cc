@@ -169,7 +169,7 @@ HookResult SubhostAuthModule::access(Request& req, const ModuleConf& module_conf
   if (count > 1) return reject(req, "the header was sent more than once");
   if (token.size() > conf.max_token_bytes)
     return reject(req, "the token is larger than subhost_max_token_size");
-  if (!conf.pass_token) req.ingress().drop_headers.push_back("x-deno-subhost");
+  if (!conf.pass_token) req.route().drop_headers.push_back("x-deno-subhost");
 
   const int64_t now = static_cast<int64_t>(std::time(nullptr));
   TokenCache& cache = t_token_cache;
@@ -181,7 +181,7 @@ HookResult SubhostAuthModule::access(Request& req, const ModuleConf& module_conf
     auto current = conf.subhosters->find(cached.subhoster->name);
     if (current != conf.subhosters->end() && current->second == cached.subhoster &&
         cached.exp >= now - conf.leeway_seconds) {
-      req.ingress().token = it->second;
+      req.route().token = it->second;
       return HookResult::kContinue;
     }
     cache.entries.erase(it);
@@ -215,7 +215,7 @@ HookResult SubhostAuthModule::access(Request& req, const ModuleConf& module_conf
       verified->subhoster->name + '\n' + verified->rpc_root + '\n' + verified->deployment_id;
   if (cache.entries.size() >= TokenCache::kMaxEntries) cache.entries.clear();
   cache.entries.emplace(std::move(key), verified);
-  req.ingress().token = std::move(verified);
+  req.route().token = std::move(verified);
   return HookResult::kContinue;
 }
 

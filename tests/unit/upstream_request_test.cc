@@ -78,10 +78,10 @@ TEST(UpstreamRequest, AppliesIngressEdits) {
   ServerConf server;
   Request req;
   req.begin(nullptr, nullptr, nullptr, &server, &parser.head(), "10.0.0.7");
-  req.ingress().target = "/new?q=1";
-  req.ingress().forwarded_host = "tenant.example";
-  req.ingress().drop_headers.push_back("x-drop");
-  req.ingress().add_headers.emplace_back("x-added", "yes");
+  req.route().target = "/new?q=1";
+  req.route().forwarded_host = "tenant.example";
+  req.route().drop_headers.push_back("x-drop");
+  req.route().add_headers.emplace_back("x-added", "yes");
   IoBuffer out;
   buildUpstreamRequestHead(req, out);
   EXPECT_EQ(std::string(out.view()),
