@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs every test:
 #   0. formatting   every .cc/.h under core/, modules/, tests/ against .clang-format (one check)
+#      layers       no include against docs/architecture.md's layers (scripts/check_layers.py)
 #   1. build/       unit + integration tests (ctest)
 #   2. build-asan/  the same tests under ASan + UBSan (leaks, aborts on the first report)
 #   3. build-fuzz/  every libFuzzer target (*_fuzz), built with clang + ASan/UBSan, for FUZZ_SECONDS
@@ -112,6 +113,13 @@ if clang-format --dry-run --Werror "${sources[@]}"; then
   passed=$((passed + 1))
 else
   fail "formatting (fix in place: clang-format -i FILE...; scripts/lint.sh checks)"
+fi
+
+section "layers (scripts/check_layers.py, docs/architecture.md)"
+if python3 scripts/check_layers.py; then
+  passed=$((passed + 1))
+else
+  fail "layers (an include against docs/architecture.md's layers)"
 fi
 
 section "build/ (RelWithDebInfo)"
