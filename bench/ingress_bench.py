@@ -19,7 +19,8 @@ to end, with `spare 0` and `spare 2`, against a raw `deno run` of the same code 
 start to first answer. Medians over COLD_SAMPLES deployments.
 
 Environment: ROUNDS (3), DURATION (10), CONNECTIONS (50), PROXY_CPU (0), CLIENT_CPU (1),
-COLD_SAMPLES (10).
+COLD_SAMPLES (10). BASELINE=PATH also runs the ingress setup with another subgate binary (say a
+copy from before a change) and prints ingress/baseline.
 """
 
 import json
@@ -209,17 +210,23 @@ def warm_path(tmp):
     wait_ready(deno_port)
 
     setups = {}
-    # subgate ingress
-    port, origin_port = free_port(), free_port()
-    conf = os.path.join(tmp, "ingress.conf")
-    with open(conf, "w") as f:
-        f.write(ingress_config(port, origin_port, deployments, 0))
-    p = start([subgate_bin(), "-c", conf, "-p", tmp], cpu=PROXY_CPU)
-    headers = {"x-deno-subhost": token("warm", f"http://127.0.0.1:{origin_port}/"), "x-forwarded-host": "bench.example"}
-    wait_ready(port, headers)
-    for child in subprocess.run(["pgrep", "-P", str(p.pid)], capture_output=True, text=True).stdout.split():
-        subprocess.run(["taskset", "-a", "-p", "-c", CLIENT_CPU, child], capture_output=True)  # the isolate
-    setups["ingress"] = (p, port, headers, False)
+
+    def start_ingress(name, binary):
+        port, origin_port = free_port(), free_port()
+        conf = os.path.join(tmp, f"{name}.conf")
+        with open(conf, "w") as f:
+            f.write(ingress_config(port, origin_port, deployments, 0))
+        p = start([binary, "-c", conf, "-p", tmp], cpu=PROXY_CPU)
+        headers = {"x-deno-subhost": token("warm", f"http://127.0.0.1:{origin_port}/"),
+                   "x-forwarded-host": "bench.example"}
+        wait_ready(port, headers)
+        for child in subprocess.run(["pgrep", "-P", str(p.pid)], capture_output=True, text=True).stdout.split():
+            subprocess.run(["taskset", "-a", "-p", "-c", CLIENT_CPU, child], capture_output=True)  # the isolate
+        setups[name] = (p, port, headers, False)
+
+    start_ingress("ingress", subgate_bin())
+    if os.environ.get("BASELINE"):
+        start_ingress("baseline", os.path.abspath(os.environ["BASELINE"]))
     # subgate plain proxy
     port = free_port()
     conf = os.path.join(tmp, "proxy.conf")
@@ -266,6 +273,8 @@ def warm_path(tmp):
         print(f"{name:10} {rps:10.0f} {p99:8.2f} {us:11.2f}")
     print(f"ingress/proxy CPU per request: {summary['ingress'] / summary['proxy']:.2f}x (target <= 1.15)")
     print(f"ingress/nginx CPU per request: {summary['ingress'] / summary['nginx']:.2f}x (target < 1)")
+    if "baseline" in summary:
+        print(f"ingress/baseline CPU per request: {summary['ingress'] / summary['baseline']:.2f}x")
     for name, (proc, *_rest) in setups.items():
         proc.send_signal(signal.SIGTERM)
         proc.wait(15)

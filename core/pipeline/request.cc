@@ -25,7 +25,7 @@ void Request::reset() {
   head_ = nullptr;
   deadline_.reset();
   body_sink_ = nullptr;
-  next_access_ = 0;
+  next_hook_ = 0;
   response_started_ = false;
   finished_ = false;
   logged_ = false;
@@ -53,7 +53,7 @@ void Request::run() {
 
 void Request::resume() {
   if (finished_) return;
-  runFrom(next_access_);
+  runFrom(next_hook_);
 }
 
 void Request::runFrom(size_t hook_index) {
@@ -62,7 +62,7 @@ void Request::runFrom(size_t hook_index) {
   const auto& access = location_->access;
   const auto& route = location_->route;
   for (size_t i = hook_index; i < access.size() + route.size(); ++i) {
-    next_access_ = i + 1;
+    next_hook_ = i + 1;
     const bool in_access = i < access.size();
     const HookEntry& hook = in_access ? access[i] : route[i - access.size()];
     const HookResult result =
@@ -152,6 +152,7 @@ void Request::sendHead(const ResponseHead& head) {
   response_started_ = true;
   status_ = transport_->transportStatus(head.status);
   std::optional<ResponseHeadEdit> edit;
+  // Most locations have no response-head filter: one test, and the head goes out untouched.
   if (location_->head_filter.empty() || !filterHead(head.status, head.headers, edit)) {
     transport_->transportSendHead(head, {});
     return;
@@ -181,15 +182,6 @@ bool Request::filterHead(int status, std::span<const http1::HeaderField> produce
 bool ResponseHeadEdit::removes(std::string_view name) const {
   for (const std::string& removed : removed_)
     if (http1::iequals(removed, name)) return true;
-  return false;
-}
-
-bool ResponseHeadEdit::has(std::string_view name) const {
-  for (const Header& header : added_)
-    if (http1::iequals(header.first, name)) return true;
-  if (removes(name)) return false;
-  for (const http1::HeaderField& field : produced_)
-    if (http1::iequals(field.name, name)) return true;
   return false;
 }
 

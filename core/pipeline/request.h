@@ -63,8 +63,6 @@ class ResponseHeadEdit {
   }
   // Drops every field called `name` (any case) that the producer set.
   void remove(std::string name) { removed_.push_back(std::move(name)); }
-  // Whether the head will carry `name` (any case), with the edits so far.
-  bool has(std::string_view name) const;
 
   std::span<const Header> added() const { return added_; }
   bool removes(std::string_view name) const;
@@ -247,7 +245,7 @@ class Request {
   std::optional<SteadyTime> deadline_;
   std::unique_ptr<RequestTask> task_;
   BodySink* body_sink_ = nullptr;
-  size_t next_access_ = 0;
+  size_t next_hook_ = 0;
   bool response_started_ = false;
   bool finished_ = false;
   bool logged_ = false;
