@@ -7,8 +7,10 @@
 //   isolate_status.cc      stats() and statusJson()
 //
 // Threading: one mutex (Impl::mu) guards everything below and is held only for bookkeeping,
-// never across I/O that can block, with these exceptions for the lock-free placement path (a
-// warm request on a shared isolate: IsolateRegistry::acquire and release take no lock):
+// never across I/O that can block, with these exceptions for the placement path of a warm request
+// on a shared isolate (IsolateRegistry::acquire and release take no process-wide lock; a request
+// with an identity takes its deployment's sticky_mu, which guards Deployment::sticky and is taken
+// after mu wherever both are held):
 // Isolate::active, Isolate::accepting, the last_used times and Impl::queued are atomics, and
 // Deployment::ready is a published copy of its ready shared isolates. Two handshakes keep the
 // lock-free path and the locked one from missing each other (both sides use seq_cst):
@@ -123,7 +125,7 @@ struct Isolate {
 // The ready shared isolates of a deployment, as the lock-free placement path reads them.
 using ReadyList = std::vector<std::shared_ptr<Isolate>>;
 
-struct Deployment {
+struct Deployment : std::enable_shared_from_this<Deployment> {
   std::string key;
   std::shared_ptr<const Subhoster> subhoster;
   std::string rpc_root;
@@ -135,6 +137,7 @@ struct Deployment {
   std::unordered_map<std::string, std::shared_ptr<Isolate>> instances;
   std::deque<Waiter> queue;
   AtomicTime last_used;
+  std::mutex sticky_mu;         // guards `sticky` (after mu when both are held)
   StickyTable<Isolate> sticky;  // identify() answers -> their isolate (protocol.md §6)
 
   // The copy of the ready shared isolates that workers place on without the registry lock:
@@ -203,14 +206,17 @@ struct IsolateRegistry::Impl {
   const std::shared_ptr<Deployment>& deploymentFor(const VerifiedToken& token);
   // This worker thread's placement cache (entries of another registry are dropped).
   WorkerPlacement& workerPlacement();
-  // Lock-free (worker thread): a lease on the least busy ready shared isolate of the entry's
-  // deployment with room under `limit`, or null when there is none (the locked path decides).
-  std::unique_ptr<IsolateLease> leaseWarm(WorkerPlacement::Entry& entry, uint32_t limit);
-  // A lease ended (or a lock-free lease backed out): frees its slot and serves what waits.
-  void releaseLease(const std::shared_ptr<Isolate>& isolate, const std::string& identity);
+  // Without mu (worker thread): a lease on a ready shared isolate of the entry's deployment with
+  // room under `limit` (the one `identity` was last sent to, else the least busy), or null when
+  // there is none (the locked path decides).
+  std::unique_ptr<IsolateLease> leaseWarm(WorkerPlacement::Entry& entry, uint32_t limit,
+                                          const std::string& identity);
+  // A lease ended (or a warm lease backed out): frees its slot and its sticky count, and serves
+  // what waits.
+  void releaseLease(const std::shared_ptr<Isolate>& isolate, Deployment* deployment,
+                    const std::string& identity);
   std::unique_ptr<IsolateLease> leaseLocked(const std::shared_ptr<Isolate>& isolate,
                                             const std::string& identity);
-  void releaseStickyLocked(Isolate& isolate, const std::string& identity);
   void grantLocked(const std::shared_ptr<Isolate>& isolate, Waiter& waiter);
   void failLocked(Waiter& waiter, ErrorKind kind, const std::string& message);
   // A ready isolate of `d` for this request with room under `limit`: the one its identity was

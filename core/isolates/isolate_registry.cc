@@ -86,18 +86,23 @@ WorkerPlacement& IsolateRegistry::Impl::workerPlacement() {
   return placement;
 }
 
-std::unique_ptr<IsolateLease> IsolateRegistry::Impl::leaseWarm(WorkerPlacement::Entry& entry,
-                                                               uint32_t limit) {
-  Deployment& d = *entry.deployment;
-  if (d.ready_version.load(std::memory_order_acquire) != entry.version) {
-    std::lock_guard<std::mutex> lock(d.ready_mu);  // this deployment's, only after a change
-    entry.ready = d.ready;
-    entry.version = d.ready_version.load(std::memory_order_relaxed);
+namespace {
+
+// Takes a slot of `isolate` if it is accepting and under `limit` (compare-and-swap on `active`).
+bool takeSlot(Isolate& isolate, uint32_t limit) {
+  uint32_t active = isolate.active.load(std::memory_order_relaxed);
+  while (active < limit && isolate.accepting.load(std::memory_order_relaxed)) {
+    if (isolate.active.compare_exchange_weak(active, active + 1)) return true;
   }
+  return false;
+}
+
+// Takes a slot of the least busy isolate of `ready` with room under `limit`; null when none has.
+std::shared_ptr<Isolate> takeLeastBusy(const ReadyList& ready, uint32_t limit) {
   for (int attempt = 0; attempt < 4; ++attempt) {
     const std::shared_ptr<Isolate>* best = nullptr;
     uint32_t best_active = limit;
-    for (const auto& isolate : *entry.ready) {
+    for (const auto& isolate : ready) {
       const uint32_t active = isolate->active.load(std::memory_order_relaxed);
       if (active < best_active && isolate->accepting.load(std::memory_order_relaxed)) {
         best = &isolate;
@@ -105,34 +110,57 @@ std::unique_ptr<IsolateLease> IsolateRegistry::Impl::leaseWarm(WorkerPlacement::
       }
     }
     if (!best) return nullptr;
-    const std::shared_ptr<Isolate>& isolate = *best;
     uint32_t expected = best_active;
-    if (!isolate->active.compare_exchange_strong(expected, expected + 1)) continue;  // raced
-    if (!isolate->accepting.load()) {  // being stopped: see closeIdleLocked
-      releaseLease(isolate, std::string());
-      return nullptr;
-    }
-    const SteadyTime now = steadyNow();
-    isolate->last_used.store(now);
-    d.last_used.store(now);
-    d.warm_leases.fetch_add(1, std::memory_order_relaxed);
-    return std::make_unique<IsolateLease>(owner.shared_from_this(), isolate, std::string());
+    if ((*best)->active.compare_exchange_strong(expected, expected + 1)) return *best;
   }
-  return nullptr;
+  return nullptr;  // lost every race: the locked path decides
+}
+
+}  // namespace
+
+std::unique_ptr<IsolateLease> IsolateRegistry::Impl::leaseWarm(WorkerPlacement::Entry& entry,
+                                                               uint32_t limit,
+                                                               const std::string& identity) {
+  Deployment& d = *entry.deployment;
+  if (d.ready_version.load(std::memory_order_acquire) != entry.version) {
+    std::lock_guard<std::mutex> lock(d.ready_mu);  // this deployment's, only after a change
+    entry.ready = d.ready;
+    entry.version = d.ready_version.load(std::memory_order_relaxed);
+  }
+  // The identity's last isolate first, while it has room (protocol.md §6).
+  std::unique_lock<std::mutex> sticky_lock;
+  std::shared_ptr<Isolate> isolate;
+  if (!identity.empty()) {
+    sticky_lock = std::unique_lock<std::mutex>(d.sticky_mu);
+    if (auto last = d.sticky.find(identity); last && takeSlot(*last, limit)) isolate = last;
+  }
+  if (!isolate) isolate = takeLeastBusy(*entry.ready, limit);
+  if (!isolate) return nullptr;
+  if (!isolate->accepting.load()) {         // being stopped: see closeIdleLocked
+    if (sticky_lock) sticky_lock.unlock();  // releaseLease may take mu, which comes first
+    releaseLease(isolate, nullptr, std::string());
+    return nullptr;
+  }
+  const SteadyTime now = steadyNow();
+  isolate->last_used.store(now);
+  d.last_used.store(now);
+  if (!identity.empty()) d.sticky.opened(identity, isolate, now);
+  d.warm_leases.fetch_add(1, std::memory_order_relaxed);
+  return std::make_unique<IsolateLease>(owner.shared_from_this(), isolate, entry.deployment,
+                                        identity);
 }
 
 void IsolateRegistry::Impl::releaseLease(const std::shared_ptr<Isolate>& isolate,
-                                         const std::string& identity) {
-  isolate->last_used.store(steadyNow());
-  if (identity.empty()) {
-    --isolate->active;               // seq_cst, then read `queued` (see isolate_pool.h)
-    if (queued.load() == 0) return;  // nobody waits anywhere: no lock
+                                         Deployment* deployment, const std::string& identity) {
+  const SteadyTime now = steadyNow();
+  isolate->last_used.store(now);
+  if (!identity.empty() && deployment) {
+    std::lock_guard<std::mutex> lock(deployment->sticky_mu);
+    deployment->sticky.closed(identity, isolate.get(), now);
   }
+  --isolate->active;               // seq_cst, then read `queued` (see isolate_pool.h)
+  if (queued.load() == 0) return;  // nobody waits anywhere: no lock
   std::lock_guard<std::mutex> lock(mu);
-  if (!identity.empty()) {
-    --isolate->active;
-    releaseStickyLocked(*isolate, identity);
-  }
   if (isolate->state == Isolate::State::kReady && isolate->deployment)
     serveQueueLocked(*isolate->deployment);
   if (isolate->active == 0) pumpQueuesLocked();
@@ -158,7 +186,7 @@ const std::shared_ptr<Deployment>& IsolateRegistry::Impl::deploymentFor(
   d->rpc_root = token.rpc_root;
   d->deployment_id = token.deployment_id;
   d->loop_tag = loopTag(d->key);
-  d->sticky.setMax(settings.sticky_max);
+  d->sticky.setMax(settings.sticky_max);  // not shared yet: no lock
   std::string key = d->key;
   return deployments.emplace(std::move(key), std::move(d)).first->second;
 }
@@ -170,15 +198,15 @@ std::unique_ptr<IsolateLease> IsolateRegistry::Impl::leaseLocked(
   isolate->last_used.store(now);
   Deployment* d = isolate->deployment;
   if (d) d->last_used.store(now);
-  if (!identity.empty() && d && isolate->instance_id.empty())
+  // Only a shared isolate is sticky; a dedicated one (instance id) counts no identity.
+  const bool sticky = !identity.empty() && d && isolate->instance_id.empty();
+  if (sticky) {
+    std::lock_guard<std::mutex> lock(d->sticky_mu);
     d->sticky.opened(identity, isolate, now);
-  return std::make_unique<IsolateLease>(owner.shared_from_this(), isolate, identity);
-}
-
-void IsolateRegistry::Impl::releaseStickyLocked(Isolate& isolate, const std::string& identity) {
-  Deployment* d = isolate.deployment;
-  if (identity.empty() || !d) return;
-  d->sticky.closed(identity, &isolate, steadyNow());
+  }
+  return std::make_unique<IsolateLease>(owner.shared_from_this(), isolate,
+                                        d ? d->shared_from_this() : nullptr,
+                                        sticky ? identity : std::string());
 }
 
 void IsolateRegistry::Impl::grantLocked(const std::shared_ptr<Isolate>& isolate, Waiter& waiter) {
@@ -207,7 +235,11 @@ std::shared_ptr<Isolate> IsolateRegistry::Impl::findRoomLocked(Deployment& d,
                                                                uint32_t limit,
                                                                const std::string& identity) {
   if (!identity.empty() && instance_id.empty()) {
-    auto isolate = d.sticky.find(identity);
+    std::shared_ptr<Isolate> isolate;
+    {
+      std::lock_guard<std::mutex> lock(d.sticky_mu);
+      isolate = d.sticky.find(identity);
+    }
     if (isolate && isolate->deployment == &d && isolate->state == Isolate::State::kReady &&
         isolate->active < limit)
       return isolate;
@@ -397,12 +429,14 @@ void IsolateRegistry::Impl::launchLocked(const std::shared_ptr<Isolate>& isolate
 // ---- IsolateLease
 
 IsolateLease::IsolateLease(std::shared_ptr<IsolateRegistry> registry,
-                           std::shared_ptr<Isolate> isolate, std::string identity)
+                           std::shared_ptr<Isolate> isolate, std::shared_ptr<Deployment> deployment,
+                           std::string identity)
     : registry_(std::move(registry)),
       isolate_(std::move(isolate)),
+      deployment_(std::move(deployment)),
       identity_(std::move(identity)) {}
 
-IsolateLease::~IsolateLease() { registry_->release(isolate_, identity_); }
+IsolateLease::~IsolateLease() { registry_->release(isolate_, deployment_.get(), identity_); }
 
 const UpstreamServer& IsolateLease::server() const { return isolate_->server; }
 const UpstreamGroup& IsolateLease::group() const { return isolateGroup(); }
@@ -467,7 +501,10 @@ bool IsolateRegistry::configure(const RuntimeSettings& settings, std::string& er
     std::lock_guard<std::mutex> lock(m.mu);
     first = !m.started;
     m.settings = next;
-    for (auto& entry : m.deployments) entry.second->sticky.setMax(next.sticky_max);
+    for (auto& entry : m.deployments) {
+      std::lock_guard<std::mutex> sticky_lock(entry.second->sticky_mu);
+      entry.second->sticky.setMax(next.sticky_max);
+    }
     m.harness_path = harness;
     m.deno_dir = next.dir + "/deno-cache";
     m.spare_failures = 0;
@@ -557,8 +594,8 @@ IsolateGrant IsolateRegistry::acquire(const IsolateRequest& request, Worker* wor
       it != placement.deployments.end()) {
     cached = &it->second;
     if (loops(*cached->deployment)) return grant;
-    if (request.instance_id.empty() && request.identity.empty()) {
-      grant.lease = m.leaseWarm(*cached, request.limit);
+    if (request.instance_id.empty()) {
+      grant.lease = m.leaseWarm(*cached, request.limit, std::string(request.identity));
       if (grant.lease) return grant;
     }
   }
@@ -649,9 +686,9 @@ std::chrono::milliseconds IsolateRegistry::queueTimeout() const {
   return impl_->settings.queue_timeout;
 }
 
-void IsolateRegistry::release(const std::shared_ptr<Isolate>& isolate,
+void IsolateRegistry::release(const std::shared_ptr<Isolate>& isolate, Deployment* deployment,
                               const std::string& identity) {
-  impl_->releaseLease(isolate, identity);
+  impl_->releaseLease(isolate, deployment, identity);
 }
 
 }  // namespace subgate

@@ -13,8 +13,9 @@
 //
 // Threading: acquire(), cancel(), release (through ~IsolateLease) and failureOf() are called
 // on worker threads. A warm request (a deployment the worker has seen, a ready shared isolate
-// with room, no instance id or identity) is placed and released without a lock; everything else
-// takes the registry's mutex, held only for bookkeeping, never across I/O that can block.
+// with room, no instance id) is placed and released without the registry's mutex (one with an
+// identity takes its deployment's sticky-table lock); everything else takes the mutex, held only
+// for bookkeeping, never across I/O that can block.
 // Callbacks run on the worker that asked, through its mailbox.
 #pragma once
 
@@ -33,13 +34,14 @@ namespace subgate {
 
 class Worker;
 struct Isolate;
+struct Deployment;
 class IsolateRegistry;
 
 // One request's claim on an isolate: counts toward its isolate_limit until destroyed.
 class IsolateLease {
  public:
   IsolateLease(std::shared_ptr<IsolateRegistry> registry, std::shared_ptr<Isolate> isolate,
-               std::string identity);
+               std::shared_ptr<Deployment> deployment, std::string identity);
   ~IsolateLease();
   IsolateLease(const IsolateLease&) = delete;
   IsolateLease& operator=(const IsolateLease&) = delete;
@@ -52,7 +54,8 @@ class IsolateLease {
  private:
   std::shared_ptr<IsolateRegistry> registry_;  // alive while a lease is (a grant in a mailbox)
   std::shared_ptr<Isolate> isolate_;
-  std::string identity_;  // the request's identify() answer, if any
+  std::shared_ptr<Deployment> deployment_;  // whose sticky table counts this lease
+  std::string identity_;                    // the request's identify() answer, if any
 };
 
 struct IsolateGrant {
@@ -125,7 +128,8 @@ class IsolateRegistry : public std::enable_shared_from_this<IsolateRegistry> {
  private:
   friend class IsolateLease;
   IsolateRegistry();
-  void release(const std::shared_ptr<Isolate>& isolate, const std::string& identity);
+  void release(const std::shared_ptr<Isolate>& isolate, Deployment* deployment,
+               const std::string& identity);
   std::unique_ptr<Impl> impl_;
 };
 

@@ -18,7 +18,10 @@ IsolateRegistry::Stats IsolateRegistry::stats() const {
   s.isolates = m.live;
   s.spares = m.spares.size();
   s.deployments = m.deployments.size();
-  for (const auto& [key, d] : m.deployments) s.sticky += d->sticky.size();
+  for (const auto& [key, d] : m.deployments) {
+    std::lock_guard<std::mutex> sticky_lock(d->sticky_mu);
+    s.sticky += d->sticky.size();
+  }
   return s;
 }
 
@@ -71,8 +74,13 @@ std::string IsolateRegistry::statusJson() const {
       json_object_set_new(entry, "queued", json_integer(static_cast<json_int_t>(d->queue.size())));
       json_object_set_new(entry, "warm_leases",
                           json_integer(static_cast<json_int_t>(d->warm_leases.load())));
-      json_object_set_new(entry, "sticky", json_integer(static_cast<json_int_t>(d->sticky.size())));
-      sticky += d->sticky.size();
+      size_t sticky_size = 0;
+      {
+        std::lock_guard<std::mutex> sticky_lock(d->sticky_mu);
+        sticky_size = d->sticky.size();
+      }
+      json_object_set_new(entry, "sticky", json_integer(static_cast<json_int_t>(sticky_size)));
+      sticky += sticky_size;
       json_t* isolates = json_array();
       for (const auto& isolate : d->shared) json_array_append_new(isolates, isolateJson(*isolate));
       for (const auto& [id, isolate] : d->instances)

@@ -402,6 +402,7 @@ void IsolateRegistry::Impl::onSweep(evutil_socket_t, short, void* arg) {
   }
   for (auto& entry : self->deployments) {
     Deployment* d = entry.second.get();
+    std::lock_guard<std::mutex> sticky_lock(d->sticky_mu);
     d->sticky.sweep(now, self->settings.sticky_ttl, [d](const Isolate& isolate) {
       return isolate.deployment == d;  // an isolate taken out of its deployment is no target
     });

@@ -4,7 +4,7 @@
 // bounded: past `max` entries the least recently used one goes (even with requests open: they
 // finish normally, the identifier merely loses its stickiness).
 //
-// Not thread-safe: the isolate registry holds its mutex around every call.
+// Not thread-safe: the isolate registry holds the deployment's sticky_mu around every call.
 #pragma once
 
 #include <chrono>

@@ -125,6 +125,25 @@ class WarmPath(IngressCase):
         self.assertGreater(len({a["me"] for a in answers}), 1, "12 clients at 3 per isolate")
         self.assertGreater(self.status()["count"]["warm_leases"], 0)
 
+    def test_sticky_requests_take_the_warm_path_too(self):
+        self.origin.deployments["count"] = Deployment(code=CONCURRENCY_CODE)
+        script = os.path.join(tempfile.mkdtemp(prefix="subgate-lua-"), "identify.lua")
+        with open(script, "w") as f:
+            f.write('function identify(req) return req.headers["x-user"] end\n')
+        self.serve(server="location = /status { status; }",
+                   location=f"isolate_limit 2; lua_script {script};")
+        # Two users, each pinned to the isolate it first landed on while that has room.
+        seen = {}
+        for i in range(60):
+            user = "alice" if i % 2 else "bob"
+            r = self.get("count", headers={"x-user": user})
+            self.assertEqual(r.status, 200, r.body)
+            seen.setdefault(user, set()).add(json.loads(r.body)["me"])
+        self.assertEqual([len(isolates) for isolates in seen.values()], [1, 1])
+        status = self.status()["count"]
+        self.assertEqual(status["sticky"], 2)
+        self.assertGreaterEqual(status["warm_leases"], 56)
+
     def test_isolates_and_the_warm_path_survive_a_reload(self):
         self.origin.deployments["count"] = Deployment(code=CONCURRENCY_CODE)
         self.serve(server="location = /status { status; }")
