@@ -294,6 +294,7 @@ std::shared_ptr<Isolate> IsolateRegistry::Impl::startNewLocked(Deployment& d,
   if (live >= settings.max_isolates) {
     auto victim = evictionVictimLocked();
     if (!victim || !closeIdleLocked(*victim)) return nullptr;
+    ++counters.evicted_lru;
     LOG_INFO("isolate %s: evicted (least recently used) to make room", victim->tag().c_str());
     stopLocked(victim);
   }

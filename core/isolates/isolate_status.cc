@@ -64,6 +64,11 @@ std::string IsolateRegistry::statusJson() const {
     json_object_set_new(root, "boots", json_integer(static_cast<json_int_t>(m.counters.boots)));
     json_object_set_new(root, "processes",
                         json_integer(static_cast<json_int_t>(m.counters.processes)));
+    json_object_set_new(root, "ready", json_integer(static_cast<json_int_t>(m.counters.ready)));
+    json_object_set_new(root, "evicted_idle",
+                        json_integer(static_cast<json_int_t>(m.counters.evicted_idle)));
+    json_object_set_new(root, "evicted_lru",
+                        json_integer(static_cast<json_int_t>(m.counters.evicted_lru)));
     for (const auto& [key, d] : m.deployments) {
       json_t* entry = json_object();
       json_object_set_new(entry, "deployment_id",

@@ -303,6 +303,7 @@ void IsolateRegistry::Impl::readyLocked(Isolate& isolate) {
   std::shared_ptr<Isolate> self = processes.count(isolate.id) ? processes[isolate.id] : nullptr;
   if (!self) return;
   LOG_INFO("isolate %s: ready", isolate.tag().c_str());
+  ++counters.ready;
   std::vector<Waiter> waiters = std::move(isolate.waiters);
   isolate.waiters.clear();
   Deployment* d = isolate.deployment;
@@ -409,6 +410,7 @@ void IsolateRegistry::Impl::onSweep(evutil_socket_t, short, void* arg) {
   }
   for (const auto& isolate : idle) {
     if (!self->closeIdleLocked(*isolate)) continue;  // a request took it meanwhile
+    ++self->counters.evicted_idle;
     LOG_INFO("isolate %s: idle for %lld ms, stopping", isolate->tag().c_str(),
              static_cast<long long>(self->settings.idle_timeout.count()));
     self->stopLocked(isolate);

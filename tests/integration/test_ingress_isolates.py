@@ -28,8 +28,15 @@ class IngressCase(SubgateTestCase):
         self.addCleanup(self.origin.stop)
 
     def serve(self, runtime="", location="", server=""):
+        server += " location = /_pool { status; }"
         self.sg = self.start_subgate(ingress_config(runtime, location, server))
         return self.sg
+
+    def pool(self):
+        """The `status;` JSON: the pool's counters (boots, ready, evictions, ...) and deployments."""
+        r = request(self.sg.port, path="/_pool")
+        self.assertEqual(r.status, 200, r.body)
+        return json.loads(r.body)
 
     def get(self, deployment, path="/", headers=None, method="GET", body=None, host="example.com"):
         h = {"x-deno-subhost": relay_token(deployment, self.origin.rpc_root), "x-forwarded-host": host}
@@ -90,13 +97,11 @@ class WarmPath(IngressCase):
     isolate_limit and wakes queued requests."""
 
     def status(self):
-        r = request(self.sg.port, path="/status")
-        self.assertEqual(r.status, 200, r.body)
-        return {d["deployment_id"]: d for d in json.loads(r.body)["deployments"]}
+        return {d["deployment_id"]: d for d in self.pool()["deployments"]}
 
     def test_sequential_warm_requests_take_no_lock(self):
         self.origin.deployments["hello"] = Deployment()
-        self.serve(server="location = /status { status; }")
+        self.serve()
         for _ in range(100):
             self.assertEqual(self.get("hello").status, 200)
         # Each worker places its first request on the locked path (it learns the deployment
@@ -105,7 +110,7 @@ class WarmPath(IngressCase):
 
     def test_concurrent_warm_requests_keep_the_limit(self):
         self.origin.deployments["count"] = Deployment(code=CONCURRENCY_CODE)
-        self.serve(server="location = /status { status; }", location="isolate_limit 3;")
+        self.serve(location="isolate_limit 3;")
         self.assertEqual(self.get("count").status, 200)  # the first isolate is ready
         results = []
 
@@ -130,8 +135,7 @@ class WarmPath(IngressCase):
         script = os.path.join(tempfile.mkdtemp(prefix="subgate-lua-"), "identify.lua")
         with open(script, "w") as f:
             f.write('function identify(req) return req.headers["x-user"] end\n')
-        self.serve(server="location = /status { status; }",
-                   location=f"isolate_limit 2; lua_script {script};")
+        self.serve(location=f"isolate_limit 2; lua_script {script};")
         # Two users, each pinned to the isolate it first landed on while that has room.
         seen = {}
         for i in range(60):
@@ -146,11 +150,11 @@ class WarmPath(IngressCase):
 
     def test_isolates_and_the_warm_path_survive_a_reload(self):
         self.origin.deployments["count"] = Deployment(code=CONCURRENCY_CODE)
-        self.serve(server="location = /status { status; }")
+        self.serve()
         first = json.loads(self.get("count").body)["me"]
         warm_before = self.status()["count"]["warm_leases"]
         with open(self.sg.conf_path) as f:
-            self.sg.write_config(f.read().replace("location = /status", "location = /state"))
+            self.sg.write_config(f.read().replace("location = /_pool", "location = /state"))
         self.sg.signal(signal.SIGHUP)
         wait_until(lambda: "configuration reloaded" in self.sg.output(), what="reload")
         for _ in range(10):
@@ -209,7 +213,7 @@ class Boot(IngressCase):
         self.assertEqual(len(results), 100)
         self.assertEqual(sorted({r.status for r in results}), [200])
         self.assertEqual(self.origin.boots["hello"], 1)
-        self.assertEqual(self.sg.output().count(": ready"), 1, "one isolate started")
+        self.assertEqual(self.pool()["ready"], 1, "one isolate started")
         self.assertEqual(len(self.deno_children()), 1)
 
     def test_limit_forces_more_isolates(self):
@@ -232,7 +236,7 @@ class Boot(IngressCase):
         self.assertEqual(r.status, 204)
         self.assertIsNone(r.header("content-length"), "204 carries no Content-Length")
         self.assertEqual(r.body, b"")
-        wait_until(lambda: "ready" in self.sg.output(), what="the prewarmed isolate")
+        self.assertEqual(self.pool()["ready"], 1, "204 once the isolate is ready")
         children = self.deno_children()
         r = self.get("hello")
         self.assertEqual(r.status, 200)
@@ -428,7 +432,7 @@ class IsolateFailures(IngressCase):
         self.origin.deployments["hello"] = Deployment()
         self.serve(runtime="idle_timeout 1s;")
         self.assertEqual(self.get("hello").status, 200)
-        wait_until(lambda: "idle for 1000 ms, stopping" in self.sg.output(), timeout=10, what="idle eviction")
+        wait_until(lambda: self.pool()["evicted_idle"] == 1, timeout=10, what="idle eviction")
         wait_until(lambda: not self.deno_children(), timeout=10, what="the isolate process to exit")
         self.assertEqual(self.get("hello").status, 200)
         self.assertEqual(self.origin.boots["hello"], 1, "the boot result is cached")
@@ -441,7 +445,10 @@ class IsolateFailures(IngressCase):
         self.assertEqual(self.get("b").status, 200)
         self.assertEqual(self.get("a").status, 200)  # b is now the least recently used
         self.assertEqual(self.get("c").status, 200)
-        self.assertIn("isolate b#", self.sg.output().split("evicted")[0].splitlines()[-1])
+        pool = self.pool()
+        self.assertEqual(pool["evicted_lru"], 1)
+        self.assertEqual({d["deployment_id"]: len(d["isolates"]) for d in pool["deployments"]},
+                         {"a": 1, "b": 0, "c": 1}, "b, the least recently used, was evicted")
         wait_until(lambda: len(self.deno_children()) == 2, what="two isolates left")
 
     def test_capacity_exceeded(self):
@@ -451,7 +458,7 @@ class IsolateFailures(IngressCase):
         results = []
         first = threading.Thread(target=lambda: results.append(self.get("slow")))
         first.start()
-        wait_until(lambda: "ready" in self.sg.output(), what="the isolate")
+        wait_until(lambda: self.pool()["ready"] == 1, what="the isolate")
         time.sleep(0.2)  # let the first request reach the isolate
         r = self.get("slow")
         self.assertEqual((r.status, r.error()["code"]), (503, "CAPACITY_EXCEEDED"))
