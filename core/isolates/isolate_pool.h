@@ -210,7 +210,7 @@ struct IsolateRegistry::Impl {
   // room under `limit` (the one `identity` was last sent to, else the least busy), or null when
   // there is none (the locked path decides).
   std::unique_ptr<IsolateLease> leaseWarm(WorkerPlacement::Entry& entry, uint32_t limit,
-                                          const std::string& identity);
+                                          std::string_view identity);
   // A lease ended (or a warm lease backed out): frees its slot and its sticky count, and serves
   // what waits.
   void releaseLease(const std::shared_ptr<Isolate>& isolate, Deployment* deployment,

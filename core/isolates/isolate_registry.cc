@@ -120,7 +120,7 @@ std::shared_ptr<Isolate> takeLeastBusy(const ReadyList& ready, uint32_t limit) {
 
 std::unique_ptr<IsolateLease> IsolateRegistry::Impl::leaseWarm(WorkerPlacement::Entry& entry,
                                                                uint32_t limit,
-                                                               const std::string& identity) {
+                                                               std::string_view identity) {
   Deployment& d = *entry.deployment;
   if (d.ready_version.load(std::memory_order_acquire) != entry.version) {
     std::lock_guard<std::mutex> lock(d.ready_mu);  // this deployment's, only after a change
@@ -138,7 +138,7 @@ std::unique_ptr<IsolateLease> IsolateRegistry::Impl::leaseWarm(WorkerPlacement::
   if (!isolate) return nullptr;
   if (!isolate->accepting.load()) {         // being stopped: see closeIdleLocked
     if (sticky_lock) sticky_lock.unlock();  // releaseLease may take mu, which comes first
-    releaseLease(isolate, nullptr, std::string());
+    releaseLease(isolate, nullptr, {});
     return nullptr;
   }
   const SteadyTime now = steadyNow();
@@ -147,7 +147,7 @@ std::unique_ptr<IsolateLease> IsolateRegistry::Impl::leaseWarm(WorkerPlacement::
   if (!identity.empty()) d.sticky.opened(identity, isolate, now);
   d.warm_leases.fetch_add(1, std::memory_order_relaxed);
   return std::make_unique<IsolateLease>(owner.shared_from_this(), isolate, entry.deployment,
-                                        identity);
+                                        std::string(identity));
 }
 
 void IsolateRegistry::Impl::releaseLease(const std::shared_ptr<Isolate>& isolate,
@@ -575,13 +575,11 @@ void IsolateRegistry::shutdown() {
   std::filesystem::remove_all(dir, ec);
 }
 
-IsolateGrant IsolateRegistry::acquire(const IsolateRequest& request, Worker* worker,
-                                      Callback callback, uint64_t& ticket, bool& pending,
-                                      bool& queued) {
+IsolateRegistry::Placement IsolateRegistry::acquire(const IsolateRequest& request, Worker* worker,
+                                                    Callback callback) {
   Impl& m = *impl_;
-  IsolateGrant grant;
-  pending = false;
-  queued = false;
+  Placement placed;
+  IsolateGrant& grant = placed.grant;
   auto loops = [&](const Deployment& d) {
     if (request.loop_tag.empty() || request.loop_tag != d.loop_tag) return false;
     grant.error = ErrorKind::kLoopDetected;
@@ -594,10 +592,10 @@ IsolateGrant IsolateRegistry::acquire(const IsolateRequest& request, Worker* wor
   if (auto it = placement.deployments.find(request.token->deployment_key);
       it != placement.deployments.end()) {
     cached = &it->second;
-    if (loops(*cached->deployment)) return grant;
+    if (loops(*cached->deployment)) return placed;
     if (request.instance_id.empty()) {
-      grant.lease = m.leaseWarm(*cached, request.limit, std::string(request.identity));
-      if (grant.lease) return grant;
+      grant.lease = m.leaseWarm(*cached, request.limit, request.identity);
+      if (grant.lease) return placed;
     }
   }
   std::lock_guard<std::mutex> lock(m.mu);
@@ -609,27 +607,27 @@ IsolateGrant IsolateRegistry::acquire(const IsolateRequest& request, Worker* wor
     *cached = WorkerPlacement::Entry();
     cached->deployment = shared_d;
   }
-  if (loops(d)) return grant;
+  if (loops(d)) return placed;
   std::string instance_id(request.instance_id);
   std::string identity(request.identity);
   if (auto isolate = m.findRoomLocked(d, instance_id, request.limit, identity)) {
     grant.lease = m.leaseLocked(isolate, identity);
-    return grant;
+    return placed;
   }
   Waiter waiter;
-  waiter.ticket = ticket = m.next_ticket++;
+  waiter.ticket = placed.ticket = m.next_ticket++;
   waiter.worker = worker;
   waiter.callback = std::move(callback);
   waiter.limit = request.limit;
   waiter.instance_id = std::move(instance_id);
   waiter.identity = std::move(identity);
   m.waiting[waiter.ticket] = &d;
-  pending = true;
+  placed.waiting = true;
   if (m.placeLocked(d, waiter) == Impl::Placed::kNoRoom) {
-    queued = true;
+    placed.queued = true;
     m.enqueueLocked(d, std::move(waiter));
   }
-  return grant;
+  return placed;
 }
 
 bool IsolateRegistry::cancel(uint64_t ticket) {

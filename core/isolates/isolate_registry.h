@@ -92,12 +92,17 @@ class IsolateRegistry : public std::enable_shared_from_this<IsolateRegistry> {
   // and spare and stops the threads. Once; later calls do nothing.
   void shutdown();
 
-  // Worker thread. A grant with a lease when a ready isolate has room now; a grant with an
-  // error for requests that cannot be served (LOOP_DETECTED); otherwise no lease and no error
-  // (`pending` true): `callback` runs later on `worker` with the outcome, unless cancel(ticket)
-  // came first. `queued` tells the caller the wait is for capacity (queue_timeout applies).
-  IsolateGrant acquire(const IsolateRequest& request, Worker* worker, Callback callback,
-                       uint64_t& ticket, bool& pending, bool& queued);
+  // What acquire() did with a request.
+  struct Placement {
+    // A lease when a ready isolate had room now; an error for a request that cannot be served
+    // (LOOP_DETECTED); neither while the request waits.
+    IsolateGrant grant;
+    bool waiting = false;  // the callback runs later with the grant, unless cancel(ticket) first
+    bool queued = false;   // waiting for room in a full pool (queue_timeout applies), not a boot
+    uint64_t ticket = 0;   // while waiting: what cancel() takes
+  };
+  // Worker thread: places `request` now, or makes it wait; `callback` runs on `worker`.
+  Placement acquire(const IsolateRequest& request, Worker* worker, Callback callback);
   // Worker thread: the waiter went away or timed out. True when it was still waiting (its
   // callback will never run); false when its grant is already on the way.
   bool cancel(uint64_t ticket);
@@ -113,9 +118,9 @@ class IsolateRegistry : public std::enable_shared_from_this<IsolateRegistry> {
     size_t isolates = 0;
     size_t spares = 0;
     size_t deployments = 0;
-    size_t sticky = 0;       // identifier -> isolate entries
-    uint64_t boots = 0;      // /boot calls made
-    uint64_t processes = 0;  // runtime processes started
+    size_t sticky = 0;          // identifier -> isolate entries
+    uint64_t boots = 0;         // /boot calls made
+    uint64_t processes = 0;     // runtime processes started
     uint64_t ready = 0;         // isolates that became ready to serve their deployment
     uint64_t evicted_idle = 0;  // isolates stopped after idle_timeout
     uint64_t evicted_lru = 0;   // idle isolates stopped to make room under max_isolates

@@ -354,23 +354,20 @@ void IsolatesModule::content(Request& req, const ModuleConf& module_conf) const 
     if (!live || !*live) return;
     IsolateWait::granted(*req_ptr, *conf_ptr, std::move(grant));
   };
-  uint64_t ticket = 0;
-  bool pending = false;
-  bool queued = false;
-  IsolateGrant grant = req.config().isolates->acquire(request, &req.worker(), std::move(callback),
-                                                      ticket, pending, queued);
-  if (grant.lease) {
-    serveWithLease(req, conf, std::move(grant.lease));
+  IsolateRegistry::Placement placed =
+      req.config().isolates->acquire(request, &req.worker(), std::move(callback));
+  if (placed.grant.lease) {
+    serveWithLease(req, conf, std::move(placed.grant.lease));
     return;
   }
-  if (!pending) {
-    req.fail(grant.error, grant.message);
+  if (!placed.waiting) {
+    req.fail(placed.grant.error, placed.grant.message);
     return;
   }
   auto wait = std::make_unique<IsolateWait>(req, std::move(alive));
   IsolateWait* raw = wait.get();
   req.setTask(std::move(wait));
-  raw->begin(ticket, queued);
+  raw->begin(placed.ticket, placed.queued);
 }
 
 }  // namespace subgate
