@@ -68,6 +68,8 @@ void IsolateRegistry::Impl::trimCodeCacheLocked() {
         oldest = d.get();
     if (!oldest) return;
     --cached_code;
+    // Workers' placement caches may hold the deployment a while longer: not its code.
+    oldest->code.reset();
     deployments.erase(oldest->key);
   }
 }
