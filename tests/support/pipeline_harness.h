@@ -88,7 +88,9 @@ class PipelineHarness {
 
   // Parses `raw` ("GET / HTTP/1.1\r\nHost: h\r\n\r\n"), serves it on the first listener's default
   // server (or the one whose server_name matches Host) and runs the pipeline. The request may
-  // still be in flight when a module suspended it.
+  // still be in flight when a module suspended it. Only the head is parsed: a Content-Length
+  // is seen (client_max_body_size) but no body is delivered. The log phase runs when the test
+  // calls request.runLogPhase(), as a transport does once the response is on the wire.
   std::unique_ptr<Exchange> run(std::string raw, std::string_view remote = "127.0.0.1") {
     auto exchange = std::make_unique<Exchange>();
     exchange->raw = std::move(raw);

@@ -1,0 +1,83 @@
+// modules/status (`status;`) through the pipeline in memory: the isolate pool as JSON, which in
+// a config that never started an isolate has every count at zero. Counts under load are the
+// integration tier's (tests/integration/test_lua_hooks.py).
+#include <gtest/gtest.h>
+#include <jansson.h>
+
+#include "core/isolates/isolate_registry.h"
+#include "tests/support/pipeline_harness.h"
+
+namespace subgate {
+namespace {
+
+using test_support::PipelineHarness;
+
+constexpr const char* kConfig = R"(
+server {
+    listen 127.0.0.1:8081;
+    location = /status { status; }
+    location / { return 200 "other"; }
+}
+)";
+
+TEST(StatusModule, AnswersThePoolAsJsonThatIsNeverCached) {
+  PipelineHarness harness(kConfig);
+  ASSERT_TRUE(harness.ok()) << harness.error();
+  auto status = harness.get("/status");
+  EXPECT_EQ(status->transport.status, 200);
+  EXPECT_EQ(status->transport.header("content-type"), "application/json");
+  EXPECT_EQ(status->transport.header("cache-control"), "no-store");
+  EXPECT_FALSE(status->transport.header("x-deno-error"));
+  EXPECT_TRUE(status->transport.ended);
+  // Compact, keys sorted, one line.
+  EXPECT_EQ(status->transport.body,
+            R"({"boots":0,"deployments":[],"isolates":0,"processes":0,"spares":0,"sticky":0})"
+            "\n");
+  EXPECT_EQ(status->transport.content_length, status->transport.body.size());
+
+  json_error_t error;
+  json_t* root = json_loads(status->transport.body.c_str(), 0, &error);
+  ASSERT_TRUE(json_is_object(root)) << error.text;
+  for (const char* count : {"isolates", "spares", "sticky", "boots", "processes"}) {
+    EXPECT_TRUE(json_is_integer(json_object_get(root, count))) << count;
+    EXPECT_EQ(json_integer_value(json_object_get(root, count)), 0) << count;
+  }
+  EXPECT_TRUE(json_is_array(json_object_get(root, "deployments")));
+  EXPECT_EQ(json_array_size(json_object_get(root, "deployments")), 0u);
+  json_decref(root);
+}
+
+TEST(StatusModule, ReadsThePoolOfItsOwnConfig) {
+  PipelineHarness harness(kConfig);
+  ASSERT_TRUE(harness.ok()) << harness.error();
+  ASSERT_TRUE(harness.config().isolates);
+  auto status = harness.get("/status");
+  EXPECT_EQ(status->transport.body, harness.config().isolates->statusJson() + "\n");
+  // Only where configured.
+  auto other = harness.get("/other");
+  EXPECT_EQ(other->transport.body, "other");
+}
+
+TEST(StatusModule, HeadGetsTheHeadWithoutTheJson) {
+  PipelineHarness harness(kConfig);
+  ASSERT_TRUE(harness.ok()) << harness.error();
+  auto head = harness.run("HEAD /status HTTP/1.1\r\nHost: example.com\r\n\r\n");
+  EXPECT_EQ(head->transport.status, 200);
+  EXPECT_EQ(head->transport.header("content-type"), "application/json");
+  EXPECT_EQ(head->transport.body, "");
+  EXPECT_GT(head->transport.content_length.value_or(0), 0u);
+}
+
+TEST(StatusModule, RefusesArgumentsAndTheMainLevel) {
+  PipelineHarness with_argument(
+      "server {\n listen 127.0.0.1:8081;\n location = /status { status all; }\n}\n");
+  EXPECT_FALSE(with_argument.ok());
+  EXPECT_EQ(with_argument.error(),
+            "<embedded>:3: invalid number of arguments in \"status\" directive");
+  PipelineHarness main_level("status;\nserver { listen 127.0.0.1:8081; return 200; }\n");
+  EXPECT_FALSE(main_level.ok());
+  EXPECT_EQ(main_level.error(), "<embedded>:1: \"status\" directive is not allowed here");
+}
+
+}  // namespace
+}  // namespace subgate
