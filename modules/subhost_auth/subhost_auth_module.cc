@@ -101,6 +101,17 @@ bool rpcRootAllowed(const Subhoster& subhoster, std::string_view rpc_root) {
   return false;
 }
 
+// The kid of a token that failed to name a subhoster, as the refusal quotes it: printable ASCII
+// (others become '?') and at most 64 bytes, like the token bytes core/jwt quotes. It comes from
+// an unverified token, and the message goes into a header value and its JSON.
+std::string quotedKid(std::string_view kid) {
+  constexpr size_t kMax = 64;
+  std::string out;
+  for (char c : kid.substr(0, kMax)) out += (c >= 0x20 && c < 0x7f) ? c : '?';
+  if (kid.size() > kMax) out += "...";
+  return out;
+}
+
 }  // namespace
 
 std::span<const DirectiveSpec> SubhostAuthModule::directives() const { return kDirectives; }
@@ -192,7 +203,7 @@ HookResult SubhostAuthModule::access(Request& req, const ModuleConf& module_conf
   if (!header) return reject(req, error);
   auto subhoster = conf.subhosters->find(header->kid);
   if (subhoster == conf.subhosters->end())
-    return reject(req, "unknown subhoster (kid) \"" + header->kid.substr(0, 64) + "\"");
+    return reject(req, "unknown subhoster (kid) \"" + quotedKid(header->kid) + "\"");
   jwt::VerifyOptions options;
   options.now = now;
   options.leeway_seconds = conf.leeway_seconds;

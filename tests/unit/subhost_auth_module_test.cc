@@ -135,6 +135,44 @@ TEST(SubhostAuthModule, AnUnknownKidAnswers401InvalidXdenoSubhost) {
             invalid(R"(unknown subhoster (kid) \"nobody\")"));
 }
 
+bool printableAscii(std::string_view text) {
+  for (char c : text)
+    if (c < 0x20 || c > 0x7e) return false;
+  return true;
+}
+
+// The kid is the one part of an unverified token that the refusal quotes. Whatever it holds,
+// the x-deno-error value stays printable ASCII (a header value may not carry DEL or control
+// characters, and a kid cut inside a UTF-8 sequence would make the JSON invalid UTF-8), the
+// way core/jwt quotes token bytes in its own messages.
+TEST(SubhostAuthModule, AnUnknownKidIsQuotedAsPrintableAscii) {
+  PipelineHarness harness(kConfig);
+  ASSERT_TRUE(harness.ok()) << harness.error();
+  auto refuse = [&](const std::string& kid_json) {
+    std::string text = jwt::base64UrlEncode(R"({"alg":"HS256","kid":")" + kid_json + "\"}") + "." +
+                       jwt::base64UrlEncode("{}") + ".c2ln";
+    return harness.get("/", subhostHeader(text));
+  };
+  std::string accents = "a";
+  for (int i = 0; i < 40; ++i) accents += "\xc3\xa9";  // "a" and 40 two-byte characters
+  for (const std::string& kid : {std::string(R"(del\u007f)"), std::string(R"(line\r\nbreak)"),
+                                 std::string(R"(tab\there)"), accents}) {
+    SCOPED_TRACE(kid);
+    auto refused = refuse(kid);
+    EXPECT_EQ(refused->transport.status, 401);
+    std::optional<std::string> error = refused->transport.header("x-deno-error");
+    ASSERT_TRUE(error);
+    EXPECT_TRUE(printableAscii(*error)) << *error;
+    EXPECT_TRUE(printableAscii(
+        std::string_view(refused->transport.body).substr(0, refused->transport.body.size() - 1)))
+        << refused->transport.body;
+  }
+  EXPECT_EQ(refuse(R"(a\u007fb)")->transport.header("x-deno-error"),
+            invalid(R"(unknown subhoster (kid) \"a?b\")"));
+  EXPECT_EQ(refuse(std::string(70, 'k'))->transport.header("x-deno-error"),
+            invalid(R"(unknown subhoster (kid) \")" + std::string(64, 'k') + R"(...\")"));
+}
+
 TEST(SubhostAuthModule, ExpiredTokensAreRefusedBeyondTheLeeway) {
   PipelineHarness harness(kConfig);
   ASSERT_TRUE(harness.ok()) << harness.error();
