@@ -1,7 +1,7 @@
 // Subhost authentication (protocol.md §1): every request carries `x-deno-subhost`, a compact
 // HS256 JWS whose header `kid` names a configured subhoster and whose claims name the deployment
 // (`deployment_id`) and the origin (`rpc_root`). The verified token reaches later phases as
-// Request::ingress().token.
+// the route decision's `token` (core/pipeline/route.h).
 //
 // Directives:
 //   subhoster NAME { secret S; | secret_file PATH; rpc_root_allow PREFIX...; }   (main, repeatable)
