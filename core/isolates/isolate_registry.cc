@@ -567,8 +567,13 @@ void IsolateRegistry::shutdown() {
   for (pid_t pid : left) kill(pid, SIGKILL);
   m.supervisor.stop();
   {
+    // The loop has stopped: its events can go from this thread (the registry may be destroyed
+    // next, now that the config owns it and nothing keeps it for the life of the process).
     std::lock_guard<std::mutex> lock(m.mu);
-    m.hub.reset();  // the loop has stopped: its events can go from this thread
+    m.hub.reset();
+    if (m.sweep_ev) event_free(m.sweep_ev);
+    m.sweep_ev = nullptr;
+    for (auto& [id, isolate] : m.processes) Impl::unwatch(*isolate);
   }
   for (pid_t pid : left) waitpid(pid, nullptr, 0);
   std::error_code ec;

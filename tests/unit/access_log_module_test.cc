@@ -4,15 +4,24 @@
 #include <gtest/gtest.h>
 #include <jansson.h>
 
-#include <regex>
 #include <string>
 #include <vector>
 
+#include "core/regex/regex.h"
 #include "tests/support/pipeline_harness.h"
 #include "tests/support/temp_dir.h"
 
 namespace subgate {
 namespace {
+
+// Whether all of `subject` matches `pattern` (PCRE2, the project's regex: std::regex trips
+// GCC 12's -Wmaybe-uninitialized under the sanitizers).
+bool fullMatch(std::string_view subject, const std::string& pattern) {
+  std::string error;
+  auto regex = Regex::compile("^(?:" + pattern + ")$", false, error);
+  EXPECT_TRUE(regex) << error;
+  return regex && regex->matches(subject);
+}
 
 using test_support::PipelineHarness;
 using test_support::TempDir;
@@ -110,8 +119,7 @@ TEST_F(AccessLogModuleTest, WritesOneJsonLinePerRequestInTheLogPhase) {
   ASSERT_EQ(lines.size(), 1u);
   JsonLine line(lines[0]);
   EXPECT_EQ(line.size(), 10u);
-  EXPECT_TRUE(std::regex_match(line.string("time"),
-                               std::regex(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4})")))
+  EXPECT_TRUE(fullMatch(line.string("time"), R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4})"))
       << line.string("time");
   EXPECT_EQ(line.string("remote"), "192.0.2.7");
   EXPECT_EQ(line.string("method"), "GET");
@@ -176,14 +184,13 @@ TEST_F(AccessLogModuleTest, CombinedIsTheDefaultFormat) {
   ASSERT_EQ(lines.size(), 2u);
   // nginx's combined: remote - - [time] "request line" status bytes "referer" "user agent"
   const std::string time = R"(\[\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\])";
-  EXPECT_TRUE(std::regex_match(
-      lines[0], std::regex(R"(192\.0\.2\.7 - - )" + time +
-                           R"( "GET /combined\?q=1 HTTP/1\.1" 201 1 "https://ref\.example/" )"
-                           R"("test \\x22agent\\x22")")))
-      << lines[0];
   EXPECT_TRUE(
-      std::regex_match(lines[1], std::regex(R"(198\.51\.100\.1 - - )" + time +
-                                            R"( "GET /also-combined HTTP/1\.1" 200 0 "" "")")))
+      fullMatch(lines[0], R"(192\.0\.2\.7 - - )" + time +
+                              R"( "GET /combined\?q=1 HTTP/1\.1" 201 1 "https://ref\.example/" )"
+                              R"("test \\x22agent\\x22")"))
+      << lines[0];
+  EXPECT_TRUE(fullMatch(lines[1], R"(198\.51\.100\.1 - - )" + time +
+                                      R"( "GET /also-combined HTTP/1\.1" 200 0 "" "")"))
       << lines[1];
   EXPECT_EQ(dir_.read("access.json"), "");  // the location's own access_log replaces the server's
 }
