@@ -15,6 +15,7 @@
 // state lives in the Request. Hooks run on worker threads and must not block.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
@@ -32,6 +33,13 @@ class ResponseHeadEdit;
 struct CompileContext;
 struct RuntimeConfig;
 struct ServerOptions;
+
+// A number a module counts (requests it answered from a cache, ...), shown by `status;` and
+// named there as it is here.
+struct ModuleCounter {
+  std::string_view name;
+  uint64_t value = 0;
+};
 
 // A `subgate NAME ARGS...` command a module adds to the command line (`token`, `status`).
 struct SubcommandSpec {
@@ -102,6 +110,8 @@ class Module {
   virtual std::string_view name() const = 0;
   virtual std::span<const DirectiveSpec> directives() const { return {}; }
   virtual std::span<const SubcommandSpec> subcommands() const { return {}; }
+  // Any thread: the module's counters now (summed over the workers).
+  virtual std::vector<ModuleCounter> counters() const { return {}; }
 
   // Once per config load, before any location: compile main-level blocks (e.g. upstreams).
   // Returns false with ctx.error set (as "file:line: message") on a bad config.

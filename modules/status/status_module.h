@@ -4,13 +4,15 @@
 //   server { listen 127.0.0.1:8081; location = /status { status; } }
 //
 // The answer (application/json):
-//   {"isolates": N, "spares": N, "sticky": N, "boots": N, "processes": N,
+//   {"isolates": N, "spares": N, "sticky": N, "boots": N, "processes": N, "ready": N,
+//    "evicted_idle": N, "evicted_lru": N, "token_cache_hits": N (and every module's counters()),
 //    "deployments": [{"deployment_id": "...", "subhoster": "...", "rpc_root": "...",
-//                     "queued": N, "sticky": N,
+//                     "queued": N, "sticky": N, "warm_leases": N,
 //                     "isolates": [{"id": N, "instance_id": "...", "state": "ready",
 //                                   "active": N, "pid": N}]}]}
 // `active` is the isolate's open connections (requests until their response ended), the count
-// isolate_limit bounds; `sticky` counts identify() entries.
+// isolate_limit bounds; `sticky` counts identify() entries; `token_cache_hits` the requests whose
+// relay token subhost_auth's cache of verified tokens answered (all workers, since the start).
 #pragma once
 
 #include "core/pipeline/module.h"

@@ -1,8 +1,11 @@
 #include "modules/subhost_auth/subhost_auth_module.h"
 
+#include <atomic>
 #include <ctime>
+#include <deque>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <sstream>
 #include <unordered_map>
 
@@ -80,11 +83,36 @@ bool compileSubhoster(const config::Node& block, CompileContext& ctx, Subhoster&
   return true;
 }
 
+// One worker's count of cache hits, on a cache line of its own: only its worker writes it,
+// tokenCacheHits() reads them all.
+struct alignas(64) HitCounter {
+  std::atomic<uint64_t> hits{0};
+};
+
+// Every worker's counter, kept after its thread exits (a deque does not move its elements).
+// Never destroyed: a worker may still count while the process exits.
+struct HitCounters {
+  std::mutex mu;
+  std::deque<HitCounter> counters;
+};
+
+HitCounters& hitCounters() {
+  static HitCounters* all = new HitCounters;
+  return *all;
+}
+
+HitCounter& newHitCounter() {
+  HitCounters& all = hitCounters();
+  std::lock_guard<std::mutex> lock(all.mu);
+  return all.counters.emplace_back();
+}
+
 // Per-worker cache of verified tokens. Bounded: cleared when full (relays reuse a handful of
 // tokens, so a full cache means an unusual load where clearing is as good as any policy).
 struct TokenCache {
   static constexpr size_t kMaxEntries = 4096;
   std::unordered_map<std::string, std::shared_ptr<const VerifiedToken>> entries;
+  HitCounter& hits = newHitCounter();
 };
 
 thread_local TokenCache t_token_cache;
@@ -123,6 +151,15 @@ std::span<const SubcommandSpec> SubhostAuthModule::subcommands() const {
        runTokenCommand},
   };
   return kCommands;
+}
+
+std::vector<ModuleCounter> SubhostAuthModule::counters() const {
+  HitCounters& all = hitCounters();
+  std::lock_guard<std::mutex> lock(all.mu);
+  uint64_t sum = 0;
+  for (const HitCounter& counter : all.counters)
+    sum += counter.hits.load(std::memory_order_relaxed);
+  return {{"token_cache_hits", sum}};
 }
 
 bool SubhostAuthModule::compileMain(const config::Node& root, CompileContext& ctx) const {
@@ -190,9 +227,12 @@ HookResult SubhostAuthModule::access(Request& req, const ModuleConf& module_conf
   if (auto it = cache.entries.find(key); it != cache.entries.end()) {
     const VerifiedToken& cached = *it->second;
     auto current = conf.subhosters->find(cached.subhoster->name);
+    // A hit re-checks the time claims under this location's leeway: another location may have
+    // verified the token with a larger one.
     if (current != conf.subhosters->end() && current->second == cached.subhoster &&
-        cached.exp >= now - conf.leeway_seconds) {
+        cached.exp >= now - conf.leeway_seconds && cached.iat <= now + conf.leeway_seconds) {
       req.route().token = it->second;
+      cache.hits.hits.fetch_add(1, std::memory_order_relaxed);
       return HookResult::kContinue;
     }
     cache.entries.erase(it);

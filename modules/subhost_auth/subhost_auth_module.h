@@ -12,12 +12,14 @@
 //
 // Verified tokens are cached per worker (relays reuse one token for minutes): a repeat costs
 // one hash lookup and an expiry check. The cache is keyed by the token text and remembers the
-// subhoster object it was verified against, so a reload that changes a secret misses it.
+// subhoster object it was verified against, so a reload that changes a secret misses it. Each
+// worker counts its hits; `status;` shows their sum as "token_cache_hits".
 //
 // Errors: 401 MISSING_XDENO_SUBHOST (header absent), 401 INVALID_XDENO_SUBHOST (anything else,
 // with a message that says what was wrong and never the secret).
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <string>
@@ -32,6 +34,9 @@ class SubhostAuthModule final : public Module {
   std::string_view name() const override { return "subhost_auth"; }
   std::span<const DirectiveSpec> directives() const override;
   std::span<const SubcommandSpec> subcommands() const override;
+  // token_cache_hits: requests whose token the cache of verified tokens answered, since the
+  // start, summed over the workers (those of workers that have exited still count).
+  std::vector<ModuleCounter> counters() const override;
   bool compileMain(const config::Node& root, CompileContext& ctx) const override;
   std::shared_ptr<const ModuleConf> compileLocation(const Scope& scope,
                                                     CompileContext& ctx) const override;

@@ -4,12 +4,13 @@ for the isolates here, and a backend shows what the upstream receives."""
 
 import json
 import os
+import signal
 import sys
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import SubgateTestCase, request  # noqa: E402
+from harness import SubgateTestCase, request, wait_until  # noqa: E402
 from ingress import SECRET, SUBHOSTER, sign, relay_token, b64url  # noqa: E402
 
 ROOT = "http://127.0.0.1:9/v1/"
@@ -26,6 +27,8 @@ CONFIG = f"""
         location / {{ return 200 "ok\\n"; }}
         location /headers {{ proxy_pass http://backend; }}
         location /open/ {{ forwarded_host off; subhost_auth off; return 200 "open\\n"; }}
+        location /short/ {{ subhost_leeway 0s; return 200 "short\\n"; }}
+        location = /status {{ forwarded_host off; subhost_auth off; status; }}
     }}
     server {{
         listen 127.0.0.1:@PORT@;
@@ -69,11 +72,27 @@ class IngressAuth(SubgateTestCase):
             self.assertIn(mentions.lower(), err["message"].lower())
         self.assertNotIn(SECRET, r.raw_head.decode() + r.body.decode())
 
+    def cache_hits(self):
+        r = request(self.sg.port, path="/status")
+        self.assertEqual(r.status, 200, r.body)
+        return json.loads(r.body)["token_cache_hits"]
+
     def test_valid_token_passes_and_is_cached(self):
+        self.assertEqual(self.cache_hits(), 0)
         token = relay_token("dep", ROOT)
         for _ in range(3):
             r = self.send(token)
             self.assertEqual((r.status, r.body), (200, b"ok\n"))
+        # One worker: the first request verified the token, the next two found it in the cache.
+        self.assertEqual(self.cache_hits(), 2)
+        # Another token is verified, not taken for the first; a rejected one is never cached.
+        self.assertEqual(self.send(relay_token("dep-2", ROOT)).status, 200)
+        bad = sign(claims(), secret="another-secret-0123456789")
+        for _ in range(2):
+            self.assertError(self.send(bad), 401, "INVALID_XDENO_SUBHOST", "signature")
+        self.assertEqual(self.cache_hits(), 2)
+        self.assertEqual(self.send(token).status, 200)
+        self.assertEqual(self.cache_hits(), 3)
 
     def test_forwarded_host(self):
         token = relay_token("dep", ROOT)
@@ -136,16 +155,33 @@ class IngressAuth(SubgateTestCase):
         self.assertEqual(self.send(ok).status, 200)
 
     def test_cached_token_still_expires_and_follows_reload(self):
+        # /short/ has subhost_leeway 0s: a token whose exp has passed is refused at once, also
+        # when the cache holds it (a hit re-checks exp against the location's leeway).
         token = sign(claims(exp=int(time.time()) + 2))
+        self.assertEqual(self.send(token, path="/short/").status, 200)
+        hits = self.cache_hits()
+        self.assertEqual(self.send(token, path="/short/").status, 200)
+        self.assertEqual(self.cache_hits(), hits + 1, "the second request is a cache hit")
+        # exp is in whole seconds: it passes within 3 s. Poll (no fixed sleep) up to a deadline.
+        deadline = time.monotonic() + 10
+        while True:
+            r = self.send(token, path="/short/")
+            if r.status != 200 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        self.assertError(r, 401, "INVALID_XDENO_SUBHOST", "expired")
+        # The default leeway (60s) still admits it elsewhere; that is a fresh verification.
         self.assertEqual(self.send(token).status, 200)
-        time.sleep(0)  # the cache re-checks exp on every hit; leeway (60s) keeps this one valid
-        self.assertEqual(self.send(token).status, 200)
+
         # A reload that changes the secret invalidates cached tokens.
+        token = relay_token("dep", ROOT)
+        self.assertEqual(self.send(token).status, 200)
+        hits = self.cache_hits()
+        self.assertEqual(self.send(token).status, 200)
+        self.assertEqual(self.cache_hits(), hits + 1, "cached before the reload")
         self.sg.write_config(CONFIG.replace("@PORT@", str(self.sg.port)).replace("@BACKEND@", str(self.backend.port))
                              .replace(SECRET, "rotated-secret-0123456789abc"))
-        import signal as sig
-        self.sg.signal(sig.SIGHUP)
-        from harness import wait_until
+        self.sg.signal(signal.SIGHUP)
         wait_until(lambda: "configuration reloaded" in self.sg.output(), what="reload")
         r = self.send(token)
         self.assertError(r, 401, "INVALID_XDENO_SUBHOST", "signature")

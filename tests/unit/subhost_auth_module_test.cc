@@ -213,6 +213,20 @@ TEST(SubhostAuthModule, TokensIssuedInTheFutureAreRefused) {
             std::string::npos);
 }
 
+TEST(SubhostAuthModule, ACachedTokenIsStillCheckedForTheFutureUnderEachLocationsLeeway) {
+  PipelineHarness harness(kConfig);
+  ASSERT_TRUE(harness.ok()) << harness.error();
+  const int64_t t = now();
+  // Issued 30 seconds ahead: within the default 60s leeway, not within /strict's 0s.
+  std::string ahead =
+      jwt::signHs256("acme", claims(t + 30, t + 900, "dep-3", kAcmeRoot), kAcmeSecret);
+  EXPECT_EQ(harness.get("/", subhostHeader(ahead))->transport.status, 200);  // now cached
+  auto strict = harness.get("/strict", subhostHeader(ahead));
+  EXPECT_EQ(strict->transport.status, 401);
+  EXPECT_NE(strict->transport.header("x-deno-error")->find("token issued in the future"),
+            std::string::npos);
+}
+
 TEST(SubhostAuthModule, RpcRootAllowRefusesOtherOrigins) {
   PipelineHarness harness(kConfig);
   ASSERT_TRUE(harness.ok()) << harness.error();
