@@ -59,4 +59,11 @@ void give(char* block, size_t size) {
   cache.lists[c].push_back(block);
 }
 
+size_t cachedBytes() {
+  if (cache_gone) return 0;
+  size_t bytes = 0;
+  for (int c = 0; c < kClasses; ++c) bytes += cache.lists[c].size() * (kMinBlock << c);
+  return bytes;
+}
+
 }  // namespace subgate::buffer_pool

@@ -27,5 +27,7 @@ char* take(size_t n);
 // Returns a block of `size` bytes from take() or from malloc(); blocks whose size is not a pool
 // size are freed. `block` may be null.
 void give(char* block, size_t size);
+// The bytes in the calling thread's lists (for tests).
+size_t cachedBytes();
 
 }  // namespace subgate::buffer_pool

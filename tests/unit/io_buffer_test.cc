@@ -36,7 +36,26 @@ TEST(BufferPool, AGivenBlockIsTakenAgainWhole) {
 
 TEST(BufferPool, BlocksMayBeReturnedOnAnotherThread) {
   char* block = buffer_pool::take(2048);
-  std::thread([block] { buffer_pool::give(block, 2048); }).join();  // freed at that thread's exit
+  block[2047] = 'x';
+  const size_t here = buffer_pool::cachedBytes();
+  size_t there_before = 1, there_given = 0, there_taken = 1;
+  char* again = nullptr;
+  char last = 0;
+  std::thread([&] {
+    there_before = buffer_pool::cachedBytes();  // a new thread's lists are empty
+    buffer_pool::give(block, 2048);             // the block joins this thread's lists...
+    there_given = buffer_pool::cachedBytes();
+    again = buffer_pool::take(2048);  // ...which hand it out again, whole
+    there_taken = buffer_pool::cachedBytes();
+    last = again[2047];
+    buffer_pool::give(again, 2048);  // freed at this thread's exit (LSan would report a leak)
+  }).join();
+  EXPECT_EQ(there_before, 0u);
+  EXPECT_EQ(there_given, 2048u);
+  EXPECT_EQ(again, block);
+  EXPECT_EQ(last, 'x');
+  EXPECT_EQ(there_taken, 0u);
+  EXPECT_EQ(buffer_pool::cachedBytes(), here) << "the taking thread's lists are not touched";
 }
 
 TEST(IoBuffer, GrowsKeepingUnreadBytes) {
