@@ -8,6 +8,7 @@
 #   asan     build-asan/     ASan + UBSan, -O1 -g with assertions, tests on
 #   fuzz     build-fuzz/     clang, libFuzzer targets + ASan/UBSan, tests off
 #
+# Every variant builds with -Werror (SUBGATE_WERROR=ON); a plain cmake build does not.
 # CMake is run only when the tree is not configured yet or these settings changed; after that
 # Ninja re-runs it by itself when a CMakeLists.txt changes.
 # Needs the packages of `scripts/setup.sh build` (and `test` for fuzz); run.sh and test.sh do that.
@@ -42,6 +43,9 @@ case "$mode" in
     exit 2
     ;;
 esac
+
+# Warnings fail the project's own builds (a plain cmake build only warns: CMakeLists.txt).
+args+=(-DSUBGATE_WERROR=ON)
 
 build_dir="$root/$dir"
 stamp="$build_dir/.subgate-configure-args"
