@@ -3,7 +3,7 @@
 #
 #   scripts/build.sh [debug|release|asan|fuzz] [TARGET...]
 #
-#   debug    build/          RelWithDebInfo, tests on                 (the default)
+#   debug    build/          RelWithDebInfo, tests on                 (the default; run.sh, test.sh)
 #   release  build-release/  Release, tests off                       (benchmarks)
 #   asan     build-asan/     ASan + UBSan, -O1 -g with assertions, tests on
 #   fuzz     build-fuzz/     clang, libFuzzer targets + ASan/UBSan, tests off
@@ -11,7 +11,14 @@
 # Every variant builds with -Werror (SUBGATE_WERROR=ON); a plain cmake build does not.
 # CMake is run only when the tree is not configured yet or these settings changed; after that
 # Ninja re-runs it by itself when a CMakeLists.txt changes.
-# Needs the packages of `scripts/setup.sh build` (and `test` for fuzz); run.sh and test.sh do that.
+#
+# Configuring needs only the packages of `scripts/setup.sh build`: it never looks for what the
+# `test` group installs (scripts/check_config_deps.py checks that), so run.sh can configure
+# build/ before the test packages exist. Building the test targets and fuzz needs `test` too;
+# run.sh and test.sh install what they need.
+#
+# SUBGATE_BUILD_DIR=DIR configures and builds DIR instead of the variant's tree;
+# SUBGATE_CONFIGURE_ONLY=1 stops after configuring.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -47,7 +54,7 @@ esac
 # Warnings fail the project's own builds (a plain cmake build only warns: CMakeLists.txt).
 args+=(-DSUBGATE_WERROR=ON)
 
-build_dir="$root/$dir"
+build_dir="${SUBGATE_BUILD_DIR:-$root/$dir}"
 stamp="$build_dir/.subgate-configure-args"
 wanted="$(printf '%s\n' -GNinja "${args[@]}")"
 
@@ -58,6 +65,10 @@ if [[ ! -f "$build_dir/build.ninja" || ! -f "$stamp" || "$(cat "$stamp")" != "$w
   rm -f "$stamp"
   cmake -S "$root" -B "$build_dir" -G Ninja "${fresh[@]}" "${args[@]}"
   printf '%s\n' "$wanted" >"$stamp"
+fi
+
+if [[ "${SUBGATE_CONFIGURE_ONLY:-0}" == 1 ]]; then
+  exit 0
 fi
 
 targets=()

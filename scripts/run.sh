@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds build/ (RelWithDebInfo) and starts subgate in the foreground.
+# Only the `build` and `runtime` groups are installed, which is all that configuring build/ needs
+# (tests on; scripts/test.sh installs the `test` group before it builds the test targets).
 # Without -c it runs the embedded default config (conf/subgate.conf); relative paths in a
 # config resolve against the repository root. Arguments go to subgate, e.g.
 #   scripts/run.sh -c conf/my.conf

@@ -2,11 +2,14 @@
 # Installs what subgate needs and is missing; does nothing (quickly) when all is there.
 #
 #   scripts/setup.sh [build|test|runtime|bench|lint]...     (no argument: build test runtime)
+#   scripts/setup.sh --list GROUP...                           prints the groups' packages
 #
 #   build    compiler, cmake, ninja and the libraries (plus GoogleTest and python3, because the
-#            default build/ tree configures the tests)
+#            default build/ tree configures the tests): all that configuring any tree needs
 #   test     what the tests drive: curl, nghttp, http-parser, clang + libFuzzer runtime, openssl,
-#            clang-format (scripts/test.sh checks formatting)
+#            clang-format (scripts/test.sh checks formatting); needed to build the test targets,
+#            never to configure (scripts/run.sh configures build/ without them; checked by
+#            scripts/check_config_deps.py)
 #   runtime  node + npm, then the Deno runtime pinned by package-lock.json (npm ci)
 #   bench    nginx, HAProxy and wrk for bench/proxy_bench.sh
 #   lint     clang-format, clang-tidy, shellcheck for scripts/lint.sh
@@ -30,11 +33,18 @@ declare -A group_packages=(
 declare -A package_command=([nodejs]=node [npm]=npm)
 
 usage() {
-  echo "usage: scripts/setup.sh [build|test|runtime|bench|lint]...  (default: build test runtime)" >&2
+  echo "usage: scripts/setup.sh [--list] [build|test|runtime|bench|lint]...  (default: build test runtime)" >&2
   exit 2
 }
 
 log() { echo "setup: $*" >&2; }
+
+list_only=0
+if [[ "${1:-}" == --list ]]; then
+  list_only=1
+  shift
+  [[ $# -gt 0 ]] || usage
+fi
 
 groups=("$@")
 if [[ ${#groups[@]} -eq 0 ]]; then
@@ -47,6 +57,10 @@ for group in "${groups[@]}"; do
   wanted+=("${pkgs[@]}")
 done
 mapfile -t wanted < <(printf '%s\n' "${wanted[@]}" | sort -u)
+if [[ $list_only -eq 1 ]]; then
+  printf '%s\n' "${wanted[@]}"
+  exit 0
+fi
 
 # --- Debian packages -----------------------------------------------------------------------
 # One dpkg call for all of them; a package counts only in state "install ok installed".

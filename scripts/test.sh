@@ -2,12 +2,16 @@
 # Installs what is missing, builds, and runs every test:
 #   0. formatting   every .cc/.h under core/, modules/, tests/ against .clang-format (one check)
 #      layers       no include against docs/architecture.md's layers (scripts/check_layers.py)
+#      configuring  a scratch tree configured as run.sh configures build/ refers to no package of
+#                   the `test` group and records no NOTFOUND (scripts/check_config_deps.py; one
+#                   check): run.sh configures build/ before that group is installed
+#      -Werror      build.sh's trees have it, a plain cmake configure has not (one check)
 #   1. build/       unit + integration tests (ctest)
 #   2. build-asan/  the same tests under ASan + UBSan (leaks, aborts on the first report)
 #   3. build-fuzz/  every libFuzzer target (*_fuzz), built with clang + ASan/UBSan, for FUZZ_SECONDS
 #                   (20) each on a copy of tests/fuzz/corpus/NAME/; skipped without clang++
-# The last line printed is "N passed, N failed" (ctest tests of both runs plus fuzzers; a build
-# that fails counts as one failure). Exits non-zero if anything failed.
+# The last line printed is "N passed, N failed" (ctest tests of both runs, fuzzers and the one-off
+# checks; a build that fails counts as one failure). Exits non-zero if anything failed.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -121,6 +125,38 @@ if python3 scripts/check_layers.py; then
 else
   fail "layers (an include against docs/architecture.md's layers)"
 fi
+
+section "configuring as run.sh does (no test-group package, no NOTFOUND)"
+# run.sh configures build/ with only `setup.sh build runtime` installed; whatever that
+# configuration finds or misses stays in build/ for test.sh. A scratch tree with the same
+# settings must not refer to any package that only the test group installs.
+started=$SECONDS
+if SUBGATE_BUILD_DIR="$tmp/run-config" SUBGATE_CONFIGURE_ONLY=1 scripts/build.sh debug \
+  >"$tmp/run-config.log" 2>&1 && scripts/check_config_deps.py "$tmp/run-config"; then
+  passed=$((passed + 1))
+else
+  tail -n 30 "$tmp/run-config.log"
+  fail "configuring as run.sh does (scripts/check_config_deps.py)"
+fi
+echo "($((SECONDS - started))s)"
+
+section "-Werror in the scripts' builds only"
+# scripts/build.sh builds with -Werror; a user's or packager's plain cmake build must not, so
+# that a newer compiler's new warning does not stop it.
+started=$SECONDS
+if ! grep -q -- ' -Werror' "$tmp/run-config/build.ninja" 2>/dev/null; then
+  fail "scripts/build.sh does not build with -Werror (SUBGATE_WERROR)"
+elif ! cmake -S . -B "$tmp/plain-config" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+  >"$tmp/plain-config.log" 2>&1; then
+  tail -n 30 "$tmp/plain-config.log"
+  fail "a plain cmake -DCMAKE_BUILD_TYPE=Release configure"
+elif grep -q -- '-Werror' "$tmp/plain-config/build.ninja"; then
+  fail "a plain cmake -DCMAKE_BUILD_TYPE=Release build has -Werror"
+else
+  echo "build.sh: -Werror; plain cmake: none"
+  passed=$((passed + 1))
+fi
+echo "($((SECONDS - started))s)"
 
 section "build/ (RelWithDebInfo)"
 if scripts/build.sh debug; then

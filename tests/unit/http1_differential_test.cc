@@ -1,7 +1,10 @@
 // Our parser against another one (Node's former http_parser, from Debian): on valid requests
 // both must read the same method, URL, headers, keep-alive and body; wherever http_parser
 // rejects a request, ours must reject it too (ours is the stricter of the two).
-#if __has_include(<http_parser.h>)
+// Always built with the tests: tests/CMakeLists.txt links http_parser by name.
+#if !__has_include(<http_parser.h>)
+#error "http_parser.h is missing: install libhttp-parser-dev (scripts/setup.sh test)"
+#endif
 #include <gtest/gtest.h>
 #include <http_parser.h>
 
@@ -172,4 +175,3 @@ TEST(Http1Differential, WhatTheReferenceRejectsWeRejectToo) {
 
 }  // namespace
 }  // namespace subgate::http1
-#endif
