@@ -30,7 +30,8 @@ IDENTIFY = 'function identify(req)\n    return req.headers["x-user"]\nend\n'
 
 def main():
     subprocess.run([os.path.join(ib.ROOT, "scripts", "setup.sh"), "build", "bench"], check=True)
-    subprocess.run([os.path.join(ib.ROOT, "scripts", "build.sh"), "release"], check=True)
+    subprocess.run([os.path.join(ib.ROOT, "scripts", "build.sh"), "release", "subgate", "lua_call_bench"],
+                   check=True)
     tmp = tempfile.mkdtemp(prefix="subgate-lua-bench-")
     try:
         micro = subprocess.run([os.path.join(ib.ROOT, "build-release", "lua_call_bench")],

@@ -7,6 +7,8 @@
 #                   check): run.sh configures build/ before that group is installed
 #      -Werror      build.sh's trees have it, a plain cmake configure has not (one check)
 #   1. build/       unit + integration tests (ctest)
+#      build-release/  the whole tree, tests included, as Release (-O3) with GCC and -Werror:
+#                   built only, not run (one check), for warnings that only -O3 shows
 #   2. build-asan/  the same tests under ASan + UBSan (leaks, aborts on the first report)
 #   3. build-fuzz/  every libFuzzer target (*_fuzz), built with clang + ASan/UBSan, for FUZZ_SECONDS
 #                   (20) each on a copy of tests/fuzz/corpus/NAME/; skipped without clang++
@@ -165,6 +167,17 @@ if scripts/build.sh debug; then
 else
   fail "build of build/"
 fi
+
+section "build-release/ (Release, GCC, -Werror, tests included; build only)"
+# -O3 inlines more than build/'s -O2 and so warns where that does not (GCC 12's -Wrestrict on
+# std::string): a user's plain Release build must not be the first to see it.
+started=$SECONDS
+if scripts/build.sh release; then
+  passed=$((passed + 1))
+else
+  fail "build of build-release/ (Release, -Werror)"
+fi
+echo "($((SECONDS - started))s)"
 
 section "build-asan/ (ASan + UBSan)"
 if scripts/build.sh asan; then
