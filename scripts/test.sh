@@ -2,6 +2,7 @@
 # Installs what is missing, builds, and runs every test:
 #   0. formatting   every .cc/.h under core/, modules/, tests/ against .clang-format (one check)
 #      layers       no include against docs/architecture.md's layers (scripts/check_layers.py)
+#      docs         every test file that a README or docs/ page names exists (one check)
 #      configuring  a scratch tree configured as run.sh configures build/ refers to no package of
 #                   the `test` group and records no NOTFOUND (scripts/check_config_deps.py; one
 #                   check): run.sh configures build/ before that group is installed
@@ -126,6 +127,27 @@ if python3 scripts/check_layers.py; then
   passed=$((passed + 1))
 else
   fail "layers (an include against docs/architecture.md's layers)"
+fi
+
+section "docs name test files that exist"
+# `tests/DIR/FILE` anywhere, and a bare test_*.py / *_test.cc / *_fuzz.cc in a module README.
+mapfile -t docs < <(find README.md docs modules -name '*.md' | sort)
+missing_docs=0
+while IFS=: read -r doc name; do
+  if [[ "$name" == tests/* ]]; then
+    [[ -e "$name" ]] && continue
+  elif [[ -n "$(find tests -name "$name" -print -quit)" ]]; then
+    continue
+  fi
+  echo "$doc names $name, which does not exist"
+  missing_docs=$((missing_docs + 1))
+done < <(grep -oE 'tests/[A-Za-z0-9_./-]+\.(py|cc|h|js)|\b(test_[a-z0-9_]+\.py|[a-z0-9_]+_(test|fuzz)\.cc)\b' \
+  "${docs[@]}" | sort -u)
+if [[ $missing_docs -eq 0 ]]; then
+  echo "${#docs[@]} documents checked"
+  passed=$((passed + 1))
+else
+  fail "docs name $missing_docs test file(s) that do not exist"
 fi
 
 section "configuring as run.sh does (no test-group package, no NOTFOUND)"
