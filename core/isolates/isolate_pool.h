@@ -9,8 +9,8 @@
 // Threading: one mutex (Impl::mu) guards everything below and is held only for bookkeeping,
 // never across I/O that can block, with these exceptions for the placement path of a warm request
 // on a shared isolate (IsolateRegistry::acquire and release take no process-wide lock; a request
-// with an identity takes its deployment's sticky_mu, which guards Deployment::sticky and is taken
-// after mu wherever both are held):
+// with an identity takes its deployment's sticky_mu, which guards Deployment::sticky, and one with
+// an instance id its instances_mu; both are taken after mu wherever mu is held too):
 // Isolate::active, Isolate::accepting, the last_used times and Impl::queued are atomics, and
 // Deployment::ready is a published copy of its ready shared isolates. Two handshakes keep the
 // lock-free path and the locked one from missing each other (both sides use seq_cst):
@@ -122,6 +122,12 @@ struct Isolate {
   }
 };
 
+// Lets a map keyed by std::string be searched with a string_view (no copy per lookup).
+struct TransparentHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view text) const { return std::hash<std::string_view>{}(text); }
+};
+
 // The ready shared isolates of a deployment, as the lock-free placement path reads them.
 using ReadyList = std::vector<std::shared_ptr<Isolate>>;
 
@@ -134,7 +140,10 @@ struct Deployment : std::enable_shared_from_this<Deployment> {
   std::shared_ptr<const DeploymentCode> code;
   bool fetching = false;
   std::vector<std::shared_ptr<Isolate>> shared;
-  std::unordered_map<std::string, std::shared_ptr<Isolate>> instances;
+  std::unordered_map<std::string, std::shared_ptr<Isolate>, TransparentHash, std::equal_to<>>
+      instances;
+  // Guards `instances` for the warm path, which reads it without mu; writers hold mu and this.
+  std::mutex instances_mu;
   std::deque<Waiter> queue;
   AtomicTime last_used;
   std::mutex sticky_mu;         // guards `sticky` (after mu when both are held)
@@ -206,11 +215,11 @@ struct IsolateRegistry::Impl {
   const std::shared_ptr<Deployment>& deploymentFor(const VerifiedToken& token);
   // This worker thread's placement cache (entries of another registry are dropped).
   WorkerPlacement& workerPlacement();
-  // Without mu (worker thread): a lease on a ready shared isolate of the entry's deployment with
-  // room under `limit` (the one `identity` was last sent to, else the least busy), or null when
-  // there is none (the locked path decides).
+  // Without mu (worker thread): a lease on the ready dedicated isolate of `instance_id`, or on a
+  // ready shared isolate of the entry's deployment with room under `limit` (the one `identity`
+  // was last sent to, else the least busy); null when there is none (the locked path decides).
   std::unique_ptr<IsolateLease> leaseWarm(WorkerPlacement::Entry& entry, uint32_t limit,
-                                          std::string_view identity);
+                                          std::string_view instance_id, std::string_view identity);
   // A lease ended (or a warm lease backed out): frees its slot and its sticky count, and serves
   // what waits.
   void releaseLease(const std::shared_ptr<Isolate>& isolate, Deployment* deployment,

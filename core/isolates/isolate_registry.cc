@@ -120,6 +120,7 @@ std::shared_ptr<Isolate> takeLeastBusy(const ReadyList& ready, uint32_t limit) {
 
 std::unique_ptr<IsolateLease> IsolateRegistry::Impl::leaseWarm(WorkerPlacement::Entry& entry,
                                                                uint32_t limit,
+                                                               std::string_view instance_id,
                                                                std::string_view identity) {
   Deployment& d = *entry.deployment;
   if (d.ready_version.load(std::memory_order_acquire) != entry.version) {
@@ -130,11 +131,18 @@ std::unique_ptr<IsolateLease> IsolateRegistry::Impl::leaseWarm(WorkerPlacement::
   // The identity's last isolate first, while it has room (protocol.md §6).
   std::unique_lock<std::mutex> sticky_lock;
   std::shared_ptr<Isolate> isolate;
-  if (!identity.empty()) {
+  if (!instance_id.empty()) {
+    // A dedicated isolate: the instance's own, whatever its load (isolate_limit does not apply).
+    {
+      std::lock_guard<std::mutex> lock(d.instances_mu);
+      if (auto it = d.instances.find(instance_id); it != d.instances.end()) isolate = it->second;
+    }
+    if (!isolate || !takeSlot(*isolate, UINT32_MAX)) return nullptr;
+  } else if (!identity.empty()) {
     sticky_lock = std::unique_lock<std::mutex>(d.sticky_mu);
     if (auto last = d.sticky.find(identity); last && takeSlot(*last, limit)) isolate = last;
   }
-  if (!isolate) isolate = takeLeastBusy(*entry.ready, limit);
+  if (!isolate && instance_id.empty()) isolate = takeLeastBusy(*entry.ready, limit);
   if (!isolate) return nullptr;
   if (!isolate->accepting.load()) {         // being stopped: see closeIdleLocked
     if (sticky_lock) sticky_lock.unlock();  // releaseLease may take mu, which comes first
@@ -144,10 +152,10 @@ std::unique_ptr<IsolateLease> IsolateRegistry::Impl::leaseWarm(WorkerPlacement::
   const SteadyTime now = steadyNow();
   isolate->last_used.store(now);
   d.last_used.store(now);
-  if (!identity.empty()) d.sticky.opened(identity, isolate, now);
+  if (sticky_lock) d.sticky.opened(identity, isolate, now);
   d.warm_leases.fetch_add(1, std::memory_order_relaxed);
   return std::make_unique<IsolateLease>(owner.shared_from_this(), isolate, entry.deployment,
-                                        std::string(identity));
+                                        sticky_lock ? std::string(identity) : std::string());
 }
 
 void IsolateRegistry::Impl::releaseLease(const std::shared_ptr<Isolate>& isolate,
@@ -310,6 +318,7 @@ std::shared_ptr<Isolate> IsolateRegistry::Impl::startNewLocked(Deployment& d,
   if (instance_id.empty()) {
     d.shared.push_back(isolate);
   } else {
+    std::lock_guard<std::mutex> lock(d.instances_mu);
     d.instances[instance_id] = isolate;
   }
   if (d.code) {
@@ -385,9 +394,11 @@ void IsolateRegistry::Impl::detachLocked(Isolate& isolate) {
   if (isolate.instance_id.empty()) {
     std::erase_if(d->shared, [&](const auto& p) { return p.get() == &isolate; });
     publishReadyLocked(*d);
-  } else if (auto it = d->instances.find(isolate.instance_id);
-             it != d->instances.end() && it->second.get() == &isolate) {
-    d->instances.erase(it);
+  } else {
+    std::lock_guard<std::mutex> lock(d->instances_mu);
+    if (auto it = d->instances.find(isolate.instance_id);
+        it != d->instances.end() && it->second.get() == &isolate)
+      d->instances.erase(it);
   }
   isolate.deployment = nullptr;
 }
@@ -598,10 +609,8 @@ IsolateRegistry::Placement IsolateRegistry::acquire(const IsolateRequest& reques
       it != placement.deployments.end()) {
     cached = &it->second;
     if (loops(*cached->deployment)) return placed;
-    if (request.instance_id.empty()) {
-      grant.lease = m.leaseWarm(*cached, request.limit, request.identity);
-      if (grant.lease) return placed;
-    }
+    grant.lease = m.leaseWarm(*cached, request.limit, request.instance_id, request.identity);
+    if (grant.lease) return placed;
   }
   std::lock_guard<std::mutex> lock(m.mu);
   const std::shared_ptr<Deployment>& shared_d = m.deploymentFor(*request.token);

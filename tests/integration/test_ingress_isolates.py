@@ -148,6 +148,19 @@ class WarmPath(IngressCase):
         self.assertEqual(status["sticky"], 2)
         self.assertGreaterEqual(status["warm_leases"], 56)
 
+    def test_dedicated_instances_take_the_warm_path_too(self):
+        self.origin.deployments["count"] = Deployment(code=CONCURRENCY_CODE)
+        self.serve(location="isolate_limit 1;")
+        mine = {json.loads(self.get("count", headers={"x-deno-isolate-instance-id": "foo"}).body)["me"]}
+        for _ in range(20):
+            r = self.get("count", headers={"x-deno-isolate-instance-id": "foo"})
+            self.assertEqual(r.status, 200, r.body)
+            mine.add(json.loads(r.body)["me"])
+        shared = json.loads(self.get("count").body)["me"]
+        self.assertEqual(len(mine), 1, "one dedicated isolate")
+        self.assertNotIn(shared, mine, "never the shared one")
+        self.assertGreaterEqual(self.status()["count"]["warm_leases"], 18)
+
     def test_isolates_and_the_warm_path_survive_a_reload(self):
         self.origin.deployments["count"] = Deployment(code=CONCURRENCY_CODE)
         self.serve()
