@@ -180,11 +180,6 @@ class Request {
     if (!slot) slot = std::make_unique<T>();
     return static_cast<T&>(*slot);
   }
-  // The slot if the module has used it (for readers that must not create it).
-  template <class T>
-  T* stateIfAny(const Module& module) {
-    return static_cast<T*>(slotOf(module).get());
-  }
 
   // ---- answering
   // A complete local response; runs reply filters, ends the request.

@@ -1,0 +1,105 @@
+// modules/isolates through the pipeline in memory, up to where it would ask the isolate runtime
+// for an isolate (which needs a worker and real processes: the integration tier,
+// tests/integration/test_ingress_isolates.py): the requests it refuses first, its directives, and
+// the runtime it leaves in the compiled config.
+#include <gtest/gtest.h>
+
+#include <ctime>
+#include <string>
+
+#include "core/isolates/isolate_registry.h"
+#include "core/jwt/jwt.h"
+#include "tests/support/pipeline_harness.h"
+
+namespace subgate {
+namespace {
+
+using test_support::PipelineHarness;
+
+constexpr const char* kSecret = "isolates-test-secret-0123";
+
+constexpr const char* kConfig = R"(
+subhoster acme { secret isolates-test-secret-0123; }
+runtime deno { spare 0; }
+server {
+    listen 127.0.0.1:8080;
+    location /relayed { subhost_auth on; isolates; }
+    location /unauthenticated { isolates; }
+}
+)";
+
+std::string token() {
+  const int64_t now = static_cast<int64_t>(std::time(nullptr));
+  return jwt::signHs256("acme",
+                        "{\"iat\":" + std::to_string(now) +
+                            ",\"exp\":" + std::to_string(now + 900) +
+                            ",\"deployment_id\":\"dep\",\"rpc_root\":\"http://127.0.0.1:9/\"}",
+                        kSecret);
+}
+
+std::string errorCode(const test_support::RecordingTransport& transport) {
+  auto header = transport.header("x-deno-error");
+  if (!header) return "";
+  size_t at = header->find("\"code\":\"");
+  return at == std::string::npos ? "" : header->substr(at + 8, header->find('"', at + 8) - at - 8);
+}
+
+TEST(IsolatesModule, ALocationWithoutADeploymentAnswers500) {
+  PipelineHarness harness(kConfig);
+  ASSERT_TRUE(harness.ok()) << harness.error();
+  auto none = harness.get("/unauthenticated");
+  EXPECT_EQ(none->transport.status, 500);
+  EXPECT_EQ(errorCode(none->transport), "INTERNAL_SERVER_ERROR");
+  EXPECT_NE(none->transport.header("x-deno-error")->find("no deployment was chosen"),
+            std::string::npos);
+}
+
+TEST(IsolatesModule, AnInvalidInstanceIdAnswers400BeforeAnyIsolateIsAskedFor) {
+  PipelineHarness harness(kConfig);
+  ASSERT_TRUE(harness.ok()) << harness.error();
+  const std::string auth = "x-deno-subhost: " + token() + "\r\n";
+  auto too_long = harness.get(
+      "/relayed", auth + "x-deno-isolate-instance-id: " + std::string(300, 'x') + "\r\n");
+  EXPECT_EQ(too_long->transport.status, 400);
+  EXPECT_EQ(errorCode(too_long->transport), "BAD_REQUEST");
+  auto bad_escape = harness.get("/relayed?deno_isolate_instance_id=%zz", auth);
+  EXPECT_EQ(bad_escape->transport.status, 400);
+  EXPECT_EQ(errorCode(bad_escape->transport), "BAD_REQUEST");
+  // Nothing was started: the runtime of this config never ran.
+  EXPECT_EQ(harness.config().isolates->stats().processes, 0u);
+}
+
+TEST(IsolatesModule, EveryConfigHasARuntimeThatStartsNothingUntilActivated) {
+  PipelineHarness harness(kConfig);
+  ASSERT_TRUE(harness.ok()) << harness.error();
+  ASSERT_TRUE(harness.config().isolates);
+  IsolateRegistry::Stats stats = harness.config().isolates->stats();
+  EXPECT_EQ(stats.isolates, 0u);
+  EXPECT_EQ(stats.spares, 0u);
+  EXPECT_EQ(stats.boots, 0u);
+  PipelineHarness other(kConfig);
+  ASSERT_TRUE(other.ok()) << other.error();
+  EXPECT_NE(other.config().isolates, harness.config().isolates);  // no process-wide singleton
+}
+
+std::string errorOf(std::string_view text) {
+  PipelineHarness harness(text);
+  EXPECT_FALSE(harness.ok()) << text;
+  return harness.error();
+}
+
+TEST(IsolatesModule, RefusesBadRuntimeBlocksAndLimits) {
+  EXPECT_EQ(errorOf("runtime node { }\nserver { listen 127.0.0.1:1; location / { isolates; } }"),
+            "<embedded>:1: unknown runtime \"node\" (only \"deno\")");
+  EXPECT_EQ(errorOf("runtime deno { spare 100; }\n"
+                    "server { listen 127.0.0.1:1; location / { isolates; } }"),
+            "<embedded>:1: invalid number \"100\" in \"spare\" directive");
+  EXPECT_EQ(errorOf("server { listen 127.0.0.1:1; location / { isolates; isolate_limit 0; } }"),
+            "<embedded>:1: invalid number \"0\" in \"isolate_limit\" directive");
+  EXPECT_EQ(errorOf("runtime deno { origin_ca_file /nonexistent/ca.pem; }\n"
+                    "server { listen 127.0.0.1:1; location / { isolates; } }"),
+            "<embedded>:1: cannot read origin_ca_file \"/nonexistent/ca.pem\"");
+}
+
+}  // namespace
+}  // namespace subgate
