@@ -120,4 +120,19 @@ class PipelineHarness {
   std::string error_;
 };
 
+// The loader's error for a config that must be refused (a test failure, and "", if it loads).
+inline std::string configError(std::string_view text) {
+  PipelineHarness harness(text);
+  EXPECT_FALSE(harness.ok()) << text;
+  return harness.error();
+}
+
+// configError() of a server with `directive` at its own level (line 3), beside
+// `location / { return 200; }`.
+inline std::string serverDirectiveError(std::string_view directive) {
+  std::string text = "server {\n listen 127.0.0.1:8080;\n ";
+  text.append(directive).append("\n location / { return 200; }\n}\n");
+  return configError(text);
+}
+
 }  // namespace subgate::test_support

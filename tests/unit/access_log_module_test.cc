@@ -24,6 +24,7 @@ bool fullMatch(std::string_view subject, const std::string& pattern) {
 }
 
 using test_support::PipelineHarness;
+using test_support::serverDirectiveError;
 using test_support::TempDir;
 
 std::vector<std::string> linesOf(const std::string& text) {
@@ -195,23 +196,15 @@ TEST_F(AccessLogModuleTest, CombinedIsTheDefaultFormat) {
   EXPECT_EQ(dir_.read("access.json"), "");  // the location's own access_log replaces the server's
 }
 
-std::string errorOf(std::string_view directive) {
-  std::string text = "server {\n listen 127.0.0.1:8080;\n ";
-  text.append(directive).append("\n location / { return 200; }\n}\n");
-  PipelineHarness harness(text);
-  EXPECT_FALSE(harness.ok()) << directive;
-  return harness.error();
-}
-
 TEST(AccessLogModule, RefusesUnknownFormatsAndUnopenableFiles) {
-  EXPECT_EQ(errorOf("access_log /tmp/a.log xml;"),
+  EXPECT_EQ(serverDirectiveError("access_log /tmp/a.log xml;"),
             "<embedded>:3: unknown access_log format \"xml\" (combined or json)");
-  EXPECT_EQ(errorOf("access_log /nonexistent-folder/a.log;"),
+  EXPECT_EQ(serverDirectiveError("access_log /nonexistent-folder/a.log;"),
             "<embedded>:3: cannot open access log \"/nonexistent-folder/a.log\": No such file or "
             "directory");
-  EXPECT_EQ(errorOf("access_log;"),
+  EXPECT_EQ(serverDirectiveError("access_log;"),
             "<embedded>:3: invalid number of arguments in \"access_log\" directive");
-  EXPECT_EQ(errorOf("access_log /tmp/a.log json extra;"),
+  EXPECT_EQ(serverDirectiveError("access_log /tmp/a.log json extra;"),
             "<embedded>:3: invalid number of arguments in \"access_log\" directive");
 }
 

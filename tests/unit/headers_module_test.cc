@@ -8,6 +8,7 @@ namespace subgate {
 namespace {
 
 using test_support::PipelineHarness;
+using test_support::serverDirectiveError;
 
 constexpr const char* kConfig = R"(
 add_header x-main main;
@@ -82,27 +83,19 @@ TEST(HeadersModule, InactiveWithoutDirectives) {
   EXPECT_EQ(ok->transport.headers.size(), 1u);  // content-type only
 }
 
-std::string errorOf(std::string_view directive) {
-  std::string text = "server {\n listen 127.0.0.1:8080;\n ";
-  text.append(directive).append("\n location / { return 200; }\n}\n");
-  PipelineHarness harness(text);
-  EXPECT_FALSE(harness.ok()) << directive;
-  return harness.error();
-}
-
 TEST(HeadersModule, RefusesBadNamesValuesFramingHeadersAndParameters) {
-  EXPECT_EQ(errorOf("add_header \"bad name\" x;"),
+  EXPECT_EQ(serverDirectiveError("add_header \"bad name\" x;"),
             "<embedded>:3: invalid header name \"bad name\" in \"add_header\" directive");
-  EXPECT_EQ(errorOf("add_header Content-Length 5;"),
+  EXPECT_EQ(serverDirectiveError("add_header Content-Length 5;"),
             "<embedded>:3: \"add_header\" cannot set \"Content-Length\": framing and hop-by-hop "
             "headers are subgate's");
-  EXPECT_EQ(errorOf("add_header x-a \"a\r\nx-b: injected\";"),
+  EXPECT_EQ(serverDirectiveError("add_header x-a \"a\r\nx-b: injected\";"),
             "<embedded>:3: invalid value for header \"x-a\" in \"add_header\" directive (control "
             "characters)");
-  EXPECT_EQ(errorOf("add_header x-a b sometimes;"),
+  EXPECT_EQ(serverDirectiveError("add_header x-a b sometimes;"),
             "<embedded>:3: invalid parameter \"sometimes\" in \"add_header\" directive (only "
             "\"always\")");
-  EXPECT_EQ(errorOf("add_header x-a;"),
+  EXPECT_EQ(serverDirectiveError("add_header x-a;"),
             "<embedded>:3: invalid number of arguments in \"add_header\" directive");
 }
 

@@ -14,6 +14,7 @@
 namespace subgate {
 namespace {
 
+using test_support::configError;
 using test_support::PipelineHarness;
 
 constexpr const char* kSecret = "isolates-test-secret-0123";
@@ -82,22 +83,17 @@ TEST(IsolatesModule, EveryConfigHasARuntimeThatStartsNothingUntilActivated) {
   EXPECT_NE(other.config().isolates, harness.config().isolates);  // no process-wide singleton
 }
 
-std::string errorOf(std::string_view text) {
-  PipelineHarness harness(text);
-  EXPECT_FALSE(harness.ok()) << text;
-  return harness.error();
-}
-
 TEST(IsolatesModule, RefusesBadRuntimeBlocksAndLimits) {
-  EXPECT_EQ(errorOf("runtime node { }\nserver { listen 127.0.0.1:1; location / { isolates; } }"),
-            "<embedded>:1: unknown runtime \"node\" (only \"deno\")");
-  EXPECT_EQ(errorOf("runtime deno { spare 100; }\n"
-                    "server { listen 127.0.0.1:1; location / { isolates; } }"),
+  EXPECT_EQ(
+      configError("runtime node { }\nserver { listen 127.0.0.1:1; location / { isolates; } }"),
+      "<embedded>:1: unknown runtime \"node\" (only \"deno\")");
+  EXPECT_EQ(configError("runtime deno { spare 100; }\n"
+                        "server { listen 127.0.0.1:1; location / { isolates; } }"),
             "<embedded>:1: invalid number \"100\" in \"spare\" directive");
-  EXPECT_EQ(errorOf("server { listen 127.0.0.1:1; location / { isolates; isolate_limit 0; } }"),
+  EXPECT_EQ(configError("server { listen 127.0.0.1:1; location / { isolates; isolate_limit 0; } }"),
             "<embedded>:1: invalid number \"0\" in \"isolate_limit\" directive");
-  EXPECT_EQ(errorOf("runtime deno { origin_ca_file /nonexistent/ca.pem; }\n"
-                    "server { listen 127.0.0.1:1; location / { isolates; } }"),
+  EXPECT_EQ(configError("runtime deno { origin_ca_file /nonexistent/ca.pem; }\n"
+                        "server { listen 127.0.0.1:1; location / { isolates; } }"),
             "<embedded>:1: cannot read origin_ca_file \"/nonexistent/ca.pem\"");
 }
 

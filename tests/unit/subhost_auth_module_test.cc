@@ -12,6 +12,7 @@
 namespace subgate {
 namespace {
 
+using test_support::configError;
 using test_support::PipelineHarness;
 
 constexpr const char* kAcmeSecret = "acme-secret-0123456789";
@@ -321,36 +322,30 @@ TEST(SubhostAuthModule, OffAtALocationRequiresNoToken) {
   EXPECT_TRUE(ignored->request.route().drop_headers.empty());
 }
 
-std::string errorOf(std::string_view text) {
-  PipelineHarness harness(text);
-  EXPECT_FALSE(harness.ok()) << text;
-  return harness.error();
-}
-
 TEST(SubhostAuthModule, RefusesBadSubhosterBlocksAndSettings) {
-  EXPECT_EQ(errorOf("server {\n listen 127.0.0.1:8080;\n subhost_auth on;\n return 200;\n}\n"),
+  EXPECT_EQ(configError("server {\n listen 127.0.0.1:8080;\n subhost_auth on;\n return 200;\n}\n"),
             "<embedded>:3: subhost_auth is on but no subhoster block is configured");
-  EXPECT_EQ(errorOf("subhoster a {\n secret short;\n}\nserver { return 200; }\n"),
+  EXPECT_EQ(configError("subhoster a {\n secret short;\n}\nserver { return 200; }\n"),
             "<embedded>:2: the secret of subhoster \"a\" is shorter than 16 bytes");
-  EXPECT_EQ(errorOf("subhoster a {\n rpc_root_allow https://x/;\n}\nserver { return 200; }\n"),
+  EXPECT_EQ(configError("subhoster a {\n rpc_root_allow https://x/;\n}\nserver { return 200; }\n"),
             "<embedded>:1: subhoster \"a\" has no secret or secret_file");
-  EXPECT_EQ(errorOf("subhoster a {\n secret 0123456789abcdef;\n secret_file /nonexistent;\n}\n"
-                    "server { return 200; }\n"),
+  EXPECT_EQ(configError("subhoster a {\n secret 0123456789abcdef;\n secret_file /nonexistent;\n}\n"
+                        "server { return 200; }\n"),
             "<embedded>:3: subhoster \"a\" has more than one secret");
   EXPECT_EQ(
-      errorOf("subhoster a {\n secret_file /nonexistent/secret;\n}\nserver { return 200; }\n"),
+      configError("subhoster a {\n secret_file /nonexistent/secret;\n}\nserver { return 200; }\n"),
       "<embedded>:2: cannot read secret_file \"/nonexistent/secret\"");
-  EXPECT_EQ(errorOf("subhoster a {\n secret 0123456789abcdef;\n rpc_root_allow ftp://x/;\n}\n"
-                    "server { return 200; }\n"),
+  EXPECT_EQ(configError("subhoster a {\n secret 0123456789abcdef;\n rpc_root_allow ftp://x/;\n}\n"
+                        "server { return 200; }\n"),
             "<embedded>:3: rpc_root_allow prefix \"ftp://x/\" is not an http:// or https:// URL");
-  EXPECT_EQ(errorOf("subhoster a { secret 0123456789abcdef; }\n"
-                    "subhoster a { secret 0123456789abcdef; }\nserver { return 200; }\n"),
+  EXPECT_EQ(configError("subhoster a { secret 0123456789abcdef; }\n"
+                        "subhoster a { secret 0123456789abcdef; }\nserver { return 200; }\n"),
             "<embedded>:2: duplicate subhoster \"a\"");
-  EXPECT_EQ(errorOf("subhoster a { secret 0123456789abcdef; }\nserver {\n subhost_auth on;\n"
-                    " subhost_leeway soon;\n return 200;\n}\n"),
+  EXPECT_EQ(configError("subhoster a { secret 0123456789abcdef; }\nserver {\n subhost_auth on;\n"
+                        " subhost_leeway soon;\n return 200;\n}\n"),
             "<embedded>:4: invalid duration \"soon\" in \"subhost_leeway\" directive");
-  EXPECT_EQ(errorOf("subhoster a { secret 0123456789abcdef; }\nserver {\n subhost_auth on;\n"
-                    " subhost_max_token_size 10;\n return 200;\n}\n"),
+  EXPECT_EQ(configError("subhoster a { secret 0123456789abcdef; }\nserver {\n subhost_auth on;\n"
+                        " subhost_max_token_size 10;\n return 200;\n}\n"),
             "<embedded>:4: invalid size \"10\" in \"subhost_max_token_size\" directive");
 }
 

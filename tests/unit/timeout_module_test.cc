@@ -14,6 +14,7 @@ namespace {
 
 using std::chrono::milliseconds;
 using test_support::PipelineHarness;
+using test_support::serverDirectiveError;
 
 constexpr const char* kConfig = R"(
 server {
@@ -106,22 +107,14 @@ server {
   EXPECT_TRUE(not_found->request.responseDeadline());
 }
 
-std::string errorOf(std::string_view directive) {
-  std::string text = "server {\n listen 127.0.0.1:8080;\n ";
-  text.append(directive).append("\n location / { return 200; }\n}\n");
-  PipelineHarness harness(text);
-  EXPECT_FALSE(harness.ok()) << directive;
-  return harness.error();
-}
-
 TEST(TimeoutModule, RefusesDurationsThatAreNotPositive) {
-  EXPECT_EQ(errorOf("request_timeout 0;"),
+  EXPECT_EQ(serverDirectiveError("request_timeout 0;"),
             "<embedded>:3: invalid duration \"0\" in \"request_timeout\" directive");
-  EXPECT_EQ(errorOf("request_timeout soon;"),
+  EXPECT_EQ(serverDirectiveError("request_timeout soon;"),
             "<embedded>:3: invalid duration \"soon\" in \"request_timeout\" directive");
-  EXPECT_EQ(errorOf("request_timeout_max -1s;"),
+  EXPECT_EQ(serverDirectiveError("request_timeout_max -1s;"),
             "<embedded>:3: invalid duration \"-1s\" in \"request_timeout_max\" directive");
-  EXPECT_EQ(errorOf("request_timeout 1s 2s;"),
+  EXPECT_EQ(serverDirectiveError("request_timeout 1s 2s;"),
             "<embedded>:3: invalid number of arguments in \"request_timeout\" directive");
 }
 
