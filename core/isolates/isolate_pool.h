@@ -1,7 +1,9 @@
-// Private to the isolates module: the state behind IsolateRegistry (isolate_registry.h) and the
+// Private to the isolate runtime: the state behind IsolateRegistry (isolate_registry.h) and the
 // declaration of its Impl. The definitions, by part:
 //   isolate_registry.cc    the public API and IsolateLease; placement and bookkeeping (worker
 //                          threads, mu held)
+//   isolate_warm_path.cc   the worker's placement cache and lock-free leases and releases, and
+//                          the locked halves of the handshakes below
 //   isolate_boot.cc        fetching a deployment's code from its origin (boot threads)
 //   isolate_supervisor.cc  child processes, their pipes and timers (supervisor thread)
 //   isolate_status.cc      stats() and statusJson()

@@ -148,6 +148,24 @@ class WarmPath(IngressCase):
         self.assertEqual(status["sticky"], 2)
         self.assertGreaterEqual(status["warm_leases"], 56)
 
+    def test_warm_requests_never_reach_another_deployment(self):
+        # Two tenants' deployments answer who they are; alternating warm requests (each worker's
+        # placement cache holds both) must each reach their own deployment's isolate, and an
+        # instance id of one never names the other's.
+        for name in ("tenant-a", "tenant-b"):
+            self.origin.deployments[name] = Deployment(
+                code=f"Deno.serve(() => new Response('{name}'));")
+        self.serve()
+        for i in range(40):
+            name = "tenant-a" if i % 2 else "tenant-b"
+            r = self.get(name)
+            self.assertEqual((r.status, r.body), (200, name.encode()))
+            r = self.get(name, headers={"x-deno-isolate-instance-id": "shared-name"})
+            self.assertEqual((r.status, r.body), (200, name.encode()))
+        pool = self.status()
+        self.assertGreater(pool["tenant-a"]["warm_leases"], 30)
+        self.assertGreater(pool["tenant-b"]["warm_leases"], 30)
+
     def test_dedicated_instances_take_the_warm_path_too(self):
         self.origin.deployments["count"] = Deployment(code=CONCURRENCY_CODE)
         self.serve(location="isolate_limit 1;")
