@@ -1,5 +1,7 @@
 #include "core/pipeline/module.h"
 
+#include <mutex>
+
 #include "core/pipeline/config_model.h"
 
 namespace subgate {
@@ -35,8 +37,12 @@ HookResult Module::access(Request&, const ModuleConf&) const { return HookResult
 HookResult Module::route(Request&, const ModuleConf&) const { return HookResult::kContinue; }
 
 void assignModuleIndexes() {
-  size_t index = 0;
-  for (const Module* module : allModules()) module->index_ = index++;
+  // Once: a reload compiles on the main thread while workers read index().
+  static std::once_flag once;
+  std::call_once(once, [] {
+    size_t index = 0;
+    for (const Module* module : allModules()) module->index_ = index++;
+  });
 }
 void Module::content(Request&, const ModuleConf&) const {}
 void Module::filterReply(Request&, const ModuleConf&, LocalReply&) const {}

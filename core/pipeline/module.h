@@ -161,7 +161,7 @@ class Module {
   mutable size_t index_ = 0;
 };
 
-// Numbers the modules of allModules() (Module::index()). The config loader calls it; idempotent.
+// Numbers the modules of allModules() (Module::index()), once. The config loader calls it.
 void assignModuleIndexes();
 
 // The modules of this build, in phase order. Defined in modules/module_list.cc.

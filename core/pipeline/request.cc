@@ -103,14 +103,9 @@ void Request::respond(LocalReply reply) {
   if (!reply.body.empty()) extra.emplace_back("content-type", reply.content_type);
   for (auto& header : reply.headers) extra.push_back(std::move(header));
   std::optional<ResponseHeadEdit> edit;
-  if (!location_->head_filter.empty()) {
-    std::vector<http1::HeaderField> produced;
-    produced.reserve(extra.size());
-    for (const auto& [name, value] : extra) produced.push_back({name, value});
-    if (filterHead(reply.status, produced, edit)) {
-      std::erase_if(extra, [&](const auto& header) { return edit->removes(header.first); });
-      for (const auto& [name, value] : edit->added()) extra.emplace_back(name, value);
-    }
+  if (filterHead(reply.status, edit)) {
+    std::erase_if(extra, [&](const auto& header) { return edit->removes(header.first); });
+    for (const auto& [name, value] : edit->added()) extra.emplace_back(name, value);
   }
   ResponseHead head;
   head.status = reply.status;
@@ -153,7 +148,7 @@ void Request::sendHead(const ResponseHead& head) {
   status_ = transport_->transportStatus(head.status);
   std::optional<ResponseHeadEdit> edit;
   // Most locations have no response-head filter: one test, and the head goes out untouched.
-  if (location_->head_filter.empty() || !filterHead(head.status, head.headers, edit)) {
+  if (location_->head_filter.empty() || !filterHead(head.status, edit)) {
     transport_->transportSendHead(head, {});
     return;
   }
@@ -170,10 +165,9 @@ void Request::sendHead(const ResponseHead& head) {
   transport_->transportSendHead(edited, edit->added());
 }
 
-bool Request::filterHead(int status, std::span<const http1::HeaderField> produced,
-                         std::optional<ResponseHeadEdit>& edit) const {
+bool Request::filterHead(int status, std::optional<ResponseHeadEdit>& edit) const {
   if (location_->head_filter.empty() || status < 200) return false;
-  edit.emplace(status, produced);
+  edit.emplace(status);
   for (const HookEntry& entry : location_->head_filter)
     entry.module->filterHead(*this, *entry.conf, *edit);
   return true;

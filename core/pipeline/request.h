@@ -46,17 +46,14 @@ struct ResponseHead {
   bool bodiless = false;  // HEAD request, 204, 304: no body follows whatever the headers say
 };
 
-// A final response head on its way to the client as the response-head filters see it: its
-// status and the headers its producer set (read-only), and the filters' edits, which the
-// Request applies when it hands the head to the transport. Framing headers stay subgate's:
-// filters never see or set them.
+// What the response-head filters do to a final response head on its way to the client: they see
+// its status and add or remove headers; the Request applies the edits when it hands the head to
+// the transport. Framing headers stay subgate's: filters never set them.
 class ResponseHeadEdit {
  public:
   using Header = std::pair<std::string, std::string>;
-  ResponseHeadEdit(int status, std::span<const http1::HeaderField> produced)
-      : status_(status), produced_(produced) {}
+  explicit ResponseHeadEdit(int status) : status_(status) {}
   int status() const { return status_; }
-  std::span<const http1::HeaderField> produced() const { return produced_; }
   // Adds a header after the producer's (a name already there gets a second field).
   void add(std::string name, std::string value) {
     added_.emplace_back(std::move(name), std::move(value));
@@ -70,7 +67,6 @@ class ResponseHeadEdit {
 
  private:
   int status_;
-  std::span<const http1::HeaderField> produced_;
   std::vector<Header> added_;
   std::vector<std::string> removed_;
 };
@@ -227,8 +223,7 @@ class Request {
   void runFrom(size_t access_index);
   // Runs the response-head filters of the location over a final head; false when there are
   // none (the head goes out as produced).
-  bool filterHead(int status, std::span<const http1::HeaderField> produced,
-                  std::optional<ResponseHeadEdit>& edit) const;
+  bool filterHead(int status, std::optional<ResponseHeadEdit>& edit) const;
 
   RequestTransport* transport_ = nullptr;
   Worker* worker_ = nullptr;

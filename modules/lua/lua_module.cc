@@ -43,6 +43,7 @@ constexpr size_t kMaxIdentity = 4096;
 struct WorkerLua {
   lua::Vm vm;
   std::vector<std::pair<std::string_view, std::string_view>> headers;
+  std::string instance_id;  // the request's instance id (the view's), empty when absent or invalid
   // Deployments route() chose on servers without subhost auth, as the token the isolates
   // module expects; keyed by deployment key, checked against the subhoster object (reloads).
   std::unordered_map<std::string, std::shared_ptr<const VerifiedToken>> routed;
@@ -264,6 +265,9 @@ lua::RequestView requestView(Request& req, WorkerLua& lua) {
     view.deployment = decision.token->deployment_id;
     view.claims_json = decision.token->claims_json;
   }
+  lua.instance_id =
+      requestInstanceId(req.header("x-deno-isolate-instance-id"), req.query()).value_or("");
+  view.instance_id = lua.instance_id;
   view.headers = lua.headers;
   return view;
 }
@@ -276,9 +280,6 @@ HookResult LuaModule::access(Request& req, const ModuleConf& module_conf) const 
   if (!script.has(lua::Hook::kAccess)) return HookResult::kContinue;
   WorkerLua& lua = workerLua();
   lua::RequestView view = requestView(req, lua);
-  std::optional<std::string> instance =
-      requestInstanceId(req.header("x-deno-isolate-instance-id"), req.query());
-  if (instance) view.instance_id = *instance;
   lua::CallResult result = lua.vm.call(script, lua::Hook::kAccess, view, conf.limits);
   if (!result.ok) return fail(req, script, result.error);
   if (result.respond) return respond(req, std::move(*result.respond));
@@ -292,9 +293,6 @@ HookResult LuaModule::route(Request& req, const ModuleConf& module_conf) const {
     return HookResult::kContinue;
   WorkerLua& lua = workerLua();
   lua::RequestView view = requestView(req, lua);
-  std::optional<std::string> instance =
-      requestInstanceId(req.header("x-deno-isolate-instance-id"), req.query());
-  if (instance) view.instance_id = *instance;
   RouteDecision& decision = req.route();
   bool to_upstream = false;
   if (script.has(lua::Hook::kRoute)) {
