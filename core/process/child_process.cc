@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -18,9 +19,35 @@ void closeIf(int& fd) {
   fd = -1;
 }
 
+// What the child applies to itself, prepared before fork (no allocation after it).
+struct ChildSetup {
+  const std::vector<std::pair<int, rlim_t>>* rlimits;
+  std::vector<const char*> cgroup_procs;
+};
+
+// In the child: joins each cgroup by writing "0" (the writer itself) to its cgroup.procs.
+bool joinCgroups(const ChildSetup& setup) {
+  for (const char* path : setup.cgroup_procs) {
+    int fd = ::open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    bool ok = ::write(fd, "0", 1) == 1;
+    ::close(fd);
+    if (!ok) return false;
+  }
+  return true;
+}
+
+bool applyRlimits(const ChildSetup& setup) {
+  for (const auto& [resource, value] : *setup.rlimits) {
+    rlimit limit{value, value};
+    if (setrlimit(resource, &limit) != 0) return false;
+  }
+  return true;
+}
+
 // In the child, between fork and exec: async-signal-safe calls only.
 [[noreturn]] void execChild(char* const* argv, char* const* envp, const char* cwd, int in, int out,
-                            int err, int report_fd, pid_t parent) {
+                            int err, int report_fd, pid_t parent, const ChildSetup& setup) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() != parent) _exit(127);  // the parent died before prctl
   setpgid(0, 0);
@@ -33,6 +60,7 @@ void closeIf(int& fd) {
   if (report_fd > 3) syscall(SYS_close_range, 3u, static_cast<unsigned>(report_fd - 1), 0u);
   syscall(SYS_close_range, static_cast<unsigned>(report_fd + 1), ~0u, 0u);
   if (cwd[0] && chdir(cwd) != 0) goto fail;
+  if (!joinCgroups(setup) || !applyRlimits(setup)) goto fail;
   execve(argv[0], argv, envp);
 fail:
   int code = errno;
@@ -44,13 +72,16 @@ fail:
 }  // namespace
 
 bool spawnChild(const std::vector<std::string>& argv, const std::vector<std::string>& env,
-                const std::string& cwd, ChildProcess& child, std::string& error) {
+                const std::string& cwd, ChildProcess& child, std::string& error,
+                const SpawnOptions& options) {
   std::vector<char*> argv_ptrs;
   for (const std::string& arg : argv) argv_ptrs.push_back(const_cast<char*>(arg.c_str()));
   argv_ptrs.push_back(nullptr);
   std::vector<char*> env_ptrs;
   for (const std::string& var : env) env_ptrs.push_back(const_cast<char*>(var.c_str()));
   env_ptrs.push_back(nullptr);
+  ChildSetup setup{&options.rlimits, {}};
+  for (const std::string& path : options.cgroup_procs) setup.cgroup_procs.push_back(path.c_str());
 
   int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1}, report[2] = {-1, -1};
   auto cleanup = [&] {
@@ -74,7 +105,7 @@ bool spawnChild(const std::vector<std::string>& argv, const std::vector<std::str
   }
   if (pid == 0)
     execChild(argv_ptrs.data(), env_ptrs.data(), cwd.c_str(), in[0], out[1], err[1], report[1],
-              parent);
+              parent, setup);
 
   closeIf(in[0]);
   closeIf(out[1]);
@@ -88,7 +119,8 @@ bool spawnChild(const std::vector<std::string>& argv, const std::vector<std::str
   closeIf(report[0]);
   if (n > 0) {
     waitpid(pid, nullptr, 0);
-    error = "cannot run " + argv[0] + ": " + std::strerror(exec_errno);
+    error =
+        "cannot run " + argv[0] + " (or set its limits and cgroups): " + std::strerror(exec_errno);
     cleanup();
     return false;
   }

@@ -1,15 +1,19 @@
 // Starts a child program with its stdin, stdout and stderr on pipes, a clean environment, its
 // own process group (a terminal's Ctrl-C reaches subgate, which stops children its own way) and
 // PR_SET_PDEATHSIG(SIGKILL), so that it never outlives subgate, even after `kill -9`. A pidfd
-// tells when it exited.
+// tells when it exited. Optionally (SpawnOptions) the child sets resource limits and joins
+// cgroups before it executes the program, so that no instruction of the program runs outside
+// them.
 //
 // Threading: spawnChild() may be called from any long-lived thread. The death signal follows
 // the thread that forked, so callers must not fork from threads that end before the process.
 #pragma once
 
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace subgate {
@@ -22,11 +26,21 @@ struct ChildProcess {
   int stderr_fd = -1;  // read end, non-blocking
 };
 
+// What the child does to itself between fork and exec.
+struct SpawnOptions {
+  // setrlimit(resource, {value, value}) each; the value must not exceed the caller's hard limit
+  // unless the caller may raise it.
+  std::vector<std::pair<int, rlim_t>> rlimits;
+  // `cgroup.procs` files (v1 or v2) the child writes itself into, in order.
+  std::vector<std::string> cgroup_procs;
+};
+
 // argv[0] is the program path. False with `error` set when a pipe or the fork fails or the
 // program cannot be executed (reported through a close-on-exec pipe, so a missing binary is an
-// error here, not a child that exits at once).
+// error here, not a child that exits at once; so is a limit or cgroup the child cannot take).
 bool spawnChild(const std::vector<std::string>& argv, const std::vector<std::string>& env,
-                const std::string& cwd, ChildProcess& child, std::string& error);
+                const std::string& cwd, ChildProcess& child, std::string& error,
+                const SpawnOptions& options = {});
 
 // Closes the parent's ends of the pipes and the pidfd (the process itself is not touched).
 void closeChildFds(ChildProcess& child);

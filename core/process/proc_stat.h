@@ -1,0 +1,28 @@
+// The CPU time of a running process from /proc/PID/stat: user plus system time of all its
+// threads (of its children only with processTreeCpuTime), in clock ticks (sysconf(_SC_CLK_TCK),
+// usually 10 ms each).
+//
+// Threading: pure or reading /proc only; any thread.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+namespace subgate {
+
+// utime + stime (fields 14 and 15) of a /proc/PID/stat line, in clock ticks. The command name
+// (field 2, in parentheses) may hold spaces and parentheses: fields are counted after the last
+// ')'. Nullopt when the line is malformed.
+std::optional<uint64_t> parseStatCpuTicks(std::string_view stat);
+
+// The CPU time `pid` used so far; nullopt when it is gone or /proc is unreadable.
+std::optional<std::chrono::nanoseconds> processCpuTime(pid_t pid);
+// The same for `pid` and its living descendants (a launcher such as bubblewrap runs the real
+// program as its child), from /proc/PID/task/TID/children. Nullopt when `pid` is gone.
+std::optional<std::chrono::nanoseconds> processTreeCpuTime(pid_t pid);
+
+}  // namespace subgate
