@@ -346,6 +346,12 @@ void ClusterHub::finish(uint64_t delivery) {
   json_decref(result);
 }
 
+bool ClusterHub::sendLine(uint64_t id, std::string_view line) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = members_.find(id);
+  return it != members_.end() && enqueue(*it->second, line);
+}
+
 bool ClusterHub::enqueue(Member& member, std::string_view line) {
   if (member.out.size() - member.out_sent + line.size() > kMaxQueuedInput) return false;
   if (member.out_sent > 0 && member.out_sent == member.out.size()) {

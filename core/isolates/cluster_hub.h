@@ -78,6 +78,10 @@ class ClusterHub {
   void leave(uint64_t member);
   // One report line's JSON from `member` (after "<nonce> cluster ").
   void report(uint64_t member, std::string_view json);
+  // Queues a line of the runtime's own (the supervisor's ping; it ends in '\n') on `member`'s
+  // input behind what the cluster queued, so that lines never interleave. False when it is no
+  // member or its input is over the bound.
+  bool sendLine(uint64_t member, std::string_view line);
 
   // Any thread. clusterJson(): the counts of the live cluster named `cluster` (null if it has
   // none) with its "members" and "identifiers"; totals(): summed over every cluster ever seen.

@@ -8,7 +8,9 @@
 //   "<nonce> ready"            serving
 //   "<nonce> failed <message>" the code threw before serving, or served nothing
 //   "<nonce> cluster <json>"   a cluster message (core/isolates/cluster_hub.h)
-// After the assignment, stdin carries cluster deliveries and results, one JSON per line.
+//   "<nonce> pong <seq>"       the answer to {"op":"ping","seq":N} (cpu_block_limit's watchdog)
+// After the assignment, stdin carries cluster deliveries and results and the supervisor's pings,
+// one JSON per line.
 // Both user styles work: Deno.serve(handler | options) and `export default { fetch }`.
 // User code also gets `globalThis.subgate`, the cluster API (docs/cluster.md).
 
@@ -270,7 +272,10 @@ async function serveCluster() {
     } catch {
       continue;
     }
-    if (message.op === "deliver") {
+    if (message.op === "ping") {
+      // The supervisor's watchdog (cpu_block_limit): answering takes a turn of the event loop.
+      report(`pong ${message.seq}`);
+    } else if (message.op === "deliver") {
       const delivered = deliverLocally(message.msg, message.uid);
       report(`cluster ${JSON.stringify({ op: "ack", id: message.id, delivered })}`);
     } else if (message.op === "gossip") {

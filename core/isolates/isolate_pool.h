@@ -36,6 +36,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -45,12 +46,14 @@
 #include "core/ingress/ingress.h"
 #include "core/isolates/boot_client.h"
 #include "core/isolates/cluster_hub.h"
+#include "core/isolates/cpu_limits.h"
 #include "core/isolates/deno_config.h"
 #include "core/isolates/isolate_registry.h"
 #include "core/isolates/runtime_launch.h"
 #include "core/isolates/runtime_settings.h"
 #include "core/isolates/sticky_table.h"
 #include "core/net/clock.h"
+#include "core/process/cgroups.h"
 #include "core/process/child_process.h"
 #include "core/process/event_thread.h"
 #include "core/upstream/upstream_group.h"
@@ -114,6 +117,13 @@ struct Isolate {
   std::string failure;     // the harness's "failed" report, or the last stderr line
   bool skip_line = false;  // an oversized report line is being dropped up to its newline
   bool memory_limit = false;
+  // Limits: memory_limit above is V8's heap OOM (seen on stderr) or the kernel's in the
+  // isolate's memory cgroup (seen in its OOM count once it died); time_limit, a kill for
+  // cpu_block_limit or cpu_limit (TIME_LIMIT), set before the kill.
+  bool time_limit = false;
+  std::string cgroup;    // its child cgroup's name in Impl::cgroups ("" without)
+  LoopWatch loop_watch;  // cpu_block_limit's ping (limits tick)
+  CpuWindow cpu_window;  // cpu_limit's samples (limits tick)
   UpstreamServer server;
   std::vector<Waiter> waiters;  // waiting for it to become ready
 
@@ -192,6 +202,10 @@ struct IsolateRegistry::Impl {
   EventThread supervisor{"sg-isolates"};
   std::unique_ptr<ClusterHub> hub;  // created with the supervisor; its events live there
   event* sweep_ev = nullptr;
+  event* limits_ev = nullptr;  // the limits tick (supervisor thread; armLimits())
+  // Per-isolate cgroups (memory cap, task cap, CPU time), opened at the first configure; what
+  // the machine does not offer is left out (cgroups.h). Const after that.
+  CgroupSet cgroups;
   std::string harness_path;
   std::string deno_dir;
   std::string tag_secret;  // random, for loopTag()
@@ -304,6 +318,24 @@ struct IsolateRegistry::Impl {
   static void onExit(evutil_socket_t, short, void* arg);
   void exited(const std::shared_ptr<Isolate>& isolate, int status);
   static void onSweep(evutil_socket_t, short, void*);
+
+  // ---- CPU and memory limits (isolate_supervisor.cc, supervisor thread)
+
+  // What a process is started with: its rlimits and the cgroup it joins (made here).
+  bool limitsFor(Isolate& isolate, const RuntimeSettings& settings, SpawnOptions& options,
+                 std::string& error);
+  // (Re)arms the limits tick for the settings in force, or stops it when both CPU rules are off.
+  void armLimits();
+  static void onLimits(evutil_socket_t, short, void* arg);
+  // The CPU time `isolate`'s processes used: its cgroup's, else its process tree's.
+  std::optional<std::chrono::nanoseconds> cpuTimeOf(pid_t pid, const std::string& cgroup) const;
+  // One tick for a ready isolate that used `cpu` so far: pings it, or kills it for TIME_LIMIT.
+  void checkCpuLocked(Isolate& isolate, std::chrono::nanoseconds cpu, SteadyTime now);
+  // Kills `isolate` (SIGKILL) for a CPU rule: it leaves placement now, and its requests and
+  // waiters get TIME_LIMIT with `why` (through exited() and failureOf()).
+  void killForTimeLocked(Isolate& isolate, const std::string& why);
+  // Whether the kernel killed `isolate` in its memory cgroup; marks it (memory_limit) if so.
+  bool cgroupOomLocked(Isolate& isolate);
 };
 
 }  // namespace subgate

@@ -71,6 +71,22 @@ const UpstreamGroup& isolateGroup() {
   return group;
 }
 
+// Finds the cgroups isolates can be capped with and says in the log what is capped how.
+void openCgroups(IsolateRegistry::Impl& m) {
+  m.cgroups.open("subgate-" + std::to_string(getpid()));
+  if (m.cgroups.memory() && m.cgroups.tasks()) {
+    LOG_NOTICE("isolate limits: %s", m.cgroups.summary().c_str());
+    return;
+  }
+  LOG_WARN("isolate limits: %s.%s%s", m.cgroups.summary().c_str(),
+           m.cgroups.memory() ? ""
+                              : " Without a memory cgroup only V8's heap is capped (memory_limit): "
+                                "an isolate's ArrayBuffers and native memory are not.",
+           m.cgroups.tasks() ? ""
+                             : " Without a pids cgroup an isolate's threads are not capped "
+                               "(max_processes); it cannot start processes (no --allow-run).");
+}
+
 }  // namespace
 
 IsolateRegistry::Impl::Impl(IsolateRegistry& o)
@@ -398,6 +414,7 @@ bool IsolateRegistry::configure(const RuntimeSettings& settings, std::string& er
   }
   if (!first && m.hub) m.hub->setTimeout(next.cluster_timeout);
   if (first) {
+    openCgroups(m);
     if (!m.supervisor.start()) {
       error = "cannot start the isolate supervisor";
       return false;
@@ -413,6 +430,7 @@ bool IsolateRegistry::configure(const RuntimeSettings& settings, std::string& er
   m.supervisor.post([&m] {
     m.trimSpares();
     m.ensureSpares();
+    m.armLimits();
   });
   return true;
 }
@@ -458,9 +476,17 @@ void IsolateRegistry::shutdown() {
     m.hub.reset();
     if (m.sweep_ev) event_free(m.sweep_ev);
     m.sweep_ev = nullptr;
+    if (m.limits_ev) event_free(m.limits_ev);
+    m.limits_ev = nullptr;
     for (auto& [id, isolate] : m.processes) Impl::unwatch(*isolate);
   }
   for (pid_t pid : left) waitpid(pid, nullptr, 0);
+  {
+    std::lock_guard<std::mutex> lock(m.mu);
+    for (auto& [id, isolate] : m.processes)
+      if (!isolate->cgroup.empty()) m.cgroups.remove(isolate->cgroup);
+  }
+  m.cgroups.close();
   std::error_code ec;
   std::filesystem::remove_all(dir, ec);
 }
@@ -556,11 +582,18 @@ ErrorKind IsolateRegistry::failureOf(const Isolate& isolate, std::string& messag
   std::lock_guard<std::mutex> lock(m.mu);
   if (isolate.process.stderr_fd >= 0)
     m.drainLocked(mutable_isolate, isolate.process.stderr_fd, true);
-  if (exited) m.detachLocked(mutable_isolate);
+  if (exited) {
+    m.detachLocked(mutable_isolate);
+    m.cgroupOomLocked(mutable_isolate);  // the supervisor may not have seen the exit yet
+  }
+  // time_limit was set before the kill; memory_limit by the stderr drained above or the cgroup.
   if (isolate.memory_limit) {
-    message = "the isolate exceeded its memory limit (" +
-              std::to_string(m.settings.memory_limit >> 20) + " MiB) and was killed";
+    message = isolate.failure;
     return ErrorKind::kMemoryLimit;
+  }
+  if (isolate.time_limit) {
+    message = isolate.failure;
+    return ErrorKind::kTimeLimit;
   }
   message = exited ? "the isolate crashed while serving the request"
                    : "the connection to the isolate broke while serving the request";

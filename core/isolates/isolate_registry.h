@@ -106,8 +106,9 @@ class IsolateRegistry : public std::enable_shared_from_this<IsolateRegistry> {
   // Worker thread: the waiter went away or timed out. True when it was still waiting (its
   // callback will never run); false when its grant is already on the way.
   bool cancel(uint64_t ticket);
-  // Worker thread: why an exchange with `isolate` failed. DEPLOYMENT_FAILED or MEMORY_LIMIT
-  // with a message when the isolate died; otherwise DEPLOYMENT_FAILED for a broken connection.
+  // Worker thread: why an exchange with `isolate` failed. DEPLOYMENT_FAILED, MEMORY_LIMIT (V8's
+  // heap or the process's memory cgroup) or TIME_LIMIT (killed for a CPU rule) with a message
+  // when the isolate died; otherwise DEPLOYMENT_FAILED for a broken connection.
   ErrorKind failureOf(const Isolate& isolate, std::string& message);
 
   // The settings in force (copy; for the isolates module's queue timeout).

@@ -1,13 +1,17 @@
 // The supervisor thread of IsolateRegistry::Impl (isolate_pool.h): it starts runtime processes
 // (or adopts a spare), writes their code and assignment line, reads their stdout and stderr line
-// by line (reports from the harness, logs otherwise), and handles their timers, their exits and
-// the idle sweep. Bookkeeping is done under the registry mutex, never across I/O that can block.
+// by line (reports from the harness, logs otherwise), and handles their timers, their exits,
+// the idle sweep and the CPU and memory limits (the limits tick, cgroups, rlimits). Bookkeeping is
+// done under the registry mutex, never across I/O that can block.
 #include <event2/event.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -24,6 +28,7 @@
 #include "core/net/clock.h"
 #include "core/net/socket_address.h"
 #include "core/process/child_process.h"
+#include "core/process/proc_stat.h"
 
 namespace subgate {
 
@@ -61,9 +66,13 @@ bool IsolateRegistry::Impl::spawn(const std::shared_ptr<Isolate>& isolate,
                                   const DeploymentCode* code, std::string& error) {
   if (!makeDirs(isolate->dir, error)) return false;
   const RuntimeLaunch launch = launchSettings();
-  if (!spawnChild(runtimeArgv(launch, isolate->dir, code), runtimeEnv(launch), isolate->dir,
-                  isolate->process, error))
+  SpawnOptions options;
+  if (!limitsFor(*isolate, launch.settings, options, error) ||
+      !spawnChild(runtimeArgv(launch, isolate->dir, code), runtimeEnv(launch), isolate->dir,
+                  isolate->process, error, options)) {
+    if (!isolate->cgroup.empty()) cgroups.remove(std::exchange(isolate->cgroup, ""));
     return false;
+  }
   std::string address_error;
   auto address = parseSocketAddress("unix:" + isolate->dir + "/sock/s.sock", 0, address_error);
   isolate->server.address = *address;
@@ -147,6 +156,7 @@ void IsolateRegistry::Impl::adopt(const std::shared_ptr<Isolate>& isolate,
     isolate->server = spare->server;
     isolate->generic_net = spare->generic_net;
     isolate->err_tail = std::move(spare->err_tail);
+    isolate->cgroup = std::move(spare->cgroup);  // the process's cgroup goes with it
     processes.erase(spare->id);
     spare->state = Isolate::State::kDead;
   }
@@ -283,11 +293,21 @@ void IsolateRegistry::Impl::lineLocked(Isolate& isolate, std::string_view line, 
       readyLocked(isolate);
     } else if (report.starts_with("failed ")) {
       isolate.failure = std::string(report.substr(7));
+    } else if (report.starts_with("pong ")) {
+      uint64_t seq = 0;
+      std::string_view digits = report.substr(5);
+      std::from_chars(digits.data(), digits.data() + digits.size(), seq);
+      isolate.loop_watch.answered(seq);
     }
     return;
   }
   if (is_stderr) {
-    if (line.find(kOutOfMemoryMarker) != std::string_view::npos) isolate.memory_limit = true;
+    if (line.find(kOutOfMemoryMarker) != std::string_view::npos && !isolate.memory_limit) {
+      isolate.memory_limit = true;
+      isolate.failure = "the isolate exceeded its memory limit (" +
+                        std::to_string(settings.memory_limit >> 20) +
+                        " MiB of V8 heap) and was killed";
+    }
     isolate.err_tail.append(line).push_back('\n');
     if (isolate.err_tail.size() > kStderrTail)
       isolate.err_tail.erase(0, isolate.err_tail.size() - kStderrTail);
@@ -362,15 +382,20 @@ void IsolateRegistry::Impl::exited(const std::shared_ptr<Isolate>& isolate, int 
   {
     std::lock_guard<std::mutex> lock(mu);
     const bool expected = isolate->state == Isolate::State::kStopping;
+    cgroupOomLocked(*isolate);
     if (isolate->memory_limit) {
       LOG_WARN("isolate %s: exceeded its memory limit and %s", isolate->tag().c_str(), how.c_str());
+    } else if (isolate->time_limit) {
+      LOG_WARN("isolate %s: killed for its CPU limit, %s", isolate->tag().c_str(), how.c_str());
     } else if (expected) {
       LOG_INFO("isolate %s: stopped (%s)", isolate->tag().c_str(), how.c_str());
     } else {
       LOG_WARN("isolate %s: %s", isolate->tag().c_str(), how.c_str());
     }
     if (isolate->failure.empty()) isolate->failure = "the isolate " + how;
-    ErrorKind kind = isolate->memory_limit ? ErrorKind::kMemoryLimit : ErrorKind::kDeploymentFailed;
+    ErrorKind kind = isolate->memory_limit ? ErrorKind::kMemoryLimit
+                     : isolate->time_limit ? ErrorKind::kTimeLimit
+                                           : ErrorKind::kDeploymentFailed;
     failWaitersLocked(*isolate, kind, isolate->failure);
     detachLocked(*isolate);
     isolate->state = Isolate::State::kDead;
@@ -381,6 +406,8 @@ void IsolateRegistry::Impl::exited(const std::shared_ptr<Isolate>& isolate, int 
   if (hub) hub->leave(isolate->id);  // before its input pipe closes
   unwatch(*isolate);
   closeChildFds(isolate->process);
+  // After the flags above were set under the lock: failureOf() reads the cgroup only before.
+  if (!isolate->cgroup.empty()) cgroups.remove(isolate->cgroup);
   std::error_code ec;
   std::filesystem::remove_all(isolate->dir, ec);
   ensureSpares();
@@ -415,6 +442,118 @@ void IsolateRegistry::Impl::onSweep(evutil_socket_t, short, void* arg) {
              static_cast<long long>(self->settings.idle_timeout.count()));
     self->stopLocked(isolate);
   }
+}
+
+// ---- CPU and memory limits
+
+bool IsolateRegistry::Impl::limitsFor(Isolate& isolate, const RuntimeSettings& s,
+                                      SpawnOptions& options, std::string& error) {
+  // Above our own hard limit only a privileged subgate could set it: take what we have.
+  rlimit files{};
+  getrlimit(RLIMIT_NOFILE, &files);
+  options.rlimits.emplace_back(RLIMIT_NOFILE, std::min<rlim_t>(s.max_files, files.rlim_max));
+  if (!cgroups.memory() && !cgroups.tasks() && !cgroups.cpu()) return true;
+  // Named by the isolate that starts the process (a spare's id): the name moves with it.
+  isolate.cgroup = "iso-" + std::to_string(isolate.id);
+  return cgroups.create(isolate.cgroup, {s.processMemoryLimit(), s.max_processes},
+                        options.cgroup_procs, error);
+}
+
+void IsolateRegistry::Impl::armLimits() {
+  std::chrono::milliseconds block, budget;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    block = settings.cpu_block_limit;
+    budget = settings.cpu_budget;
+  }
+  if (!limits_ev) limits_ev = event_new(supervisor.base(), -1, EV_PERSIST, onLimits, this);
+  event_del(limits_ev);
+  if (block.count() == 0 && budget.count() == 0) return;
+  // A quarter of the block limit: a blocked loop is caught within 1.25 times it (in CPU time).
+  // The budget's window is at least 1 s, so 250 ms samples it finely enough.
+  std::chrono::milliseconds tick(250);
+  if (block.count() > 0) tick = std::clamp(block / 4, std::chrono::milliseconds(10), tick);
+  const timeval tv = toTimeval(tick);
+  event_add(limits_ev, &tv);
+}
+
+std::optional<std::chrono::nanoseconds> IsolateRegistry::Impl::cpuTimeOf(
+    pid_t pid, const std::string& cgroup) const {
+  if (!cgroup.empty())
+    if (auto cpu = cgroups.cpuTime(cgroup)) return cpu;
+  return processTreeCpuTime(pid);
+}
+
+void IsolateRegistry::Impl::onLimits(evutil_socket_t, short, void* arg) {
+  Impl& m = *static_cast<Impl*>(arg);
+  struct Probe {
+    std::shared_ptr<Isolate> isolate;
+    pid_t pid;
+    std::string cgroup;
+  };
+  std::vector<Probe> probes;
+  {
+    std::lock_guard<std::mutex> lock(m.mu);
+    for (const auto& [id, isolate] : m.processes)
+      if (isolate->state == Isolate::State::kReady && isolate->process.pid > 0)
+        probes.push_back({isolate, isolate->process.pid, isolate->cgroup});
+  }
+  // Read /proc and the cgroups without the lock: workers take it on their cold paths.
+  std::vector<std::pair<std::shared_ptr<Isolate>, std::chrono::nanoseconds>> samples;
+  for (const Probe& probe : probes)
+    if (auto cpu = m.cpuTimeOf(probe.pid, probe.cgroup)) samples.emplace_back(probe.isolate, *cpu);
+  const SteadyTime now = steadyNow();
+  std::lock_guard<std::mutex> lock(m.mu);
+  for (auto& [isolate, cpu] : samples)
+    if (isolate->state == Isolate::State::kReady) m.checkCpuLocked(*isolate, cpu, now);
+}
+
+void IsolateRegistry::Impl::checkCpuLocked(Isolate& isolate, std::chrono::nanoseconds cpu,
+                                           SteadyTime now) {
+  using std::chrono::duration_cast;
+  using std::chrono::milliseconds;
+  if (settings.cpu_block_limit.count() > 0) {
+    if (isolate.loop_watch.blocked(cpu, settings.cpu_block_limit)) {
+      killForTimeLocked(isolate, "its event loop did not turn while it used " +
+                                     std::to_string(settings.cpu_block_limit.count()) +
+                                     " ms of CPU time (cpu_block_limit)");
+      return;
+    }
+    if (!isolate.loop_watch.waiting() && hub) {
+      // An input over its bound is not read at all: the ping counts as sent all the same.
+      const uint64_t seq = isolate.loop_watch.pinged(cpu);
+      hub->sendLine(isolate.id, "{\"op\":\"ping\",\"seq\":" + std::to_string(seq) + "}\n");
+    }
+  }
+  if (settings.cpu_budget.count() > 0) {
+    const auto used = isolate.cpu_window.add(now, cpu, settings.cpu_window);
+    if (used > settings.cpu_budget)
+      killForTimeLocked(
+          isolate, "it used " + std::to_string(duration_cast<milliseconds>(used).count()) +
+                       " ms of CPU time within " + std::to_string(settings.cpu_window.count()) +
+                       " ms (cpu_limit " + std::to_string(settings.cpu_budget.count()) +
+                       " ms per " + std::to_string(settings.cpu_window.count()) + " ms)");
+  }
+}
+
+void IsolateRegistry::Impl::killForTimeLocked(Isolate& isolate, const std::string& why) {
+  if (isolate.state == Isolate::State::kStopping || isolate.state == Isolate::State::kDead) return;
+  LOG_WARN("isolate %s: %s: killing it", isolate.tag().c_str(), why.c_str());
+  isolate.time_limit = true;
+  isolate.failure = "the isolate was killed: " + why;
+  failWaitersLocked(isolate, ErrorKind::kTimeLimit, isolate.failure);
+  detachLocked(isolate);
+  isolate.state = Isolate::State::kStopping;
+  if (isolate.process.pid > 0) kill(isolate.process.pid, SIGKILL);
+}
+
+bool IsolateRegistry::Impl::cgroupOomLocked(Isolate& isolate) {
+  if (isolate.memory_limit) return true;
+  if (isolate.cgroup.empty() || cgroups.oomKills(isolate.cgroup) == 0) return false;
+  isolate.memory_limit = true;
+  isolate.failure = "the isolate exceeded its process memory limit (" +
+                    std::to_string(settings.processMemoryLimit() >> 20) + " MiB) and was killed";
+  return true;
 }
 
 }  // namespace subgate

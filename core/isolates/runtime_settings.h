@@ -27,6 +27,22 @@ struct RuntimeSettings {
   size_t sticky_max = 100000;                       // identifiers remembered per deployment
   std::chrono::milliseconds cluster_timeout{5000};  // longest wait for siblings (cluster_hub.h)
   HttpClientOptions origin;                         // the /boot client
+
+  // CPU and memory limits per isolate (docs/config.md, docs/security.md).
+  // The whole process (heap, ArrayBuffers, native memory) through a memory cgroup; 0: twice
+  // memory_limit (processMemoryLimit()).
+  uint64_t process_memory_limit = 0;
+  // CPU time an isolate may spend without its event loop turning; 0: off.
+  std::chrono::milliseconds cpu_block_limit{1000};
+  // CPU time an isolate may use over any cpu_window; 0: off.
+  std::chrono::milliseconds cpu_budget{0};
+  std::chrono::milliseconds cpu_window{0};
+  uint32_t max_files = 1024;     // RLIMIT_NOFILE per isolate process
+  uint32_t max_processes = 256;  // tasks (processes and threads) per isolate: pids cgroup
+
+  uint64_t processMemoryLimit() const {
+    return process_memory_limit ? process_memory_limit : 2 * memory_limit;
+  }
 };
 
 }  // namespace subgate

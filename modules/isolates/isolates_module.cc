@@ -6,6 +6,7 @@
 #include <charconv>
 #include <cstdlib>
 
+#include "core/config/config_ast.h"
 #include "core/ingress/instance_id.h"
 #include "core/isolates/isolate_registry.h"
 #include "core/log/log.h"
@@ -46,6 +47,11 @@ constexpr DirectiveSpec kDirectives[] = {
     {"queue_timeout", kRuntimeContext},
     {"stop_timeout", kRuntimeContext},
     {"memory_limit", kRuntimeContext},
+    {"process_memory_limit", kRuntimeContext},
+    {"cpu_block_limit", kRuntimeContext},
+    {"cpu_limit", kRuntimeContext, 1, 3},
+    {"max_files", kRuntimeContext},
+    {"max_processes", kRuntimeContext},
     {"max_isolates", kRuntimeContext},
     {"max_isolates_per_deployment", kRuntimeContext},
     {"boot_cache", kRuntimeContext},
@@ -76,9 +82,43 @@ std::string defaultDenoPath(const std::string& prefix) {
   return std::string(SUBGATE_SOURCE_DIR) + "/node_modules/deno/deno";
 }
 
+// `cpu_block_limit DURATION | off`: at least 50 ms (the watchdog ticks at a quarter of it).
+bool cpuBlockLimit(const config::Node& node, CompileContext& ctx, RuntimeSettings& s) {
+  if (node.args[0] == "off") {
+    s.cpu_block_limit = std::chrono::milliseconds(0);
+    return true;
+  }
+  if (!ctx.durationArg(node, s.cpu_block_limit, true)) return false;
+  if (s.cpu_block_limit < std::chrono::milliseconds(50))
+    return ctx.fail(node, "cpu_block_limit must be at least 50ms (or off)");
+  return true;
+}
+
+// `cpu_limit BUDGET per WINDOW | off`: a positive budget over a window of at least 1 s (the
+// budget is measured at ticks of up to 250 ms). The budget may exceed the window: an isolate
+// with workers uses more than one core.
+bool cpuLimit(const config::Node& node, CompileContext& ctx, RuntimeSettings& s) {
+  if (node.args.size() == 1 && node.args[0] == "off") {
+    s.cpu_budget = s.cpu_window = std::chrono::milliseconds(0);
+    return true;
+  }
+  if (node.args.size() != 3 || node.args[1] != "per")
+    return ctx.fail(node, "cpu_limit takes BUDGET per WINDOW (e.g. 5s per 10s) or off");
+  auto budget = config::parseDuration(node.args[0]);
+  auto window = config::parseDuration(node.args[2]);
+  if (!budget || budget->count() <= 0)
+    return ctx.fail(node, "invalid duration \"" + node.args[0] + "\" in \"cpu_limit\" directive");
+  if (!window || *window < std::chrono::seconds(1))
+    return ctx.fail(node, "the cpu_limit window must be a duration of at least 1s");
+  s.cpu_budget = *budget;
+  s.cpu_window = *window;
+  return true;
+}
+
 bool compileRuntime(const config::Node& block, CompileContext& ctx, RuntimeSettings& s) {
   if (block.args[0] != "deno")
     return ctx.fail(block, "unknown runtime \"" + block.args[0] + "\" (only \"deno\")");
+  const config::Node* process_memory = nullptr;
   for (const config::Node& node : block.children) {
     uint64_t n = 0;
     const std::string& name = node.name;
@@ -100,6 +140,19 @@ bool compileRuntime(const config::Node& block, CompileContext& ctx, RuntimeSetti
       ok = ctx.durationArg(node, s.stop_timeout, true);
     } else if (name == "memory_limit") {
       ok = ctx.sizeArg(node, s.memory_limit, 16ull << 20);
+    } else if (name == "process_memory_limit") {
+      ok = ctx.sizeArg(node, s.process_memory_limit, 32ull << 20);
+      process_memory = &node;
+    } else if (name == "cpu_block_limit") {
+      ok = cpuBlockLimit(node, ctx, s);
+    } else if (name == "cpu_limit") {
+      ok = cpuLimit(node, ctx, s);
+    } else if (name == "max_files") {
+      ok = ctx.countArg(node, 16, 1048576, n);
+      s.max_files = static_cast<uint32_t>(n);
+    } else if (name == "max_processes") {
+      ok = ctx.countArg(node, 16, 1000000, n);
+      s.max_processes = static_cast<uint32_t>(n);
     } else if (name == "max_isolates") {
       ok = ctx.countArg(node, 1, 100000, n);
       s.max_isolates = static_cast<uint32_t>(n);
@@ -130,6 +183,10 @@ bool compileRuntime(const config::Node& block, CompileContext& ctx, RuntimeSetti
     }
     if (!ok) return false;
   }
+  // The V8 heap lives inside the process: a process cap below it would turn every heap OOM
+  // into a kernel kill.
+  if (process_memory && s.process_memory_limit < s.memory_limit)
+    return ctx.fail(*process_memory, "process_memory_limit must be at least memory_limit");
   return true;
 }
 

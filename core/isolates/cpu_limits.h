@@ -1,0 +1,63 @@
+// The two CPU rules of an isolate (docs/config.md: cpu_block_limit, cpu_limit) as pure state,
+// fed by the supervisor with samples of the process's CPU time at each limits tick.
+//
+// Threading: none; each isolate's belongs to the supervisor thread (under the registry mutex).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <utility>
+
+#include "core/net/clock.h"
+
+namespace subgate {
+
+// cpu_block_limit: the supervisor pings the harness, whose answer needs a turn of the event
+// loop. The loop counts as blocked when the process used `limit` of CPU time since the oldest
+// unanswered ping went out. CPU time, not wall time: an isolate starved by a busy host, or one
+// waiting on I/O, is not a hog.
+class LoopWatch {
+ public:
+  bool waiting() const { return waiting_; }
+  uint64_t seq() const { return seq_; }
+  // A ping went out when the process had used `cpu`; returns its sequence number.
+  uint64_t pinged(std::chrono::nanoseconds cpu) {
+    waiting_ = true;
+    sent_cpu_ = cpu;
+    return ++seq_;
+  }
+  // The answer to ping `seq` arrived (an older one's is ignored).
+  void answered(uint64_t seq) {
+    if (seq == seq_) waiting_ = false;
+  }
+  bool blocked(std::chrono::nanoseconds cpu, std::chrono::nanoseconds limit) const {
+    return waiting_ && cpu - sent_cpu_ >= limit;
+  }
+
+ private:
+  bool waiting_ = false;
+  uint64_t seq_ = 0;
+  std::chrono::nanoseconds sent_cpu_{0};
+};
+
+// cpu_limit BUDGET per WINDOW: samples (time, CPU used so far) taken at each tick; a sample older
+// than `window` is forgotten, and the CPU used over the window is the newest sample's minus the
+// oldest kept one's. So the span measured is at most `window` (at least `window` less one tick,
+// once the isolate is that old).
+class CpuWindow {
+ public:
+  // Records a sample taken at `now` and returns the CPU time used over the window ending there.
+  std::chrono::nanoseconds add(SteadyTime now, std::chrono::nanoseconds cpu,
+                               std::chrono::milliseconds window) {
+    samples_.emplace_back(now, cpu);
+    while (samples_.size() > 1 && now - samples_.front().first > window) samples_.pop_front();
+    return cpu - samples_.front().second;
+  }
+  void clear() { samples_.clear(); }
+
+ private:
+  std::deque<std::pair<SteadyTime, std::chrono::nanoseconds>> samples_;
+};
+
+}  // namespace subgate
