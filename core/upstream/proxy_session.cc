@@ -29,10 +29,12 @@ void ProxySession::tryPeer(bool same_pool) {
       pool_ = selector_->next(req_);
       if (!pool_) {
         state_ = State::kDone;
+        // mapFailure() writes the message: it runs before fail() reads it (argument order is
+        // unspecified, and GCC took an empty copy first).
         std::string message;
-        req_.fail(
-            attempts_ == 0 ? selector_->noPeerError() : selector_->mapFailure(last_error_, message),
-            message);
+        const ErrorKind kind =
+            attempts_ == 0 ? selector_->noPeerError() : selector_->mapFailure(last_error_, message);
+        req_.fail(kind, message);
         return;
       }
     }
