@@ -327,10 +327,17 @@ struct IsolateRegistry::Impl {
   // (Re)arms the limits tick for the settings in force, or stops it when both CPU rules are off.
   void armLimits();
   static void onLimits(evutil_socket_t, short, void* arg);
-  // The CPU time `isolate`'s processes used: its cgroup's, else its process tree's.
-  std::optional<std::chrono::nanoseconds> cpuTimeOf(pid_t pid, const std::string& cgroup) const;
-  // One tick for a ready isolate that used `cpu` so far: pings it, or kills it for TIME_LIMIT.
-  void checkCpuLocked(Isolate& isolate, std::chrono::nanoseconds cpu, SteadyTime now);
+  // The CPU time an isolate used so far, as each rule counts it (nullopt: not read, or gone).
+  struct CpuSample {
+    // cpu_block_limit: its main thread's, where the event loop runs (a Worker starting on
+    // another thread does not block it).
+    std::optional<std::chrono::nanoseconds> loop;
+    // cpu_limit: every thread's, from its cgroup, else from /proc (its process tree).
+    std::optional<std::chrono::nanoseconds> total;
+  };
+  CpuSample sampleCpu(pid_t pid, const std::string& cgroup, bool block, bool budget) const;
+  // One tick for a ready isolate: pings it, or kills it for TIME_LIMIT.
+  void checkCpuLocked(Isolate& isolate, const CpuSample& cpu, SteadyTime now);
   // Kills `isolate` (SIGKILL) for a CPU rule: it leaves placement now, and its requests and
   // waiters get TIME_LIMIT with `why` (through exited() and failureOf()).
   void killForTimeLocked(Isolate& isolate, const std::string& why);

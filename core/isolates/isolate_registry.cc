@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -34,6 +35,7 @@ extern const std::string_view kIsolateHarness;  // core/isolates/harness.js, emb
 namespace {
 
 constexpr std::chrono::milliseconds kSweepInterval{500};
+constexpr std::string_view kCgroupPrefix = "subgate-";
 
 uint64_t nextSerial() {
   static std::atomic<uint64_t> serial{0};
@@ -73,7 +75,19 @@ const UpstreamGroup& isolateGroup() {
 
 // Finds the cgroups isolates can be capped with and says in the log what is capped how.
 void openCgroups(IsolateRegistry::Impl& m) {
-  m.cgroups.open("subgate-" + std::to_string(getpid()));
+  // "subgate-PID-SERIAL": one group per registry; a group whose subgate died is an orphan.
+  auto orphan = [](std::string_view name) {
+    if (!name.starts_with(kCgroupPrefix)) return false;
+    name.remove_prefix(kCgroupPrefix.size());
+    pid_t pid = 0;
+    auto [end, ec] = std::from_chars(name.data(), name.data() + name.size(), pid);
+    if (ec != std::errc() || end == name.data() + name.size() || *end != '-' || pid <= 0)
+      return false;
+    return kill(pid, 0) != 0 && errno == ESRCH;
+  };
+  m.cgroups.open(
+      std::string(kCgroupPrefix) + std::to_string(getpid()) + "-" + std::to_string(m.serial),
+      orphan);
   if (m.cgroups.memory() && m.cgroups.tasks()) {
     LOG_NOTICE("isolate limits: %s", m.cgroups.summary().c_str());
     return;

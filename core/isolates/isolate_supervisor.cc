@@ -477,11 +477,16 @@ void IsolateRegistry::Impl::armLimits() {
   event_add(limits_ev, &tv);
 }
 
-std::optional<std::chrono::nanoseconds> IsolateRegistry::Impl::cpuTimeOf(
-    pid_t pid, const std::string& cgroup) const {
-  if (!cgroup.empty())
-    if (auto cpu = cgroups.cpuTime(cgroup)) return cpu;
-  return processTreeCpuTime(pid);
+IsolateRegistry::Impl::CpuSample IsolateRegistry::Impl::sampleCpu(pid_t pid,
+                                                                  const std::string& cgroup,
+                                                                  bool block, bool budget) const {
+  CpuSample sample;
+  if (block) sample.loop = mainThreadsCpuTime(pid);
+  if (budget) {
+    if (!cgroup.empty()) sample.total = cgroups.cpuTime(cgroup);
+    if (!sample.total) sample.total = processTreeCpuTime(pid);
+  }
+  return sample;
 }
 
 void IsolateRegistry::Impl::onLimits(evutil_socket_t, short, void* arg) {
@@ -490,30 +495,32 @@ void IsolateRegistry::Impl::onLimits(evutil_socket_t, short, void* arg) {
     std::shared_ptr<Isolate> isolate;
     pid_t pid;
     std::string cgroup;
+    CpuSample cpu;
   };
   std::vector<Probe> probes;
+  bool block, budget;
   {
     std::lock_guard<std::mutex> lock(m.mu);
+    block = m.settings.cpu_block_limit.count() > 0;
+    budget = m.settings.cpu_budget.count() > 0;
     for (const auto& [id, isolate] : m.processes)
       if (isolate->state == Isolate::State::kReady && isolate->process.pid > 0)
-        probes.push_back({isolate, isolate->process.pid, isolate->cgroup});
+        probes.push_back({isolate, isolate->process.pid, isolate->cgroup, {}});
   }
   // Read /proc and the cgroups without the lock: workers take it on their cold paths.
-  std::vector<std::pair<std::shared_ptr<Isolate>, std::chrono::nanoseconds>> samples;
-  for (const Probe& probe : probes)
-    if (auto cpu = m.cpuTimeOf(probe.pid, probe.cgroup)) samples.emplace_back(probe.isolate, *cpu);
+  for (Probe& probe : probes) probe.cpu = m.sampleCpu(probe.pid, probe.cgroup, block, budget);
   const SteadyTime now = steadyNow();
   std::lock_guard<std::mutex> lock(m.mu);
-  for (auto& [isolate, cpu] : samples)
-    if (isolate->state == Isolate::State::kReady) m.checkCpuLocked(*isolate, cpu, now);
+  for (Probe& probe : probes)
+    if (probe.isolate->state == Isolate::State::kReady)
+      m.checkCpuLocked(*probe.isolate, probe.cpu, now);
 }
 
-void IsolateRegistry::Impl::checkCpuLocked(Isolate& isolate, std::chrono::nanoseconds cpu,
-                                           SteadyTime now) {
+void IsolateRegistry::Impl::checkCpuLocked(Isolate& isolate, const CpuSample& cpu, SteadyTime now) {
   using std::chrono::duration_cast;
   using std::chrono::milliseconds;
-  if (settings.cpu_block_limit.count() > 0) {
-    if (isolate.loop_watch.blocked(cpu, settings.cpu_block_limit)) {
+  if (settings.cpu_block_limit.count() > 0 && cpu.loop) {
+    if (isolate.loop_watch.blocked(*cpu.loop, settings.cpu_block_limit)) {
       killForTimeLocked(isolate, "its event loop did not turn while it used " +
                                      std::to_string(settings.cpu_block_limit.count()) +
                                      " ms of CPU time (cpu_block_limit)");
@@ -521,12 +528,12 @@ void IsolateRegistry::Impl::checkCpuLocked(Isolate& isolate, std::chrono::nanose
     }
     if (!isolate.loop_watch.waiting() && hub) {
       // An input over its bound is not read at all: the ping counts as sent all the same.
-      const uint64_t seq = isolate.loop_watch.pinged(cpu);
+      const uint64_t seq = isolate.loop_watch.pinged(*cpu.loop);
       hub->sendLine(isolate.id, "{\"op\":\"ping\",\"seq\":" + std::to_string(seq) + "}\n");
     }
   }
-  if (settings.cpu_budget.count() > 0) {
-    const auto used = isolate.cpu_window.add(now, cpu, settings.cpu_window);
+  if (settings.cpu_budget.count() > 0 && cpu.total) {
+    const auto used = isolate.cpu_window.add(now, *cpu.total, settings.cpu_window);
     if (used > settings.cpu_budget)
       killForTimeLocked(
           isolate, "it used " + std::to_string(duration_cast<milliseconds>(used).count()) +

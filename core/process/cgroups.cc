@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -68,6 +69,18 @@ std::string enableV2(const std::string& own, const std::string& group, const cha
   const std::string folder = own + "/" + group;
   if (!makeFolder(folder) || !writeFile(folder + "/cgroup.subtree_control", on)) return "";
   return folder;
+}
+
+// Removes the folders in `own` that `orphan` names, with their children (cgroup folders hold
+// only their control files, which rmdir takes along; a child with tasks left stays).
+void removeOrphans(const std::string& own, const std::function<bool(std::string_view)>& orphan) {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(own, ec)) {
+    if (!entry.is_directory(ec) || !orphan(entry.path().filename().string())) continue;
+    for (const auto& child : std::filesystem::directory_iterator(entry.path(), ec))
+      if (child.is_directory(ec)) rmdir(child.path().c_str());
+    rmdir(entry.path().c_str());
+  }
 }
 
 // The group folder for a v1 controller: made in this process's cgroup of that hierarchy.
@@ -137,10 +150,15 @@ std::optional<uint64_t> keyedValue(std::string_view text, std::string_view key) 
   return std::nullopt;
 }
 
-void CgroupSet::open(const std::string& group) {
+void CgroupSet::open(const std::string& group,
+                     const std::function<bool(std::string_view)>& orphan) {
   const std::string self = readFile("/proc/self/cgroup");
   const std::string mounts = readFile("/proc/self/mountinfo");
   const std::string v2 = cgroupFolder(self, mounts, "");
+  for (const char* controller : {"memory", "pids", "cpuacct", ""}) {
+    const std::string own = cgroupFolder(self, mounts, controller);
+    if (!own.empty()) removeOrphans(own, orphan);
+  }
   memory_ = openV1(cgroupFolder(self, mounts, "memory"), group, "memory.limit_in_bytes");
   if (memory_.empty()) memory_v2_ = !(memory_ = enableV2(v2, group, "memory")).empty();
   pids_ = openV1(cgroupFolder(self, mounts, "pids"), group, "pids.max");

@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -42,8 +43,10 @@ class CgroupSet {
   ~CgroupSet() { close(); }
 
   // Finds the usable controllers and makes the folder `group` in each. Controllers it cannot
-  // use (not mounted, not delegated, not writable) are left out; summary() says which.
-  void open(const std::string& group);
+  // use (not mounted, not delegated, not writable) are left out; summary() says which. Before
+  // that, removes the folders beside it for which `orphan(name)` is true, with their (empty)
+  // children: the groups of a process that died without close().
+  void open(const std::string& group, const std::function<bool(std::string_view)>& orphan);
   bool memory() const { return !memory_.empty(); }
   bool tasks() const { return !pids_.empty(); }
   bool cpu() const { return !cpu_.empty(); }

@@ -36,8 +36,10 @@ std::optional<uint64_t> parseStatCpuTicks(std::string_view stat) {
   return total;
 }
 
-std::optional<std::chrono::nanoseconds> processCpuTime(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+namespace {
+
+std::optional<std::chrono::nanoseconds> statCpuTime(const std::string& path) {
+  std::ifstream in(path);
   std::string line;
   if (!std::getline(in, line)) return std::nullopt;
   auto ticks = parseStatCpuTicks(line);
@@ -47,25 +49,36 @@ std::optional<std::chrono::nanoseconds> processCpuTime(pid_t pid) {
                                   (1000000000ull / static_cast<uint64_t>(kTicksPerSecond)));
 }
 
-namespace {
-
-std::optional<std::chrono::nanoseconds> treeCpuTime(pid_t pid, int depth) {
-  auto total = processCpuTime(pid);
+// The CPU time of `pid` (all its threads, or its main thread only) plus its descendants'.
+std::optional<std::chrono::nanoseconds> treeCpuTime(pid_t pid, bool main_thread, int depth) {
+  const std::string proc = "/proc/" + std::to_string(pid);
+  auto total =
+      statCpuTime(main_thread ? proc + "/task/" + std::to_string(pid) + "/stat" : proc + "/stat");
   if (!total || depth == 0) return total;
   std::error_code ec;
-  const std::string tasks = "/proc/" + std::to_string(pid) + "/task";
-  for (const auto& task : std::filesystem::directory_iterator(tasks, ec)) {
+  for (const auto& task : std::filesystem::directory_iterator(proc + "/task", ec)) {
     std::ifstream children(task.path() / "children");
     for (pid_t child; children >> child;)
-      *total += treeCpuTime(child, depth - 1).value_or(std::chrono::nanoseconds(0));
+      *total += treeCpuTime(child, main_thread, depth - 1).value_or(std::chrono::nanoseconds(0));
   }
   return total;
 }
 
+// Deep enough for a launcher or two; bounded against anything odd in /proc.
+constexpr int kMaxDepth = 8;
+
 }  // namespace
 
+std::optional<std::chrono::nanoseconds> processCpuTime(pid_t pid) {
+  return statCpuTime("/proc/" + std::to_string(pid) + "/stat");
+}
+
 std::optional<std::chrono::nanoseconds> processTreeCpuTime(pid_t pid) {
-  return treeCpuTime(pid, 8);  // deep enough for a launcher or two; bounded against loops
+  return treeCpuTime(pid, false, kMaxDepth);
+}
+
+std::optional<std::chrono::nanoseconds> mainThreadsCpuTime(pid_t pid) {
+  return treeCpuTime(pid, true, kMaxDepth);
 }
 
 }  // namespace subgate

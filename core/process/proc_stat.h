@@ -24,5 +24,8 @@ std::optional<std::chrono::nanoseconds> processCpuTime(pid_t pid);
 // The same for `pid` and its living descendants (a launcher such as bubblewrap runs the real
 // program as its child), from /proc/PID/task/TID/children. Nullopt when `pid` is gone.
 std::optional<std::chrono::nanoseconds> processTreeCpuTime(pid_t pid);
+// The CPU time of the main thread (/proc/P/task/P/stat) of `pid` and of each of its living
+// descendants: where a runtime runs its event loop, without its helper and worker threads.
+std::optional<std::chrono::nanoseconds> mainThreadsCpuTime(pid_t pid);
 
 }  // namespace subgate

@@ -3,14 +3,17 @@ event loop and one that burns CPU in bursts end in 502 TIME_LIMIT, one that allo
 outside the V8 heap in 502 MEMORY_LIMIT, and the next request is served by a fresh isolate; too
 many files or threads fail in user code. The pure parts: tests/unit/isolate_limits_test.cc."""
 
+import glob
 import os
+import re
+import subprocess
 import sys
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import wait_until  # noqa: E402
-from ingress import Deployment  # noqa: E402
+from ingress import Deployment, ingress_config  # noqa: E402
 from test_ingress_isolates import IngressCase  # noqa: E402
 
 # /spin blocks the event loop for good; /slow waits (a request in flight beside it); /pending
@@ -64,11 +67,19 @@ class LimitsCase(IngressCase):
         self.assertEqual(r.status, 200, r.body)
         return r.body.decode().split()[-1]
 
+    def limits_line(self, sg=None):
+        """subgate's startup line on the limits (the log may reach its file after the port opens)."""
+        sg = sg or self.sg
+        wait_until(lambda: "isolate limits:" in sg.output(), what="the limits line in the log")
+        return next(line for line in sg.output().splitlines() if "isolate limits:" in line)
+
     def cgroups_offer(self, what):
         """Whether subgate's startup line says the machine lets it cap `what` with a cgroup."""
-        line = next((l for l in self.sg.output().splitlines() if "isolate limits:" in l), "")
-        self.assertTrue(line, "subgate logs how isolates are limited")
-        return f"{what}: cgroup" in line
+        return f"{what}: cgroup" in self.limits_line()
+
+    def memory_group(self, sg=None):
+        """subgate's memory cgroup group folder, from its startup line."""
+        return re.search(r"memory: cgroup v[12] (\S+?);", self.limits_line(sg)).group(1)
 
 
 class EventLoopWatchdog(LimitsCase):
@@ -137,6 +148,12 @@ class ProcessMemory(LimitsCase):
         if not self.cgroups_offer("memory"):
             self.skipTest("no memory cgroup on this machine (subgate logs the fallback)")
         first = self.pid("buffers")
+        group = self.memory_group()
+        caps = glob.glob(os.path.join(group, "iso-*", "memory.limit_in_bytes")) + \
+            glob.glob(os.path.join(group, "iso-*", "memory.max"))
+        self.assertEqual(len(caps), 1, "one isolate process, one cgroup")
+        with open(caps[0]) as f:
+            self.assertEqual(int(f.read()), 192 << 20)
         # 64 MiB outside the heap fit; 512 MiB do not, whatever V8's heap limit says.
         r = self.get("buffers", path="/?n=4")
         self.assertEqual(r.status, 200, r.body)
@@ -144,6 +161,27 @@ class ProcessMemory(LimitsCase):
         self.assertEqual((r.status, r.error()["code"]), (502, "MEMORY_LIMIT"), r.body)
         self.assertIn("process memory limit (192 MiB)", r.error()["message"])
         self.assertNotEqual(self.pid("buffers"), first, "a fresh isolate")
+        wait_until(lambda: len(glob.glob(os.path.join(group, "iso-*"))) == 1,
+                   what="the dead isolate's cgroup to be removed")
+
+    def test_groups_of_a_dead_subgate_are_removed_at_start(self):
+        self.serve()
+        if not self.cgroups_offer("memory"):
+            self.skipTest("no memory cgroup on this machine (subgate logs the fallback)")
+        group = self.memory_group()
+        self.assertTrue(os.path.isdir(group))
+        gone = subprocess.Popen(["true"])
+        gone.wait()  # a pid that no longer runs
+        orphan = os.path.join(os.path.dirname(group), f"subgate-{gone.pid}-1")
+        os.makedirs(os.path.join(orphan, "iso-1"))
+        self.addCleanup(lambda: os.path.isdir(orphan) and (os.rmdir(os.path.join(orphan, "iso-1")),
+                                                           os.rmdir(orphan)))
+        other = self.start_subgate(ingress_config())
+        self.assertNotEqual(self.memory_group(other), group)
+        self.assertFalse(os.path.exists(orphan), "a dead subgate's group goes")
+        self.assertTrue(os.path.isdir(group), "a live one's stays")
+        self.sg.stop()
+        self.assertFalse(os.path.exists(group), "removed at exit")
 
 
 class FilesAndTasks(LimitsCase):
