@@ -527,9 +527,11 @@ void IsolateRegistry::Impl::checkCpuLocked(Isolate& isolate, const CpuSample& cp
       return;
     }
     if (!isolate.loop_watch.waiting() && hub) {
-      // An input over its bound is not read at all: the ping counts as sent all the same.
-      const uint64_t seq = isolate.loop_watch.pinged(*cpu.loop);
-      hub->sendLine(isolate.id, "{\"op\":\"ping\",\"seq\":" + std::to_string(seq) + "}\n");
+      // Counted as sent only once queued: a ping that cannot reach the harness (no member of the
+      // hub, its input over the bound) must not get a busy but turning isolate killed.
+      const uint64_t seq = isolate.loop_watch.seq() + 1;
+      if (hub->sendLine(isolate.id, "{\"op\":\"ping\",\"seq\":" + std::to_string(seq) + "}\n"))
+        isolate.loop_watch.pinged(*cpu.loop);
     }
   }
   if (settings.cpu_budget.count() > 0 && cpu.total) {
