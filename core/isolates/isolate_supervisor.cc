@@ -469,7 +469,8 @@ void IsolateRegistry::Impl::armLimits() {
   if (!limits_ev) limits_ev = event_new(supervisor.base(), -1, EV_PERSIST, onLimits, this);
   event_del(limits_ev);
   if (block.count() == 0 && budget.count() == 0) return;
-  // A quarter of the block limit: a blocked loop is caught within 1.25 times it (in CPU time).
+  // A quarter of the block limit: a ping goes out within a tick of a block and the check runs at
+  // ticks, so a blocked loop is caught within 1.5 times the limit (in CPU time).
   // The budget's window is at least 1 s, so 250 ms samples it finely enough.
   std::chrono::milliseconds tick(250);
   if (block.count() > 0) tick = std::clamp(block / 4, std::chrono::milliseconds(10), tick);
