@@ -38,11 +38,17 @@ TEST(ProcStat, MalformedLinesGiveNothing) {
 }
 
 TEST(ProcStat, ThisProcessHasACpuTime) {
+  // Read in this order, each at least the one before: CPU time only grows, and the process
+  // counts its main thread, its tree the process.
+  auto main_thread = mainThreadsCpuTime(getpid());
+  ASSERT_TRUE(main_thread);
   auto own = processCpuTime(getpid());
   ASSERT_TRUE(own);
   auto tree = processTreeCpuTime(getpid());
   ASSERT_TRUE(tree);
+  EXPECT_GE(*own, *main_thread);
   EXPECT_GE(*tree, *own);
+  EXPECT_FALSE(processCpuTime(-1));
 }
 
 // This machine's layout (a container with cgroup v1 hierarchies and an empty v2 one).
