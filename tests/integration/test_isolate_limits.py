@@ -107,6 +107,15 @@ class EventLoopWatchdog(LimitsCase):
         self.assertEqual(self.origin.boots["hog"], 1, "the code stayed cached")
         self.assertIn("killing it", self.sg.output())
 
+    def test_a_busy_loop_that_turns_is_left_alone(self):
+        self.origin.deployments["hog"] = Deployment(code=HOG)
+        self.serve(runtime="cpu_block_limit 1s;")
+        first = self.pid("hog")
+        # 1.8 s of CPU in 300 ms bursts: over the block limit in all, never without a turn.
+        for _ in range(6):
+            self.assertEqual(self.get("hog", path="/burst", headers=TIMEOUT).status, 200)
+        self.assertEqual(self.pid("hog"), first)
+
     def test_off_leaves_the_loop_alone(self):
         self.origin.deployments["hog"] = Deployment(code=HOG)
         self.serve(runtime="cpu_block_limit off;")
