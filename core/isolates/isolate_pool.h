@@ -323,7 +323,7 @@ struct IsolateRegistry::Impl {
 
   // What a process is started with: its rlimits and the cgroup it joins (made here).
   bool limitsFor(Isolate& isolate, const RuntimeSettings& settings, SpawnOptions& options,
-                 std::string& error);
+                 std::string& error) const;
   // (Re)arms the limits tick for the settings in force, or stops it when both CPU rules are off.
   void armLimits();
   static void onLimits(evutil_socket_t, short, void* arg);
@@ -342,7 +342,7 @@ struct IsolateRegistry::Impl {
   // waiters get TIME_LIMIT with `why` (through exited() and failureOf()).
   void killForTimeLocked(Isolate& isolate, const std::string& why);
   // Whether the kernel killed `isolate` in its memory cgroup; marks it (memory_limit) if so.
-  bool cgroupOomLocked(Isolate& isolate);
+  bool cgroupOomLocked(Isolate& isolate) const;
 };
 
 }  // namespace subgate

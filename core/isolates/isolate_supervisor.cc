@@ -447,7 +447,7 @@ void IsolateRegistry::Impl::onSweep(evutil_socket_t, short, void* arg) {
 // ---- CPU and memory limits
 
 bool IsolateRegistry::Impl::limitsFor(Isolate& isolate, const RuntimeSettings& s,
-                                      SpawnOptions& options, std::string& error) {
+                                      SpawnOptions& options, std::string& error) const {
   // Above our own hard limit only a privileged subgate could set it: take what we have.
   rlimit files{};
   getrlimit(RLIMIT_NOFILE, &files);
@@ -531,7 +531,7 @@ void IsolateRegistry::Impl::checkCpuLocked(Isolate& isolate, const CpuSample& cp
       // Counted as sent only once queued: a ping that cannot reach the harness (no member of the
       // hub, its input over the bound) must not get a busy but turning isolate killed.
       const uint64_t seq = isolate.loop_watch.seq() + 1;
-      if (hub->sendLine(isolate.id, "{\"op\":\"ping\",\"seq\":" + std::to_string(seq) + "}\n"))
+      if (hub->sendLine(isolate.id, R"({"op":"ping","seq":)" + std::to_string(seq) + "}\n"))
         isolate.loop_watch.pinged(*cpu.loop);
     }
   }
@@ -557,7 +557,7 @@ void IsolateRegistry::Impl::killForTimeLocked(Isolate& isolate, const std::strin
   if (isolate.process.pid > 0) kill(isolate.process.pid, SIGKILL);
 }
 
-bool IsolateRegistry::Impl::cgroupOomLocked(Isolate& isolate) {
+bool IsolateRegistry::Impl::cgroupOomLocked(Isolate& isolate) const {
   if (isolate.memory_limit) return true;
   if (isolate.cgroup.empty() || cgroups.oomKills(isolate.cgroup) == 0) return false;
   isolate.memory_limit = true;

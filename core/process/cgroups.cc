@@ -66,27 +66,32 @@ std::string enableV2(const std::string& own, const std::string& group, const cha
   if (!listed(trimmed(readFile(own + "/cgroup.subtree_control")), controller, ' ') &&
       !writeFile(own + "/cgroup.subtree_control", on))
     return "";
-  const std::string folder = own + "/" + group;
+  std::string folder = own + "/" + group;
   if (!makeFolder(folder) || !writeFile(folder + "/cgroup.subtree_control", on)) return "";
   return folder;
 }
 
 // Removes the folders in `own` that `orphan` names, with their children (cgroup folders hold
 // only their control files, which rmdir takes along; a child with tasks left stays).
+// Iterates with error codes: another process may remove folders meanwhile, and a range-for's
+// increment would throw.
 void removeOrphans(const std::string& own, const std::function<bool(std::string_view)>& orphan) {
+  using std::filesystem::directory_iterator;
   std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator(own, ec)) {
-    if (!entry.is_directory(ec) || !orphan(entry.path().filename().string())) continue;
-    for (const auto& child : std::filesystem::directory_iterator(entry.path(), ec))
-      if (child.is_directory(ec)) rmdir(child.path().c_str());
-    rmdir(entry.path().c_str());
+  for (directory_iterator it(own, ec); !ec && it != directory_iterator(); it.increment(ec)) {
+    if (!orphan(it->path().filename().string())) continue;
+    std::error_code child_ec;
+    for (directory_iterator child(it->path(), child_ec); !child_ec && child != directory_iterator();
+         child.increment(child_ec))
+      rmdir(child->path().c_str());  // fails on control files, which go with their folder
+    rmdir(it->path().c_str());
   }
 }
 
 // The group folder for a v1 controller: made in this process's cgroup of that hierarchy.
 std::string openV1(const std::string& own, const std::string& group, const char* probe) {
   if (own.empty()) return "";
-  const std::string folder = own + "/" + group;
+  std::string folder = own + "/" + group;
   if (!makeFolder(folder) || !exists(folder + "/" + probe)) return "";
   return folder;
 }

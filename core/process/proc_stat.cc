@@ -55,9 +55,12 @@ std::optional<std::chrono::nanoseconds> treeCpuTime(pid_t pid, bool main_thread,
   auto total =
       statCpuTime(main_thread ? proc + "/task/" + std::to_string(pid) + "/stat" : proc + "/stat");
   if (!total || depth == 0) return total;
+  // Error codes, not exceptions: threads come and go while their folder is read.
+  using std::filesystem::directory_iterator;
   std::error_code ec;
-  for (const auto& task : std::filesystem::directory_iterator(proc + "/task", ec)) {
-    std::ifstream children(task.path() / "children");
+  for (directory_iterator task(proc + "/task", ec); !ec && task != directory_iterator();
+       task.increment(ec)) {
+    std::ifstream children(task->path() / "children");
     for (pid_t child; children >> child;)
       *total += treeCpuTime(child, main_thread, depth - 1).value_or(std::chrono::nanoseconds(0));
   }

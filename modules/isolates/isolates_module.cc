@@ -107,7 +107,7 @@ bool cpuLimit(const config::Node& node, CompileContext& ctx, RuntimeSettings& s)
   auto budget = config::parseDuration(node.args[0]);
   auto window = config::parseDuration(node.args[2]);
   if (!budget || budget->count() <= 0)
-    return ctx.fail(node, "invalid duration \"" + node.args[0] + "\" in \"cpu_limit\" directive");
+    return ctx.fail(node, "invalid duration \"" + node.args[0] + R"(" in "cpu_limit" directive)");
   if (!window || *window < std::chrono::seconds(1))
     return ctx.fail(node, "the cpu_limit window must be a duration of at least 1s");
   s.cpu_budget = *budget;
