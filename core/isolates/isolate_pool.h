@@ -229,7 +229,9 @@ struct IsolateRegistry::Impl {
   std::unique_ptr<IsolateLease> leaseLocked(const std::shared_ptr<Isolate>& isolate,
                                             const std::string& identity);
   void grantLocked(const std::shared_ptr<Isolate>& isolate, Waiter& waiter);
-  void failLocked(Waiter& waiter, ErrorKind kind, const std::string& message);
+  // Answers `waiter` with `kind` and clientMessage(detail): the one way a failure reaches a
+  // waiting request.
+  void failLocked(Waiter& waiter, ErrorKind kind, const std::string& detail);
   // A ready isolate of `d` for this request with room under `limit`: the one its identity was
   // last sent to, else the least utilized.
   std::shared_ptr<Isolate> findRoomLocked(Deployment& d, const std::string& instance_id,

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "core/error/error_kind.h"
+#include "core/isolates/client_message.h"
 #include "core/isolates/isolate_pool.h"
 #include "core/isolates/runtime_launch.h"
 #include "core/log/log.h"
@@ -128,8 +129,11 @@ void IsolateRegistry::Impl::grantLocked(const std::shared_ptr<Isolate>& isolate,
   });
 }
 
-void IsolateRegistry::Impl::failLocked(Waiter& waiter, ErrorKind kind, const std::string& message) {
+// Every failure a waiter gets leaves here: the client reads clientMessage()'s copy (no host
+// path, printable, bounded); whoever failed it logged the full detail.
+void IsolateRegistry::Impl::failLocked(Waiter& waiter, ErrorKind kind, const std::string& detail) {
   waiting.erase(waiter.ticket);
+  std::string message = clientMessage(detail, settings.dir);
   waiter.worker->post([callback = std::move(waiter.callback), kind, message]() mutable {
     IsolateGrant grant;
     grant.error = kind;
@@ -473,7 +477,8 @@ IsolateRegistry::Placement IsolateRegistry::acquire(const IsolateRequest& reques
   auto loops = [&](const Deployment& d) {
     if (request.loop_tag.empty() || request.loop_tag != d.loop_tag) return false;
     grant.error = ErrorKind::kLoopDetected;
-    grant.message = "deployment \"" + d.deployment_id + "\" sent a request to itself";
+    grant.message =
+        clientMessage("deployment \"" + d.deployment_id + "\" sent a request to itself", {});
     return true;
   };
   // The warm path: a deployment this worker has seen, a ready shared isolate with room.
@@ -565,6 +570,7 @@ ErrorKind IsolateRegistry::failureOf(const Isolate& isolate, std::string& messag
   message = exited ? "the isolate crashed while serving the request"
                    : "the connection to the isolate broke while serving the request";
   if (exited && !isolate.failure.empty()) message += " (" + isolate.failure + ")";
+  message = clientMessage(message, m.settings.dir);  // exited() logged the full detail
   return ErrorKind::kDeploymentFailed;
 }
 

@@ -9,6 +9,8 @@
 // requests per isolate); when all are full they wait for an isolate being started that still
 // has room, or start a new one (up to max_isolates_per_deployment, and max_isolates in all,
 // evicting the least recently used idle isolate of any deployment), or queue for a free slot.
+// Failure messages reach clients through clientMessage() (client_message.h): no host path,
+// printable, bounded.
 // A deployment's code is fetched once (single flight) and cached (bounded: boot_cache).
 //
 // Threading: acquire(), cancel(), release (through ~IsolateLease) and failureOf() are called

@@ -282,7 +282,10 @@ void IsolateRegistry::Impl::lineLocked(Isolate& isolate, std::string_view line, 
     } else if (report == "ready") {
       readyLocked(isolate);
     } else if (report.starts_with("failed ")) {
+      // The full detail, for the operator; clients get clientMessage()'s copy (failLocked).
       isolate.failure = std::string(report.substr(7));
+      LOG_WARN("isolate %s: failed to load the deployment: %s", isolate.tag().c_str(),
+               isolate.failure.c_str());
     }
     return;
   }

@@ -415,6 +415,31 @@ class UserCode(IngressCase):
         r = self.get("serves-nothing")
         self.assertEqual((r.status, r.error()["code"]), (502, "DEPLOYMENT_FAILED"))
 
+    def test_load_errors_name_no_host_path_and_are_printable_and_bounded(self):
+        # A syntax error makes Deno quote the module's URL (the isolate's folder on the host) and
+        # the offending source line, bytes and all; a long throw makes a long message.
+        self.origin.deployments["garbage"] = Deployment(
+            code='const s = "\x01\x02\x1b[31m\u00e9\u2603"; @@@ not javascript;\n')
+        self.origin.deployments["long"] = Deployment(
+            code='throw new Error("broken \\x07\\u00ff " + "x".repeat(2000));')
+        self.serve()
+        for name in ("garbage", "long"):
+            r = self.get(name)
+            self.assertEqual((r.status, r.error()["code"]), (502, "DEPLOYMENT_FAILED"), name)
+            message = r.error()["message"]
+            self.assertTrue(message, name)
+            for text in (r.header("x-deno-error"), r.body.decode()):
+                self.assertNotIn("/tmp", text, name)
+                self.assertNotIn("iso-", text, name)
+                self.assertNotIn("file://", text, name)
+                self.assertTrue(all(0x20 <= ord(c) < 0x7f for c in text.rstrip("\n")), (name, text))
+            self.assertLessEqual(len(message), 200, name)
+        self.assertIn("main.ts", self.get("garbage").error()["message"], "the deployment's own file")
+        self.assertTrue(self.get("long").error()["message"].endswith("..."))
+        # The operator's log keeps the whole story.
+        self.assertRegex(self.sg.output(), r"failed to load the deployment: .*file:///tmp/subgate-\w+/iso-\d+/code/main\.ts")
+        self.assertIn("x" * 400, self.sg.output())
+
     def test_boot_timeout(self):
         self.origin.deployments["hangs"] = Deployment(code="await new Promise(() => {});")
         self.serve(runtime="boot_timeout 1s;")
