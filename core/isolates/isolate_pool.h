@@ -239,8 +239,16 @@ struct IsolateRegistry::Impl {
   // An isolate of `d` being started that can take one more waiter.
   std::shared_ptr<Isolate> findStartingLocked(Deployment& d, const std::string& instance_id,
                                               uint32_t limit);
-  // The least recently used idle isolate of any deployment.
-  std::shared_ptr<Isolate> evictionVictimLocked();
+  // Ready, with no request in progress and none waiting: may be stopped for room.
+  static bool idleLocked(const Isolate& isolate);
+  // The idle isolate to stop so that `asking` may start one more under max_isolates, taken from
+  // the deployments over their fair share first (fair_eviction.h); null when none may go.
+  std::shared_ptr<Isolate> evictionVictimLocked(const Deployment& asking);
+  // Room for one more dedicated (instance id) isolate of `d` under
+  // max_instances_per_deployment: true when it holds fewer, or once its least recently used idle
+  // instances were stopped; false when they are all busy (the request gets CAPACITY_EXCEEDED).
+  bool instanceRoomLocked(Deployment& d);
+  std::string instanceCapMessageLocked() const;
   std::shared_ptr<Isolate> startNewLocked(Deployment& d, const std::string& instance_id);
   // Takes an idle isolate out of placement before it is stopped: false (and the isolate stays)
   // when a lock-free acquire leased it meanwhile.
@@ -250,7 +258,8 @@ struct IsolateRegistry::Impl {
   // Queues `waiter` for room, then looks again (the handshake with lock-free releases).
   void enqueueLocked(Deployment& d, Waiter waiter, bool front = false);
 
-  enum class Placed { kGranted, kAttached, kNoRoom };
+  // kNoRoom: queue it; kOverInstanceCap: refuse it (instanceRoomLocked).
+  enum class Placed { kGranted, kAttached, kNoRoom, kOverInstanceCap };
   Placed placeLocked(Deployment& d, Waiter& waiter);
   void serveQueueLocked(Deployment& d);
   void pumpQueuesLocked();

@@ -22,6 +22,7 @@
 
 #include "core/error/error_kind.h"
 #include "core/isolates/client_message.h"
+#include "core/isolates/fair_eviction.h"
 #include "core/isolates/isolate_pool.h"
 #include "core/isolates/runtime_launch.h"
 #include "core/log/log.h"
@@ -184,19 +185,47 @@ std::shared_ptr<Isolate> IsolateRegistry::Impl::findStartingLocked(Deployment& d
   return nullptr;
 }
 
-std::shared_ptr<Isolate> IsolateRegistry::Impl::evictionVictimLocked() {
-  std::shared_ptr<Isolate> victim;
+bool IsolateRegistry::Impl::idleLocked(const Isolate& isolate) {
+  return isolate.state == Isolate::State::kReady && isolate.active == 0 && isolate.waiters.empty();
+}
+
+std::shared_ptr<Isolate> IsolateRegistry::Impl::evictionVictimLocked(const Deployment& asking) {
+  std::vector<size_t> held;  // per deployment, in the map's order
+  std::vector<EvictionCandidate> idle;
+  std::vector<std::shared_ptr<Isolate>> idle_isolates;  // parallel to `idle`
+  size_t asking_index = held.max_size();
   for (const auto& [key, d] : deployments) {
+    const size_t owner = held.size();
+    if (d.get() == &asking) asking_index = owner;
+    held.push_back(d->shared.size() + d->instances.size());
     auto consider = [&](const std::shared_ptr<Isolate>& isolate) {
-      if (isolate->state != Isolate::State::kReady || isolate->active > 0 ||
-          !isolate->waiters.empty())
-        return;
-      if (!victim || isolate->last_used.load() < victim->last_used.load()) victim = isolate;
+      if (!idleLocked(*isolate)) return;
+      idle.push_back({owner, isolate->last_used.load()});
+      idle_isolates.push_back(isolate);
     };
     for (const auto& isolate : d->shared) consider(isolate);
     for (const auto& [id, isolate] : d->instances) consider(isolate);
   }
-  return victim;
+  const size_t victim = fairEvictionVictim(held, asking_index, settings.max_isolates, idle);
+  return victim == kNoVictim ? nullptr : idle_isolates[victim];
+}
+
+bool IsolateRegistry::Impl::instanceRoomLocked(Deployment& d) {
+  // A loop: a reload may have lowered the cap below what the deployment holds.
+  while (d.instances.size() >= settings.max_instances_per_deployment) {
+    std::shared_ptr<Isolate> oldest;
+    for (const auto& [id, isolate] : d.instances)
+      if (idleLocked(*isolate) && (!oldest || isolate->last_used.load() < oldest->last_used.load()))
+        oldest = isolate;
+    if (!oldest || !closeIdleLocked(*oldest)) return false;
+    ++counters.evicted_lru;
+    LOG_INFO(
+        "isolate %s: stopped (its deployment's least recently used instance) to make room "
+        "under max_instances_per_deployment",
+        oldest->tag().c_str());
+    stopLocked(oldest);
+  }
+  return true;
 }
 
 std::shared_ptr<Isolate> IsolateRegistry::Impl::startNewLocked(Deployment& d,
@@ -204,7 +233,7 @@ std::shared_ptr<Isolate> IsolateRegistry::Impl::startNewLocked(Deployment& d,
   if (instance_id.empty() && d.shared.size() >= settings.max_isolates_per_deployment)
     return nullptr;
   if (live >= settings.max_isolates) {
-    auto victim = evictionVictimLocked();
+    auto victim = evictionVictimLocked(d);
     if (!victim || !closeIdleLocked(*victim)) return nullptr;
     ++counters.evicted_lru;
     LOG_INFO("isolate %s: evicted (least recently used) to make room", victim->tag().c_str());
@@ -240,6 +269,8 @@ IsolateRegistry::Impl::Placed IsolateRegistry::Impl::placeLocked(Deployment& d, 
     return Placed::kGranted;
   }
   auto isolate = findStartingLocked(d, waiter.instance_id, waiter.limit);
+  if (!isolate && !waiter.instance_id.empty() && !instanceRoomLocked(d))
+    return Placed::kOverInstanceCap;
   if (!isolate) isolate = startNewLocked(d, waiter.instance_id);
   if (!isolate) return Placed::kNoRoom;
   isolate->waiters.push_back(std::move(waiter));
@@ -248,10 +279,18 @@ IsolateRegistry::Impl::Placed IsolateRegistry::Impl::placeLocked(Deployment& d, 
 
 void IsolateRegistry::Impl::serveQueueLocked(Deployment& d) {
   while (!d.queue.empty()) {
-    if (placeLocked(d, d.queue.front()) == Placed::kNoRoom) return;
+    const Placed placed = placeLocked(d, d.queue.front());
+    if (placed == Placed::kNoRoom) return;
+    if (placed == Placed::kOverInstanceCap)
+      failLocked(d.queue.front(), ErrorKind::kCapacityExceeded, instanceCapMessageLocked());
     d.queue.pop_front();
     --queued;
   }
+}
+
+std::string IsolateRegistry::Impl::instanceCapMessageLocked() const {
+  return "every dedicated isolate this deployment may have (max_instances_per_deployment " +
+         std::to_string(settings.max_instances_per_deployment) + ") is busy";
 }
 
 void IsolateRegistry::Impl::pumpQueuesLocked() {
@@ -516,9 +555,20 @@ IsolateRegistry::Placement IsolateRegistry::acquire(const IsolateRequest& reques
   waiter.identity = std::move(identity);
   m.waiting[waiter.ticket] = &d;
   placed.waiting = true;
-  if (m.placeLocked(d, waiter) == Impl::Placed::kNoRoom) {
-    placed.queued = true;
-    m.enqueueLocked(d, std::move(waiter));
+  switch (m.placeLocked(d, waiter)) {
+    case Impl::Placed::kNoRoom:
+      placed.queued = true;
+      m.enqueueLocked(d, std::move(waiter));
+      break;
+    case Impl::Placed::kOverInstanceCap:
+      // At once, not after queue_timeout: an instance id names one isolate, and the
+      // deployment's others are all busy.
+      m.waiting.erase(waiter.ticket);
+      placed.waiting = false;
+      grant.error = ErrorKind::kCapacityExceeded;
+      grant.message = m.instanceCapMessageLocked();
+      break;
+    default: break;
   }
   return placed;
 }

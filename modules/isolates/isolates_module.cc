@@ -48,6 +48,7 @@ constexpr DirectiveSpec kDirectives[] = {
     {"memory_limit", kRuntimeContext},
     {"max_isolates", kRuntimeContext},
     {"max_isolates_per_deployment", kRuntimeContext},
+    {"max_instances_per_deployment", kRuntimeContext},
     {"boot_cache", kRuntimeContext},
     {"sticky_ttl", kRuntimeContext},
     {"sticky_max", kRuntimeContext},
@@ -106,6 +107,9 @@ bool compileRuntime(const config::Node& block, CompileContext& ctx, RuntimeSetti
     } else if (name == "max_isolates_per_deployment") {
       ok = ctx.countArg(node, 1, 100000, n);
       s.max_isolates_per_deployment = static_cast<uint32_t>(n);
+    } else if (name == "max_instances_per_deployment") {
+      ok = ctx.countArg(node, 1, 100000, n);
+      s.max_instances_per_deployment = static_cast<uint32_t>(n);
     } else if (name == "boot_cache") {
       ok = ctx.countArg(node, 1, 1000000, n);
       s.boot_cache = n;

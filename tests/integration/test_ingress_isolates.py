@@ -540,6 +540,76 @@ class IsolateFailures(IngressCase):
         self.assertEqual(r.body, b"inner reached")
 
 
+# Answers which isolate it is; /hold keeps the request (and so the isolate busy) a while.
+WHO_CODE = """
+const me = crypto.randomUUID();
+Deno.serve(async (req) => {
+  if (new URL(req.url).pathname === "/hold") await new Promise(r => setTimeout(r, 4000));
+  return new Response(me);
+});
+"""
+
+
+class FairCaps(IngressCase):
+    """Instance ids are the client's to choose: capped per deployment, and eviction under
+    max_isolates takes from the deployments over their fair share first."""
+
+    def instance(self, deployment, instance_id, path="/"):
+        return self.get(deployment, path=path, headers={"x-deno-isolate-instance-id": instance_id})
+
+    def isolates_of(self, deployment):
+        for d in self.pool()["deployments"]:
+            if d["deployment_id"] == deployment:
+                return d["isolates"]
+        return []
+
+    def test_a_tenant_cycling_instance_ids_never_stops_another_tenants_warm_isolate(self):
+        for name in ("tenant-a", "tenant-b"):
+            self.origin.deployments[name] = Deployment(code=WHO_CODE)
+        self.serve(runtime="max_isolates 3; max_instances_per_deployment 50;")
+        warm = self.get("tenant-a")
+        self.assertEqual(warm.status, 200, warm.body)
+        for i in range(8):
+            r = self.instance("tenant-b", f"cycle-{i}")
+            self.assertEqual(r.status, 200, r.body)
+        # A's isolate, the least recently used of all after B's first two, is the same one.
+        self.assertEqual(self.get("tenant-a").body, warm.body)
+        self.assertEqual(len(self.isolates_of("tenant-a")), 1)
+        self.assertEqual(sorted(i["instance_id"] for i in self.isolates_of("tenant-b")),
+                         ["cycle-6", "cycle-7"], "B replaced its own instances")
+        self.assertEqual(self.pool()["evicted_lru"], 6)
+
+    def test_instance_ids_past_the_cap_replace_the_deployments_idle_instance_or_get_503(self):
+        self.origin.deployments["cycler"] = Deployment(code=WHO_CODE)
+        self.serve(runtime="max_instances_per_deployment 2;")
+        one = self.instance("cycler", "one").body
+        self.assertEqual(self.instance("cycler", "two").status, 200)
+        # A third id stops the least recently used idle instance, "one".
+        self.assertEqual(self.instance("cycler", "three").status, 200)
+        self.assertEqual(sorted(i["instance_id"] for i in self.isolates_of("cycler")), ["three", "two"])
+        again = self.instance("cycler", "one")  # starts afresh, and stops "two" for it
+        self.assertEqual(again.status, 200, again.body)
+        self.assertNotEqual(again.body, one, "a new isolate")
+        self.assertEqual(self.pool()["evicted_lru"], 2)
+        # Both instances busy: a new id is refused at once.
+        held = []
+        threads = [threading.Thread(target=lambda i=i: held.append(self.instance("cycler", i, "/hold")))
+                   for i in ("one", "three")]
+        for t in threads:
+            t.start()
+        wait_until(lambda: [i["active"] for i in self.isolates_of("cycler")] == [1, 1],
+                   what="both instances busy")
+        start = time.monotonic()
+        r = self.instance("cycler", "four")
+        self.assertEqual((r.status, r.error()["code"]), (503, "CAPACITY_EXCEEDED"))
+        self.assertIn("max_instances_per_deployment 2", r.error()["message"])
+        self.assertLess(time.monotonic() - start, 2, "no queue wait")
+        for t in threads:
+            t.join(15)
+        self.assertEqual([r.status for r in held], [200, 200])
+        self.assertEqual(sorted(i["instance_id"] for i in self.isolates_of("cycler")), ["one", "three"])
+
+
 def process_state(pid):
     try:
         with open(f"/proc/{pid}/stat") as f:

@@ -92,6 +92,9 @@ TEST(IsolatesModule, RefusesBadRuntimeBlocksAndLimits) {
             "<embedded>:1: invalid number \"100\" in \"spare\" directive");
   EXPECT_EQ(configError("server { listen 127.0.0.1:1; location / { isolates; isolate_limit 0; } }"),
             "<embedded>:1: invalid number \"0\" in \"isolate_limit\" directive");
+  EXPECT_EQ(configError("runtime deno { max_instances_per_deployment 0; }\n"
+                        "server { listen 127.0.0.1:1; location / { isolates; } }"),
+            "<embedded>:1: invalid number \"0\" in \"max_instances_per_deployment\" directive");
   EXPECT_EQ(configError("runtime deno { origin_ca_file /nonexistent/ca.pem; }\n"
                         "server { listen 127.0.0.1:1; location / { isolates; } }"),
             "<embedded>:1: cannot read origin_ca_file \"/nonexistent/ca.pem\"");
