@@ -177,10 +177,16 @@ bool IsolateRegistry::Impl::assign(Isolate& isolate, const DeploymentCode& code,
   {
     std::lock_guard<std::mutex> lock(mu);
     appendJsonString(line, isolate.deployment ? isolate.deployment->loop_tag : std::string());
-    line += ",\"cluster_timeout_ms\":" + std::to_string(settings.cluster_timeout.count());
+    line += ",\"own_hosts\":[";
+    for (size_t i = 0; i < settings.own_hosts.size(); ++i) {
+      if (i > 0) line += ',';
+      appendJsonString(line, settings.own_hosts[i]);
+    }
+    line += "],\"cluster_timeout_ms\":" + std::to_string(settings.cluster_timeout.count());
   }
   line += "}\n";
-  // A pipe takes 64 KiB at once; the assignment is a few hundred bytes (the code is a file).
+  // A pipe takes 64 KiB at once; the assignment is a few hundred bytes (the code is a file; a
+  // config with thousands of server_names would need more).
   ssize_t n = ::write(isolate.process.stdin_fd, line.data(), line.size());
   if (n != static_cast<ssize_t>(line.size())) {
     error = std::string("cannot hand the code to the runtime: ") +

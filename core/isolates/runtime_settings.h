@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "core/http_client/http_client.h"
 
@@ -30,6 +31,10 @@ struct RuntimeSettings {
   size_t sticky_max = 100000;                       // identifiers remembered per deployment
   std::chrono::milliseconds cluster_timeout{5000};  // longest wait for siblings (cluster_hub.h)
   HttpClientOptions origin;                         // the /boot client
+  // Not a directive: where this subgate listens ("host:port", "*:port" for a wildcard; the
+  // isolates module fills it from the config's listeners and server_names). The harness adds
+  // the loop markers only to requests for these (core/ingress/cdn_loop.h).
+  std::vector<std::string> own_hosts;
 };
 
 }  // namespace subgate

@@ -1,11 +1,15 @@
 #include "modules/isolates/isolates_module.h"
 
 #include <event2/event.h>
+#include <netinet/in.h>
 #include <unistd.h>
 
 #include <charconv>
 #include <cstdlib>
+#include <set>
 
+#include "core/http1/http1_parser.h"
+#include "core/ingress/cdn_loop.h"
 #include "core/ingress/instance_id.h"
 #include "core/isolates/isolate_registry.h"
 #include "core/log/log.h"
@@ -26,6 +30,7 @@ struct RuntimeMain {
 struct IsolatesConf final : ModuleConf {
   const Module* module = nullptr;  // whose request slot holds IsolatesRequestState
   uint32_t limit = 50;
+  uint32_t loop_limit = 8;  // isolate_loop_limit: isolate hops a request may have made
   ProxyOptions options;
 };
 
@@ -60,6 +65,7 @@ constexpr DirectiveSpec kDirectives[] = {
     {"isolates", kServerContext | kLocationContext, 0, 0, false, false, true},
     {"isolate_limit", kScopes},
     {"isolate_read_timeout", kScopes},
+    {"isolate_loop_limit", kScopes},
 };
 
 // The Deno executable when the config does not name one: $SUBGATE_DENO, then the one
@@ -135,6 +141,36 @@ bool compileRuntime(const config::Node& block, CompileContext& ctx, RuntimeSetti
     if (!ok) return false;
   }
   return true;
+}
+
+// Where this subgate can be reached, as the harness compares the targets of user code's fetches
+// ("host:port", the host lower-cased, IPv6 in brackets; "*:port" for a wildcard listener, which
+// the harness matches with any IP literal or localhost): the TCP listeners' addresses, localhost
+// for loopback ones, and the server_names of their servers. Only requests to these carry the
+// loop markers (x-subgate-loop, CDN-Loop): other hosts never see them.
+std::vector<std::string> ownHosts(const RuntimeConfig& config) {
+  std::set<std::string> hosts;
+  for (const ListenConf& listen : config.listens) {
+    const SocketAddress& address = listen.address;
+    if (address.family() != AF_INET && address.family() != AF_INET6) continue;
+    const size_t colon = address.text.rfind(':');
+    const std::string host = address.text.substr(0, colon);
+    const std::string port = address.text.substr(colon + 1);
+    const bool wildcard = host == "0.0.0.0" || host == "[::]";
+    hosts.insert(wildcard ? "*:" + port : address.text);
+    if (host.starts_with("127.") || host == "[::1]") hosts.insert("localhost:" + port);
+    for (const ServerConf* server : listen.servers)
+      for (const std::string& name : server->names) hosts.insert(name + ":" + port);
+  }
+  return {hosts.begin(), hosts.end()};
+}
+
+// The request's CDN-Loop entries (every field of that name).
+CdnLoop requestCdnLoop(const Request& req) {
+  std::vector<std::string_view> values;
+  for (const http1::HeaderField& field : req.head().headers)
+    if (http1::iequals(field.name, "cdn-loop")) values.push_back(field.value);
+  return parseCdnLoop(values);
 }
 
 // Proxies to the one isolate the request holds a lease on; no second try elsewhere.
@@ -298,13 +334,20 @@ std::shared_ptr<const ModuleConf> IsolatesModule::compileLocation(const Scope& s
   if (const config::Node* node = scope.find("isolate_read_timeout")) {
     if (!ctx.durationArg(*node, conf->options.read_timeout, true)) return nullptr;
   }
+  if (const config::Node* node = scope.find("isolate_loop_limit")) {
+    uint64_t n = 0;
+    if (!ctx.countArg(*node, 1, 1000, n)) return nullptr;
+    conf->loop_limit = static_cast<uint32_t>(n);
+  }
   return conf;
 }
 
 bool IsolatesModule::activate(const RuntimeConfig& config, std::string& error) const {
   auto main = config.mainOf<RuntimeMain>(this);
   if (!main || (!main->present && !main->used)) return true;
-  return config.isolates->configure(main->settings, error);
+  RuntimeSettings settings = main->settings;
+  settings.own_hosts = ownHosts(config);
+  return config.isolates->configure(settings, error);
 }
 
 void IsolatesModule::deactivate(const RuntimeConfig& config) const { config.isolates->shutdown(); }
@@ -326,6 +369,18 @@ void IsolatesModule::content(Request& req, const ModuleConf& module_conf) const 
     }
     decision.instance_id = std::move(*instance);
   }
+  // Loops through other deployments: the count of isolate hops the request made (CDN-Loop,
+  // core/ingress/cdn_loop.h), one more on the way in.
+  const CdnLoop loop = requestCdnLoop(req);
+  if (loop.hops >= conf.loop_limit) {
+    req.fail(ErrorKind::kLoopDetected,
+             "the request already went through " + std::to_string(loop.hops) +
+                 " isolates of this subgate (isolate_loop_limit " +
+                 std::to_string(conf.loop_limit) + "): a loop between deployments");
+    return;
+  }
+  decision.drop_headers.push_back("cdn-loop");
+  decision.add_headers.emplace_back("cdn-loop", cdnLoopValue(loop, loop.hops + 1));
   req.state<IsolatesRequestState>(*this).prewarm = req.header("x-deno-prewarm") == "1";
   // Internal markers never reach user code. x-subgate-uid names the connection's identifier
   // in the cluster (cluster_hub.h): only subgate may set it, from identify().

@@ -610,6 +610,56 @@ class FairCaps(IngressCase):
         self.assertEqual(sorted(i["instance_id"] for i in self.isolates_of("cycler")), ["one", "three"])
 
 
+class Loops(IngressCase):
+    """Requests isolates send to subgate carry a hop count in CDN-Loop (RFC 8586) and the
+    deployment's loop tag; requests to other hosts carry neither."""
+
+    def relay_code(self, target):
+        """Forwards each request to deployment `target` through subgate and answers with what
+        came back, after the CDN-Loop it was given."""
+        token = relay_token(target, self.origin.rpc_root)
+        return f"""Deno.serve(async (req) => {{
+            const seen = req.headers.get("cdn-loop");
+            const r = await fetch("http://127.0.0.1:{self.sg.port}/", {{ headers: {{
+                "x-deno-subhost": "{token}", "x-forwarded-host": "{target}.example" }} }});
+            const inner = r.status === 200 ? await r.text() : r.status + " " + r.headers.get("x-deno-error");
+            return new Response(seen + "\\n" + inner);
+        }});"""
+
+    def test_a_loop_through_another_deployment_ends_in_loop_detected(self):
+        self.serve(location="isolate_loop_limit 4;")
+        self.origin.deployments["ping"] = Deployment(code=self.relay_code("pong"))
+        self.origin.deployments["pong"] = Deployment(code=self.relay_code("ping"))
+        r = self.get("ping", headers={"cdn-loop": "cdn.example; v=1"})
+        self.assertEqual(r.status, 200, r.body)
+        lines = r.body.decode().split("\n")
+        # ping, pong, ping, pong: each saw one hop more; the fifth entry was refused.
+        self.assertEqual(lines[:4], [
+            "cdn.example; v=1, subgate; hops=1", "subgate; hops=2", "subgate; hops=3", "subgate; hops=4"])
+        self.assertTrue(lines[4].startswith("508 "), lines)
+        error = json.loads(lines[4][4:])
+        self.assertEqual(error["code"], "LOOP_DETECTED")
+        self.assertIn("isolate_loop_limit 4", error["message"])
+        # A count a client sends is honoured too (it can only refuse its own request).
+        r = self.get("ping", headers={"cdn-loop": "subgate; hops=4"})
+        self.assertEqual((r.status, r.error()["code"]), (508, "LOOP_DETECTED"))
+
+    def test_other_hosts_get_no_marker(self):
+        third_party = self.start_backend(host="127.0.0.2")
+        self.serve()
+        code = f"""Deno.serve(async (req) => {{
+            const r = await fetch("http://127.0.0.2:{third_party.port}/headers", {{ headers: {{ "x-mine": "1" }} }});
+            return new Response(await r.text());
+        }});"""
+        self.origin.deployments["caller"] = Deployment(code=code)
+        r = self.get("caller", headers={"cdn-loop": "cdn.example"})
+        self.assertEqual(r.status, 200, r.body)
+        received = {name.lower(): value for name, value in json.loads(r.body)}
+        self.assertEqual(received.get("x-mine"), "1")
+        self.assertNotIn("x-subgate-loop", received)
+        self.assertNotIn("cdn-loop", received)
+
+
 def process_state(pid):
     try:
         with open(f"/proc/{pid}/stat") as f:
