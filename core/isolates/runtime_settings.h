@@ -8,6 +8,7 @@
 #include <string>
 
 #include "core/http_client/http_client.h"
+#include "core/isolates/sandbox.h"
 
 namespace subgate {
 
@@ -27,6 +28,7 @@ struct RuntimeSettings {
   size_t sticky_max = 100000;                       // identifiers remembered per deployment
   std::chrono::milliseconds cluster_timeout{5000};  // longest wait for siblings (cluster_hub.h)
   HttpClientOptions origin;                         // the /boot client
+  SandboxSettings sandbox;                          // sandbox.h
 };
 
 }  // namespace subgate
