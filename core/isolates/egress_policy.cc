@@ -60,7 +60,10 @@ std::string formatIpv4Cidr(const Ipv4Cidr& cidr) {
   char text[INET_ADDRSTRLEN];
   inet_ntop(AF_INET, &addr, text, sizeof text);
   std::string out = text;
-  if (cidr.prefix != 32) out += "/" + std::to_string(cidr.prefix);
+  if (cidr.prefix != 32) {
+    out += '/';
+    out += std::to_string(cidr.prefix);
+  }
   return out;
 }
 
@@ -95,16 +98,18 @@ std::vector<Ipv4Cidr> defaultDeniedIpv4() {
 
 bool parseEgressEntry(std::string_view text, Ipv4Cidr& out, std::string& error) {
   if (parseIpv4Cidr(text, out)) return true;
-  if (text.find(':') != std::string_view::npos && text.find('.') != std::string_view::npos &&
-      text.find('[') == std::string_view::npos) {
-    error = "\"" + std::string(text) +
-            "\": give an address or CIDR without a port (Deno's permissions cannot open one port "
-            "of a denied address)";
-  } else if (text.find(':') != std::string_view::npos) {
-    error = "\"" + std::string(text) +
-            "\": IPv6 egress is refused by the sandbox (isolates reach the network over IPv4)";
+  const bool colon = text.find(':') != std::string_view::npos;
+  const bool ipv4_with_port =
+      colon && text.find('.') != std::string_view::npos && text.find('[') == std::string_view::npos;
+  error.assign(1, '"').append(text).append("\"");
+  if (ipv4_with_port) {
+    error +=
+        ": give an address or CIDR without a port (Deno's permissions cannot open one port "
+        "of a denied address)";
+  } else if (colon) {
+    error += ": IPv6 egress is refused by the sandbox (isolates reach the network over IPv4)";
   } else {
-    error = "\"" + std::string(text) + "\" is not an IPv4 address or CIDR (a.b.c.d or a.b.c.d/n)";
+    error += " is not an IPv4 address or CIDR (a.b.c.d or a.b.c.d/n)";
   }
   return false;
 }

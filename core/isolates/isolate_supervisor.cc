@@ -312,9 +312,11 @@ void IsolateRegistry::Impl::egressDeniedLocked(Isolate& isolate, std::string_vie
   }
   isolate.denied_logged = now;
   const uint64_t more = std::exchange(isolate.denied_unlogged, 0);
-  LOG_WARN("isolate %s: egress to %.*s refused by the egress policy%s", isolate.tag().c_str(),
-           static_cast<int>(target.size()), target.data(),
-           more ? (" (and " + std::to_string(more) + " more since the last line)").c_str() : "");
+  LOG_WARN(
+      "isolate %s: egress to %.*s refused by the egress policy (%llu more since the last "
+      "line)",
+      isolate.tag().c_str(), static_cast<int>(target.size()), target.data(),
+      static_cast<unsigned long long>(more));
 }
 
 void IsolateRegistry::Impl::readyLocked(Isolate& isolate) {

@@ -16,8 +16,8 @@ std::vector<std::string> runtimeArgv(const RuntimeLaunch& launch, const std::str
   const RuntimeSettings& settings = launch.settings;
   std::vector<std::string> argv;
   if (launch.sandbox->enabled) argv = sandboxArgv(*launch.sandbox, dir);
-  argv.insert(argv.end(),
-              {settings.deno_path, "run", "--quiet", "--no-prompt", "--no-config", "--no-lock"});
+  argv.insert(argv.end(), {launch.sandbox->enabled ? launch.sandbox->deno : settings.deno_path,
+                           "run", "--quiet", "--no-prompt", "--no-config", "--no-lock"});
   argv.push_back("--allow-read=" + dir + "/code," + dir + "/sock");
   argv.push_back("--allow-write=" + dir + "/sock");
   argv.push_back("--allow-env");

@@ -79,10 +79,25 @@ bool runProbe(const std::vector<std::string>& argv, const PreparedConfinement& c
   if (!exited) kill(child.pid, SIGKILL);
   waitpid(child.pid, &status, 0);
   closeChildFds(child);
-  if (!exited)
-    output = "the sandbox did not start within " + std::to_string(kProbeTimeout.count()) + " s. " +
-             output;
+  if (!exited) {
+    std::string late = "the sandbox did not start within ";
+    late.append(std::to_string(kProbeTimeout.count())).append(" s. ");
+    output.insert(0, late);
+  }
   return exited && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+// Whether a user other than the owner and group can reach and read `path` (every folder above it
+// searchable by others): the isolates' users are such users.
+bool openToOthers(const std::string& path) {
+  std::filesystem::path current = std::filesystem::absolute(path);
+  struct stat st;
+  if (stat(current.c_str(), &st) != 0 || (st.st_mode & S_IROTH) == 0) return false;
+  for (current = current.parent_path(); !current.empty(); current = current.parent_path()) {
+    if (stat(current.c_str(), &st) != 0 || (st.st_mode & S_IXOTH) == 0) return false;
+    if (current == current.root_path()) break;
+  }
+  return true;
 }
 
 std::string lastLines(std::string text, size_t limit) {
@@ -157,8 +172,8 @@ bool planSandbox(const SandboxSettings& settings, const std::string& deno_path,
     out = std::move(plan);
     return true;
   }
-  plan->bwrap = findProgram("bwrap");
-  if (plan->bwrap.empty()) {
+  plan->bwrap = settings.bwrap.empty() ? findProgram("bwrap") : settings.bwrap;
+  if (plan->bwrap.empty() || access(plan->bwrap.c_str(), X_OK) != 0) {
     error =
         "the isolate sandbox needs bubblewrap (bwrap), which is not installed: install it "
         "(apt-get install bubblewrap, or scripts/setup.sh runtime), or write `sandbox off;` in "
@@ -168,7 +183,25 @@ bool planSandbox(const SandboxSettings& settings, const std::string& deno_path,
   plan->change_user = geteuid() == 0;
   plan->uid_base = settings.uid_base;
   plan->uid_count = std::max<uint32_t>(settings.uid_count, 1);
-  plan->visible.push_back(deno_path);
+  plan->deno = deno_path;
+  if (plan->change_user && !openToOthers(deno_path)) {
+    // A checkout under /root, say: the isolates' users could not start it.
+    // Written beside and renamed over: a reload must not write into a binary isolates run.
+    const std::string copy = std::filesystem::path(probe_dir).parent_path() / "deno";
+    const std::string fresh = copy + ".new";
+    std::error_code copy_error;
+    std::filesystem::copy_file(deno_path, fresh, std::filesystem::copy_options::overwrite_existing,
+                               copy_error);
+    if (!copy_error && chmod(fresh.c_str(), 0755) == 0)
+      std::filesystem::rename(fresh, copy, copy_error);
+    if (copy_error) {
+      error = "cannot copy the Deno binary to " + copy +
+              " for the isolates' users: " + copy_error.message();
+      return false;
+    }
+    plan->deno = copy;
+  }
+  plan->visible.push_back(plan->deno);
   std::vector<std::string> libraries = librariesOf(deno_path);
   if (libraries.empty()) {
     for (const char* dir : {"/lib", "/lib64", "/usr/lib", "/usr/lib64"}) {
@@ -191,15 +224,16 @@ bool planSandbox(const SandboxSettings& settings, const std::string& deno_path,
   bool ok = !ec && handDirToIsolate(*plan, probe_id, probe_dir, output);
   if (ok) {
     std::vector<std::string> argv = sandboxArgv(*plan, probe_dir);
-    argv.insert(argv.end(), {deno_path, "--version"});
+    argv.insert(argv.end(), {plan->deno, "--version"});
     ok = runProbe(argv, isolateConfinement(*plan, probe_id), output);
   }
   std::filesystem::remove_all(probe_dir, ec);
   if (!ok) {
+    const std::string tail = lastLines(output, 400);
     error =
         "the isolate sandbox cannot start here (bubblewrap needs user namespaces, and the "
         "isolate's user must be able to read the Deno binary): " +
-        lastLines(output, 400) +
+        tail +
         ". Fix that, or write `sandbox off;` in the runtime block to run isolates behind "
         "Deno's permissions only";
     return false;

@@ -27,6 +27,7 @@ namespace subgate {
 
 struct SandboxSettings {
   bool enabled = true;         // `sandbox off;` runs isolates with Deno's permissions only
+  std::string bwrap;           // sandbox_bwrap; empty: `bwrap` from PATH
   uint32_t uid_base = 200000;  // when subgate runs as root: isolate N runs as
   uint32_t uid_count = 65536;  //   uid = gid = uid_base + N % uid_count
   EgressRules egress;
@@ -34,7 +35,9 @@ struct SandboxSettings {
 
 struct SandboxPlan {
   bool enabled = false;
-  std::string bwrap;                 // the bubblewrap executable
+  std::string bwrap;  // the bubblewrap executable
+  std::string deno;   // the Deno binary isolates run: a copy they can read where the configured
+                      // one sits in a folder closed to them
   std::vector<std::string> visible;  // files bound read-only at their own path
   std::string deny_net;              // Deno's --deny-net value
   bool change_user = false;          // subgate is root: isolates get their own uid
@@ -44,8 +47,10 @@ struct SandboxPlan {
 };
 
 // Builds the plan for `deno_path` and `harness_path` and, when the sandbox is on, proves it by
-// running `deno --version` inside it in `probe_dir`. False with `error` saying what is missing
-// (bubblewrap, user namespaces) and how to opt out. `notes` gets what the kernel cannot provide.
+// running `deno --version` inside it in `probe_dir` (whose parent is the isolate folder, where a
+// copy of Deno goes when its own folder is closed to the isolates' users). False with `error`
+// saying what is missing (bubblewrap, user namespaces) and how to opt out. `notes` gets what the
+// kernel cannot provide.
 bool planSandbox(const SandboxSettings& settings, const std::string& deno_path,
                  const std::string& harness_path, const std::string& probe_dir,
                  std::shared_ptr<const SandboxPlan>& plan, std::string& error,

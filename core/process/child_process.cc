@@ -34,7 +34,12 @@ void closeIf(int& fd) {
   if (report_fd > 3) syscall(SYS_close_range, 3u, static_cast<unsigned>(report_fd - 1), 0u);
   syscall(SYS_close_range, static_cast<unsigned>(report_fd + 1), ~0u, 0u);
   if (cwd[0] && chdir(cwd) != 0) goto fail;
-  if (confinement && !applyConfinement(*confinement)) goto fail;
+  if (confinement) {
+    if (!applyConfinement(*confinement)) goto fail;
+    // A change of user clears the death signal: set it again, and check the parent once more.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(127);
+  }
   execve(argv[0], argv, envp);
 fail:
   int code = errno;

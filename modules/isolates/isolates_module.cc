@@ -58,6 +58,7 @@ constexpr DirectiveSpec kDirectives[] = {
     {"origin_ca_file", kRuntimeContext},
     {"sandbox", kRuntimeContext},
     {"sandbox_uids", kRuntimeContext, 2, 2},
+    {"sandbox_bwrap", kRuntimeContext},
     {"egress_allow", kRuntimeContext, 1, -1, false, true},
     {"egress_deny", kRuntimeContext, 1, -1, false, true},
     {"isolates", kServerContext | kLocationContext, 0, 0, false, false, true},
@@ -129,6 +130,8 @@ bool compileRuntime(const config::Node& block, CompileContext& ctx, RuntimeSetti
       s.origin.max_response_bytes = n;
     } else if (name == "sandbox") {
       ok = ctx.flagArg(node, s.sandbox.enabled);
+    } else if (name == "sandbox_bwrap") {
+      s.sandbox.bwrap = ctx.resolvePath(node.args[0]);
     } else if (name == "sandbox_uids") {
       uint64_t count = 0;
       ok = ctx.countArg(node, 1, 0xfffffffe, n);

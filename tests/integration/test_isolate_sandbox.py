@@ -246,6 +246,23 @@ class OsSandbox(IngressCase):
         for listing in folders:
             self.assertEqual(len([name for name in listing if name.startswith("iso-")]), 1, listing)
 
+    def test_sandboxed_isolates_die_with_subgate_even_on_kill_9(self):
+        self.origin.deployments["one"] = Deployment(code="Deno.serve(() => new Response('one'));")
+        self.serve(runtime="spare 1;")
+        self.assertEqual(self.get("one").body, b"one")
+        wait_until(lambda: len(isolate_processes(self.sg.proc.pid)) == 2, what="isolate and spare")
+        pids = isolate_processes(self.sg.proc.pid)
+        self.sg.proc.kill()
+        self.sg.proc.wait(5)
+
+        def gone(pid):
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+            except OSError:
+                return True
+        wait_until(lambda: all(gone(pid) for pid in pids), timeout=5, what="deno inside the sandbox to die")
+
     def test_sandbox_off_runs_without_namespaces(self):
         self.origin.deployments["one"] = Deployment(code="Deno.serve(() => new Response('one'));")
         self.serve(runtime="sandbox off;")
@@ -255,19 +272,27 @@ class OsSandbox(IngressCase):
         self.assertEqual(os.readlink(f"/proc/{pids[0]}/ns/mnt"), os.readlink("/proc/self/ns/mnt"))
         self.assertIn("isolate sandbox: off", self.sg.output())
 
-    @unittest.skipUnless(os.geteuid() == 0, "needs root: the isolate's user differs only then")
     def test_refuses_to_start_when_the_sandbox_cannot_run(self):
-        # A Deno binary that the isolates' user cannot reach: the probe fails at load.
+        conf = ("runtime deno {{ sandbox_bwrap {}; }} "
+                "server {{ listen 127.0.0.1:@PORT@; location / {{ isolates; }} }}")
+        missing = run_subgate(conf.format("/nonexistent/bwrap"))
+        self.assertNotEqual(missing.returncode, 0)
+        self.assertIn("needs bubblewrap", missing.stderr)
+        self.assertIn("sandbox off", missing.stderr)
+        failing = run_subgate(conf.format(shutil.which("false")))  # a sandbox that cannot start
+        self.assertNotEqual(failing.returncode, 0)
+        self.assertIn("the isolate sandbox cannot start here", failing.stderr)
+
+    @unittest.skipUnless(os.geteuid() == 0, "needs root: isolates have their own users only then")
+    def test_a_deno_binary_in_a_closed_folder_still_runs(self):
         hidden = tempfile.mkdtemp()
         self.addCleanup(shutil.rmtree, hidden, True)
         os.chmod(hidden, 0o700)
         deno = os.path.join(hidden, "deno")
-        os.symlink(os.path.realpath(subprocess_deno()), deno)
-        sg_conf = (f"runtime deno {{ deno_path {deno}; }} "
-                   "server { listen 127.0.0.1:@PORT@; location / { isolates; } }")
-        result = run_subgate(sg_conf)
-        self.assertNotEqual(result.returncode, 0)
-        self.assertIn("sandbox off", result.stderr)
+        shutil.copy(os.path.realpath(subprocess_deno()), deno)
+        self.origin.deployments["one"] = Deployment(code="Deno.serve(() => new Response('one'));")
+        self.serve(runtime=f"deno_path {deno};")
+        self.assertEqual(self.get("one").body, b"one")
 
 
 def subprocess_deno():
