@@ -80,6 +80,42 @@ function report(line) {
 
 for (const [name, value] of Object.entries(assignment.envs ?? {})) Deno.env.set(name, String(value));
 
+// ---- egress the permissions refuse (core/isolates/egress_policy.h)
+// Deno's --deny-net list refuses the host's and private addresses, also after resolving a name.
+// The code sees a permission error (NotCapable: fetch reports it as the cause of a TypeError,
+// which is turned back into one); subgate counts the attempt and logs it, rate-limited.
+const refusalPattern = /Requires net access to "([^"]*)"/;
+function refusalOf(error) {
+  if (error instanceof Deno.errors.NotCapable) return error;
+  const match = refusalPattern.exec(String(error?.cause?.message ?? ""));
+  return match ? new Deno.errors.NotCapable(match[0], { cause: error }) : null;
+}
+function noteRefusal(error) {
+  const refusal = refusalOf(error);
+  if (!refusal) return error;
+  const target = refusalPattern.exec(refusal.message)?.[1] ?? "?";
+  report(`denied ${target.replace(/[^\x21-\x7e]/g, "?").slice(0, 200)}`);
+  return refusal;
+}
+function guardEgress(fn) {
+  return function guarded(...args) {
+    let result;
+    try {
+      result = fn.apply(this, args);
+    } catch (error) {
+      throw noteRefusal(error);
+    }
+    if (result && typeof result.then === "function") {
+      return result.then(undefined, (error) => Promise.reject(noteRefusal(error)));
+    }
+    return result;
+  };
+}
+for (const name of ["connect", "connectTls", "listen", "listenTls", "listenDatagram"]) {
+  if (typeof Deno[name] === "function") Deno[name] = guardEgress(Deno[name]);
+}
+
+
 // Requests this isolate sends to subgate itself (one of its listeners or server names,
 // own_hosts) carry its loop tag, so subgate can refuse a request sent back to its own deployment,
 // and the hop count of the request being served in subgate's CDN-Loop entry, so that it refuses
@@ -128,7 +164,7 @@ function subgateHops(value) {
   return 1;
 }
 
-globalThis.fetch = (input, init) => {
+const taggedFetch = (input, init) => {
   const request = new Request(input, init);
   if (isSubgate(new URL(request.url))) {
     request.headers.set("x-subgate-loop", assignment.loop_tag);
@@ -142,6 +178,7 @@ globalThis.fetch = (input, init) => {
   }
   return realFetch(request);
 };
+globalThis.fetch = guardEgress(taggedFetch);
 
 Deno.serve = function serve(...args) {
   const handler = args.find((arg) => typeof arg === "function") ?? args[0]?.handler;

@@ -114,6 +114,8 @@ struct Isolate {
   std::string failure;     // the harness's "failed" report, or the last stderr line
   bool skip_line = false;  // an oversized report line is being dropped up to its newline
   bool memory_limit = false;
+  SteadyTime denied_logged{};    // last egress refusal logged (one line a second at most)
+  uint64_t denied_unlogged = 0;  // refusals since, counted but not logged
   UpstreamServer server;
   std::vector<Waiter> waiters;  // waiting for it to become ready
 
@@ -193,7 +195,7 @@ struct IsolateRegistry::Impl {
   std::unique_ptr<ClusterHub> hub;  // created with the supervisor; its events live there
   event* sweep_ev = nullptr;
   std::string harness_path;
-  std::string deno_dir;
+  std::shared_ptr<const SandboxPlan> sandbox;  // sandbox.h; replaced at each configure
   std::string tag_secret;  // random, for loopTag()
   // Shared with the workers' placement caches (IsolateRegistry::acquire), which may hold one for a
   // while after it left this table.
@@ -309,6 +311,8 @@ struct IsolateRegistry::Impl {
   // user code never sees.
   static bool isReport(const Isolate& isolate, std::string_view line);
   void lineLocked(Isolate& isolate, std::string_view line, bool is_stderr);
+  // A "denied <target>" report: counted, and logged at most once a second per isolate.
+  void egressDeniedLocked(Isolate& isolate, std::string_view target);
   void readyLocked(Isolate& isolate);
   // The boot deadline of a starting isolate, or the SIGINT-to-SIGKILL grace of a stopping one.
   static void onTimer(evutil_socket_t, short, void* arg);

@@ -425,6 +425,20 @@ bool IsolateRegistry::configure(const RuntimeSettings& settings, std::string& er
       return false;
     }
   }
+  // Isolates running as their own users pass through the folder to their own subfolder and
+  // read the harness; they cannot list it.
+  chmod(next.dir.c_str(), 0711);
+  chmod(harness.c_str(), 0644);
+  std::shared_ptr<const SandboxPlan> sandbox;
+  std::vector<std::string> notes;
+  if (!planSandbox(next.sandbox, next.deno_path, harness, next.dir + "/probe", sandbox, error,
+                   notes))
+    return false;
+  for (const std::string& note : notes) LOG_WARN("isolate sandbox: %s", note.c_str());
+  if (!sandbox->enabled)
+    LOG_WARN(
+        "isolate sandbox: off (`sandbox off;`): isolates run as subgate's user behind "
+        "Deno's permissions only");
   bool first = false;
   {
     std::lock_guard<std::mutex> lock(m.mu);
@@ -435,7 +449,7 @@ bool IsolateRegistry::configure(const RuntimeSettings& settings, std::string& er
       entry.second->sticky.setMax(next.sticky_max);
     }
     m.harness_path = harness;
-    m.deno_dir = next.dir + "/deno-cache";
+    m.sandbox = sandbox;
     m.spare_failures = 0;
     m.started = true;
   }

@@ -128,6 +128,7 @@ class IsolateRegistry : public std::enable_shared_from_this<IsolateRegistry> {
     uint64_t ready = 0;         // isolates that became ready to serve their deployment
     uint64_t evicted_idle = 0;  // isolates stopped after idle_timeout
     uint64_t evicted_lru = 0;   // idle isolates stopped to make room under max_isolates
+    uint64_t egress_denied = 0;  // connections and listens the egress policy refused
   };
   Stats stats() const;
   // The pool as JSON for the `status` handler: deployments, their isolates with active

@@ -46,23 +46,28 @@ void appendJsonString(std::string& out, std::string_view text) {
 
 RuntimeLaunch IsolateRegistry::Impl::launchSettings() const {
   std::lock_guard<std::mutex> lock(mu);
-  return {settings, harness_path, deno_dir};
+  return {settings, harness_path, sandbox};
 }
 
 bool IsolateRegistry::Impl::makeDirs(const std::string& dir, std::string& error) {
   std::error_code ec;
-  std::filesystem::create_directories(dir + "/code", ec);
-  if (!ec) std::filesystem::create_directories(dir + "/sock", ec);
+  for (const char* sub : {"/code", "/sock", "/deno"}) {
+    if (!ec) std::filesystem::create_directories(dir + sub, ec);
+  }
   if (ec) error = "cannot create " + dir + ": " + ec.message();
   return !ec;
 }
 
 bool IsolateRegistry::Impl::spawn(const std::shared_ptr<Isolate>& isolate,
                                   const DeploymentCode* code, std::string& error) {
-  if (!makeDirs(isolate->dir, error)) return false;
   const RuntimeLaunch launch = launchSettings();
-  if (!spawnChild(runtimeArgv(launch, isolate->dir, code), runtimeEnv(launch), isolate->dir,
-                  isolate->process, error))
+  if (!makeDirs(isolate->dir, error) ||
+      !handDirToIsolate(*launch.sandbox, isolate->id, isolate->dir, error))
+    return false;
+  const PreparedConfinement confinement = isolateConfinement(*launch.sandbox, isolate->id);
+  if (!spawnChild(runtimeArgv(launch, isolate->dir, code), runtimeEnv(launch, isolate->dir),
+                  isolate->dir, isolate->process, error,
+                  launch.sandbox->enabled ? &confinement : nullptr))
     return false;
   std::string address_error;
   auto address = parseSocketAddress("unix:" + isolate->dir + "/sock/s.sock", 0, address_error);
@@ -292,6 +297,8 @@ void IsolateRegistry::Impl::lineLocked(Isolate& isolate, std::string_view line, 
       isolate.failure = std::string(report.substr(7));
       LOG_WARN("isolate %s: failed to load the deployment: %s", isolate.tag().c_str(),
                isolate.failure.c_str());
+    } else if (report.starts_with("denied ")) {
+      egressDeniedLocked(isolate, report.substr(7));
     }
     return;
   }
@@ -303,6 +310,22 @@ void IsolateRegistry::Impl::lineLocked(Isolate& isolate, std::string_view line, 
   }
   logf(is_stderr ? LogLevel::kWarn : LogLevel::kInfo, "isolate %s: %.*s", isolate.tag().c_str(),
        static_cast<int>(line.size()), line.data());
+}
+
+void IsolateRegistry::Impl::egressDeniedLocked(Isolate& isolate, std::string_view target) {
+  ++counters.egress_denied;
+  const SteadyTime now = steadyNow();
+  if (now - isolate.denied_logged < std::chrono::seconds(1)) {
+    ++isolate.denied_unlogged;
+    return;
+  }
+  isolate.denied_logged = now;
+  const uint64_t more = std::exchange(isolate.denied_unlogged, 0);
+  LOG_WARN(
+      "isolate %s: egress to %.*s refused by the egress policy (%llu more since the last "
+      "line)",
+      isolate.tag().c_str(), static_cast<int>(target.size()), target.data(),
+      static_cast<unsigned long long>(more));
 }
 
 void IsolateRegistry::Impl::readyLocked(Isolate& isolate) {

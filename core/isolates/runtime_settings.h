@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/http_client/http_client.h"
+#include "core/isolates/sandbox.h"
 
 namespace subgate {
 
@@ -35,6 +36,7 @@ struct RuntimeSettings {
   // isolates module fills it from the config's listeners and server_names). The harness adds
   // the loop markers only to requests for these (core/ingress/cdn_loop.h).
   std::vector<std::string> own_hosts;
+  SandboxSettings sandbox;                          // sandbox.h
 };
 
 }  // namespace subgate

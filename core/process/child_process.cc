@@ -20,7 +20,8 @@ void closeIf(int& fd) {
 
 // In the child, between fork and exec: async-signal-safe calls only.
 [[noreturn]] void execChild(char* const* argv, char* const* envp, const char* cwd, int in, int out,
-                            int err, int report_fd, pid_t parent) {
+                            int err, int report_fd, pid_t parent,
+                            const PreparedConfinement* confinement) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() != parent) _exit(127);  // the parent died before prctl
   setpgid(0, 0);
@@ -33,6 +34,12 @@ void closeIf(int& fd) {
   if (report_fd > 3) syscall(SYS_close_range, 3u, static_cast<unsigned>(report_fd - 1), 0u);
   syscall(SYS_close_range, static_cast<unsigned>(report_fd + 1), ~0u, 0u);
   if (cwd[0] && chdir(cwd) != 0) goto fail;
+  if (confinement) {
+    if (!applyConfinement(*confinement)) goto fail;
+    // A change of user clears the death signal: set it again, and check the parent once more.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(127);
+  }
   execve(argv[0], argv, envp);
 fail:
   int code = errno;
@@ -44,7 +51,8 @@ fail:
 }  // namespace
 
 bool spawnChild(const std::vector<std::string>& argv, const std::vector<std::string>& env,
-                const std::string& cwd, ChildProcess& child, std::string& error) {
+                const std::string& cwd, ChildProcess& child, std::string& error,
+                const PreparedConfinement* confinement) {
   std::vector<char*> argv_ptrs;
   for (const std::string& arg : argv) argv_ptrs.push_back(const_cast<char*>(arg.c_str()));
   argv_ptrs.push_back(nullptr);
@@ -74,7 +82,7 @@ bool spawnChild(const std::vector<std::string>& argv, const std::vector<std::str
   }
   if (pid == 0)
     execChild(argv_ptrs.data(), env_ptrs.data(), cwd.c_str(), in[0], out[1], err[1], report[1],
-              parent);
+              parent, confinement);
 
   closeIf(in[0]);
   closeIf(out[1]);
@@ -88,7 +96,8 @@ bool spawnChild(const std::vector<std::string>& argv, const std::vector<std::str
   closeIf(report[0]);
   if (n > 0) {
     waitpid(pid, nullptr, 0);
-    error = "cannot run " + argv[0] + ": " + std::strerror(exec_errno);
+    error = "cannot run " + argv[0] + (confinement ? " confined" : "") + ": " +
+            std::strerror(exec_errno);
     cleanup();
     return false;
   }

@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "core/process/confinement.h"
+
 namespace subgate {
 
 struct ChildProcess {
@@ -24,9 +26,11 @@ struct ChildProcess {
 
 // argv[0] is the program path. False with `error` set when a pipe or the fork fails or the
 // program cannot be executed (reported through a close-on-exec pipe, so a missing binary is an
-// error here, not a child that exits at once).
+// error here, not a child that exits at once). With `confinement`, the child applies it before
+// exec (a failure there is reported like a failed exec).
 bool spawnChild(const std::vector<std::string>& argv, const std::vector<std::string>& env,
-                const std::string& cwd, ChildProcess& child, std::string& error);
+                const std::string& cwd, ChildProcess& child, std::string& error,
+                const PreparedConfinement* confinement = nullptr);
 
 // Closes the parent's ends of the pipes and the pidfd (the process itself is not touched).
 void closeChildFds(ChildProcess& child);

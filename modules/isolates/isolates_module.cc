@@ -62,6 +62,11 @@ constexpr DirectiveSpec kDirectives[] = {
     {"origin_timeout", kRuntimeContext},
     {"origin_max_response", kRuntimeContext},
     {"origin_ca_file", kRuntimeContext},
+    {"sandbox", kRuntimeContext},
+    {"sandbox_uids", kRuntimeContext, 2, 2},
+    {"sandbox_bwrap", kRuntimeContext},
+    {"egress_allow", kRuntimeContext, 1, -1, false, true},
+    {"egress_deny", kRuntimeContext, 1, -1, false, true},
     {"isolates", kServerContext | kLocationContext, 0, 0, false, false, true},
     {"isolate_limit", kScopes},
     {"isolate_read_timeout", kScopes},
@@ -133,6 +138,29 @@ bool compileRuntime(const config::Node& block, CompileContext& ctx, RuntimeSetti
     } else if (name == "origin_max_response") {
       ok = ctx.sizeArg(node, n, 1024);
       s.origin.max_response_bytes = n;
+    } else if (name == "sandbox") {
+      ok = ctx.flagArg(node, s.sandbox.enabled);
+    } else if (name == "sandbox_bwrap") {
+      s.sandbox.bwrap = ctx.resolvePath(node.args[0]);
+    } else if (name == "sandbox_uids") {
+      uint64_t count = 0;
+      ok = ctx.countArg(node, 1, 0xfffffffe, n);
+      config::Node second = node;
+      second.args.erase(second.args.begin());
+      if (ok) ok = ctx.countArg(second, 1, 0xffffffffull - n, count);
+      s.sandbox.uid_base = static_cast<uint32_t>(n);
+      s.sandbox.uid_count = static_cast<uint32_t>(count);
+    } else if (name == "egress_allow" || name == "egress_deny") {
+      auto& list = name == "egress_allow" ? s.sandbox.egress.allow : s.sandbox.egress.deny;
+      for (const std::string& arg : node.args) {
+        Ipv4Cidr cidr;
+        std::string error;
+        if (!parseEgressEntry(arg, cidr, error)) {
+          ok = ctx.fail(node, name + " " + error);
+          break;
+        }
+        list.push_back(cidr);
+      }
     } else if (name == "origin_ca_file") {
       s.origin.ca_file = ctx.resolvePath(node.args[0]);
       if (access(s.origin.ca_file.c_str(), R_OK) != 0)

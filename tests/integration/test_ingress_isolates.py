@@ -358,7 +358,7 @@ class UserCode(IngressCase):
         self.origin.deployments["closed"] = Deployment(code=code, net=False)
         self.origin.deployments["open"] = Deployment(code=code, net=True)
         self.origin.deployments["listed"] = Deployment(code=code, net=["example.com"])
-        self.serve()
+        self.serve(runtime="egress_allow 127.0.0.1;")  # the backend: loopback is closed by default
         self.assertIn(b"denied: NotCapable", self.get("closed").body)
         self.assertEqual(self.get("open").body, b"fetched 200")
         self.assertIn(b"denied: NotCapable", self.get("listed").body)
@@ -459,11 +459,12 @@ class UserCode(IngressCase):
 
 class IsolateFailures(IngressCase):
     CRASHY = """let n = 0;
+    const processId = crypto.randomUUID();  // Deno.pid is the same in every pid namespace
     Deno.serve(async (req) => {
         const path = new URL(req.url).pathname;
         if (path === "/crash") { setTimeout(() => Deno.exit(3), 100); await new Promise(r => setTimeout(r, 5000)); }
         if (path === "/bomb") { const keep = []; for (;;) keep.push(new Array(1e6).fill(Math.random())); }
-        return new Response("alive " + (n++) + " " + Deno.pid);
+        return new Response("alive " + (n++) + " " + processId);
     });"""
 
     def test_crash_mid_request_then_replaced(self):
@@ -522,7 +523,7 @@ class IsolateFailures(IngressCase):
         self.assertEqual(results[0].status, 200)
 
     def test_loop_detected(self):
-        self.serve()
+        self.serve(runtime="egress_allow 127.0.0.1;")  # where the operator lets isolates reach it
         token = relay_token("loop", self.origin.rpc_root)
         code = f"""Deno.serve(async (req) => {{
             if (new URL(req.url).pathname === "/inner") return new Response("inner reached");
@@ -627,7 +628,7 @@ class Loops(IngressCase):
         }});"""
 
     def test_a_loop_through_another_deployment_ends_in_loop_detected(self):
-        self.serve(location="isolate_loop_limit 4;")
+        self.serve(runtime="egress_allow 127.0.0.1;", location="isolate_loop_limit 4;")
         self.origin.deployments["ping"] = Deployment(code=self.relay_code("pong"))
         self.origin.deployments["pong"] = Deployment(code=self.relay_code("ping"))
         r = self.get("ping", headers={"cdn-loop": "cdn.example; v=1"})
@@ -646,7 +647,7 @@ class Loops(IngressCase):
 
     def test_other_hosts_get_no_marker(self):
         third_party = self.start_backend(host="127.0.0.2")
-        self.serve()
+        self.serve(runtime="egress_allow 127.0.0.0/8;")  # subgate and the third party
         code = f"""Deno.serve(async (req) => {{
             const r = await fetch("http://127.0.0.2:{third_party.port}/headers", {{ headers: {{ "x-mine": "1" }} }});
             return new Response(await r.text());
