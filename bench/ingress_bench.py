@@ -77,10 +77,10 @@ def stop_all():
                 p.wait()
 
 
-def http_get(port, headers=None, timeout=5.0):
+def http_get(port, headers=None, timeout=5.0, path="/"):
     """One GET on a fresh connection: (status, body)."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        lines = ["GET / HTTP/1.1", "Host: bench", "Connection: close"]
+        lines = [f"GET {path} HTTP/1.1", "Host: bench", "Connection: close"]
         lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
         s.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
         data = b""
@@ -188,6 +188,7 @@ def ingress_config(port, origin_port, deployments, spare, extra="", sandbox="on"
         server {{
             listen 127.0.0.1:{port};
             location / {{ forwarded_host on; subhost_auth on; isolate_limit 1000; isolates; }}
+            location = /_pool {{ status; }}
         }}
         server {{
             listen 127.0.0.1:{origin_port};
@@ -311,7 +312,7 @@ def cold_path(tmp):
         wait_ready_port(port)
         times = []
         for name in names:
-            time.sleep(0.5 if spare else 0.05)  # let the spares be replaced between samples
+            wait_spares(port, spare)  # the spares taken by the last sample are replaced
             headers = {"x-deno-subhost": token(name, rpc_root), "x-forwarded-host": "bench.example"}
             begin = time.monotonic()
             status, _ = http_get(port, headers, timeout=20)
@@ -323,6 +324,18 @@ def cold_path(tmp):
               + ("  (target < 0.3x)" if spare else ""))
         p.send_signal(signal.SIGTERM)
         p.wait(15)
+
+
+def wait_spares(port, count, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status, body = http_get(port, path="/_pool")
+        if status == 200 and json.loads(body).get("spares", 0) >= count:
+            # Counted from their start; a runtime listens some 100 ms later (status cannot tell).
+            time.sleep(0.3)
+            return
+        time.sleep(0.02)
+    log(f"bench: {count} spares not ready within {timeout} s")
 
 
 def wait_ready_port(port, timeout=10.0):
