@@ -62,6 +62,15 @@ async function attempt(kind, target) {
       });
     }
     if (kind === "listen") { const l = Deno.listen({ hostname, port }); l.close(); return "listening"; }
+    if (kind === "listen-unix") { const l = Deno.listen({ transport: "unix", path: target }); l.close(); return "listening"; }
+    if (kind === "listen-udp") {
+      const dgram = await import("node:dgram");
+      return await new Promise((resolve, reject) => {
+        const uncaught = (e) => { e.preventDefault(); removeEventListener("error", uncaught); reject(e.error); };
+        addEventListener("error", uncaught);
+        const s = dgram.createSocket("udp4"); s.on("error", reject); s.bind(port, hostname, () => { s.close(); resolve("listening"); });
+      });
+    }
     if (kind === "listen-node") {
       // Deno's node:net throws a refused listen as an uncaught error, not an "error" event.
       const net = await import("node:net");
@@ -166,7 +175,8 @@ class Listening(IngressCase):
         self.origin.deployments["probe"] = Deployment(code=EGRESS_PROBE)
         self.serve()
         attempts = [("listen", "0.0.0.0:0"), ("listen", "127.0.0.1:0"), ("listen-node", "0.0.0.0:0"),
-                    ("listen-node", "127.0.0.5:0")]
+                    ("listen-node", "127.0.0.5:0"), ("listen-udp", "0.0.0.0:0"),
+                    ("listen-unix", "/tmp/tenant.sock")]
         result = Egress.probe(self, "probe", attempts)
         for kind, target in attempts:
             self.assertEqual(result[f"{kind} {target}"], "NotCapable", (kind, target, result))
