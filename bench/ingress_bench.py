@@ -15,8 +15,8 @@ request (utime+stime of its process from /proc, children excluded), then ingress
 <= 1.15) and ingress/nginx (target < 1).
 
 Cold path: the first request to a never-seen deployment (served by the local origin) timed end
-to end, with `spare 0` and `spare 2`, against a raw `deno run` of the same code from process
-start to first answer. Medians over COLD_SAMPLES deployments.
+to end, with `spare 0` and `spare 2`, each with `sandbox off` and `sandbox on`, against a raw
+`deno run` of the same code from process start to first answer. Medians over COLD_SAMPLES deployments.
 
 Environment: ROUNDS (3), DURATION (10), CONNECTIONS (50), PROXY_CPU (0), CLIENT_CPU (1),
 COLD_SAMPLES (10). BASELINE=PATH also runs the ingress setup with another subgate binary (say a
@@ -77,10 +77,10 @@ def stop_all():
                 p.wait()
 
 
-def http_get(port, headers=None, timeout=5.0):
+def http_get(port, headers=None, timeout=5.0, path="/"):
     """One GET on a fresh connection: (status, body)."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        lines = ["GET / HTTP/1.1", "Host: bench", "Connection: close"]
+        lines = [f"GET {path} HTTP/1.1", "Host: bench", "Connection: close"]
         lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
         s.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
         data = b""
@@ -179,15 +179,16 @@ def write_deployments(folder, names):
             f.write(HANDLER.replace("{ROOT_OPTS}", ""))
 
 
-def ingress_config(port, origin_port, deployments, spare, extra=""):
+def ingress_config(port, origin_port, deployments, spare, extra="", sandbox="on"):
     return f"""
         workers 1;
         error_log stderr warn;
         subhoster bench {{ secret "{SECRET}"; rpc_root_allow http://127.0.0.1:{origin_port}/; }}
-        runtime deno {{ spare {spare}; idle_timeout 10m; }}
+        runtime deno {{ spare {spare}; idle_timeout 10m; sandbox {sandbox}; }}
         server {{
             listen 127.0.0.1:{port};
             location / {{ forwarded_host on; subhost_auth on; isolate_limit 1000; isolates; }}
+            location = /_pool {{ status; }}
         }}
         server {{
             listen 127.0.0.1:{origin_port};
@@ -298,20 +299,20 @@ def cold_path(tmp):
     raw_ms = statistics.median(raw) * 1000
     print(f"\ncold path (first request to a never-seen deployment, median of {COLD_SAMPLES})")
     print(f"raw deno run, start to first answer: {raw_ms:.1f} ms")
-    for spare in (0, 2):
-        folder = os.path.join(tmp, f"cold-{spare}")
+    for sandbox, spare in (("off", 0), ("on", 0), ("off", 2), ("on", 2)):
+        folder = os.path.join(tmp, f"cold-{sandbox}-{spare}")
         names = [f"cold{i}" for i in range(COLD_SAMPLES)]
         write_deployments(folder, names)
         port, origin_port = free_port(), free_port()
-        conf = os.path.join(tmp, f"cold-{spare}.conf")
+        conf = os.path.join(tmp, f"cold-{sandbox}-{spare}.conf")
         with open(conf, "w") as f:
-            f.write(ingress_config(port, origin_port, folder, spare))
+            f.write(ingress_config(port, origin_port, folder, spare, sandbox=sandbox))
         p = start([subgate_bin(), "-c", conf, "-p", tmp])
         rpc_root = f"http://127.0.0.1:{origin_port}/"
         wait_ready_port(port)
         times = []
         for name in names:
-            time.sleep(0.5 if spare else 0.05)  # let the spares be replaced between samples
+            wait_spares(port, spare)  # the spares taken by the last sample are replaced
             headers = {"x-deno-subhost": token(name, rpc_root), "x-forwarded-host": "bench.example"}
             begin = time.monotonic()
             status, _ = http_get(port, headers, timeout=20)
@@ -319,9 +320,22 @@ def cold_path(tmp):
             if status != 200:
                 log(f"cold {name}: status {status}")
         ms = statistics.median(times) * 1000
-        print(f"subgate spare {spare}: {ms:.1f} ms = {ms / raw_ms:.2f}x raw" + ("  (target < 0.3x)" if spare else ""))
+        print(f"subgate sandbox {sandbox:3} spare {spare}: {ms:.1f} ms = {ms / raw_ms:.2f}x raw"
+              + ("  (target < 0.3x)" if spare else ""))
         p.send_signal(signal.SIGTERM)
         p.wait(15)
+
+
+def wait_spares(port, count, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status, body = http_get(port, path="/_pool")
+        if status == 200 and json.loads(body).get("spares", 0) >= count:
+            # Counted from their start; a runtime listens some 100 ms later (status cannot tell).
+            time.sleep(0.3)
+            return
+        time.sleep(0.02)
+    log(f"bench: {count} spares not ready within {timeout} s")
 
 
 def wait_ready_port(port, timeout=10.0):

@@ -10,7 +10,8 @@
 #            clang-format (scripts/test.sh checks formatting); needed to build the test targets,
 #            never to configure (scripts/run.sh configures build/ without them; checked by
 #            scripts/check_config_deps.py)
-#   runtime  node + npm, then the Deno runtime pinned by package-lock.json (npm ci)
+#   runtime  node + npm, then the Deno runtime pinned by package-lock.json (npm ci); bubblewrap
+#            for the isolate sandbox (docs/security.md)
 #   bench    nginx, HAProxy and wrk for bench/proxy_bench.sh
 #   lint     clang-format, clang-tidy, shellcheck for scripts/lint.sh
 #
@@ -24,7 +25,7 @@ declare -A group_packages=(
   [build]="build-essential cmake ninja-build pkg-config libevent-dev libnghttp2-dev libssl-dev
            libjansson-dev libpcre2-dev liblua5.4-dev liburing-dev ca-certificates libgtest-dev python3"
   [test]="libgtest-dev python3 curl nghttp2-client libhttp-parser-dev clang libclang-rt-14-dev openssl clang-format"
-  [runtime]="nodejs npm ca-certificates"
+  [runtime]="nodejs npm ca-certificates bubblewrap"
   [bench]="nginx-light haproxy wrk curl"
   [lint]="clang-format clang-tidy shellcheck"
 )

@@ -15,11 +15,22 @@
 
 namespace subgate {
 
+// One `rpc_root_allow` entry, parsed at config load: a token's rpc_root is allowed when its
+// scheme, host (lower-cased) and port (80 / 443 when absent) are these and its path starts with
+// `path` on a segment boundary (modules/subhost_auth).
+struct RpcRootRule {
+  bool tls = false;
+  std::string host;
+  uint16_t port = 0;
+  std::string path;  // "/" at least
+};
+
 // One `subhoster NAME { ... }` block.
 struct Subhoster {
   std::string name;                         // the JWT `kid`
   std::string secret;                       // the shared HS256 secret
-  std::vector<std::string> rpc_root_allow;  // allowed rpc_root prefixes; empty = any
+  std::vector<std::string> rpc_root_allow;  // allowed rpc_root prefixes as written; empty = any
+  std::vector<RpcRootRule> rpc_root_rules;  // the same, parsed (one per entry)
 };
 
 // Every `subhoster` block of a config by name (the JWT `kid`).

@@ -3,7 +3,7 @@
 // the code, and serves it on a private unix socket. A process started ahead of need (a spare)
 // has already paid the runtime's startup when its assignment arrives.
 //
-// Assignment: {"nonce", "module", "envs", "net", "loop_tag", "cluster_timeout_ms"}
+// Assignment: {"nonce", "module", "envs", "net", "loop_tag", "own_hosts", "cluster_timeout_ms"}
 // Reports on stdout, prefixed with the nonce so user code cannot forge them:
 //   "<nonce> ready"            serving
 //   "<nonce> failed <message>" the code threw before serving, or served nothing
@@ -14,8 +14,13 @@
 // Both user styles work: Deno.serve(handler | options) and `export default { fetch }`.
 // User code also gets `globalThis.subgate`, the cluster API (docs/cluster.md).
 
+import { AsyncLocalStorage } from "node:async_hooks";
+
 const realServe = Deno.serve;
 const realFetch = globalThis.fetch;
+// The loop count (CDN-Loop hops, core/ingress/cdn_loop.h) of the request whose handler runs,
+// for the fetches it makes, however deep in its promises.
+const requestHops = new AsyncLocalStorage();
 let userHandler = null;
 let userOnListen = null;
 
@@ -42,7 +47,8 @@ await new Promise((listening) => {
     },
   }, (request, info) => {
     Object.defineProperty(request, "url", { value: clientUrl(request), configurable: true });
-    return userHandler(request, info);
+    const hops = subgateHops(request.headers.get("cdn-loop"));
+    return requestHops.run(hops, () => userHandler(request, info));
   });
 });
 
@@ -76,13 +82,105 @@ function report(line) {
 
 for (const [name, value] of Object.entries(assignment.envs ?? {})) Deno.env.set(name, String(value));
 
-// Requests this isolate makes carry its loop tag, so subgate can refuse a request that an
-// isolate sends back to its own deployment (LOOP_DETECTED).
-globalThis.fetch = (input, init) => {
+// ---- egress the permissions refuse (core/isolates/egress_policy.h)
+// Deno's --deny-net list refuses the host's and private addresses, also after resolving a name.
+// The code sees a permission error (NotCapable: fetch reports it as the cause of a TypeError,
+// which is turned back into one); subgate counts the attempt and logs it, rate-limited.
+const refusalPattern = /Requires net access to "([^"]*)"/;
+function refusalOf(error) {
+  if (error instanceof Deno.errors.NotCapable) return error;
+  const match = refusalPattern.exec(String(error?.cause?.message ?? ""));
+  return match ? new Deno.errors.NotCapable(match[0], { cause: error }) : null;
+}
+function noteRefusal(error) {
+  const refusal = refusalOf(error);
+  if (!refusal) return error;
+  const target = refusalPattern.exec(refusal.message)?.[1] ?? "?";
+  report(`denied ${target.replace(/[^\x21-\x7e]/g, "?").slice(0, 200)}`);
+  return refusal;
+}
+function guardEgress(fn) {
+  return function guarded(...args) {
+    let result;
+    try {
+      result = fn.apply(this, args);
+    } catch (error) {
+      throw noteRefusal(error);
+    }
+    if (result && typeof result.then === "function") {
+      return result.then(undefined, (error) => Promise.reject(noteRefusal(error)));
+    }
+    return result;
+  };
+}
+for (const name of ["connect", "connectTls", "listen", "listenTls", "listenDatagram"]) {
+  if (typeof Deno[name] === "function") Deno[name] = guardEgress(Deno[name]);
+}
+
+
+// Requests this isolate sends to subgate itself (one of its listeners or server names,
+// own_hosts) carry its loop tag, so subgate can refuse a request sent back to its own deployment,
+// and the hop count of the request being served in subgate's CDN-Loop entry, so that it refuses
+// a loop through other deployments past isolate_loop_limit (both: 508 LOOP_DETECTED). Other
+// hosts get neither: the headers user code set go out as they are.
+const ownHosts = new Set(assignment.own_hosts ?? []);
+
+function isSubgate(url) {
+  if (url.protocol !== "http:" && url.protocol !== "https:") return false;
+  const host = url.hostname.toLowerCase().replace(/\.$/, "");
+  const port = url.port || (url.protocol === "https:" ? "443" : "80");
+  if (ownHosts.has(`${host}:${port}`)) return true;
+  // A wildcard listener answers on every address of the host: any IP literal, or localhost.
+  const literal = host === "localhost" || host.startsWith("[") || /^[0-9.]+$/.test(host);
+  return literal && ownHosts.has(`*:${port}`);
+}
+
+// CDN-Loop entries: split on commas and semicolons outside quoted strings.
+function splitOutsideQuotes(text, separator) {
+  const parts = [];
+  let quoted = false;
+  let start = 0;
+  for (let i = 0; i < text.length; i++) {
+    if (quoted && text[i] === "\\") i++;
+    else if (text[i] === '"') quoted = !quoted;
+    else if (!quoted && text[i] === separator) {
+      parts.push(text.slice(start, i));
+      start = i + 1;
+    }
+  }
+  parts.push(text.slice(start));
+  return parts;
+}
+
+const isSubgateEntry = (entry) => splitOutsideQuotes(entry, ";")[0].trim().toLowerCase() === "subgate";
+
+// The hops subgate counted for the request it gave this isolate (it always sends one entry).
+function subgateHops(value) {
+  for (const entry of splitOutsideQuotes(value ?? "", ",")) {
+    if (!isSubgateEntry(entry)) continue;
+    for (const parameter of splitOutsideQuotes(entry, ";").slice(1)) {
+      const [name, number] = parameter.split("=").map((part) => part.trim());
+      if (name.toLowerCase() === "hops" && /^[0-9]+$/.test(number)) return Number(number);
+    }
+  }
+  return 1;
+}
+
+const taggedFetch = (input, init) => {
   const request = new Request(input, init);
-  request.headers.set("x-subgate-loop", assignment.loop_tag);
+  if (isSubgate(new URL(request.url))) {
+    request.headers.set("x-subgate-loop", assignment.loop_tag);
+    // The entries of CDNs that user code passed on stay; subgate's own is this request's count
+    // (outside a request's handler, as in top-level code: this one isolate).
+    const others = splitOutsideQuotes(request.headers.get("cdn-loop") ?? "", ",")
+      .map((entry) => entry.trim())
+      .filter((entry) => entry && !isSubgateEntry(entry));
+    others.push(`subgate; hops=${requestHops.getStore() ?? 1}`);
+    request.headers.set("cdn-loop", others.join(", "));
+  }
   return realFetch(request);
 };
+globalThis.fetch = guardEgress(taggedFetch);
 
 Deno.serve = function serve(...args) {
   const handler = args.find((arg) => typeof arg === "function") ?? args[0]?.handler;

@@ -121,9 +121,11 @@ struct Isolate {
   // isolate's memory cgroup (seen in its OOM count once it died); time_limit, a kill for
   // cpu_block_limit or cpu_limit (TIME_LIMIT), set before the kill.
   bool time_limit = false;
-  std::string cgroup;    // its child cgroup's name in Impl::cgroups ("" without)
-  LoopWatch loop_watch;  // cpu_block_limit's ping (limits tick)
-  CpuWindow cpu_window;  // cpu_limit's samples (limits tick)
+  std::string cgroup;            // its child cgroup's name in Impl::cgroups ("" without)
+  LoopWatch loop_watch;          // cpu_block_limit's ping (limits tick)
+  CpuWindow cpu_window;          // cpu_limit's samples (limits tick)
+  SteadyTime denied_logged{};    // last egress refusal logged (one line a second at most)
+  uint64_t denied_unlogged = 0;  // refusals since, counted but not logged
   UpstreamServer server;
   std::vector<Waiter> waiters;  // waiting for it to become ready
 
@@ -207,8 +209,8 @@ struct IsolateRegistry::Impl {
   // the machine does not offer is left out (cgroups.h). Const after that.
   CgroupSet cgroups;
   std::string harness_path;
-  std::string deno_dir;
-  std::string tag_secret;  // random, for loopTag()
+  std::shared_ptr<const SandboxPlan> sandbox;  // sandbox.h; replaced at each configure
+  std::string tag_secret;                      // random, for loopTag()
   // Shared with the workers' placement caches (IsolateRegistry::acquire), which may hold one for a
   // while after it left this table.
   std::unordered_map<std::string, std::shared_ptr<Deployment>> deployments;
@@ -243,7 +245,9 @@ struct IsolateRegistry::Impl {
   std::unique_ptr<IsolateLease> leaseLocked(const std::shared_ptr<Isolate>& isolate,
                                             const std::string& identity);
   void grantLocked(const std::shared_ptr<Isolate>& isolate, Waiter& waiter);
-  void failLocked(Waiter& waiter, ErrorKind kind, const std::string& message);
+  // Answers `waiter` with `kind` and clientMessage(detail): the one way a failure reaches a
+  // waiting request.
+  void failLocked(Waiter& waiter, ErrorKind kind, const std::string& detail);
   // A ready isolate of `d` for this request with room under `limit`: the one its identity was
   // last sent to, else the least utilized.
   std::shared_ptr<Isolate> findRoomLocked(Deployment& d, const std::string& instance_id,
@@ -251,8 +255,16 @@ struct IsolateRegistry::Impl {
   // An isolate of `d` being started that can take one more waiter.
   std::shared_ptr<Isolate> findStartingLocked(Deployment& d, const std::string& instance_id,
                                               uint32_t limit);
-  // The least recently used idle isolate of any deployment.
-  std::shared_ptr<Isolate> evictionVictimLocked();
+  // Ready, with no request in progress and none waiting: may be stopped for room.
+  static bool idleLocked(const Isolate& isolate);
+  // The idle isolate to stop so that `asking` may start one more under max_isolates, taken from
+  // the deployments over their fair share first (fair_eviction.h); null when none may go.
+  std::shared_ptr<Isolate> evictionVictimLocked(const Deployment& asking);
+  // Room for one more dedicated (instance id) isolate of `d` under
+  // max_instances_per_deployment: true when it holds fewer, or once its least recently used idle
+  // instances were stopped; false when they are all busy (the request gets CAPACITY_EXCEEDED).
+  bool instanceRoomLocked(Deployment& d);
+  std::string instanceCapMessageLocked() const;
   std::shared_ptr<Isolate> startNewLocked(Deployment& d, const std::string& instance_id);
   // Takes an idle isolate out of placement before it is stopped: false (and the isolate stays)
   // when a lock-free acquire leased it meanwhile.
@@ -262,7 +274,8 @@ struct IsolateRegistry::Impl {
   // Queues `waiter` for room, then looks again (the handshake with lock-free releases).
   void enqueueLocked(Deployment& d, Waiter waiter, bool front = false);
 
-  enum class Placed { kGranted, kAttached, kNoRoom };
+  // kNoRoom: queue it; kOverInstanceCap: refuse it (instanceRoomLocked).
+  enum class Placed { kGranted, kAttached, kNoRoom, kOverInstanceCap };
   Placed placeLocked(Deployment& d, Waiter& waiter);
   void serveQueueLocked(Deployment& d);
   void pumpQueuesLocked();
@@ -312,6 +325,8 @@ struct IsolateRegistry::Impl {
   // user code never sees.
   static bool isReport(const Isolate& isolate, std::string_view line);
   void lineLocked(Isolate& isolate, std::string_view line, bool is_stderr);
+  // A "denied <target>" report: counted, and logged at most once a second per isolate.
+  void egressDeniedLocked(Isolate& isolate, std::string_view target);
   void readyLocked(Isolate& isolate);
   // The boot deadline of a starting isolate, or the SIGINT-to-SIGKILL grace of a stopping one.
   static void onTimer(evutil_socket_t, short, void* arg);

@@ -22,6 +22,8 @@
 #include <vector>
 
 #include "core/error/error_kind.h"
+#include "core/isolates/client_message.h"
+#include "core/isolates/fair_eviction.h"
 #include "core/isolates/isolate_pool.h"
 #include "core/isolates/runtime_launch.h"
 #include "core/log/log.h"
@@ -158,8 +160,11 @@ void IsolateRegistry::Impl::grantLocked(const std::shared_ptr<Isolate>& isolate,
   });
 }
 
-void IsolateRegistry::Impl::failLocked(Waiter& waiter, ErrorKind kind, const std::string& message) {
+// Every failure a waiter gets leaves here: the client reads clientMessage()'s copy (no host
+// path, printable, bounded); whoever failed it logged the full detail.
+void IsolateRegistry::Impl::failLocked(Waiter& waiter, ErrorKind kind, const std::string& detail) {
   waiting.erase(waiter.ticket);
+  std::string message = clientMessage(detail, settings.dir);
   waiter.worker->post([callback = std::move(waiter.callback), kind, message]() mutable {
     IsolateGrant grant;
     grant.error = kind;
@@ -210,19 +215,47 @@ std::shared_ptr<Isolate> IsolateRegistry::Impl::findStartingLocked(Deployment& d
   return nullptr;
 }
 
-std::shared_ptr<Isolate> IsolateRegistry::Impl::evictionVictimLocked() {
-  std::shared_ptr<Isolate> victim;
+bool IsolateRegistry::Impl::idleLocked(const Isolate& isolate) {
+  return isolate.state == Isolate::State::kReady && isolate.active == 0 && isolate.waiters.empty();
+}
+
+std::shared_ptr<Isolate> IsolateRegistry::Impl::evictionVictimLocked(const Deployment& asking) {
+  std::vector<size_t> held;  // per deployment, in the map's order
+  std::vector<EvictionCandidate> idle;
+  std::vector<std::shared_ptr<Isolate>> idle_isolates;  // parallel to `idle`
+  size_t asking_index = held.max_size();
   for (const auto& [key, d] : deployments) {
+    const size_t owner = held.size();
+    if (d.get() == &asking) asking_index = owner;
+    held.push_back(d->shared.size() + d->instances.size());
     auto consider = [&](const std::shared_ptr<Isolate>& isolate) {
-      if (isolate->state != Isolate::State::kReady || isolate->active > 0 ||
-          !isolate->waiters.empty())
-        return;
-      if (!victim || isolate->last_used.load() < victim->last_used.load()) victim = isolate;
+      if (!idleLocked(*isolate)) return;
+      idle.push_back({owner, isolate->last_used.load()});
+      idle_isolates.push_back(isolate);
     };
     for (const auto& isolate : d->shared) consider(isolate);
     for (const auto& [id, isolate] : d->instances) consider(isolate);
   }
-  return victim;
+  const size_t victim = fairEvictionVictim(held, asking_index, settings.max_isolates, idle);
+  return victim == kNoVictim ? nullptr : idle_isolates[victim];
+}
+
+bool IsolateRegistry::Impl::instanceRoomLocked(Deployment& d) {
+  // A loop: a reload may have lowered the cap below what the deployment holds.
+  while (d.instances.size() >= settings.max_instances_per_deployment) {
+    std::shared_ptr<Isolate> oldest;
+    for (const auto& [id, isolate] : d.instances)
+      if (idleLocked(*isolate) && (!oldest || isolate->last_used.load() < oldest->last_used.load()))
+        oldest = isolate;
+    if (!oldest || !closeIdleLocked(*oldest)) return false;
+    ++counters.evicted_lru;
+    LOG_INFO(
+        "isolate %s: stopped (its deployment's least recently used instance) to make room "
+        "under max_instances_per_deployment",
+        oldest->tag().c_str());
+    stopLocked(oldest);
+  }
+  return true;
 }
 
 std::shared_ptr<Isolate> IsolateRegistry::Impl::startNewLocked(Deployment& d,
@@ -230,7 +263,7 @@ std::shared_ptr<Isolate> IsolateRegistry::Impl::startNewLocked(Deployment& d,
   if (instance_id.empty() && d.shared.size() >= settings.max_isolates_per_deployment)
     return nullptr;
   if (live >= settings.max_isolates) {
-    auto victim = evictionVictimLocked();
+    auto victim = evictionVictimLocked(d);
     if (!victim || !closeIdleLocked(*victim)) return nullptr;
     ++counters.evicted_lru;
     LOG_INFO("isolate %s: evicted (least recently used) to make room", victim->tag().c_str());
@@ -266,6 +299,8 @@ IsolateRegistry::Impl::Placed IsolateRegistry::Impl::placeLocked(Deployment& d, 
     return Placed::kGranted;
   }
   auto isolate = findStartingLocked(d, waiter.instance_id, waiter.limit);
+  if (!isolate && !waiter.instance_id.empty() && !instanceRoomLocked(d))
+    return Placed::kOverInstanceCap;
   if (!isolate) isolate = startNewLocked(d, waiter.instance_id);
   if (!isolate) return Placed::kNoRoom;
   isolate->waiters.push_back(std::move(waiter));
@@ -274,10 +309,18 @@ IsolateRegistry::Impl::Placed IsolateRegistry::Impl::placeLocked(Deployment& d, 
 
 void IsolateRegistry::Impl::serveQueueLocked(Deployment& d) {
   while (!d.queue.empty()) {
-    if (placeLocked(d, d.queue.front()) == Placed::kNoRoom) return;
+    const Placed placed = placeLocked(d, d.queue.front());
+    if (placed == Placed::kNoRoom) return;
+    if (placed == Placed::kOverInstanceCap)
+      failLocked(d.queue.front(), ErrorKind::kCapacityExceeded, instanceCapMessageLocked());
     d.queue.pop_front();
     --queued;
   }
+}
+
+std::string IsolateRegistry::Impl::instanceCapMessageLocked() const {
+  return "every dedicated isolate this deployment may have (max_instances_per_deployment " +
+         std::to_string(settings.max_instances_per_deployment) + ") is busy";
 }
 
 void IsolateRegistry::Impl::pumpQueuesLocked() {
@@ -412,6 +455,20 @@ bool IsolateRegistry::configure(const RuntimeSettings& settings, std::string& er
       return false;
     }
   }
+  // Isolates running as their own users pass through the folder to their own subfolder and
+  // read the harness; they cannot list it.
+  chmod(next.dir.c_str(), 0711);
+  chmod(harness.c_str(), 0644);
+  std::shared_ptr<const SandboxPlan> sandbox;
+  std::vector<std::string> notes;
+  if (!planSandbox(next.sandbox, next.deno_path, harness, next.dir + "/probe", sandbox, error,
+                   notes))
+    return false;
+  for (const std::string& note : notes) LOG_WARN("isolate sandbox: %s", note.c_str());
+  if (!sandbox->enabled)
+    LOG_WARN(
+        "isolate sandbox: off (`sandbox off;`): isolates run as subgate's user behind "
+        "Deno's permissions only");
   bool first = false;
   {
     std::lock_guard<std::mutex> lock(m.mu);
@@ -422,7 +479,7 @@ bool IsolateRegistry::configure(const RuntimeSettings& settings, std::string& er
       entry.second->sticky.setMax(next.sticky_max);
     }
     m.harness_path = harness;
-    m.deno_dir = next.dir + "/deno-cache";
+    m.sandbox = sandbox;
     m.spare_failures = 0;
     m.started = true;
   }
@@ -513,7 +570,8 @@ IsolateRegistry::Placement IsolateRegistry::acquire(const IsolateRequest& reques
   auto loops = [&](const Deployment& d) {
     if (request.loop_tag.empty() || request.loop_tag != d.loop_tag) return false;
     grant.error = ErrorKind::kLoopDetected;
-    grant.message = "deployment \"" + d.deployment_id + "\" sent a request to itself";
+    grant.message =
+        clientMessage("deployment \"" + d.deployment_id + "\" sent a request to itself", {});
     return true;
   };
   // The warm path: a deployment this worker has seen, a ready shared isolate with room.
@@ -551,9 +609,20 @@ IsolateRegistry::Placement IsolateRegistry::acquire(const IsolateRequest& reques
   waiter.identity = std::move(identity);
   m.waiting[waiter.ticket] = &d;
   placed.waiting = true;
-  if (m.placeLocked(d, waiter) == Impl::Placed::kNoRoom) {
-    placed.queued = true;
-    m.enqueueLocked(d, std::move(waiter));
+  switch (m.placeLocked(d, waiter)) {
+    case Impl::Placed::kNoRoom:
+      placed.queued = true;
+      m.enqueueLocked(d, std::move(waiter));
+      break;
+    case Impl::Placed::kOverInstanceCap:
+      // At once, not after queue_timeout: an instance id names one isolate, and the
+      // deployment's others are all busy.
+      m.waiting.erase(waiter.ticket);
+      placed.waiting = false;
+      grant.error = ErrorKind::kCapacityExceeded;
+      grant.message = m.instanceCapMessageLocked();
+      break;
+    default: break;
   }
   return placed;
 }
@@ -612,6 +681,7 @@ ErrorKind IsolateRegistry::failureOf(const Isolate& isolate, std::string& messag
   message = exited ? "the isolate crashed while serving the request"
                    : "the connection to the isolate broke while serving the request";
   if (exited && !isolate.failure.empty()) message += " (" + isolate.failure + ")";
+  message = clientMessage(message, m.settings.dir);  // exited() logged the full detail
   return ErrorKind::kDeploymentFailed;
 }
 

@@ -8,7 +8,11 @@
 // least-utilized ready isolate of their deployment under the request's isolate_limit (active
 // requests per isolate); when all are full they wait for an isolate being started that still
 // has room, or start a new one (up to max_isolates_per_deployment, and max_isolates in all,
-// evicting the least recently used idle isolate of any deployment), or queue for a free slot.
+// evicting an idle isolate of a deployment over its fair share first: fair_eviction.h), or queue
+// for a free slot. Dedicated isolates are capped per deployment (max_instances_per_deployment: a
+// new id stops the deployment's least recently used idle instance, or is refused with
+// CAPACITY_EXCEEDED when all are busy). Failure messages reach clients through clientMessage()
+// (client_message.h): no host path, printable, bounded.
 // A deployment's code is fetched once (single flight) and cached (bounded: boot_cache).
 //
 // Threading: acquire(), cancel(), release (through ~IsolateLease) and failureOf() are called
@@ -125,6 +129,7 @@ class IsolateRegistry : public std::enable_shared_from_this<IsolateRegistry> {
     uint64_t ready = 0;         // isolates that became ready to serve their deployment
     uint64_t evicted_idle = 0;  // isolates stopped after idle_timeout
     uint64_t evicted_lru = 0;   // idle isolates stopped to make room under max_isolates
+    uint64_t egress_denied = 0;  // connections and listens the egress policy refused
   };
   Stats stats() const;
   // The pool as JSON for the `status` handler: deployments, their isolates with active

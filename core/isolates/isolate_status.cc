@@ -69,6 +69,8 @@ std::string IsolateRegistry::statusJson() const {
                         json_integer(static_cast<json_int_t>(m.counters.evicted_idle)));
     json_object_set_new(root, "evicted_lru",
                         json_integer(static_cast<json_int_t>(m.counters.evicted_lru)));
+    json_object_set_new(root, "egress_denied",
+                        json_integer(static_cast<json_int_t>(m.counters.egress_denied)));
     for (const auto& [key, d] : m.deployments) {
       json_t* entry = json_object();
       json_object_set_new(entry, "deployment_id",

@@ -51,25 +51,30 @@ void appendJsonString(std::string& out, std::string_view text) {
 
 RuntimeLaunch IsolateRegistry::Impl::launchSettings() const {
   std::lock_guard<std::mutex> lock(mu);
-  return {settings, harness_path, deno_dir};
+  return {settings, harness_path, sandbox};
 }
 
 bool IsolateRegistry::Impl::makeDirs(const std::string& dir, std::string& error) {
   std::error_code ec;
-  std::filesystem::create_directories(dir + "/code", ec);
-  if (!ec) std::filesystem::create_directories(dir + "/sock", ec);
+  for (const char* sub : {"/code", "/sock", "/deno"}) {
+    if (!ec) std::filesystem::create_directories(dir + sub, ec);
+  }
   if (ec) error = "cannot create " + dir + ": " + ec.message();
   return !ec;
 }
 
 bool IsolateRegistry::Impl::spawn(const std::shared_ptr<Isolate>& isolate,
                                   const DeploymentCode* code, std::string& error) {
-  if (!makeDirs(isolate->dir, error)) return false;
   const RuntimeLaunch launch = launchSettings();
+  if (!makeDirs(isolate->dir, error) ||
+      !handDirToIsolate(*launch.sandbox, isolate->id, isolate->dir, error))
+    return false;
+  const PreparedConfinement confinement = isolateConfinement(*launch.sandbox, isolate->id);
   SpawnOptions options;
+  if (launch.sandbox->enabled) options.confinement = &confinement;
   if (!limitsFor(*isolate, launch.settings, options, error) ||
-      !spawnChild(runtimeArgv(launch, isolate->dir, code), runtimeEnv(launch), isolate->dir,
-                  isolate->process, error, options)) {
+      !spawnChild(runtimeArgv(launch, isolate->dir, code), runtimeEnv(launch, isolate->dir),
+                  isolate->dir, isolate->process, error, options)) {
     if (!isolate->cgroup.empty()) cgroups.remove(std::exchange(isolate->cgroup, ""));
     return false;
   }
@@ -187,10 +192,16 @@ bool IsolateRegistry::Impl::assign(Isolate& isolate, const DeploymentCode& code,
   {
     std::lock_guard<std::mutex> lock(mu);
     appendJsonString(line, isolate.deployment ? isolate.deployment->loop_tag : std::string());
-    line += ",\"cluster_timeout_ms\":" + std::to_string(settings.cluster_timeout.count());
+    line += ",\"own_hosts\":[";
+    for (size_t i = 0; i < settings.own_hosts.size(); ++i) {
+      if (i > 0) line += ',';
+      appendJsonString(line, settings.own_hosts[i]);
+    }
+    line += "],\"cluster_timeout_ms\":" + std::to_string(settings.cluster_timeout.count());
   }
   line += "}\n";
-  // A pipe takes 64 KiB at once; the assignment is a few hundred bytes (the code is a file).
+  // A pipe takes 64 KiB at once; the assignment is a few hundred bytes (the code is a file; a
+  // config with thousands of server_names would need more).
   ssize_t n = ::write(isolate.process.stdin_fd, line.data(), line.size());
   if (n != static_cast<ssize_t>(line.size())) {
     error = std::string("cannot hand the code to the runtime: ") +
@@ -292,12 +303,17 @@ void IsolateRegistry::Impl::lineLocked(Isolate& isolate, std::string_view line, 
     } else if (report == "ready") {
       readyLocked(isolate);
     } else if (report.starts_with("failed ")) {
+      // The full detail, for the operator; clients get clientMessage()'s copy (failLocked).
       isolate.failure = std::string(report.substr(7));
+      LOG_WARN("isolate %s: failed to load the deployment: %s", isolate.tag().c_str(),
+               isolate.failure.c_str());
     } else if (report.starts_with("pong ")) {
       uint64_t seq = 0;
       std::string_view digits = report.substr(5);
       std::from_chars(digits.data(), digits.data() + digits.size(), seq);
       isolate.loop_watch.answered(seq);
+    } else if (report.starts_with("denied ")) {
+      egressDeniedLocked(isolate, report.substr(7));
     }
     return;
   }
@@ -314,6 +330,22 @@ void IsolateRegistry::Impl::lineLocked(Isolate& isolate, std::string_view line, 
   }
   logf(is_stderr ? LogLevel::kWarn : LogLevel::kInfo, "isolate %s: %.*s", isolate.tag().c_str(),
        static_cast<int>(line.size()), line.data());
+}
+
+void IsolateRegistry::Impl::egressDeniedLocked(Isolate& isolate, std::string_view target) {
+  ++counters.egress_denied;
+  const SteadyTime now = steadyNow();
+  if (now - isolate.denied_logged < std::chrono::seconds(1)) {
+    ++isolate.denied_unlogged;
+    return;
+  }
+  isolate.denied_logged = now;
+  const uint64_t more = std::exchange(isolate.denied_unlogged, 0);
+  LOG_WARN(
+      "isolate %s: egress to %.*s refused by the egress policy (%llu more since the last "
+      "line)",
+      isolate.tag().c_str(), static_cast<int>(target.size()), target.data(),
+      static_cast<unsigned long long>(more));
 }
 
 void IsolateRegistry::Impl::readyLocked(Isolate& isolate) {

@@ -14,8 +14,10 @@ namespace subgate {
 std::vector<std::string> runtimeArgv(const RuntimeLaunch& launch, const std::string& dir,
                                      const DeploymentCode* code) {
   const RuntimeSettings& settings = launch.settings;
-  std::vector<std::string> argv = {settings.deno_path, "run",         "--quiet",
-                                   "--no-prompt",      "--no-config", "--no-lock"};
+  std::vector<std::string> argv;
+  if (launch.sandbox->enabled) argv = sandboxArgv(*launch.sandbox, dir);
+  argv.insert(argv.end(), {launch.sandbox->enabled ? launch.sandbox->deno : settings.deno_path,
+                           "run", "--quiet", "--no-prompt", "--no-config", "--no-lock"});
   argv.push_back("--allow-read=" + dir + "/code," + dir + "/sock");
   argv.push_back("--allow-write=" + dir + "/sock");
   argv.push_back("--allow-env");
@@ -28,6 +30,8 @@ std::vector<std::string> runtimeArgv(const RuntimeLaunch& launch, const std::str
     for (const std::string& host : code->net_allow) list += "," + host;
     argv.push_back("--allow-net=" + list);
   }
+  // Denials win over any grant, the deployment's own list included (egress_policy.h).
+  argv.push_back("--deny-net=" + launch.sandbox->deny_net);
   argv.push_back("--v8-flags=--max-old-space-size=" +
                  std::to_string(std::max<uint64_t>(settings.memory_limit >> 20, 16)));
   argv.push_back(launch.harness_path);
@@ -35,9 +39,9 @@ std::vector<std::string> runtimeArgv(const RuntimeLaunch& launch, const std::str
   return argv;
 }
 
-std::vector<std::string> runtimeEnv(const RuntimeLaunch& launch) {
-  return {"DENO_DIR=" + launch.deno_dir, "NO_COLOR=1", "DENO_NO_UPDATE_CHECK=1", "DENO_NO_PROMPT=1",
-          "PATH=/usr/bin:/bin"};
+std::vector<std::string> runtimeEnv(const RuntimeLaunch&, const std::string& dir) {
+  return {"DENO_DIR=" + dir + "/deno", "HOME=" + dir + "/deno", "NO_COLOR=1",
+          "DENO_NO_UPDATE_CHECK=1",    "DENO_NO_PROMPT=1",      "PATH=/usr/bin:/bin"};
 }
 
 namespace {

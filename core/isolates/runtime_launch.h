@@ -6,12 +6,14 @@
 // supervisor thread does); removeOrphanFolders() runs on the main thread at configuration.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "core/isolates/deno_config.h"
 #include "core/isolates/runtime_settings.h"
+#include "core/isolates/sandbox.h"
 
 namespace subgate {
 
@@ -20,15 +22,18 @@ namespace subgate {
 struct RuntimeLaunch {
   RuntimeSettings settings;
   std::string harness_path;
-  std::string deno_dir;
+  std::shared_ptr<const SandboxPlan> sandbox;  // never null once configured
 };
 
-// The argv of a runtime process working in `dir` (its code in dir/code, its socket in dir/sock)
-// for `code`, or a generic spare when `code` is null.
+// The argv of a runtime process working in `dir` (its code in dir/code, its socket in dir/sock,
+// its own Deno cache and storage in dir/deno) for `code`, or a generic spare when `code` is null:
+// inside the sandbox (bubblewrap's command line first) unless it is off.
 std::vector<std::string> runtimeArgv(const RuntimeLaunch& launch, const std::string& dir,
                                      const DeploymentCode* code);
-// The whole environment of a runtime process.
-std::vector<std::string> runtimeEnv(const RuntimeLaunch& launch);
+// The whole environment of a runtime process working in `dir`. DENO_DIR is the isolate's own:
+// its localStorage, Cache API and module cache live and die with it, and no isolate reads what
+// another wrote (docs/security.md).
+std::vector<std::string> runtimeEnv(const RuntimeLaunch& launch, const std::string& dir);
 
 // The file in an isolate folder (/tmp/subgate-XXXXXX) naming the pid of the subgate owning it.
 inline constexpr std::string_view kOwnerFile = "owner.pid";

@@ -6,8 +6,10 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "core/http_client/http_client.h"
+#include "core/isolates/sandbox.h"
 
 namespace subgate {
 
@@ -16,12 +18,15 @@ struct RuntimeSettings {
   std::string dir;        // working folder: harness, one subfolder per isolate, Deno's cache
   uint32_t spare = 0;     // generic processes kept started, waiting for code
   std::chrono::milliseconds idle_timeout{60000};
-  std::chrono::milliseconds boot_timeout{10000};    // process start (or assignment) to serving
-  std::chrono::milliseconds queue_timeout{5000};    // wait for a free isolate before 503
-  std::chrono::milliseconds stop_timeout{5000};     // SIGINT to SIGKILL
-  uint64_t memory_limit = 256ull << 20;             // V8 heap cap per isolate
-  uint32_t max_isolates = 100;                      // whole process; idle ones evicted LRU
-  uint32_t max_isolates_per_deployment = 10;        // shared isolates of one deployment
+  std::chrono::milliseconds boot_timeout{10000};  // process start (or assignment) to serving
+  std::chrono::milliseconds queue_timeout{5000};  // wait for a free isolate before 503
+  std::chrono::milliseconds stop_timeout{5000};   // SIGINT to SIGKILL
+  uint64_t memory_limit = 256ull << 20;           // V8 heap cap per isolate
+  uint32_t max_isolates = 100;                    // whole process; idle ones evicted LRU
+  uint32_t max_isolates_per_deployment = 10;      // shared isolates of one deployment
+  // Dedicated (instance id) isolates of one deployment; a new id past it stops the deployment's
+  // least recently used idle instance, or gets 503 CAPACITY_EXCEEDED when all are busy.
+  uint32_t max_instances_per_deployment = 10;
   size_t boot_cache = 1000;                         // deployments whose code is kept
   std::chrono::milliseconds sticky_ttl{60000};      // identifier kept after its last request
   size_t sticky_max = 100000;                       // identifiers remembered per deployment
@@ -43,6 +48,11 @@ struct RuntimeSettings {
   uint64_t processMemoryLimit() const {
     return process_memory_limit ? process_memory_limit : 2 * memory_limit;
   }
+  // Not a directive: where this subgate listens ("host:port", "*:port" for a wildcard; the
+  // isolates module fills it from the config's listeners and server_names). The harness adds
+  // the loop markers only to requests for these (core/ingress/cdn_loop.h).
+  std::vector<std::string> own_hosts;
+  SandboxSettings sandbox;  // sandbox.h
 };
 
 }  // namespace subgate

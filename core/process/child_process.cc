@@ -23,6 +23,7 @@ void closeIf(int& fd) {
 struct ChildSetup {
   const std::vector<std::pair<int, rlim_t>>* rlimits;
   std::vector<const char*> cgroup_procs;
+  const PreparedConfinement* confinement;
 };
 
 // In the child: joins each cgroup by writing "0" (the writer itself) to its cgroup.procs.
@@ -61,6 +62,12 @@ bool applyRlimits(const ChildSetup& setup) {
   syscall(SYS_close_range, static_cast<unsigned>(report_fd + 1), ~0u, 0u);
   if (cwd[0] && chdir(cwd) != 0) goto fail;
   if (!joinCgroups(setup) || !applyRlimits(setup)) goto fail;
+  if (setup.confinement) {
+    if (!applyConfinement(*setup.confinement)) goto fail;
+    // A change of user clears the death signal: set it again, and check the parent once more.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(127);
+  }
   execve(argv[0], argv, envp);
 fail:
   int code = errno;
@@ -80,7 +87,7 @@ bool spawnChild(const std::vector<std::string>& argv, const std::vector<std::str
   std::vector<char*> env_ptrs;
   for (const std::string& var : env) env_ptrs.push_back(const_cast<char*>(var.c_str()));
   env_ptrs.push_back(nullptr);
-  ChildSetup setup{&options.rlimits, {}};
+  ChildSetup setup{&options.rlimits, {}, options.confinement};
   for (const std::string& path : options.cgroup_procs) setup.cgroup_procs.push_back(path.c_str());
 
   int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1}, report[2] = {-1, -1};
@@ -119,8 +126,8 @@ bool spawnChild(const std::vector<std::string>& argv, const std::vector<std::str
   closeIf(report[0]);
   if (n > 0) {
     waitpid(pid, nullptr, 0);
-    error =
-        "cannot run " + argv[0] + " (or set its limits and cgroups): " + std::strerror(exec_errno);
+    error = "cannot run " + argv[0] +
+            " (or set its limits, cgroups or confinement): " + std::strerror(exec_errno);
     cleanup();
     return false;
   }

@@ -16,6 +16,8 @@
 #include <utility>
 #include <vector>
 
+#include "core/process/confinement.h"
+
 namespace subgate {
 
 struct ChildProcess {
@@ -33,11 +35,14 @@ struct SpawnOptions {
   std::vector<std::pair<int, rlim_t>> rlimits;
   // `cgroup.procs` files (v1 or v2) the child writes itself into, in order.
   std::vector<std::string> cgroup_procs;
+  // Applied last, after the limits and cgroups (it may drop the privileges they need).
+  const PreparedConfinement* confinement = nullptr;
 };
 
 // argv[0] is the program path. False with `error` set when a pipe or the fork fails or the
 // program cannot be executed (reported through a close-on-exec pipe, so a missing binary is an
-// error here, not a child that exits at once; so is a limit or cgroup the child cannot take).
+// error here, not a child that exits at once; so is a limit, cgroup or confinement the child
+// cannot take).
 bool spawnChild(const std::vector<std::string>& argv, const std::vector<std::string>& env,
                 const std::string& cwd, ChildProcess& child, std::string& error,
                 const SpawnOptions& options = {});

@@ -1,12 +1,16 @@
 #include "modules/isolates/isolates_module.h"
 
 #include <event2/event.h>
+#include <netinet/in.h>
 #include <unistd.h>
 
 #include <charconv>
 #include <cstdlib>
+#include <set>
 
 #include "core/config/config_ast.h"
+#include "core/http1/http1_parser.h"
+#include "core/ingress/cdn_loop.h"
 #include "core/ingress/instance_id.h"
 #include "core/isolates/isolate_registry.h"
 #include "core/log/log.h"
@@ -27,6 +31,7 @@ struct RuntimeMain {
 struct IsolatesConf final : ModuleConf {
   const Module* module = nullptr;  // whose request slot holds IsolatesRequestState
   uint32_t limit = 50;
+  uint32_t loop_limit = 8;  // isolate_loop_limit: isolate hops a request may have made
   ProxyOptions options;
 };
 
@@ -54,6 +59,7 @@ constexpr DirectiveSpec kDirectives[] = {
     {"max_processes", kRuntimeContext},
     {"max_isolates", kRuntimeContext},
     {"max_isolates_per_deployment", kRuntimeContext},
+    {"max_instances_per_deployment", kRuntimeContext},
     {"boot_cache", kRuntimeContext},
     {"sticky_ttl", kRuntimeContext},
     {"sticky_max", kRuntimeContext},
@@ -62,9 +68,15 @@ constexpr DirectiveSpec kDirectives[] = {
     {"origin_timeout", kRuntimeContext},
     {"origin_max_response", kRuntimeContext},
     {"origin_ca_file", kRuntimeContext},
+    {"sandbox", kRuntimeContext},
+    {"sandbox_uids", kRuntimeContext, 2, 2},
+    {"sandbox_bwrap", kRuntimeContext},
+    {"egress_allow", kRuntimeContext, 1, -1, false, true},
+    {"egress_deny", kRuntimeContext, 1, -1, false, true},
     {"isolates", kServerContext | kLocationContext, 0, 0, false, false, true},
     {"isolate_limit", kScopes},
     {"isolate_read_timeout", kScopes},
+    {"isolate_loop_limit", kScopes},
 };
 
 // The Deno executable when the config does not name one: $SUBGATE_DENO, then the one
@@ -159,6 +171,9 @@ bool compileRuntime(const config::Node& block, CompileContext& ctx, RuntimeSetti
     } else if (name == "max_isolates_per_deployment") {
       ok = ctx.countArg(node, 1, 100000, n);
       s.max_isolates_per_deployment = static_cast<uint32_t>(n);
+    } else if (name == "max_instances_per_deployment") {
+      ok = ctx.countArg(node, 1, 100000, n);
+      s.max_instances_per_deployment = static_cast<uint32_t>(n);
     } else if (name == "boot_cache") {
       ok = ctx.countArg(node, 1, 1000000, n);
       s.boot_cache = n;
@@ -176,6 +191,29 @@ bool compileRuntime(const config::Node& block, CompileContext& ctx, RuntimeSetti
     } else if (name == "origin_max_response") {
       ok = ctx.sizeArg(node, n, 1024);
       s.origin.max_response_bytes = n;
+    } else if (name == "sandbox") {
+      ok = ctx.flagArg(node, s.sandbox.enabled);
+    } else if (name == "sandbox_bwrap") {
+      s.sandbox.bwrap = ctx.resolvePath(node.args[0]);
+    } else if (name == "sandbox_uids") {
+      uint64_t count = 0;
+      ok = ctx.countArg(node, 1, 0xfffffffe, n);
+      config::Node second = node;
+      second.args.erase(second.args.begin());
+      if (ok) ok = ctx.countArg(second, 1, 0xffffffffull - n, count);
+      s.sandbox.uid_base = static_cast<uint32_t>(n);
+      s.sandbox.uid_count = static_cast<uint32_t>(count);
+    } else if (name == "egress_allow" || name == "egress_deny") {
+      auto& list = name == "egress_allow" ? s.sandbox.egress.allow : s.sandbox.egress.deny;
+      for (const std::string& arg : node.args) {
+        Ipv4Cidr cidr;
+        std::string error;
+        if (!parseEgressEntry(arg, cidr, error)) {
+          ok = ctx.fail(node, name + " " + error);
+          break;
+        }
+        list.push_back(cidr);
+      }
     } else if (name == "origin_ca_file") {
       s.origin.ca_file = ctx.resolvePath(node.args[0]);
       if (access(s.origin.ca_file.c_str(), R_OK) != 0)
@@ -188,6 +226,36 @@ bool compileRuntime(const config::Node& block, CompileContext& ctx, RuntimeSetti
   if (process_memory && s.process_memory_limit < s.memory_limit)
     return ctx.fail(*process_memory, "process_memory_limit must be at least memory_limit");
   return true;
+}
+
+// Where this subgate can be reached, as the harness compares the targets of user code's fetches
+// ("host:port", the host lower-cased, IPv6 in brackets; "*:port" for a wildcard listener, which
+// the harness matches with any IP literal or localhost): the TCP listeners' addresses, localhost
+// for loopback ones, and the server_names of their servers. Only requests to these carry the
+// loop markers (x-subgate-loop, CDN-Loop): other hosts never see them.
+std::vector<std::string> ownHosts(const RuntimeConfig& config) {
+  std::set<std::string> hosts;
+  for (const ListenConf& listen : config.listens) {
+    const SocketAddress& address = listen.address;
+    if (address.family() != AF_INET && address.family() != AF_INET6) continue;
+    const size_t colon = address.text.rfind(':');
+    const std::string host = address.text.substr(0, colon);
+    const std::string port = address.text.substr(colon + 1);
+    const bool wildcard = host == "0.0.0.0" || host == "[::]";
+    hosts.insert(wildcard ? "*:" + port : address.text);
+    if (host.starts_with("127.") || host == "[::1]") hosts.insert("localhost:" + port);
+    for (const ServerConf* server : listen.servers)
+      for (const std::string& name : server->names) hosts.insert(name + ":" + port);
+  }
+  return {hosts.begin(), hosts.end()};
+}
+
+// The request's CDN-Loop entries (every field of that name).
+CdnLoop requestCdnLoop(const Request& req) {
+  std::vector<std::string_view> values;
+  for (const http1::HeaderField& field : req.head().headers)
+    if (http1::iequals(field.name, "cdn-loop")) values.push_back(field.value);
+  return parseCdnLoop(values);
 }
 
 // Proxies to the one isolate the request holds a lease on; no second try elsewhere.
@@ -351,13 +419,20 @@ std::shared_ptr<const ModuleConf> IsolatesModule::compileLocation(const Scope& s
   if (const config::Node* node = scope.find("isolate_read_timeout")) {
     if (!ctx.durationArg(*node, conf->options.read_timeout, true)) return nullptr;
   }
+  if (const config::Node* node = scope.find("isolate_loop_limit")) {
+    uint64_t n = 0;
+    if (!ctx.countArg(*node, 1, 1000, n)) return nullptr;
+    conf->loop_limit = static_cast<uint32_t>(n);
+  }
   return conf;
 }
 
 bool IsolatesModule::activate(const RuntimeConfig& config, std::string& error) const {
   auto main = config.mainOf<RuntimeMain>(this);
   if (!main || (!main->present && !main->used)) return true;
-  return config.isolates->configure(main->settings, error);
+  RuntimeSettings settings = main->settings;
+  settings.own_hosts = ownHosts(config);
+  return config.isolates->configure(settings, error);
 }
 
 void IsolatesModule::deactivate(const RuntimeConfig& config) const { config.isolates->shutdown(); }
@@ -379,6 +454,18 @@ void IsolatesModule::content(Request& req, const ModuleConf& module_conf) const 
     }
     decision.instance_id = std::move(*instance);
   }
+  // Loops through other deployments: the count of isolate hops the request made (CDN-Loop,
+  // core/ingress/cdn_loop.h), one more on the way in.
+  const CdnLoop loop = requestCdnLoop(req);
+  if (loop.hops >= conf.loop_limit) {
+    req.fail(ErrorKind::kLoopDetected,
+             "the request already went through " + std::to_string(loop.hops) +
+                 " isolates of this subgate (isolate_loop_limit " +
+                 std::to_string(conf.loop_limit) + "): a loop between deployments");
+    return;
+  }
+  decision.drop_headers.push_back("cdn-loop");
+  decision.add_headers.emplace_back("cdn-loop", cdnLoopValue(loop, loop.hops + 1));
   req.state<IsolatesRequestState>(*this).prewarm = req.header("x-deno-prewarm") == "1";
   // Internal markers never reach user code. x-subgate-uid names the connection's identifier
   // in the cluster (cluster_hub.h): only subgate may set it, from identify().

@@ -1,5 +1,6 @@
 #include "modules/subhost_auth/subhost_auth_module.h"
 
+#include <algorithm>
 #include <atomic>
 #include <ctime>
 #include <deque>
@@ -9,6 +10,7 @@
 #include <sstream>
 #include <unordered_map>
 
+#include "core/http_client/http_client.h"
 #include "core/jwt/jwt.h"
 #include "core/pipeline/config_model.h"
 #include "core/pipeline/request.h"
@@ -51,6 +53,49 @@ bool readSecretFile(const std::string& path, std::string& secret, std::string& e
   return true;
 }
 
+// A path with a "." or ".." segment, literal or percent-encoded: the origin would resolve it to
+// another path than the one the allow rule compared.
+bool hasDotSegment(std::string_view path) {
+  for (size_t start = 0; start <= path.size();) {
+    size_t end = std::min(path.find('/', start), path.size());
+    std::string segment;
+    for (size_t i = start; i < end; ++i) {
+      std::string_view rest = path.substr(i, end - i);
+      bool encoded_dot = rest.starts_with("%2e") || rest.starts_with("%2E");
+      segment += encoded_dot ? '.' : path[i];
+      if (encoded_dot) i += 2;
+    }
+    if (segment == "." || segment == "..") return true;
+    start = end + 1;
+  }
+  return false;
+}
+
+// The path of a parsed URL without its query.
+std::string_view pathOf(const HttpUrl& url) {
+  return std::string_view(url.path_and_query).substr(0, url.path_and_query.find('?'));
+}
+
+// An rpc_root_allow entry: an absolute http(s) URL without query or dot segments.
+bool compileRpcRootRule(const config::Node& node, const std::string& text, CompileContext& ctx,
+                        RpcRootRule& rule) {
+  auto bad = [&](std::string_view why) {
+    return ctx.fail(node, "rpc_root_allow \"" + text +
+                              "\" is not an absolute http:// or https:// URL: " + std::string(why));
+  };
+  std::string error;
+  auto url = parseHttpUrl(text, error);
+  if (!url) return bad(error.substr(error.find("\": ") + 3));
+  if (url->path_and_query.find('?') != std::string::npos || text.find('#') != std::string::npos)
+    return bad("a query or fragment is not a path prefix");
+  if (hasDotSegment(pathOf(*url))) return bad("the path has a \".\" or \"..\" segment");
+  rule.tls = url->tls;
+  rule.host = url->host;
+  rule.port = url->port;
+  rule.path = std::string(pathOf(*url));
+  return true;
+}
+
 bool compileSubhoster(const config::Node& block, CompileContext& ctx, Subhoster& out) {
   out.name = block.args[0];
   bool has_secret = false;
@@ -71,10 +116,10 @@ bool compileSubhoster(const config::Node& block, CompileContext& ctx, Subhoster&
                         "the secret of subhoster \"" + out.name + "\" is shorter than 16 bytes");
     } else if (node.name == "rpc_root_allow") {
       for (const std::string& prefix : node.args) {
-        if (!prefix.starts_with("http://") && !prefix.starts_with("https://"))
-          return ctx.fail(
-              node, "rpc_root_allow prefix \"" + prefix + "\" is not an http:// or https:// URL");
+        RpcRootRule rule;
+        if (!compileRpcRootRule(node, prefix, ctx, rule)) return false;
         out.rpc_root_allow.push_back(prefix);
+        out.rpc_root_rules.push_back(std::move(rule));
       }
     }
   }
@@ -122,10 +167,24 @@ HookResult reject(Request& req, std::string_view message) {
   return HookResult::kDone;
 }
 
+// `path` starts with `prefix` on a segment boundary: "/v1" and "/v1/" allow "/v1/x", never
+// "/v10".
+bool pathWithin(std::string_view path, std::string_view prefix) {
+  if (!path.starts_with(prefix)) return false;
+  return prefix.ends_with('/') || path.size() == prefix.size() || path[prefix.size()] == '/';
+}
+
+// The token's rpc_root against the subhoster's rules, compared as URLs (scheme, host, port,
+// path prefix), never as strings: "https://o.example" must not allow "https://o.example.evil/".
 bool rpcRootAllowed(const Subhoster& subhoster, std::string_view rpc_root) {
-  if (subhoster.rpc_root_allow.empty()) return true;
-  for (const std::string& prefix : subhoster.rpc_root_allow)
-    if (rpc_root.starts_with(prefix)) return true;
+  if (subhoster.rpc_root_rules.empty()) return true;
+  std::string error;
+  auto url = parseHttpUrl(rpc_root, error);
+  if (!url || hasDotSegment(pathOf(*url))) return false;
+  for (const RpcRootRule& rule : subhoster.rpc_root_rules)
+    if (url->tls == rule.tls && url->host == rule.host && url->port == rule.port &&
+        pathWithin(pathOf(*url), rule.path))
+      return true;
   return false;
 }
 

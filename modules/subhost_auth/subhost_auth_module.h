@@ -4,7 +4,7 @@
 // the route decision's `token` (core/pipeline/route.h).
 //
 // Directives:
-//   subhoster NAME { secret S; | secret_file PATH; rpc_root_allow PREFIX...; }   (main, repeatable)
+//   subhoster NAME { secret S; | secret_file PATH; rpc_root_allow URL...; }   (main, repeatable)
 //   subhost_auth on|off;             (main, server, location) verify tokens here
 //   subhost_leeway D;                (default 60s) clock skew allowed for iat and exp
 //   subhost_max_token_size SIZE;     (default 8k)

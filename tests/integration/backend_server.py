@@ -38,10 +38,12 @@ def pattern_bytes(n):
 
 
 class Backend:
-    def __init__(self):
+    def __init__(self, host="127.0.0.1"):
+        """Listens on `host` (a loopback address) and a free port."""
+        self.host = host
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.bind((host, 0))
         self.sock.listen(128)
         self.port = self.sock.getsockname()[1]
         self.ids = itertools.count(1)

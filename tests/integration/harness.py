@@ -224,9 +224,9 @@ def request(port, method="GET", path="/", headers=None, body=None, host="test"):
 class SubgateTestCase(unittest.TestCase):
     """Starts subgate (and optionally the backend) per test; prints subgate's log on failure."""
 
-    def start_backend(self):
+    def start_backend(self, host="127.0.0.1"):
         from backend_server import Backend
-        backend = Backend()
+        backend = Backend(host)
         self.addCleanup(backend.stop)
         return backend
 

@@ -358,7 +358,7 @@ class UserCode(IngressCase):
         self.origin.deployments["closed"] = Deployment(code=code, net=False)
         self.origin.deployments["open"] = Deployment(code=code, net=True)
         self.origin.deployments["listed"] = Deployment(code=code, net=["example.com"])
-        self.serve()
+        self.serve(runtime="egress_allow 127.0.0.1;")  # the backend: loopback is closed by default
         self.assertIn(b"denied: NotCapable", self.get("closed").body)
         self.assertEqual(self.get("open").body, b"fetched 200")
         self.assertIn(b"denied: NotCapable", self.get("listed").body)
@@ -415,6 +415,31 @@ class UserCode(IngressCase):
         r = self.get("serves-nothing")
         self.assertEqual((r.status, r.error()["code"]), (502, "DEPLOYMENT_FAILED"))
 
+    def test_load_errors_name_no_host_path_and_are_printable_and_bounded(self):
+        # A syntax error makes Deno quote the module's URL (the isolate's folder on the host) and
+        # the offending source line, bytes and all; a long throw makes a long message.
+        self.origin.deployments["garbage"] = Deployment(
+            code='const s = "\x01\x02\x1b[31m\u00e9\u2603"; @@@ not javascript;\n')
+        self.origin.deployments["long"] = Deployment(
+            code='throw new Error("broken \\x07\\u00ff " + "x".repeat(2000));')
+        self.serve()
+        for name in ("garbage", "long"):
+            r = self.get(name)
+            self.assertEqual((r.status, r.error()["code"]), (502, "DEPLOYMENT_FAILED"), name)
+            message = r.error()["message"]
+            self.assertTrue(message, name)
+            for text in (r.header("x-deno-error"), r.body.decode()):
+                self.assertNotIn("/tmp", text, name)
+                self.assertNotIn("iso-", text, name)
+                self.assertNotIn("file://", text, name)
+                self.assertTrue(all(0x20 <= ord(c) < 0x7f for c in text.rstrip("\n")), (name, text))
+            self.assertLessEqual(len(message), 200, name)
+        self.assertIn("main.ts", self.get("garbage").error()["message"], "the deployment's own file")
+        self.assertTrue(self.get("long").error()["message"].endswith("..."))
+        # The operator's log keeps the whole story.
+        self.assertRegex(self.sg.output(), r"failed to load the deployment: .*file:///tmp/subgate-\w+/iso-\d+/code/main\.ts")
+        self.assertIn("x" * 400, self.sg.output())
+
     def test_boot_timeout(self):
         self.origin.deployments["hangs"] = Deployment(code="await new Promise(() => {});")
         self.serve(runtime="boot_timeout 1s;")
@@ -434,11 +459,12 @@ class UserCode(IngressCase):
 
 class IsolateFailures(IngressCase):
     CRASHY = """let n = 0;
+    const processId = crypto.randomUUID();  // Deno.pid is the same in every pid namespace
     Deno.serve(async (req) => {
         const path = new URL(req.url).pathname;
         if (path === "/crash") { setTimeout(() => Deno.exit(3), 100); await new Promise(r => setTimeout(r, 5000)); }
         if (path === "/bomb") { const keep = []; for (;;) keep.push(new Array(1e6).fill(Math.random())); }
-        return new Response("alive " + (n++) + " " + Deno.pid);
+        return new Response("alive " + (n++) + " " + processId);
     });"""
 
     def test_crash_mid_request_then_replaced(self):
@@ -497,7 +523,7 @@ class IsolateFailures(IngressCase):
         self.assertEqual(results[0].status, 200)
 
     def test_loop_detected(self):
-        self.serve()
+        self.serve(runtime="egress_allow 127.0.0.1;")  # where the operator lets isolates reach it
         token = relay_token("loop", self.origin.rpc_root)
         code = f"""Deno.serve(async (req) => {{
             if (new URL(req.url).pathname === "/inner") return new Response("inner reached");
@@ -513,6 +539,126 @@ class IsolateFailures(IngressCase):
         # A client cannot smuggle the marker to user code.
         r = self.get("loop", path="/inner", headers={"x-subgate-loop": "forged"})
         self.assertEqual(r.body, b"inner reached")
+
+
+# Answers which isolate it is; /hold keeps the request (and so the isolate busy) a while.
+WHO_CODE = """
+const me = crypto.randomUUID();
+Deno.serve(async (req) => {
+  if (new URL(req.url).pathname === "/hold") await new Promise(r => setTimeout(r, 4000));
+  return new Response(me);
+});
+"""
+
+
+class FairCaps(IngressCase):
+    """Instance ids are the client's to choose: capped per deployment, and eviction under
+    max_isolates takes from the deployments over their fair share first."""
+
+    def instance(self, deployment, instance_id, path="/"):
+        return self.get(deployment, path=path, headers={"x-deno-isolate-instance-id": instance_id})
+
+    def isolates_of(self, deployment):
+        for d in self.pool()["deployments"]:
+            if d["deployment_id"] == deployment:
+                return d["isolates"]
+        return []
+
+    def test_a_tenant_cycling_instance_ids_never_stops_another_tenants_warm_isolate(self):
+        for name in ("tenant-a", "tenant-b"):
+            self.origin.deployments[name] = Deployment(code=WHO_CODE)
+        self.serve(runtime="max_isolates 3; max_instances_per_deployment 50;")
+        warm = self.get("tenant-a")
+        self.assertEqual(warm.status, 200, warm.body)
+        for i in range(8):
+            r = self.instance("tenant-b", f"cycle-{i}")
+            self.assertEqual(r.status, 200, r.body)
+        # A's isolate, the least recently used of all after B's first two, is the same one.
+        self.assertEqual(self.get("tenant-a").body, warm.body)
+        self.assertEqual(len(self.isolates_of("tenant-a")), 1)
+        self.assertEqual(sorted(i["instance_id"] for i in self.isolates_of("tenant-b")),
+                         ["cycle-6", "cycle-7"], "B replaced its own instances")
+        self.assertEqual(self.pool()["evicted_lru"], 6)
+
+    def test_instance_ids_past_the_cap_replace_the_deployments_idle_instance_or_get_503(self):
+        self.origin.deployments["cycler"] = Deployment(code=WHO_CODE)
+        self.serve(runtime="max_instances_per_deployment 2;")
+        one = self.instance("cycler", "one").body
+        self.assertEqual(self.instance("cycler", "two").status, 200)
+        # A third id stops the least recently used idle instance, "one".
+        self.assertEqual(self.instance("cycler", "three").status, 200)
+        self.assertEqual(sorted(i["instance_id"] for i in self.isolates_of("cycler")), ["three", "two"])
+        again = self.instance("cycler", "one")  # starts afresh, and stops "two" for it
+        self.assertEqual(again.status, 200, again.body)
+        self.assertNotEqual(again.body, one, "a new isolate")
+        self.assertEqual(self.pool()["evicted_lru"], 2)
+        # Both instances busy: a new id is refused at once.
+        held = []
+        threads = [threading.Thread(target=lambda i=i: held.append(self.instance("cycler", i, "/hold")))
+                   for i in ("one", "three")]
+        for t in threads:
+            t.start()
+        wait_until(lambda: [i["active"] for i in self.isolates_of("cycler")] == [1, 1],
+                   what="both instances busy")
+        start = time.monotonic()
+        r = self.instance("cycler", "four")
+        self.assertEqual((r.status, r.error()["code"]), (503, "CAPACITY_EXCEEDED"))
+        self.assertIn("max_instances_per_deployment 2", r.error()["message"])
+        self.assertLess(time.monotonic() - start, 2, "no queue wait")
+        for t in threads:
+            t.join(15)
+        self.assertEqual([r.status for r in held], [200, 200])
+        self.assertEqual(sorted(i["instance_id"] for i in self.isolates_of("cycler")), ["one", "three"])
+
+
+class Loops(IngressCase):
+    """Requests isolates send to subgate carry a hop count in CDN-Loop (RFC 8586) and the
+    deployment's loop tag; requests to other hosts carry neither."""
+
+    def relay_code(self, target):
+        """Forwards each request to deployment `target` through subgate and answers with what
+        came back, after the CDN-Loop it was given."""
+        token = relay_token(target, self.origin.rpc_root)
+        return f"""Deno.serve(async (req) => {{
+            const seen = req.headers.get("cdn-loop");
+            const r = await fetch("http://127.0.0.1:{self.sg.port}/", {{ headers: {{
+                "x-deno-subhost": "{token}", "x-forwarded-host": "{target}.example" }} }});
+            const inner = r.status === 200 ? await r.text() : r.status + " " + r.headers.get("x-deno-error");
+            return new Response(seen + "\\n" + inner);
+        }});"""
+
+    def test_a_loop_through_another_deployment_ends_in_loop_detected(self):
+        self.serve(runtime="egress_allow 127.0.0.1;", location="isolate_loop_limit 4;")
+        self.origin.deployments["ping"] = Deployment(code=self.relay_code("pong"))
+        self.origin.deployments["pong"] = Deployment(code=self.relay_code("ping"))
+        r = self.get("ping", headers={"cdn-loop": "cdn.example; v=1"})
+        self.assertEqual(r.status, 200, r.body)
+        lines = r.body.decode().split("\n")
+        # ping, pong, ping, pong: each saw one hop more; the fifth entry was refused.
+        self.assertEqual(lines[:4], [
+            "cdn.example; v=1, subgate; hops=1", "subgate; hops=2", "subgate; hops=3", "subgate; hops=4"])
+        self.assertTrue(lines[4].startswith("508 "), lines)
+        error = json.loads(lines[4][4:])
+        self.assertEqual(error["code"], "LOOP_DETECTED")
+        self.assertIn("isolate_loop_limit 4", error["message"])
+        # A count a client sends is honoured too (it can only refuse its own request).
+        r = self.get("ping", headers={"cdn-loop": "subgate; hops=4"})
+        self.assertEqual((r.status, r.error()["code"]), (508, "LOOP_DETECTED"))
+
+    def test_other_hosts_get_no_marker(self):
+        third_party = self.start_backend(host="127.0.0.2")
+        self.serve(runtime="egress_allow 127.0.0.0/8;")  # subgate and the third party
+        code = f"""Deno.serve(async (req) => {{
+            const r = await fetch("http://127.0.0.2:{third_party.port}/headers", {{ headers: {{ "x-mine": "1" }} }});
+            return new Response(await r.text());
+        }});"""
+        self.origin.deployments["caller"] = Deployment(code=code)
+        r = self.get("caller", headers={"cdn-loop": "cdn.example"})
+        self.assertEqual(r.status, 200, r.body)
+        received = {name.lower(): value for name, value in json.loads(r.body)}
+        self.assertEqual(received.get("x-mine"), "1")
+        self.assertNotIn("x-subgate-loop", received)
+        self.assertNotIn("cdn-loop", received)
 
 
 def process_state(pid):

@@ -26,6 +26,7 @@ server {
     listen 127.0.0.1:8080;
     location /relayed { subhost_auth on; isolates; }
     location /unauthenticated { isolates; }
+    location /short { subhost_auth on; isolates; isolate_loop_limit 2; }
 }
 )";
 
@@ -70,6 +71,24 @@ TEST(IsolatesModule, AnInvalidInstanceIdAnswers400BeforeAnyIsolateIsAskedFor) {
   EXPECT_EQ(harness.config().isolates->stats().processes, 0u);
 }
 
+TEST(IsolatesModule, ARequestAtTheLoopLimitAnswers508BeforeAnyIsolateIsAskedFor) {
+  PipelineHarness harness(kConfig);
+  ASSERT_TRUE(harness.ok()) << harness.error();
+  const std::string auth = "x-deno-subhost: " + token() + "\r\n";
+  // The default limit (8), counted in subgate's CDN-Loop entry among other CDNs' entries.
+  auto looped = harness.get("/relayed", auth + "cdn-loop: cdn.example, subgate; hops=8\r\n");
+  EXPECT_EQ(looped->transport.status, 508);
+  EXPECT_EQ(errorCode(looped->transport), "LOOP_DETECTED");
+  EXPECT_NE(looped->transport.header("x-deno-error")->find("isolate_loop_limit 8"),
+            std::string::npos);
+  // Fields of one list on several lines count together; the location's own limit applies.
+  auto short_limit =
+      harness.get("/short", auth + "cdn-loop: cdn.example\r\ncdn-loop: subgate; hops=2\r\n");
+  EXPECT_EQ(short_limit->transport.status, 508);
+  EXPECT_EQ(errorCode(short_limit->transport), "LOOP_DETECTED");
+  EXPECT_EQ(harness.config().isolates->stats().processes, 0u);
+}
+
 TEST(IsolatesModule, EveryConfigHasARuntimeThatStartsNothingUntilActivated) {
   PipelineHarness harness(kConfig);
   ASSERT_TRUE(harness.ok()) << harness.error();
@@ -92,6 +111,12 @@ TEST(IsolatesModule, RefusesBadRuntimeBlocksAndLimits) {
             "<embedded>:1: invalid number \"100\" in \"spare\" directive");
   EXPECT_EQ(configError("server { listen 127.0.0.1:1; location / { isolates; isolate_limit 0; } }"),
             "<embedded>:1: invalid number \"0\" in \"isolate_limit\" directive");
+  EXPECT_EQ(configError("server { listen 127.0.0.1:1; location / { isolates; "
+                        "isolate_loop_limit 0; } }"),
+            "<embedded>:1: invalid number \"0\" in \"isolate_loop_limit\" directive");
+  EXPECT_EQ(configError("runtime deno { max_instances_per_deployment 0; }\n"
+                        "server { listen 127.0.0.1:1; location / { isolates; } }"),
+            "<embedded>:1: invalid number \"0\" in \"max_instances_per_deployment\" directive");
   EXPECT_EQ(configError("runtime deno { origin_ca_file /nonexistent/ca.pem; }\n"
                         "server { listen 127.0.0.1:1; location / { isolates; } }"),
             "<embedded>:1: cannot read origin_ca_file \"/nonexistent/ca.pem\"");

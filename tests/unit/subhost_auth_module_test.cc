@@ -250,6 +250,63 @@ TEST(SubhostAuthModule, RpcRootAllowRefusesOtherOrigins) {
   EXPECT_EQ(open->request.route().token->rpc_root, "http://anywhere.example/");
 }
 
+// rpc_root_allow compares URLs: scheme, host (any case), port (80 / 443 applied) and a path
+// prefix that ends on a segment boundary. A string prefix let "https://origin.example" allow
+// "https://origin.example.evil.net/".
+TEST(SubhostAuthModule, RpcRootAllowComparesSchemeHostPortAndPathSegments) {
+  constexpr const char* kEdgeSecret = "edge-secret-0123456789";
+  PipelineHarness harness(R"(
+subhoster edge {
+    secret edge-secret-0123456789;
+    rpc_root_allow https://Origin.Example https://o.example:8443/v1 http://plain.example/;
+}
+server { listen 127.0.0.1:8080; subhost_auth on; location / { return 200 "ok"; } }
+)");
+  ASSERT_TRUE(harness.ok()) << harness.error();
+  auto status = [&](std::string_view rpc_root) {
+    return harness.get("/", subhostHeader(token("dep-1", rpc_root, "edge", kEdgeSecret)))
+        ->transport.status;
+  };
+  // (A token's rpc_root always ends in '/': core/jwt refuses it otherwise.)
+  for (const char* allowed :
+       {"https://origin.example/", "https://ORIGIN.example:443/rpc/", "https://o.example:8443/v1/",
+        "https://o.example:8443/v1/a/", "http://plain.example:80/", "http://PLAIN.example/x/y/"})
+    EXPECT_EQ(status(allowed), 200) << allowed;
+  for (const char* refused :
+       {"https://origin.example.evil.net/",  // a longer host
+        "https://origin.example:444/",       // another port
+        "http://origin.example/",            // another scheme (and so port)
+        "https://o.example:8443/v10/",       // not on a segment boundary
+        "https://o.example/v1/",             // the default port is not 8443
+        "https://o.example:8443/v1/../admin/",
+        "https://o.example:8443/v1/%2E%2e/admin/",  // dot segments, literal or encoded
+        "https://user@origin.example/",             // user info is no URL subgate fetches
+        "origin.example/", "https://plain.example/", "not a url"})
+    EXPECT_EQ(status(refused), 401) << refused;
+}
+
+// An entry that is not an absolute http(s) URL is refused when the config loads.
+TEST(SubhostAuthModule, RpcRootAllowEntriesMustBeAbsoluteHttpUrls) {
+  auto entryError = [](std::string_view entry) {
+    return configError("subhoster a {\n secret 0123456789abcdef;\n rpc_root_allow " +
+                       std::string(entry) + ";\n}\nserver { return 200; }\n");
+  };
+  auto expected = [](std::string_view entry, std::string_view why) {
+    return "<embedded>:3: rpc_root_allow \"" + std::string(entry) +
+           "\" is not an absolute http:// or https:// URL: " + std::string(why);
+  };
+  EXPECT_EQ(entryError("origin.example/rpc/"),
+            expected("origin.example/rpc/", "the scheme must be http:// or https://"));
+  EXPECT_EQ(entryError("/rpc/"), expected("/rpc/", "the scheme must be http:// or https://"));
+  EXPECT_EQ(entryError("https:///rpc/"), expected("https:///rpc/", "missing host"));
+  EXPECT_EQ(entryError("https://o.example:99999/"),
+            expected("https://o.example:99999/", "invalid port"));
+  EXPECT_EQ(entryError("\"https://o.example/?a=b\""),
+            expected("https://o.example/?a=b", "a query or fragment is not a path prefix"));
+  EXPECT_EQ(entryError("https://o.example/v1/../x/"),
+            expected("https://o.example/v1/../x/", "the path has a \".\" or \"..\" segment"));
+}
+
 TEST(SubhostAuthModule, MalformedRepeatedAndOversizedTokensAreRefused) {
   PipelineHarness harness(kConfig);
   ASSERT_TRUE(harness.ok()) << harness.error();
@@ -337,7 +394,8 @@ TEST(SubhostAuthModule, RefusesBadSubhosterBlocksAndSettings) {
       "<embedded>:2: cannot read secret_file \"/nonexistent/secret\"");
   EXPECT_EQ(configError("subhoster a {\n secret 0123456789abcdef;\n rpc_root_allow ftp://x/;\n}\n"
                         "server { return 200; }\n"),
-            "<embedded>:3: rpc_root_allow prefix \"ftp://x/\" is not an http:// or https:// URL");
+            "<embedded>:3: rpc_root_allow \"ftp://x/\" is not an absolute http:// or https:// "
+            "URL: the scheme must be http:// or https://");
   EXPECT_EQ(configError("subhoster a { secret 0123456789abcdef; }\n"
                         "subhoster a { secret 0123456789abcdef; }\nserver { return 200; }\n"),
             "<embedded>:2: duplicate subhoster \"a\"");
