@@ -208,6 +208,9 @@ struct IsolateRegistry::Impl {
   // Per-isolate cgroups (memory cap, task cap, CPU time), opened at the first configure; what
   // the machine does not offer is left out (cgroups.h). Const after that.
   CgroupSet cgroups;
+  // Cgroups of exited isolates that still held a process (supervisor thread; retried by the
+  // idle sweep until they go).
+  std::vector<std::string> lingering_cgroups;
   std::string harness_path;
   std::shared_ptr<const SandboxPlan> sandbox;  // sandbox.h; replaced at each configure
   std::string tag_secret;                      // random, for loopTag()

@@ -555,7 +555,17 @@ void IsolateRegistry::shutdown() {
   {
     std::lock_guard<std::mutex> lock(m.mu);
     for (auto& [id, isolate] : m.processes)
-      if (!isolate->cgroup.empty()) m.cgroups.remove(isolate->cgroup);
+      if (!isolate->cgroup.empty() && !m.cgroups.remove(isolate->cgroup))
+        m.lingering_cgroups.push_back(isolate->cgroup);
+  }
+  // The supervisor is gone: what still holds a process gets a second to go (bounded).
+  for (int round = 0; round < 20 && !m.lingering_cgroups.empty(); ++round) {
+    std::erase_if(m.lingering_cgroups, [&m](const std::string& name) {
+      if (m.cgroups.remove(name)) return true;
+      m.cgroups.killAll(name);
+      return false;
+    });
+    if (!m.lingering_cgroups.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   m.cgroups.close();
   std::error_code ec;

@@ -439,7 +439,10 @@ void IsolateRegistry::Impl::exited(const std::shared_ptr<Isolate>& isolate, int 
   unwatch(*isolate);
   closeChildFds(isolate->process);
   // After the flags above were set under the lock: failureOf() reads the cgroup only before.
-  if (!isolate->cgroup.empty()) cgroups.remove(isolate->cgroup);
+  if (!isolate->cgroup.empty() && !cgroups.remove(isolate->cgroup)) {
+    cgroups.killAll(isolate->cgroup);
+    lingering_cgroups.push_back(isolate->cgroup);
+  }
   std::error_code ec;
   std::filesystem::remove_all(isolate->dir, ec);
   ensureSpares();
@@ -447,6 +450,11 @@ void IsolateRegistry::Impl::exited(const std::shared_ptr<Isolate>& isolate, int 
 
 void IsolateRegistry::Impl::onSweep(evutil_socket_t, short, void* arg) {
   Impl* self = static_cast<Impl*>(arg);
+  std::erase_if(self->lingering_cgroups, [self](const std::string& name) {
+    if (self->cgroups.remove(name)) return true;
+    self->cgroups.killAll(name);
+    return false;
+  });
   std::lock_guard<std::mutex> lock(self->mu);
   const SteadyTime now = steadyNow();
   std::vector<std::shared_ptr<Isolate>> idle;

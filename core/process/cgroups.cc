@@ -1,6 +1,7 @@
 #include "core/process/cgroups.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -246,9 +247,21 @@ std::optional<std::chrono::nanoseconds> CgroupSet::cpuTime(const std::string& na
   return std::chrono::nanoseconds(ns);
 }
 
-void CgroupSet::remove(const std::string& name) const {
-  for (const std::string* group : {&memory_, &pids_, &cpu_})
-    if (!group->empty()) rmdir((*group + "/" + name).c_str());
+bool CgroupSet::remove(const std::string& name) const {
+  bool removed = true;
+  for (const std::string* group : {&memory_, &pids_, &cpu_}) {
+    if (!group->empty() && rmdir((*group + "/" + name).c_str()) != 0 && errno != ENOENT)
+      removed = false;
+  }
+  return removed;
+}
+
+void CgroupSet::killAll(const std::string& name) const {
+  for (const std::string* group : {&memory_, &pids_, &cpu_}) {
+    if (group->empty()) continue;
+    std::ifstream procs(*group + "/" + name + "/cgroup.procs");
+    for (pid_t pid; procs >> pid;) ::kill(pid, SIGKILL);
+  }
 }
 
 void CgroupSet::close() {

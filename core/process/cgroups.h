@@ -61,8 +61,12 @@ class CgroupSet {
   uint64_t oomKills(const std::string& name) const;
   // The CPU time the processes of child `name` used, or nullopt without CPU accounting.
   std::optional<std::chrono::nanoseconds> cpuTime(const std::string& name) const;
-  // Removes child `name` once its processes exited (a cgroup with tasks cannot be removed).
-  void remove(const std::string& name) const;
+  // Removes child `name` once its processes exited (a cgroup with tasks cannot be removed):
+  // false while some folder is still there. Then killAll() and try again later: a process that
+  // outlived the one subgate watched (inside a sandbox, say) may still be leaving.
+  bool remove(const std::string& name) const;
+  // SIGKILL to every process left in child `name`.
+  void killAll(const std::string& name) const;
   // Removes the group folders (their children must be gone).
   void close();
 

@@ -18,25 +18,28 @@ from test_ingress_isolates import IngressCase  # noqa: E402
 
 # /spin blocks the event loop for good; /slow waits (a request in flight beside it); /pending
 # says how many /slow requests arrived; / names the process.
+# The process's identity: Deno.pid is the same in every isolate's pid namespace.
 HOG = """
 let pending = 0;
+const processId = crypto.randomUUID();
 Deno.serve(async (req) => {
   const path = new URL(req.url).pathname;
   if (path === "/spin") { for (;;) {} }
   if (path === "/slow") { pending++; await new Promise(r => setTimeout(r, 60000)); }
   if (path === "/pending") return new Response(String(pending));
   if (path === "/burst") { const end = Date.now() + 300; while (Date.now() < end) {} }
-  return new Response("pid " + Deno.pid);
+  return new Response("pid " + processId);
 });
 """
 
 # Allocates 16 MiB ArrayBuffers (outside the V8 heap) and touches them, `n` of them.
 BUFFERS = """
 const keep = [];
+const processId = crypto.randomUUID();
 Deno.serve((req) => {
   const n = Number(new URL(req.url).searchParams.get("n") ?? "0");
   for (let i = 0; i < n; i++) keep.push(new Uint8Array(16 << 20).fill(1));
-  return new Response("allocated " + keep.length * 16 + " MiB, pid " + Deno.pid);
+  return new Response("allocated " + keep.length * 16 + " MiB, pid " + processId);
 });
 """
 
