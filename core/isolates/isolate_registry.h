@@ -123,13 +123,15 @@ class IsolateRegistry : public std::enable_shared_from_this<IsolateRegistry> {
     size_t isolates = 0;
     size_t spares = 0;
     size_t deployments = 0;
-    size_t sticky = 0;          // identifier -> isolate entries
-    uint64_t boots = 0;         // /boot calls made
-    uint64_t processes = 0;     // runtime processes started
-    uint64_t ready = 0;         // isolates that became ready to serve their deployment
-    uint64_t evicted_idle = 0;  // isolates stopped after idle_timeout
-    uint64_t evicted_lru = 0;   // idle isolates stopped to make room under max_isolates
-    uint64_t egress_denied = 0;  // connections and listens the egress policy refused
+    size_t sticky = 0;                  // identifier -> isolate entries
+    uint64_t boots = 0;                 // /boot calls made
+    uint64_t processes = 0;             // runtime processes started
+    uint64_t ready = 0;                 // isolates that became ready to serve their deployment
+    uint64_t evicted_idle = 0;          // isolates stopped after idle_timeout
+    uint64_t evicted_lru = 0;           // idle isolates stopped to make room under max_isolates
+    uint64_t egress_denied = 0;         // connections and listens the egress policy refused
+    uint64_t stopped_time_limit = 0;    // isolates killed for CPU time (TIME_LIMIT)
+    uint64_t stopped_memory_limit = 0;  // isolates that passed a memory limit (MEMORY_LIMIT)
   };
   Stats stats() const;
   // The pool as JSON for the `status` handler: deployments, their isolates with active

@@ -71,6 +71,10 @@ std::string IsolateRegistry::statusJson() const {
                         json_integer(static_cast<json_int_t>(m.counters.evicted_lru)));
     json_object_set_new(root, "egress_denied",
                         json_integer(static_cast<json_int_t>(m.counters.egress_denied)));
+    json_object_set_new(root, "stopped_time_limit",
+                        json_integer(static_cast<json_int_t>(m.counters.stopped_time_limit)));
+    json_object_set_new(root, "stopped_memory_limit",
+                        json_integer(static_cast<json_int_t>(m.counters.stopped_memory_limit)));
     for (const auto& [key, d] : m.deployments) {
       json_t* entry = json_object();
       json_object_set_new(entry, "deployment_id",

@@ -425,6 +425,8 @@ void IsolateRegistry::Impl::exited(const std::shared_ptr<Isolate>& isolate, int 
       LOG_WARN("isolate %s: %s", isolate->tag().c_str(), how.c_str());
     }
     if (isolate->failure.empty()) isolate->failure = "the isolate " + how;
+    if (isolate->memory_limit) ++counters.stopped_memory_limit;
+    if (isolate->time_limit) ++counters.stopped_time_limit;
     ErrorKind kind = isolate->memory_limit ? ErrorKind::kMemoryLimit
                      : isolate->time_limit ? ErrorKind::kTimeLimit
                                            : ErrorKind::kDeploymentFailed;

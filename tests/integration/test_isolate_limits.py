@@ -109,6 +109,7 @@ class EventLoopWatchdog(LimitsCase):
         self.assertNotEqual(first, second, "a fresh isolate")
         self.assertEqual(self.origin.boots["hog"], 1, "the code stayed cached")
         self.assertIn("killing it", self.sg.output())
+        self.assertEqual(self.pool()["stopped_time_limit"], 1)
 
     def test_a_busy_loop_that_turns_is_left_alone(self):
         self.origin.deployments["hog"] = Deployment(code=HOG)
@@ -173,6 +174,7 @@ class ProcessMemory(LimitsCase):
         self.assertEqual((r.status, r.error()["code"]), (502, "MEMORY_LIMIT"), r.body)
         self.assertIn("process memory limit (192 MiB)", r.error()["message"])
         self.assertNotEqual(self.pid("buffers"), first, "a fresh isolate")
+        self.assertEqual(self.pool()["stopped_memory_limit"], 1)
         wait_until(lambda: len(glob.glob(os.path.join(group, "iso-*"))) == 1,
                    what="the dead isolate's cgroup to be removed")
 
