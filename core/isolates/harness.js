@@ -116,6 +116,18 @@ function guardEgress(fn) {
 for (const name of ["connect", "connectTls", "listen", "listenTls", "listenDatagram"]) {
   if (typeof Deno[name] === "function") Deno[name] = guardEgress(Deno[name]);
 }
+// A WebSocket reports a refused connection as an error event, not a throw. A Proxy keeps
+// `instanceof WebSocket` true for every socket, the upgraded ones included.
+globalThis.WebSocket = new Proxy(globalThis.WebSocket, {
+  construct(target, args, newTarget) {
+    const socket = Reflect.construct(target, args, newTarget);
+    socket.addEventListener("error", (event) => {
+      const match = refusalPattern.exec(String(event?.message ?? ""));
+      if (match) noteRefusal(new Deno.errors.NotCapable(match[0]));
+    });
+    return socket;
+  },
+});
 
 
 // Requests this isolate sends to subgate itself (one of its listeners or server names,
