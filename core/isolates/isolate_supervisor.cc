@@ -82,6 +82,7 @@ bool IsolateRegistry::Impl::spawn(const std::shared_ptr<Isolate>& isolate,
   auto address = parseSocketAddress("unix:" + isolate->dir + "/sock/s.sock", 0, address_error);
   isolate->server.address = *address;
   isolate->server.peer = internPeer(address->text);
+  isolate->server.owner = isolate->process.pid;  // the listener must be this process's
   isolate->generic_net = !code || code->net != DeploymentCode::Net::kList;
   watch(isolate);
   ++counters.processes;

@@ -5,6 +5,7 @@
 #include <charconv>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <string>
 
 namespace subgate {
@@ -82,6 +83,24 @@ std::optional<std::chrono::nanoseconds> processTreeCpuTime(pid_t pid) {
 
 std::optional<std::chrono::nanoseconds> mainThreadsCpuTime(pid_t pid) {
   return treeCpuTime(pid, true, kMaxDepth);
+}
+
+bool isInProcessTree(pid_t pid, pid_t ancestor) {
+  for (int level = 0; level < 16 && pid > 1; ++level) {
+    if (pid == ancestor) return true;
+    std::ifstream file("/proc/" + std::to_string(pid) + "/stat");
+    std::string line;
+    if (!std::getline(file, line)) return false;
+    // Field 4, the parent, after the command name in parentheses (which may hold both).
+    const size_t paren = line.rfind(')');
+    if (paren == std::string::npos) return false;
+    std::istringstream fields(line.substr(paren + 1));
+    std::string state;
+    pid_t parent = 0;
+    if (!(fields >> state >> parent)) return false;
+    pid = parent;
+  }
+  return false;
 }
 
 }  // namespace subgate

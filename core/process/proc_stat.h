@@ -28,4 +28,8 @@ std::optional<std::chrono::nanoseconds> processTreeCpuTime(pid_t pid);
 // descendants: where a runtime runs its event loop, without its helper and worker threads.
 std::optional<std::chrono::nanoseconds> mainThreadsCpuTime(pid_t pid);
 
+// Whether `pid` is `ancestor` or one of its descendants (parents followed through
+// /proc/PID/stat, at most 16 levels). False when either is gone.
+bool isInProcessTree(pid_t pid, pid_t ancestor);
+
 }  // namespace subgate

@@ -227,7 +227,7 @@ void Worker::connectionClosed(ClientConnection* connection) {
 ConnectionPool& Worker::pool(const UpstreamServer& server, const UpstreamGroup& group) {
   if (server.peer >= pools_.size()) pools_.resize(server.peer + 1);
   auto& pool = pools_[server.peer];
-  if (!pool) pool = std::make_unique<ConnectionPool>(base_, server.address);
+  if (!pool) pool = std::make_unique<ConnectionPool>(base_, server.address, server.owner);
   pool->configure(group.keepalive, group.keepalive_timeout, group.keepalive_requests);
   return *pool;
 }

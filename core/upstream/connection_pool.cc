@@ -9,6 +9,7 @@
 
 #include "core/log/log.h"
 #include "core/net/clock.h"
+#include "core/process/proc_stat.h"
 
 namespace subgate {
 
@@ -55,8 +56,8 @@ void UpstreamConnection::onEvent(evutil_socket_t, short what, void* arg) {
   }
 }
 
-ConnectionPool::ConnectionPool(event_base* base, SocketAddress address)
-    : base_(base), address_(std::move(address)) {
+ConnectionPool::ConnectionPool(event_base* base, SocketAddress address, pid_t owner)
+    : base_(base), address_(std::move(address)), owner_(owner) {
   idle_timer_ = evtimer_new(base_, onIdleTimer, this);
 }
 
@@ -95,6 +96,14 @@ std::unique_ptr<UpstreamConnection> ConnectionPool::acquire() {
     errno = saved;
     return nullptr;
   }
+  // A unix connect completes at once: its listener is known now.
+  if (owner_ > 0 && address_.family() == AF_UNIX && !servedByOwner(fd)) {
+    LOG_WARN("upstream %s: its listener is not the process it belongs to: refused",
+             address_.text.c_str());
+    connection.reset();
+    errno = EACCES;
+    return nullptr;
+  }
   connection->connected = rc == 0;
   evtimer_assign(&connection->timer_, base_, UpstreamConnection::onTimer, connection.get());
   connection->ev_ = event_new(base_, fd, EV_READ | EV_WRITE | EV_CLOSED | EV_PERSIST | EV_ET,
@@ -105,6 +114,13 @@ std::unique_ptr<UpstreamConnection> ConnectionPool::acquire() {
   }
   ++active_;
   return connection;
+}
+
+bool ConnectionPool::servedByOwner(int fd) const {
+  ucred peer{};
+  socklen_t length = sizeof peer;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &length) != 0) return false;
+  return isInProcessTree(peer.pid, owner_);
 }
 
 void ConnectionPool::release(std::unique_ptr<UpstreamConnection> connection, bool reusable) {

@@ -79,7 +79,8 @@ class UpstreamConnection {
 
 class ConnectionPool {
  public:
-  ConnectionPool(event_base* base, SocketAddress address);
+  // `owner`: see UpstreamServer::owner (0: any listener).
+  ConnectionPool(event_base* base, SocketAddress address, pid_t owner = 0);
   ~ConnectionPool();
   ConnectionPool(const ConnectionPool&) = delete;
   ConnectionPool& operator=(const ConnectionPool&) = delete;
@@ -106,8 +107,12 @@ class ConnectionPool {
   void idleEvent(UpstreamConnection* connection, short what);
   void armIdleTimer();
 
+  // Whether the listener at the far end of unix socket `fd` runs in owner_'s process tree.
+  bool servedByOwner(int fd) const;
+
   event_base* base_;
   SocketAddress address_;
+  pid_t owner_ = 0;
   uint32_t keepalive_ = 32;
   std::chrono::milliseconds idle_timeout_{60000};
   uint32_t max_requests_ = 10000;

@@ -3,6 +3,8 @@
 // ConnectionPool (connection_pool.h), found by PeerId.
 #pragma once
 
+#include <sys/types.h>
+
 #include <chrono>
 #include <cstdint>
 #include <string>
@@ -21,6 +23,10 @@ struct UpstreamServer {
   SocketAddress address;
   PeerId peer = 0;
   uint32_t max_conns = 0;  // active connections per worker; 0 = unlimited
+  // A unix socket served by a child: the process whose tree must hold the listener
+  // (SO_PEERCRED), so that a path the child controls cannot lead to another one's socket.
+  // 0: any.
+  pid_t owner = 0;
 };
 
 struct UpstreamGroup {

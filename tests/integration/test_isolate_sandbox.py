@@ -256,6 +256,27 @@ class OsSandbox(IngressCase):
         for listing in folders:
             self.assertEqual(len([name for name in listing if name.startswith("iso-")]), 1, listing)
 
+    def test_a_socket_path_an_isolate_controls_leads_to_no_other_isolate(self):
+        # An isolate owns its socket folder; one that broke out of Deno could put a link to
+        # another isolate's socket there. subgate checks who listens (SO_PEERCRED) and refuses.
+        self.origin.deployments["one"] = Deployment(code="Deno.serve(() => new Response('one'));")
+        self.origin.deployments["two"] = Deployment(code="Deno.serve(() => new Response('two'));")
+        self.serve()
+        self.assertEqual(self.get("one").body, b"one")
+        self.assertEqual(self.get("two", headers={"x-deno-prewarm": "1"}).status, 204)
+        sockets = {}
+        for pid in isolate_processes(self.sg.proc.pid):
+            folder = os.readlink(f"/proc/{pid}/cwd")
+            code = open(os.path.join(folder, "code", os.listdir(os.path.join(folder, "code"))[0])).read()
+            sockets["one" if "'one'" in code else "two"] = os.path.join(folder, "sock", "s.sock")
+        os.remove(sockets["two"])
+        os.symlink(sockets["one"], sockets["two"])
+        r = self.get("two")
+        self.assertEqual(r.status, 502, r.body)
+        self.assertNotIn(b"one", r.body)
+        self.assertIn("is not the process it belongs to", self.sg.output())
+        self.assertEqual(self.get("one").body, b"one", "the other isolate is untouched")
+
     def test_sandboxed_isolates_die_with_subgate_even_on_kill_9(self):
         self.origin.deployments["one"] = Deployment(code="Deno.serve(() => new Response('one'));")
         self.serve(runtime="spare 1;")
