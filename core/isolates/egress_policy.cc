@@ -6,7 +6,10 @@
 #include <netinet/in.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
+#include <fstream>
+#include <sstream>
 
 namespace subgate {
 namespace {
@@ -96,20 +99,36 @@ std::vector<Ipv4Cidr> defaultDeniedIpv4() {
   return out;
 }
 
-bool parseEgressEntry(std::string_view text, Ipv4Cidr& out, std::string& error) {
-  if (parseIpv4Cidr(text, out)) return true;
-  const bool colon = text.find(':') != std::string_view::npos;
+bool parseEgressEntry(std::string_view text, bool port_allowed, EgressEntry& out,
+                      std::string& error) {
+  out = {};
+  std::string_view range = text;
+  const size_t colon = text.rfind(':');
   const bool ipv4_with_port =
-      colon && text.find('.') != std::string_view::npos && text.find('[') == std::string_view::npos;
-  error.assign(1, '"').append(text).append("\"");
+      colon != std::string_view::npos && text.find(':') == colon && text.find('.') < colon;
   if (ipv4_with_port) {
-    error +=
-        ": give an address or CIDR without a port (Deno's permissions cannot open one port "
-        "of a denied address)";
-  } else if (colon) {
+    range = text.substr(0, colon);
+    std::string_view digits = text.substr(colon + 1);
+    unsigned port = 0;
+    auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), port);
+    if (ec != std::errc() || end != digits.data() + digits.size() || port == 0 || port > 65535) {
+      error.assign(1, '"').append(text).append("\" has an invalid port");
+      return false;
+    }
+    if (!port_allowed) {
+      error.assign(1, '"').append(text).append(
+          "\": a port needs the sandbox, whose kernel check enforces it (Deno's permissions "
+          "cannot open one port of a denied address)");
+      return false;
+    }
+    out.port = static_cast<uint16_t>(port);
+  }
+  if (parseIpv4Cidr(range, out.range)) return true;
+  error.assign(1, '"').append(text).append("\"");
+  if (text.find(':') != std::string_view::npos && !ipv4_with_port) {
     error += ": IPv6 egress is refused by the sandbox (isolates reach the network over IPv4)";
   } else {
-    error += " is not an IPv4 address or CIDR (a.b.c.d or a.b.c.d/n)";
+    error += " is not an IPv4 address or CIDR (a.b.c.d or a.b.c.d/n, then :PORT for one port)";
   }
   return false;
 }
@@ -122,7 +141,9 @@ std::string denyNetList(const EgressRules& rules, const std::vector<Ipv4Cidr>& h
                      [&](const Ipv4Cidr& range) { return range.contains(address); }))
       denied.push_back(address);
   }
-  denied = subtractCidrs(denied, rules.allow);
+  std::vector<Ipv4Cidr> opened;
+  for (const EgressEntry& entry : rules.allow) opened.push_back(entry.range);
+  denied = subtractCidrs(denied, opened);
   for (const Ipv4Cidr& extra : rules.deny) denied.push_back(extra);
   std::string list;
   auto add = [&list](const std::string& entry) {
@@ -155,6 +176,68 @@ void hostAddresses(std::vector<Ipv4Cidr>& v4, std::vector<std::string>& v6) {
     }
   }
   freeifaddrs(list);
+}
+
+std::vector<Ipv4Cidr> resolvConfNameservers(const std::string& path) {
+  std::vector<Ipv4Cidr> out;
+  std::ifstream file(path);
+  for (std::string line; std::getline(file, line);) {
+    std::istringstream words(line);
+    std::string keyword, address;
+    Ipv4Cidr nameserver;
+    if (words >> keyword >> address && keyword == "nameserver" &&
+        parseIpv4Cidr(address, nameserver))
+      out.push_back(nameserver);
+  }
+  return out;
+}
+
+EgressGate egressGate(const EgressRules& rules, const std::vector<Ipv4Cidr>& host_v4,
+                      const std::vector<Ipv4Cidr>& nameservers) {
+  EgressGate gate;
+  gate.denied = defaultDeniedIpv4();
+  for (const Ipv4Cidr& address : host_v4) gate.denied.push_back(address);
+  std::vector<Ipv4Cidr> opened;
+  for (const EgressEntry& entry : rules.allow) {
+    if (entry.port == 0)
+      opened.push_back(entry.range);
+    else
+      gate.ports.push_back(entry);
+  }
+  gate.denied = subtractCidrs(gate.denied, opened);
+  gate.deny = rules.deny;
+  gate.nameservers = nameservers;
+  return gate;
+}
+
+int egressVerdict(const EgressGate& gate, const sockaddr_storage& address, size_t length) {
+  if (address.ss_family == AF_UNSPEC) return 0;
+  if (address.ss_family == AF_UNIX) return EACCES;
+  if (address.ss_family != AF_INET || length < sizeof(sockaddr_in)) return EAFNOSUPPORT;
+  const auto& in = reinterpret_cast<const sockaddr_in&>(address);
+  const Ipv4Cidr target{ntohl(in.sin_addr.s_addr), 32};
+  const uint16_t port = ntohs(in.sin_port);
+  auto covers = [&target](const Ipv4Cidr& range) { return range.contains(target); };
+  if (port == 53 && std::any_of(gate.nameservers.begin(), gate.nameservers.end(), covers)) return 0;
+  if (std::any_of(gate.deny.begin(), gate.deny.end(), covers)) return EACCES;
+  for (const EgressEntry& entry : gate.ports)
+    if (entry.port == port && entry.range.contains(target)) return 0;
+  if (std::any_of(gate.denied.begin(), gate.denied.end(), covers)) return EACCES;
+  return 0;
+}
+
+std::string describeAddress(const sockaddr_storage& address, size_t length) {
+  if (address.ss_family == AF_UNIX) return "unix socket";
+  if (address.ss_family != AF_INET || length < sizeof(sockaddr_in)) {
+    std::string out = "address family ";
+    out += std::to_string(address.ss_family);
+    return out;
+  }
+  const auto& in = reinterpret_cast<const sockaddr_in&>(address);
+  std::string out = formatIpv4Cidr({ntohl(in.sin_addr.s_addr), 32});
+  out += ':';
+  out += std::to_string(ntohs(in.sin_port));
+  return out;
 }
 
 }  // namespace subgate

@@ -109,6 +109,8 @@ struct Isolate {
   event* out_ev = nullptr;
   event* err_ev = nullptr;
   event* timer = nullptr;
+  event* notify_ev = nullptr;  // its connect() calls (sandbox on: process.notify_fd)
+  std::shared_ptr<const SandboxPlan> sandbox;  // the plan it was started with
   std::string out_partial;
   std::string err_partial;
   std::string err_tail;
@@ -330,6 +332,8 @@ struct IsolateRegistry::Impl {
   void lineLocked(Isolate& isolate, std::string_view line, bool is_stderr);
   // A "denied <target>" report: counted, and logged at most once a second per isolate.
   void egressDeniedLocked(Isolate& isolate, std::string_view target);
+  // Its connect() calls, decided by the sandbox's egress gate (core/process/connect_gate.h).
+  static void onConnectCall(evutil_socket_t fd, short, void* arg);
   void readyLocked(Isolate& isolate);
   // The boot deadline of a starting isolate, or the SIGINT-to-SIGKILL grace of a stopping one.
   static void onTimer(evutil_socket_t, short, void* arg);

@@ -28,6 +28,7 @@
 #include "core/net/clock.h"
 #include "core/net/socket_address.h"
 #include "core/process/child_process.h"
+#include "core/process/connect_gate.h"
 #include "core/process/proc_stat.h"
 
 namespace subgate {
@@ -83,6 +84,7 @@ bool IsolateRegistry::Impl::spawn(const std::shared_ptr<Isolate>& isolate,
   isolate->server.address = *address;
   isolate->server.peer = internPeer(address->text);
   isolate->server.owner = isolate->process.pid;  // the listener must be this process's
+  isolate->sandbox = launch.sandbox;
   isolate->generic_net = !code || code->net != DeploymentCode::Net::kList;
   watch(isolate);
   ++counters.processes;
@@ -99,12 +101,18 @@ void IsolateRegistry::Impl::watch(const std::shared_ptr<Isolate>& isolate) {
       event_new(base, isolate->process.stderr_fd, EV_READ | EV_PERSIST, onStderr, raw);
   isolate->timer = evtimer_new(base, onTimer, raw);
   for (event* ev : {isolate->exit_ev, isolate->out_ev, isolate->err_ev}) event_add(ev, nullptr);
+  if (isolate->process.notify_fd >= 0) {
+    isolate->notify_ev =
+        event_new(base, isolate->process.notify_fd, EV_READ | EV_PERSIST, onConnectCall, raw);
+    event_add(isolate->notify_ev, nullptr);
+  }
   std::lock_guard<std::mutex> lock(mu);
   processes[isolate->id] = isolate;
 }
 
 void IsolateRegistry::Impl::unwatch(Isolate& isolate) {
-  for (event** ev : {&isolate.exit_ev, &isolate.out_ev, &isolate.err_ev, &isolate.timer}) {
+  for (event** ev :
+       {&isolate.exit_ev, &isolate.out_ev, &isolate.err_ev, &isolate.timer, &isolate.notify_ev}) {
     if (*ev) event_free(*ev);
     *ev = nullptr;
   }
@@ -160,6 +168,7 @@ void IsolateRegistry::Impl::adopt(const std::shared_ptr<Isolate>& isolate,
     isolate->process = std::exchange(spare->process, ChildProcess{});
     isolate->dir = std::move(spare->dir);
     isolate->server = spare->server;
+    isolate->sandbox = std::move(spare->sandbox);
     isolate->generic_net = spare->generic_net;
     isolate->err_tail = std::move(spare->err_tail);
     isolate->cgroup = std::move(spare->cgroup);  // the process's cgroup goes with it
@@ -347,6 +356,28 @@ void IsolateRegistry::Impl::egressDeniedLocked(Isolate& isolate, std::string_vie
       "line)",
       isolate.tag().c_str(), static_cast<int>(target.size()), target.data(),
       static_cast<unsigned long long>(more));
+}
+
+void IsolateRegistry::Impl::onConnectCall(evutil_socket_t fd, short, void* arg) {
+  auto& isolate = *static_cast<Isolate*>(arg);
+  Impl& m = *isolate.registry;
+  if (!isolate.sandbox) return;
+  const EgressGate& gate = isolate.sandbox->gate;
+  std::string last_refused;
+  uint64_t refused = 0;
+  const bool open = serveConnectNotifications(
+      fd,
+      [&gate, &last_refused](const sockaddr_storage& address, socklen_t length) {
+        const int verdict = egressVerdict(gate, address, length);
+        if (verdict != 0) last_refused = describeAddress(address, length);
+        return verdict;
+      },
+      refused);
+  if (refused > 0) {
+    std::lock_guard<std::mutex> lock(m.mu);
+    for (uint64_t i = 0; i < refused; ++i) m.egressDeniedLocked(isolate, "kernel: " + last_refused);
+  }
+  if (!open && isolate.notify_ev) event_del(isolate.notify_ev);  // the process is gone
 }
 
 void IsolateRegistry::Impl::readyLocked(Isolate& isolate) {

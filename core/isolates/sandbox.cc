@@ -169,6 +169,7 @@ bool planSandbox(const SandboxSettings& settings, const std::string& deno_path,
   std::vector<std::string> host_v6;
   hostAddresses(host_v4, host_v6);
   plan->deny_net = denyNetList(settings.egress, host_v4, host_v6);
+  plan->gate = egressGate(settings.egress, host_v4, resolvConfNameservers());
   plan->enabled = settings.enabled;
   if (!plan->enabled) {
     out = std::move(plan);
@@ -213,6 +214,7 @@ bool planSandbox(const SandboxSettings& settings, const std::string& deno_path,
   for (const std::string& library : libraries) plan->visible.push_back(library);
   plan->visible.push_back(harness_path);
   ConfinementOptions options;
+  options.notify_connect = true;
   plan->confinement = prepareConfinement(options, notes);
 
   // Prove it: Deno starts inside the walls, as the user the isolates get.

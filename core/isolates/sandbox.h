@@ -40,6 +40,7 @@ struct SandboxPlan {
                       // one sits in a folder closed to them
   std::vector<std::string> visible;  // files bound read-only at their own path
   std::string deny_net;              // Deno's --deny-net value
+  EgressGate gate;                   // the kernel's check of every connect() (sandbox on)
   bool change_user = false;          // subgate is root: isolates get their own uid
   uint32_t uid_base = 0;
   uint32_t uid_count = 1;

@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -46,6 +47,49 @@ bool applyRlimits(const ChildSetup& setup) {
   return true;
 }
 
+// In the child: hands the connect() notification fd to the parent over the report socket.
+bool sendListener(int report_fd, int listener) {
+  char tag = 'L';
+  iovec iov{&tag, 1};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr message{};
+  message.msg_iov = &iov;
+  message.msg_iovlen = 1;
+  message.msg_control = control;
+  message.msg_controllen = sizeof control;
+  cmsghdr* header = CMSG_FIRSTHDR(&message);
+  header->cmsg_level = SOL_SOCKET;
+  header->cmsg_type = SCM_RIGHTS;
+  header->cmsg_len = CMSG_LEN(sizeof(int));
+  std::memcpy(CMSG_DATA(header), &listener, sizeof(int));
+  const bool sent = ::sendmsg(report_fd, &message, 0) == 1;
+  ::close(listener);
+  return sent;
+}
+
+// In the parent: one message of the report socket. 0 at its end (the exec happened), else its
+// length; an fd it carried goes to `fd`.
+ssize_t receiveReport(int report_fd, int& exec_errno, int& fd) {
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  char payload[sizeof(int)] = {};
+  iovec iov{payload, sizeof payload};
+  msghdr message{};
+  message.msg_iov = &iov;
+  message.msg_iovlen = 1;
+  message.msg_control = control;
+  message.msg_controllen = sizeof control;
+  ssize_t n;
+  do {
+    n = ::recvmsg(report_fd, &message, MSG_CMSG_CLOEXEC);
+  } while (n < 0 && errno == EINTR);
+  for (cmsghdr* header = CMSG_FIRSTHDR(&message); header; header = CMSG_NXTHDR(&message, header)) {
+    if (header->cmsg_level == SOL_SOCKET && header->cmsg_type == SCM_RIGHTS)
+      std::memcpy(&fd, CMSG_DATA(header), sizeof(int));
+  }
+  if (n == static_cast<ssize_t>(sizeof(int))) std::memcpy(&exec_errno, payload, sizeof(int));
+  return n;
+}
+
 // In the child, between fork and exec: async-signal-safe calls only.
 [[noreturn]] void execChild(char* const* argv, char* const* envp, const char* cwd, int in, int out,
                             int err, int report_fd, pid_t parent, const ChildSetup& setup) {
@@ -63,7 +107,9 @@ bool applyRlimits(const ChildSetup& setup) {
   if (cwd[0] && chdir(cwd) != 0) goto fail;
   if (!joinCgroups(setup) || !applyRlimits(setup)) goto fail;
   if (setup.confinement) {
-    if (!applyConfinement(*setup.confinement)) goto fail;
+    int listener = -1;
+    if (!applyConfinement(*setup.confinement, &listener)) goto fail;
+    if (listener >= 0 && !sendListener(report_fd, listener)) goto fail;
     // A change of user clears the death signal: set it again, and check the parent once more.
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent) _exit(127);
@@ -97,8 +143,9 @@ bool spawnChild(const std::vector<std::string>& argv, const std::vector<std::str
       closeIf(pair[1]);
     }
   };
+  // The report channel is a socket: it may carry an fd (the connect() listener) besides errno.
   if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0 ||
-      pipe2(report, O_CLOEXEC) != 0) {
+      socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, report) != 0) {
     error = std::string("pipe: ") + std::strerror(errno);
     cleanup();
     return false;
@@ -119,12 +166,14 @@ bool spawnChild(const std::vector<std::string>& argv, const std::vector<std::str
   closeIf(err[1]);
   closeIf(report[1]);
   int exec_errno = 0;
+  int listener = -1;
   ssize_t n;
   do {
-    n = ::read(report[0], &exec_errno, sizeof exec_errno);
-  } while (n < 0 && errno == EINTR);
+    n = receiveReport(report[0], exec_errno, listener);
+  } while (n == 1);  // the listener; then the end (exec) or errno
   closeIf(report[0]);
   if (n > 0) {
+    closeIf(listener);
     waitpid(pid, nullptr, 0);
     error = "cannot run " + argv[0] +
             " (or set its limits, cgroups or confinement): " + std::strerror(exec_errno);
@@ -135,6 +184,7 @@ bool spawnChild(const std::vector<std::string>& argv, const std::vector<std::str
   child.pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
   if (child.pidfd < 0) {
     error = std::string("pidfd_open: ") + std::strerror(errno);
+    closeIf(listener);
     kill(pid, SIGKILL);
     waitpid(pid, nullptr, 0);
     cleanup();
@@ -144,12 +194,14 @@ bool spawnChild(const std::vector<std::string>& argv, const std::vector<std::str
   child.stdin_fd = in[1];
   child.stdout_fd = out[0];
   child.stderr_fd = err[0];
-  for (int fd : {child.stdin_fd, child.stdout_fd, child.stderr_fd})
-    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+  child.notify_fd = listener;
+  for (int fd : {child.stdin_fd, child.stdout_fd, child.stderr_fd, child.notify_fd})
+    if (fd >= 0) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
   return true;
 }
 
 void closeChildFds(ChildProcess& child) {
+  closeIf(child.notify_fd);
   closeIf(child.pidfd);
   closeIf(child.stdin_fd);
   closeIf(child.stdout_fd);

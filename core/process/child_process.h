@@ -26,6 +26,9 @@ struct ChildProcess {
   int stdin_fd = -1;   // write end, non-blocking
   int stdout_fd = -1;  // read end, non-blocking
   int stderr_fd = -1;  // read end, non-blocking
+  // With a confinement that has notify_connect: the seccomp listener of the child's connect()
+  // calls (core/process/connect_gate.h), non-blocking; else -1.
+  int notify_fd = -1;
 };
 
 // What the child does to itself between fork and exec.

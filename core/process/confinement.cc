@@ -109,6 +109,17 @@ std::vector<sock_filter> buildFilter() {
   return f;
 }
 
+// connect() goes to the listener; everything else passes (the first filter decides it).
+std::vector<sock_filter> buildNotifyFilter() {
+  std::vector<sock_filter> f;
+  if (kAuditArch == 0) return f;
+  f.push_back(statement(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)));
+  f.push_back(jump(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(SYS_connect), 0, 1));
+  f.push_back(statement(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF));
+  f.push_back(statement(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
+  return f;
+}
+
 }  // namespace
 
 int landlockAbi() {
@@ -125,6 +136,10 @@ PreparedConfinement prepareConfinement(const ConfinementOptions& options,
     if (prepared.filter.empty())
       notes.push_back("no seccomp filter on this architecture (x86_64 and aarch64 only)");
   }
+  if (options.notify_connect) {
+    prepared.notify_filter = buildNotifyFilter();
+    if (prepared.notify_filter.empty()) prepared.options.notify_connect = false;
+  }
   if (options.no_tcp_bind) {
     prepared.landlock_net = landlockAbi() >= 4;
     if (!prepared.landlock_net)
@@ -135,7 +150,7 @@ PreparedConfinement prepareConfinement(const ConfinementOptions& options,
   return prepared;
 }
 
-bool applyConfinement(const PreparedConfinement& prepared) noexcept {
+bool applyConfinement(const PreparedConfinement& prepared, int* listener) noexcept {
   const ConfinementOptions& options = prepared.options;
   // Raw system calls: the child of a threaded parent must not take glibc's set*id broadcast.
   if (options.change_user) {
@@ -156,6 +171,14 @@ bool applyConfinement(const PreparedConfinement& prepared) noexcept {
     sock_fprog program{static_cast<unsigned short>(prepared.filter.size()),
                        const_cast<sock_filter*>(prepared.filter.data())};
     if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &program, 0, 0) != 0) return false;
+  }
+  if (options.notify_connect && listener) {
+    sock_fprog program{static_cast<unsigned short>(prepared.notify_filter.size()),
+                       const_cast<sock_filter*>(prepared.notify_filter.data())};
+    long fd =
+        syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &program);
+    if (fd < 0) return false;
+    *listener = static_cast<int>(fd);
   }
   return true;
 }

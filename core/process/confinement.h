@@ -10,7 +10,9 @@
 //   4. a seccomp filter: sockets only of the unix and IPv4 families (IPv6, packet, netlink and
 //      the rest fail with EAFNOSUPPORT), and the kernel interfaces an isolate has no use for
 //      (ptrace, other processes' memory, kernel modules and kexec, bpf, perf events, userfaultfd,
-//      keyrings, io_uring, the clock, swap, reboot, handle-based opens) fail with EPERM.
+//      keyrings, io_uring, the clock, swap, reboot, handle-based opens) fail with EPERM;
+//   5. with notify_connect, a second filter that hands every connect() to the parent (seccomp
+//      user notification, core/process/connect_gate.h): the child's `listener` out-parameter.
 // Each is inherited across exec and by every descendant, and none can be undone.
 //
 // Threading: prepareConfinement() allocates and may run anywhere; applyConfinement() is
@@ -31,6 +33,7 @@ struct ConfinementOptions {
   gid_t gid = 0;
   bool no_tcp_bind = true;  // the Landlock rule (skipped, with a note, where the kernel lacks it)
   bool seccomp = true;
+  bool notify_connect = false;  // connect() decided by the parent (connect_gate.h)
 };
 
 // Built in the parent, applied in the child: holds the filter program, so it must outlive the
@@ -38,7 +41,8 @@ struct ConfinementOptions {
 struct PreparedConfinement {
   ConfinementOptions options;
   std::vector<sock_filter> filter;
-  bool landlock_net = false;  // the kernel offers Landlock's TCP rules
+  std::vector<sock_filter> notify_filter;  // with notify_connect
+  bool landlock_net = false;               // the kernel offers Landlock's TCP rules
 };
 
 // Builds the seccomp program and probes Landlock. `notes` gets one line per wall the kernel
@@ -47,8 +51,9 @@ PreparedConfinement prepareConfinement(const ConfinementOptions& options,
                                        std::vector<std::string>& notes);
 
 // In the child: applies every wall in the order above. False (errno set) if one fails; the
-// child must then not exec.
-bool applyConfinement(const PreparedConfinement& prepared) noexcept;
+// child must then not exec. With notify_connect, `listener` gets the notification fd to pass to
+// the parent.
+bool applyConfinement(const PreparedConfinement& prepared, int* listener = nullptr) noexcept;
 
 // The Landlock ABI version of the running kernel, 0 without Landlock.
 int landlockAbi();

@@ -131,6 +131,7 @@ bool compileRuntime(const config::Node& block, CompileContext& ctx, RuntimeSetti
   if (block.args[0] != "deno")
     return ctx.fail(block, "unknown runtime \"" + block.args[0] + "\" (only \"deno\")");
   const config::Node* process_memory = nullptr;
+  const config::Node* port_exception = nullptr;  // the first egress_allow with a port
   for (const config::Node& node : block.children) {
     uint64_t n = 0;
     const std::string& name = node.name;
@@ -204,15 +205,20 @@ bool compileRuntime(const config::Node& block, CompileContext& ctx, RuntimeSetti
       s.sandbox.uid_base = static_cast<uint32_t>(n);
       s.sandbox.uid_count = static_cast<uint32_t>(count);
     } else if (name == "egress_allow" || name == "egress_deny") {
-      auto& list = name == "egress_allow" ? s.sandbox.egress.allow : s.sandbox.egress.deny;
+      const bool allow = name == "egress_allow";
       for (const std::string& arg : node.args) {
-        Ipv4Cidr cidr;
+        EgressEntry entry;
         std::string error;
-        if (!parseEgressEntry(arg, cidr, error)) {
+        if (!parseEgressEntry(arg, allow, entry, error)) {
           ok = ctx.fail(node, name + " " + error);
           break;
         }
-        list.push_back(cidr);
+        if (allow) {
+          s.sandbox.egress.allow.push_back(entry);
+          if (entry.port != 0 && !port_exception) port_exception = &node;
+        } else {
+          s.sandbox.egress.deny.push_back(entry.range);
+        }
       }
     } else if (name == "origin_ca_file") {
       s.origin.ca_file = ctx.resolvePath(node.args[0]);
@@ -225,6 +231,11 @@ bool compileRuntime(const config::Node& block, CompileContext& ctx, RuntimeSetti
   // into a kernel kill.
   if (process_memory && s.process_memory_limit < s.memory_limit)
     return ctx.fail(*process_memory, "process_memory_limit must be at least memory_limit");
+  // Only the sandbox's kernel check sees ports: without it the whole address would be open.
+  if (port_exception && !s.sandbox.enabled)
+    return ctx.fail(*port_exception,
+                    "egress_allow with a port needs the sandbox (`sandbox on;`): Deno's "
+                    "permissions alone would open every port of that address");
   return true;
 }
 

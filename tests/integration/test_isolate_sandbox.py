@@ -161,13 +161,39 @@ class Egress(IngressCase):
         self.assertEqual(result[f"fetch http://127.0.0.3:{closed_port}/"], "NotCapable")
 
     def test_bad_egress_entries_are_refused_at_load(self):
-        for entry, words in [("127.0.0.1:8080", "without a port"), ("[fc00::1]", "IPv6"),
+        for entry, words in [("127.0.0.1:99999", "invalid port"), ("[fc00::1]", "IPv6"),
                              ("10.0.0.1/8", "not an IPv4 address or CIDR"), ("nonsense", "not an IPv4")]:
             result = run_subgate("runtime deno { egress_allow %s; } "
                                  "server { listen 127.0.0.1:@PORT@; location / { isolates; } }" % entry,
                                  check_only=True)
             self.assertNotEqual(result.returncode, 0, entry)
             self.assertIn(words, result.stderr, entry)
+        # Without the sandbox nothing could hold a port: the whole address would open.
+        result = run_subgate("runtime deno { sandbox off; egress_allow 127.0.0.2:5432; } "
+                             "server { listen 127.0.0.1:@PORT@; location / { isolates; } }", check_only=True)
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn("needs the sandbox", result.stderr)
+
+    def test_the_kernel_holds_the_port_of_an_exception(self):
+        # Deno's list can only open 127.0.0.2 as a whole; the kernel's check of each connect()
+        # keeps every other port of it closed, whatever the code calls.
+        open_port = start_service(self, "127.0.0.2")
+        closed_port = start_service(self, "127.0.0.2")
+        self.origin.deployments["probe"] = Deployment(code=EGRESS_PROBE)
+        self.serve(runtime=f"egress_allow 127.0.0.2:{open_port};")
+        before = self.pool()["egress_denied"]
+        result = self.probe("probe", [("fetch", f"http://127.0.0.2:{open_port}/"),
+                                      ("connect", f"127.0.0.2:{open_port}"),
+                                      ("connect", f"127.0.0.2:{closed_port}"),
+                                      ("node", f"127.0.0.2:{closed_port}"),
+                                      ("connect", f"127.0.0.3:{closed_port}")])
+        self.assertEqual(result[f"fetch http://127.0.0.2:{open_port}/"], "reached 200")
+        self.assertEqual(result[f"connect 127.0.0.2:{open_port}"], "reached")
+        self.assertEqual(result[f"connect 127.0.0.2:{closed_port}"], "PermissionDenied", result)
+        self.assertIn(result[f"node 127.0.0.2:{closed_port}"], ("PermissionDenied", "Error"), result)
+        self.assertEqual(result[f"connect 127.0.0.3:{closed_port}"], "NotCapable", "Deno's wall first")
+        wait_until(lambda: self.pool()["egress_denied"] >= before + 3, what="the refusals counted")
+        self.assertIn(f"egress to kernel: 127.0.0.2:{closed_port} refused", self.sg.output())
 
 
 class Listening(IngressCase):
@@ -267,7 +293,8 @@ class OsSandbox(IngressCase):
         sockets = {}
         for pid in isolate_processes(self.sg.proc.pid):
             folder = os.readlink(f"/proc/{pid}/cwd")
-            code = open(os.path.join(folder, "code", os.listdir(os.path.join(folder, "code"))[0])).read()
+            with open(os.path.join(folder, "code", os.listdir(os.path.join(folder, "code"))[0])) as f:
+                code = f.read()
             sockets["one" if "'one'" in code else "two"] = os.path.join(folder, "sock", "s.sock")
         os.remove(sockets["two"])
         os.symlink(sockets["one"], sockets["two"])
