@@ -113,6 +113,10 @@ function guardEgress(fn) {
     return result;
   };
 }
+// node:net's refusals arrive as "error" events: its stand-in (node_net_shim.js) reports them here.
+Object.defineProperty(globalThis, Symbol.for("subgate.egress.refused"), {
+  value: (error) => void noteRefusal(error),
+});
 for (const name of ["connect", "connectTls", "listen", "listenTls", "listenDatagram"]) {
   if (typeof Deno[name] === "function") Deno[name] = guardEgress(Deno[name]);
 }

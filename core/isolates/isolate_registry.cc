@@ -33,6 +33,7 @@
 namespace subgate {
 
 extern const std::string_view kIsolateHarness;  // core/isolates/harness.js, embedded
+extern const std::string_view kNodeNetShim;     // core/isolates/node_net_shim.js, embedded
 
 namespace {
 
@@ -455,10 +456,22 @@ bool IsolateRegistry::configure(const RuntimeSettings& settings, std::string& er
       return false;
     }
   }
+  const std::string shim = netShimPath(harness);
+  const std::string import_map = importMapPath(harness);
+  const std::string import_map_text = importMapJson(shim);
+  for (const auto& [path, text] : {std::pair<std::string, std::string_view>{shim, kNodeNetShim},
+                                   {import_map, import_map_text}}) {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out.write(text.data(), static_cast<std::streamsize>(text.size()));
+    if (!out) {
+      error = "cannot write " + path;
+      return false;
+    }
+  }
   // Isolates running as their own users pass through the folder to their own subfolder and
-  // read the harness; they cannot list it.
+  // read the harness and the files beside it; they cannot list it.
   chmod(next.dir.c_str(), 0711);
-  chmod(harness.c_str(), 0644);
+  for (const std::string& file : {harness, shim, import_map}) chmod(file.c_str(), 0644);
   std::shared_ptr<const SandboxPlan> sandbox;
   std::vector<std::string> notes;
   if (!planSandbox(next.sandbox, next.deno_path, harness, next.dir + "/probe", sandbox, error,

@@ -18,7 +18,9 @@ std::vector<std::string> runtimeArgv(const RuntimeLaunch& launch, const std::str
   if (launch.sandbox->enabled) argv = sandboxArgv(*launch.sandbox, dir);
   argv.insert(argv.end(), {launch.sandbox->enabled ? launch.sandbox->deno : settings.deno_path,
                            "run", "--quiet", "--no-prompt", "--no-config", "--no-lock"});
-  argv.push_back("--allow-read=" + dir + "/code," + dir + "/sock");
+  argv.push_back("--allow-read=" + dir + "/code," + dir + "/sock," +
+                 netShimPath(launch.harness_path));
+  argv.push_back("--import-map=" + importMapPath(launch.harness_path));
   argv.push_back("--allow-write=" + dir + "/sock");
   argv.push_back("--allow-env");
   if (!code || code->net != DeploymentCode::Net::kList) {
@@ -42,6 +44,21 @@ std::vector<std::string> runtimeArgv(const RuntimeLaunch& launch, const std::str
 std::vector<std::string> runtimeEnv(const RuntimeLaunch&, const std::string& dir) {
   return {"DENO_DIR=" + dir + "/deno", "HOME=" + dir + "/deno", "NO_COLOR=1",
           "DENO_NO_UPDATE_CHECK=1",    "DENO_NO_PROMPT=1",      "PATH=/usr/bin:/bin"};
+}
+
+std::string netShimPath(const std::string& harness_path) {
+  return std::filesystem::path(harness_path).parent_path() / "node_net_shim.js";
+}
+
+std::string importMapPath(const std::string& harness_path) {
+  return std::filesystem::path(harness_path).parent_path() / "import_map.json";
+}
+
+std::string importMapJson(const std::string& shim_path) {
+  // node:net means the shim, except inside the shim, where it means node:net.
+  const std::string shim = "file://" + shim_path;
+  return "{\"imports\":{\"node:net\":\"" + shim + "\"},\"scopes\":{\"" + shim +
+         "\":{\"node:net\":\"node:net\"}}}\n";
 }
 
 namespace {

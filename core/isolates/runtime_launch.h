@@ -35,6 +35,13 @@ std::vector<std::string> runtimeArgv(const RuntimeLaunch& launch, const std::str
 // another wrote (docs/security.md).
 std::vector<std::string> runtimeEnv(const RuntimeLaunch& launch, const std::string& dir);
 
+// Beside the harness: what its import map loads in place of node:net (node_net_shim.js), and
+// that import map (`--import-map`).
+std::string netShimPath(const std::string& harness_path);
+std::string importMapPath(const std::string& harness_path);
+// The import map's text for a shim at `shim_path`.
+std::string importMapJson(const std::string& shim_path);
+
 // The file in an isolate folder (/tmp/subgate-XXXXXX) naming the pid of the subgate owning it.
 inline constexpr std::string_view kOwnerFile = "owner.pid";
 

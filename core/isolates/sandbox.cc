@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <sstream>
 
+#include "core/isolates/runtime_launch.h"
 #include "core/process/child_process.h"
 
 namespace subgate {
@@ -213,6 +214,8 @@ bool planSandbox(const SandboxSettings& settings, const std::string& deno_path,
   }
   for (const std::string& library : libraries) plan->visible.push_back(library);
   plan->visible.push_back(harness_path);
+  plan->visible.push_back(netShimPath(harness_path));
+  plan->visible.push_back(importMapPath(harness_path));
   ConfinementOptions options;
   options.notify_connect = true;
   plan->confinement = prepareConfinement(options, notes);
