@@ -81,6 +81,10 @@ function report(line) {
 }
 
 for (const [name, value] of Object.entries(assignment.envs ?? {})) Deno.env.set(name, String(value));
+// As on Deno Deploy: the deployment's id and the region serving it (the config's envs cannot
+// override them).
+Deno.env.set("DENO_DEPLOYMENT_ID", String(assignment.deployment_id ?? ""));
+Deno.env.set("DENO_REGION", String(assignment.region ?? ""));
 
 // ---- egress the permissions refuse (core/isolates/egress_policy.h)
 // Deno's --deny-net list refuses the host's and private addresses, also after resolving a name.

@@ -208,6 +208,11 @@ bool IsolateRegistry::Impl::assign(Isolate& isolate, const DeploymentCode& code,
       appendJsonString(line, settings.own_hosts[i]);
     }
     line += "],\"cluster_timeout_ms\":" + std::to_string(settings.cluster_timeout.count());
+    // Deno Deploy's own variables (set after the config's envs, which cannot override them).
+    line += ",\"deployment_id\":";
+    appendJsonString(line, isolate.deployment_id);
+    line += ",\"region\":";
+    appendJsonString(line, settings.region);
   }
   line += "}\n";
   // A pipe takes 64 KiB at once; the assignment is a few hundred bytes (the code is a file; a

@@ -32,6 +32,7 @@ struct RuntimeSettings {
   size_t sticky_max = 100000;                       // identifiers remembered per deployment
   std::chrono::milliseconds cluster_timeout{5000};  // longest wait for siblings (cluster_hub.h)
   HttpClientOptions origin;                         // the /boot client
+  std::string region = "local";                     // DENO_REGION of every isolate (`region NAME`)
 
   // CPU and memory limits per isolate (docs/config.md, docs/security.md).
   // The whole process (heap, ArrayBuffers, native memory) through a memory cgroup; 0: twice

@@ -4,6 +4,8 @@
 #include <netinet/in.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cstdlib>
 #include <set>
@@ -64,6 +66,7 @@ constexpr DirectiveSpec kDirectives[] = {
     {"sticky_ttl", kRuntimeContext},
     {"sticky_max", kRuntimeContext},
     {"cluster_timeout", kRuntimeContext},
+    {"region", kRuntimeContext},
     {"origin_connect_timeout", kRuntimeContext},
     {"origin_timeout", kRuntimeContext},
     {"origin_max_response", kRuntimeContext},
@@ -183,6 +186,16 @@ bool compileRuntime(const config::Node& block, CompileContext& ctx, RuntimeSetti
     } else if (name == "sticky_max") {
       ok = ctx.countArg(node, 0, 10000000, n);
       s.sticky_max = n;
+    } else if (name == "region") {
+      s.region = node.args[0];
+      const bool printable =
+          !s.region.empty() && s.region.size() <= 64 &&
+          std::all_of(s.region.begin(), s.region.end(), [](char c) {
+            return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+          });
+      if (!printable)
+        ok = ctx.fail(
+            node, "region \"" + s.region + "\" must be 1 to 64 letters, digits, '-', '_' or '.'");
     } else if (name == "cluster_timeout") {
       ok = ctx.durationArg(node, s.cluster_timeout, true);
     } else if (name == "origin_connect_timeout") {

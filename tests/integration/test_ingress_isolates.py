@@ -349,6 +349,18 @@ class UserCode(IngressCase):
         r = self.get("env", path="/x", headers={"x-forwarded-proto": "http"})
         self.assertEqual(json.loads(r.body)["url"], "http://example.com/x")
 
+    def test_deno_deploy_environment(self):
+        code = """Deno.serve(() => Response.json({
+            id: Deno.env.get("DENO_DEPLOYMENT_ID"), region: Deno.env.get("DENO_REGION"),
+            mine: Deno.env.get("MINE") }));"""
+        # The config's envs cannot pass for the platform's own variables.
+        self.origin.deployments["dep-env"] = Deployment(
+            code=code, envs={"MINE": "yes", "DENO_REGION": "forged", "DENO_DEPLOYMENT_ID": "forged"})
+        self.serve(runtime="region eu-west-1;")
+        r = self.get("dep-env")
+        self.assertEqual(r.status, 200, r.body)
+        self.assertEqual(json.loads(r.body), {"id": "dep-env", "region": "eu-west-1", "mine": "yes"})
+
     def test_net_permission_false_cannot_fetch(self):
         backend = self.start_backend()
         code = f"""Deno.serve(async () => {{

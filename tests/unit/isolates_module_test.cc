@@ -120,6 +120,9 @@ TEST(IsolatesModule, RefusesBadRuntimeBlocksAndLimits) {
   EXPECT_EQ(configError("runtime deno { origin_ca_file /nonexistent/ca.pem; }\n"
                         "server { listen 127.0.0.1:1; location / { isolates; } }"),
             "<embedded>:1: cannot read origin_ca_file \"/nonexistent/ca.pem\"");
+  EXPECT_EQ(configError("runtime deno { region \"us east\"; }\n"
+                        "server { listen 127.0.0.1:1; location / { isolates; } }"),
+            "<embedded>:1: region \"us east\" must be 1 to 64 letters, digits, '-', '_' or '.'");
 }
 
 }  // namespace
