@@ -12,6 +12,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "core/process/fd_passing.h"
+
 namespace subgate {
 namespace {
 
@@ -47,45 +49,12 @@ bool applyRlimits(const ChildSetup& setup) {
   return true;
 }
 
-// In the child: hands the connect() notification fd to the parent over the report socket.
-bool sendListener(int report_fd, int listener) {
-  char tag = 'L';
-  iovec iov{&tag, 1};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  msghdr message{};
-  message.msg_iov = &iov;
-  message.msg_iovlen = 1;
-  message.msg_control = control;
-  message.msg_controllen = sizeof control;
-  cmsghdr* header = CMSG_FIRSTHDR(&message);
-  header->cmsg_level = SOL_SOCKET;
-  header->cmsg_type = SCM_RIGHTS;
-  header->cmsg_len = CMSG_LEN(sizeof(int));
-  std::memcpy(CMSG_DATA(header), &listener, sizeof(int));
-  const bool sent = ::sendmsg(report_fd, &message, 0) == 1;
-  ::close(listener);
-  return sent;
-}
-
 // In the parent: one message of the report socket. 0 at its end (the exec happened), else its
-// length; an fd it carried goes to `fd`.
+// length: 1 for the fd of the child's connect() listener (to `fd`), sizeof(int) for the errno of
+// a failure.
 ssize_t receiveReport(int report_fd, int& exec_errno, int& fd) {
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
   char payload[sizeof(int)] = {};
-  iovec iov{payload, sizeof payload};
-  msghdr message{};
-  message.msg_iov = &iov;
-  message.msg_iovlen = 1;
-  message.msg_control = control;
-  message.msg_controllen = sizeof control;
-  ssize_t n;
-  do {
-    n = ::recvmsg(report_fd, &message, MSG_CMSG_CLOEXEC);
-  } while (n < 0 && errno == EINTR);
-  for (cmsghdr* header = CMSG_FIRSTHDR(&message); header; header = CMSG_NXTHDR(&message, header)) {
-    if (header->cmsg_level == SOL_SOCKET && header->cmsg_type == SCM_RIGHTS)
-      std::memcpy(&fd, CMSG_DATA(header), sizeof(int));
-  }
+  const ssize_t n = receiveWithFd(report_fd, payload, sizeof payload, fd);
   if (n == static_cast<ssize_t>(sizeof(int))) std::memcpy(&exec_errno, payload, sizeof(int));
   return n;
 }
@@ -109,7 +78,11 @@ ssize_t receiveReport(int report_fd, int& exec_errno, int& fd) {
   if (setup.confinement) {
     int listener = -1;
     if (!applyConfinement(*setup.confinement, &listener)) goto fail;
-    if (listener >= 0 && !sendListener(report_fd, listener)) goto fail;
+    if (listener >= 0) {
+      const bool sent = sendFd(report_fd, listener);
+      ::close(listener);
+      if (!sent) goto fail;
+    }
     // A change of user clears the death signal: set it again, and check the parent once more.
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent) _exit(127);

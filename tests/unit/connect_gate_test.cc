@@ -15,6 +15,7 @@
 #include <cstring>
 
 #include "core/process/confinement.h"
+#include "core/process/fd_passing.h"
 
 namespace subgate {
 namespace {
@@ -61,20 +62,7 @@ TEST(ConnectGate, TheParentDecidesEachConnectAndMakesTheAllowedOnes) {
   if (child == 0) {
     int listener = -1;
     if (!applyConfinement(prepared, &listener)) _exit(100);
-    char tag = 'L';
-    iovec iov{&tag, 1};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    msghdr message{};
-    message.msg_iov = &iov;
-    message.msg_iovlen = 1;
-    message.msg_control = control;
-    message.msg_controllen = sizeof control;
-    cmsghdr* header = CMSG_FIRSTHDR(&message);
-    header->cmsg_level = SOL_SOCKET;
-    header->cmsg_type = SCM_RIGHTS;
-    header->cmsg_len = CMSG_LEN(sizeof(int));
-    std::memcpy(CMSG_DATA(header), &listener, sizeof(int));
-    if (sendmsg(channel[1], &message, 0) != 1) _exit(101);
+    if (!sendFd(channel[1], listener)) _exit(101);
     close(listener);
     if (connectTo(open_port) != 0) _exit(1);
     if (connectTo(closed_port) != EACCES) _exit(2);
@@ -82,16 +70,9 @@ TEST(ConnectGate, TheParentDecidesEachConnectAndMakesTheAllowedOnes) {
   }
   close(channel[1]);
   char tag;
-  iovec iov{&tag, 1};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  msghdr message{};
-  message.msg_iov = &iov;
-  message.msg_iovlen = 1;
-  message.msg_control = control;
-  message.msg_controllen = sizeof control;
-  ASSERT_EQ(recvmsg(channel[0], &message, 0), 1);
   int listener = -1;
-  std::memcpy(&listener, CMSG_DATA(CMSG_FIRSTHDR(&message)), sizeof(int));
+  ASSERT_EQ(receiveWithFd(channel[0], &tag, 1, listener), 1);
+  ASSERT_GE(listener, 0);
   uint64_t refused = 0;
   auto verdict = [closed_port](const sockaddr_storage& address, socklen_t) {
     const auto& in = reinterpret_cast<const sockaddr_in&>(address);
