@@ -179,12 +179,12 @@ def write_deployments(folder, names):
             f.write(HANDLER.replace("{ROOT_OPTS}", ""))
 
 
-def ingress_config(port, origin_port, deployments, spare, extra="", sandbox="on"):
+def ingress_config(port, origin_port, deployments, spare, extra="", sandbox=None):
     return f"""
         workers 1;
         error_log stderr warn;
         subhoster bench {{ secret "{SECRET}"; rpc_root_allow http://127.0.0.1:{origin_port}/; }}
-        runtime deno {{ spare {spare}; idle_timeout 10m; sandbox {sandbox}; }}
+        runtime deno {{ spare {spare}; idle_timeout 10m; {f"sandbox {sandbox};" if sandbox else ""} }}
         server {{
             listen 127.0.0.1:{port};
             location / {{ forwarded_host on; subhost_auth on; isolate_limit 1000; isolates; }}
