@@ -23,7 +23,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 declare -A group_packages=(
   [build]="build-essential cmake ninja-build pkg-config libevent-dev libnghttp2-dev libssl-dev
-           libjansson-dev libpcre2-dev liblua5.4-dev liburing-dev ca-certificates libgtest-dev python3"
+           libjansson-dev libpcre2-dev liblua5.4-dev liburing-dev zlib1g-dev ca-certificates libgtest-dev python3"
   [test]="libgtest-dev python3 curl nghttp2-client libhttp-parser-dev clang libclang-rt-14-dev openssl clang-format"
   [runtime]="nodejs npm ca-certificates bubblewrap"
   [bench]="nginx-light haproxy wrk curl"

@@ -115,12 +115,16 @@ class Exchange {
     if (fd_ >= 0) close(fd_);
   }
 
-  HttpResult run(const std::vector<std::pair<std::string, std::string>>& headers) {
+  // `body` is sent with a Content-Length when `method` is not GET.
+  HttpResult run(std::string_view method,
+                 const std::vector<std::pair<std::string, std::string>>& headers,
+                 std::string_view body) {
     std::string request;
     AddrInfoList addresses(nullptr, freeaddrinfo);
     // Each step sets result_'s error on failure; the chain stops at the first one.
-    (void)(buildRequest(headers, request) && resolve(addresses) && connectAny(addresses.get()) &&
-           (!url_.tls || handshake()) && send(request) && readResponse());
+    (void)(buildRequest(method, headers, body, request) && resolve(addresses) &&
+           connectAny(addresses.get()) && (!url_.tls || handshake()) && send(request) &&
+           readResponse());
     return std::move(result_);
   }
 
@@ -140,12 +144,16 @@ class Exchange {
         "timed out after " + std::to_string(options_.total_timeout.count()) + " ms " + doing);
   }
 
-  bool buildRequest(const std::vector<std::pair<std::string, std::string>>& headers,
-                    std::string& out) {
+  bool buildRequest(std::string_view method,
+                    const std::vector<std::pair<std::string, std::string>>& headers,
+                    std::string_view body, std::string& out) {
     bool default_port = url_.port == (url_.tls ? 443 : 80);
     std::string host = default_port ? where_.substr(0, where_.rfind(':')) : where_;
-    out = "GET " + url_.path_and_query + " HTTP/1.1\r\nHost: " + host +
-          "\r\nConnection: close\r\nUser-Agent: subgate\r\n";
+    out.assign(method);
+    out.append(" ").append(url_.path_and_query).append(" HTTP/1.1\r\nHost: ").append(host);
+    out += "\r\nConnection: close\r\nUser-Agent: subgate\r\n";
+    if (method != "GET")
+      out.append("Content-Length: ").append(std::to_string(body.size()) + "\r\n");
     for (const auto& [name, value] : headers) {
       // Refuse what would split the head: a caller's mistake must not become header injection.
       if (name.empty() || name.find_first_of(":\r\n \t") != std::string::npos ||
@@ -155,6 +163,7 @@ class Exchange {
       out.append(name).append(": ").append(value).append("\r\n");
     }
     out += "\r\n";
+    out.append(body);
     return true;
   }
 
@@ -586,7 +595,13 @@ const char* httpClientErrorName(HttpClientError error) {
 HttpResult httpGet(const HttpUrl& url,
                    const std::vector<std::pair<std::string, std::string>>& headers,
                    const HttpClientOptions& options) {
-  return Exchange(url, options).run(headers);
+  return Exchange(url, options).run("GET", headers, {});
+}
+
+HttpResult httpPost(const HttpUrl& url,
+                    const std::vector<std::pair<std::string, std::string>>& headers,
+                    std::string_view body, const HttpClientOptions& options) {
+  return Exchange(url, options).run("POST", headers, body);
 }
 
 }  // namespace subgate

@@ -1,10 +1,10 @@
 // A small blocking HTTP/1.1 client for control-plane calls to an origin (`GET {rpc_root}boot`,
-// protocol.md §3). One request per connection (`Connection: close`), GET only, no redirects,
-// no proxies, no HTTP/2.
+// protocol.md §3) and `POST {rpc_root}events`. One request per connection (`Connection: close`),
+// GET and POST (a body of known length), no redirects, no proxies, no HTTP/2.
 //
-// Threading: httpGet() blocks the calling thread, so it is meant for background threads, never
-// for a worker's event loop. It is safe to call from several threads at once. Every step
-// (name resolution, connect, TLS handshake, writing, reading) is bounded by
+// Threading: httpGet() and httpPost() block the calling thread, so it is meant for background
+// threads, never for a worker's event loop. It is safe to call from several threads at once. Every
+// step (name resolution, connect, TLS handshake, writing, reading) is bounded by
 // HttpClientOptions::total_timeout; a resolution that outlives it is abandoned to finish on its
 // own thread.
 //
@@ -81,5 +81,11 @@ struct HttpResult {
 HttpResult httpGet(const HttpUrl& url,
                    const std::vector<std::pair<std::string, std::string>>& headers,
                    const HttpClientOptions& options);
+
+// Sends `POST url.path_and_query` with the same headers as httpGet(), `Content-Length` and
+// `body`, and reads the whole response; bounded by `options` like httpGet().
+HttpResult httpPost(const HttpUrl& url,
+                    const std::vector<std::pair<std::string, std::string>>& headers,
+                    std::string_view body, const HttpClientOptions& options);
 
 }  // namespace subgate

@@ -275,11 +275,19 @@ bool verifyHs256(std::string_view token, std::string_view secret, const VerifyOp
     return false;
   }
   json_t* deployment_id = json_object_get(claims.get(), "deployment_id");
-  if (!deployment_id) return fail("claim deployment_id is missing");
-  if (!json_is_string(deployment_id) || json_string_length(deployment_id) == 0)
-    return fail("claim deployment_id is not a non-empty string");
-  out.deployment_id.assign(json_string_value(deployment_id), json_string_length(deployment_id));
+  out.deployment_id.clear();
   out.rpc_root.clear();
+  if (mode == VerifyMode::kEvents) {
+    // Not scoped to one deployment: a /boot token (which is) must not pass for one.
+    if (deployment_id) return fail("claim deployment_id is not expected in an events token");
+  } else if (!deployment_id) {
+    return fail("claim deployment_id is missing");
+  }
+  if (deployment_id) {
+    if (!json_is_string(deployment_id) || json_string_length(deployment_id) == 0)
+      return fail("claim deployment_id is not a non-empty string");
+    out.deployment_id.assign(json_string_value(deployment_id), json_string_length(deployment_id));
+  }
   json_t* rpc_root = json_object_get(claims.get(), "rpc_root");
   if (!rpc_root && mode == VerifyMode::kSubhost) return fail("claim rpc_root is missing");
   if (rpc_root) {

@@ -1,5 +1,5 @@
 // HS256 JSON Web Tokens (RFC 7519, compact JWS RFC 7515) for the x-deno-subhost header and the
-// origin /boot call (protocol.md §1, §3).
+// origin /boot and /events calls (protocol.md §1, §3).
 //
 // Contract
 // - Stateless and reentrant: every function may be called from any thread at any time.
@@ -60,6 +60,7 @@ struct Claims {
 enum class VerifyMode {
   kSubhost,  // iat, exp, deployment_id, rpc_root required (x-deno-subhost)
   kBoot,     // iat, exp, deployment_id required; rpc_root checked only when present (/boot)
+  kEvents,   // iat, exp required; deployment_id refused; rpc_root checked when present (/events)
 };
 
 // Verifies `token` with `secret` and, on success, fills `out` and returns true. On failure
@@ -68,10 +69,11 @@ enum class VerifyMode {
 // Checked in this order: size; three base64url parts; header is a JSON object without "crit";
 // alg is exactly "HS256"; kid is a string; secret non-empty; signature is 32 bytes and matches
 // (constant time); payload is a JSON object; iat and exp are integers (a JSON number with an
-// integral value counts); deployment_id a non-empty string; rpc_root a string that is an
-// absolute http:// or https:// URL with a non-empty host, no userinfo, query or fragment, and
-// ending in '/'; not expired (exp < now - leeway); not issued in the future (iat > now + leeway).
-// Other claims are ignored. Nothing from the payload is parsed before the signature matched.
+// integral value counts); deployment_id a non-empty string (absent in kEvents); rpc_root a string
+// that is an absolute http:// or https:// URL with a non-empty host, no userinfo, query or
+// fragment, and ending in '/'; not expired (exp < now - leeway); not issued in the future (iat >
+// now + leeway). Other claims are ignored. Nothing from the payload is parsed before the signature
+// matched.
 bool verifyHs256(std::string_view token, std::string_view secret, const VerifyOptions& options,
                  VerifyMode mode, Claims& out, std::string& error);
 

@@ -23,12 +23,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view input(reinterpret_cast<const char*>(data), size);
   VerifyOptions options{.now = 1700000000, .leeway_seconds = 60, .max_token_bytes = 8192};
 
-  for (VerifyMode mode : {VerifyMode::kSubhost, VerifyMode::kBoot}) {
+  for (VerifyMode mode : {VerifyMode::kSubhost, VerifyMode::kBoot, VerifyMode::kEvents}) {
     Claims claims;
     std::string error;
     if (verifyHs256(input, kSecret, options, mode, claims, error)) {
-      check(!claims.deployment_id.empty() && !claims.json.empty());
-      check(mode == VerifyMode::kBoot || !claims.rpc_root.empty());
+      check(!claims.json.empty());
+      check((mode == VerifyMode::kEvents) == claims.deployment_id.empty());
+      check(mode != VerifyMode::kSubhost || !claims.rpc_root.empty());
     } else {
       // Errors may quote token bytes, so the secret shows only if the input holds it.
       check(!error.empty() && (error.find(kSecret) == std::string::npos ||

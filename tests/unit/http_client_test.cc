@@ -203,6 +203,20 @@ TEST(HttpClientLoopback, ContentLengthBodyAndRequestHead) {
                                   "Authorization: Bearer t\r\n\r\n");
 }
 
+TEST(HttpClientLoopback, PostSendsItsBodyWithAContentLength) {
+  LoopbackServer server({"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK"});
+  std::string err;
+  auto url = parseHttpUrl(server.url("/v1/events"), err);
+  ASSERT_TRUE(url) << err;
+  HttpResult result = httpPost(*url, {{"Content-Encoding", "gzip"}}, "hello", {});
+  ASSERT_EQ(result.error, HttpClientError::kNone) << result.message;
+  EXPECT_EQ(result.response.status, 200);
+  EXPECT_EQ(server.request(),
+            "POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(server.port()) +
+                "\r\nConnection: close\r\nUser-Agent: subgate\r\n"
+                "Content-Length: 5\r\nContent-Encoding: gzip\r\n\r\nhello");
+}
+
 TEST(HttpClientLoopback, ChunkedBodyAfterAnInterimResponse) {
   LoopbackServer server({"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n",
                          "Transfer-Encoding: chunked\r\n\r\n5\r\nhel",

@@ -1,0 +1,162 @@
+#include "core/events/event_record.h"
+
+#include <cstdio>
+#include <ctime>
+
+namespace subgate {
+
+std::string_view eventTypeName(EventType type) {
+  switch (type) {
+    case EventType::kBoot: return "boot";
+    case EventType::kBootFailure: return "bootFailure";
+    case EventType::kLog: return "log";
+    case EventType::kUncaughtException: return "uncaughtException";
+    case EventType::kMemoryLimit: return "memoryLimit";
+    case EventType::kTimeLimit: return "timeLimit";
+  }
+  return "log";
+}
+
+std::string_view logEventLevelName(LogEventLevel level) {
+  switch (level) {
+    case LogEventLevel::kDebug: return "debug";
+    case LogEventLevel::kInfo: return "info";
+    case LogEventLevel::kWarn: return "warn";
+    case LogEventLevel::kError: return "error";
+  }
+  return "info";
+}
+
+bool parseLogEventLevel(std::string_view text, LogEventLevel& level) {
+  for (LogEventLevel candidate :
+       {LogEventLevel::kDebug, LogEventLevel::kInfo, LogEventLevel::kWarn, LogEventLevel::kError}) {
+    if (text == logEventLevelName(candidate)) {
+      level = candidate;
+      return true;
+    }
+  }
+  return false;
+}
+
+namespace {
+
+// The length of the valid UTF-8 sequence at the start of `text` (RFC 3629: no overlongs, no
+// surrogates, nothing above U+10FFFF), or 0.
+size_t utf8SequenceLength(std::string_view text) {
+  const auto byte = [&](size_t i) { return static_cast<unsigned char>(text[i]); };
+  const unsigned char lead = byte(0);
+  size_t length = 0;
+  unsigned char low = 0x80, high = 0xbf;  // the allowed range of the second byte
+  if (lead < 0x80) return 1;
+  if (lead >= 0xc2 && lead <= 0xdf) {
+    length = 2;
+  } else if (lead >= 0xe0 && lead <= 0xef) {
+    length = 3;
+    if (lead == 0xe0) low = 0xa0;
+    if (lead == 0xed) high = 0x9f;
+  } else if (lead >= 0xf0 && lead <= 0xf4) {
+    length = 4;
+    if (lead == 0xf0) low = 0x90;
+    if (lead == 0xf4) high = 0x8f;
+  } else {
+    return 0;
+  }
+  if (text.size() < length || byte(1) < low || byte(1) > high) return 0;
+  for (size_t i = 2; i < length; ++i)
+    if (byte(i) < 0x80 || byte(i) > 0xbf) return 0;
+  return length;
+}
+
+}  // namespace
+
+void appendJsonText(std::string& out, std::string_view text) {
+  out += '"';
+  while (!text.empty()) {
+    const unsigned char c = static_cast<unsigned char>(text[0]);
+    size_t length = 1;
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20 || c == 0x7f) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(c));
+          out += buf;
+        } else if (c < 0x80) {
+          out += static_cast<char>(c);
+        } else if ((length = utf8SequenceLength(text)) > 0) {
+          out.append(text.substr(0, length));
+        } else {
+          out += "\xef\xbf\xbd";  // U+FFFD for the one byte that starts no valid sequence
+          length = 1;
+        }
+    }
+    text.remove_prefix(length);
+  }
+  out += '"';
+}
+
+std::string bootPayload(std::chrono::nanoseconds boot_time) {
+  const auto millis = std::chrono::duration_cast<std::chrono::milliseconds>(boot_time).count();
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "{\"boot_time\":%lld.%03lld}",
+                static_cast<long long>(millis / 1000), static_cast<long long>(millis % 1000));
+  return buf;
+}
+
+std::string messagePayload(std::string_view msg) {
+  std::string out = "{\"msg\":";
+  appendJsonText(out, msg);
+  out += '}';
+  return out;
+}
+
+std::string logPayload(std::string_view msg, LogEventLevel level) {
+  std::string out = "{\"msg\":";
+  appendJsonText(out, msg);
+  out += ",\"level\":\"";
+  out += logEventLevelName(level);
+  out += "\"}";
+  return out;
+}
+
+std::string rfc3339Millis(std::chrono::system_clock::time_point time) {
+  using std::chrono::duration_cast;
+  const auto since = time.time_since_epoch();
+  auto millis = duration_cast<std::chrono::milliseconds>(since).count();
+  long long seconds = millis / 1000;
+  long long rest = millis % 1000;
+  if (rest < 0) {  // before 1970: floor, not truncate
+    rest += 1000;
+    --seconds;
+  }
+  const time_t t = static_cast<time_t>(seconds);
+  tm parts{};
+  gmtime_r(&t, &parts);
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03lldZ", parts.tm_year + 1900,
+                parts.tm_mon + 1, parts.tm_mday, parts.tm_hour, parts.tm_min, parts.tm_sec, rest);
+  return buf;
+}
+
+std::string encodeEventLine(const EventRecord& event) {
+  std::string out = "{\"deployment_id\":";
+  appendJsonText(out, event.deployment_id);
+  out += ",\"timestamp\":\"";
+  out += rfc3339Millis(event.time);
+  out += "\",\"event_type\":\"";
+  out += eventTypeName(event.type);
+  out += "\",\"event\":";
+  out += event.payload.empty() ? std::string_view("{}") : std::string_view(event.payload);
+  out += ",\"execution_id\":";
+  appendJsonText(out, event.execution_id);
+  out += ",\"region\":";
+  appendJsonText(out, event.region);
+  out += "}\n";
+  return out;
+}
+
+}  // namespace subgate
