@@ -19,9 +19,9 @@ constexpr std::chrono::minutes kIdleQueue{5};
 }  // namespace
 
 std::string eventsToken(const Subhoster& subhoster, int64_t now) {
-  std::string claims = "{\"iat\":" + std::to_string(now);
-  claims += ",\"exp\":" + std::to_string(now + kTokenSeconds);
-  claims += '}';
+  std::string claims = "{\"iat\":";
+  claims.append(std::to_string(now)).append(",\"exp\":");
+  claims.append(std::to_string(now + kTokenSeconds)).append("}");
   return jwt::signHs256(subhoster.name, claims, subhoster.secret);
 }
 
@@ -134,9 +134,9 @@ EventQueue::Outcome EventSender::post(const Subhoster& subhoster, const std::str
                                body, options);
   const EventQueue::Outcome outcome = classifyEventsAnswer(result);
   if (outcome != EventQueue::Outcome::kSent) {
-    std::string why = result.error != HttpClientError::kNone
-                          ? result.message
-                          : "status " + std::to_string(result.response.status);
+    std::string why = result.message;
+    if (result.error == HttpClientError::kNone)
+      why.assign("status ").append(std::to_string(result.response.status));
     LOG_WARN("events: POST %s failed (%s)%s", url->text.c_str(), why.c_str(),
              outcome == EventQueue::Outcome::kRetry ? ", will retry" : "; the batch is dropped");
   }

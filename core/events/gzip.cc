@@ -47,7 +47,9 @@ bool gzipDecompress(std::string_view data, size_t max_bytes, std::string& out, s
     const int rc = inflate(&z, Z_NO_FLUSH);
     out.append(buf, sizeof buf - z.avail_out);
     if (out.size() > max_bytes) {
-      error = "the decompressed body is larger than " + std::to_string(max_bytes) + " bytes";
+      error.assign("the decompressed body is larger than ")
+          .append(std::to_string(max_bytes))
+          .append(" bytes");
       ok = false;
       break;
     }

@@ -31,6 +31,7 @@ struct Subhoster {
   std::string secret;                       // the shared HS256 secret
   std::vector<std::string> rpc_root_allow;  // allowed rpc_root prefixes as written; empty = any
   std::vector<RpcRootRule> rpc_root_rules;  // the same, parsed (one per entry)
+  bool events = false;  // `events on`: its isolates' events go to {rpc_root}events (core/events)
 };
 
 // Every `subhoster` block of a config by name (the JWT `kid`).

@@ -9,12 +9,17 @@
 //   "<nonce> failed <message>" the code threw before serving, or served nothing
 //   "<nonce> cluster <json>"   a cluster message (core/isolates/cluster_hub.h)
 //   "<nonce> pong <seq>"       the answer to {"op":"ping","seq":N} (cpu_block_limit's watchdog)
+//   "<nonce> log <level> <json>"  a console call of user code (debug|info|warn|error; the message
+//                              as a JSON string), or an unhandled rejection (error)
+//   "<nonce> uncaught <json>"  an uncaught exception (the message as a JSON string); exits next
+// What user code writes to stdout and stderr itself stays raw output (logged as info / error).
 // After the assignment, stdin carries cluster deliveries and results and the supervisor's pings,
 // one JSON per line.
 // Both user styles work: Deno.serve(handler | options) and `export default { fetch }`.
 // User code also gets `globalThis.subgate`, the cluster API (docs/cluster.md).
 
 import { AsyncLocalStorage } from "node:async_hooks";
+import { format } from "node:util";
 
 const realServe = Deno.serve;
 const realFetch = globalThis.fetch;
@@ -85,6 +90,62 @@ for (const [name, value] of Object.entries(assignment.envs ?? {})) Deno.env.set(
 // override them).
 Deno.env.set("DENO_DEPLOYMENT_ID", String(assignment.deployment_id ?? ""));
 Deno.env.set("DENO_REGION", String(assignment.region ?? ""));
+
+// ---- user code's console and uncaught errors, as reports (docs/origin.md "Events")
+// Every console call is one report, however many lines its message has; the supervisor logs it
+// and makes a `log` event of it. Methods not wrapped here (table, ...) write raw output.
+const maxLogMessage = 65536;
+let consoleIndent = "";
+function logReport(level, message) {
+  let text = consoleIndent ? message.replace(/^/gm, consoleIndent) : message;
+  if (text.length > maxLogMessage) text = `${text.slice(0, maxLogMessage)}... (${text.length} characters)`;
+  report(`log ${level} ${JSON.stringify(text)}`);
+}
+const consoleLevels = { debug: "debug", info: "info", log: "info", warn: "warn", error: "error" };
+for (const [method, level] of Object.entries(consoleLevels)) {
+  console[method] = (...args) => logReport(level, format(...args));
+}
+console.trace = (...args) => {
+  const stack = (new Error().stack ?? "").split("\n").slice(2).join("\n");
+  logReport("error", `Trace${args.length ? `: ${format(...args)}` : ""}\n${stack}`);
+};
+console.assert = (condition, ...args) => {
+  if (!condition) logReport("error", `Assertion failed${args.length ? `: ${format(...args)}` : ""}`);
+};
+console.dir = (value, options) => logReport("info", Deno.inspect(value, options));
+console.group = console.groupCollapsed = (...args) => {
+  if (args.length) logReport("info", format(...args));
+  consoleIndent += "  ";
+};
+console.groupEnd = () => {
+  consoleIndent = consoleIndent.slice(2);
+};
+// An unhandled rejection is logged, and the isolate goes on; an uncaught exception ends it
+// (as on Deno Deploy), after the report. Unless user code's own listener takes the event
+// (preventDefault): the harness's listener runs first (it is registered first), so it cancels
+// Deno's default itself and decides once every listener ran.
+function afterListeners(event, decide) {
+  let taken = false;
+  const cancel = event.preventDefault.bind(event);
+  Object.defineProperty(event, "preventDefault", {
+    value: () => {
+      taken = true;
+      cancel();
+    },
+    configurable: true,
+  });
+  cancel();
+  queueMicrotask(() => decide(taken));
+}
+globalThis.addEventListener("unhandledrejection", (event) => afterListeners(event, (taken) => {
+  if (!taken) logReport("error", `Uncaught (in promise) ${format(event.reason)}`);
+}));
+globalThis.addEventListener("error", (event) => afterListeners(event, (taken) => {
+  if (taken) return;
+  const error = event.error ?? event.message;
+  report(`uncaught ${JSON.stringify(format(error).slice(0, maxLogMessage))}`);
+  Deno.exit(1);
+}));
 
 // ---- egress the permissions refuse (core/isolates/egress_policy.h)
 // Deno's --deny-net list refuses the host's and private addresses, also after resolving a name.

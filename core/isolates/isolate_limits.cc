@@ -166,6 +166,7 @@ void IsolateRegistry::Impl::killForTimeLocked(Isolate& isolate, const std::strin
   LOG_WARN("isolate %s: %s: killing it", isolate.tag().c_str(), why.c_str());
   isolate.time_limit = true;
   isolate.failure = "the isolate was killed: " + why;
+  eventLocked(isolate, EventType::kTimeLimit, messagePayload(isolate.failure));
   failWaitersLocked(isolate, ErrorKind::kTimeLimit, isolate.failure);
   detachLocked(isolate);
   isolate.state = Isolate::State::kStopping;

@@ -7,6 +7,7 @@
 //   isolate_boot.cc        fetching a deployment's code from its origin (boot threads)
 //   isolate_supervisor.cc  child processes, their pipes and timers (supervisor thread)
 //   isolate_status.cc      stats() and statusJson()
+//   isolate_events.cc      the isolates' events (docs/origin.md) and the error log of their output
 //
 // Threading: one mutex (Impl::mu) guards everything below and is held only for bookkeeping,
 // never across I/O that can block, with these exceptions for the placement path of a warm request
@@ -43,11 +44,14 @@
 #include <vector>
 
 #include "core/error/error_kind.h"
+#include "core/events/event_record.h"
+#include "core/events/event_sender.h"
 #include "core/ingress/ingress.h"
 #include "core/isolates/boot_client.h"
 #include "core/isolates/cluster_hub.h"
 #include "core/isolates/cpu_limits.h"
 #include "core/isolates/deno_config.h"
+#include "core/isolates/isolate_events.h"
 #include "core/isolates/isolate_registry.h"
 #include "core/isolates/runtime_launch.h"
 #include "core/isolates/runtime_settings.h"
@@ -130,6 +134,7 @@ struct Isolate {
   uint64_t denied_unlogged = 0;  // refusals since, counted but not logged
   UpstreamServer server;
   std::vector<Waiter> waiters;  // waiting for it to become ready
+  IsolateEvents events;         // isolate_events.h (mu held)
 
   std::string tag() const {
     std::string t = deployment_id.empty() ? "spare" : deployment_id;
@@ -229,6 +234,8 @@ struct IsolateRegistry::Impl {
   std::atomic<size_t> queued = 0;  // waiters in deployment queues (written under mu)
   size_t cached_code = 0;
   Stats counters;
+  // Sends the isolates' events to their origins on its own thread (core/events/event_sender.h).
+  EventSender event_sender;
 
   explicit Impl(IsolateRegistry& o);
 
@@ -340,6 +347,27 @@ struct IsolateRegistry::Impl {
   static void onExit(evutil_socket_t, short, void* arg);
   void exited(const std::shared_ptr<Isolate>& isolate, int status);
   static void onSweep(evutil_socket_t, short, void*);
+
+  // ---- events (isolate_events.cc; mu held; docs/origin.md "Events")
+
+  // Gives `isolate` its execution id and, when its subhoster has `events on`, its destination.
+  void eventsBeginLocked(Isolate& isolate);
+  // Queues one event of `isolate` (nothing when its events are off).
+  void eventLocked(Isolate& isolate, EventType type, std::string payload);
+  // Its `boot` event (`ok`) or `bootFailure` with `msg`: the first of them only.
+  void bootEventLocked(Isolate& isolate, bool ok, std::string_view msg);
+  // A line of user code's output at `level`: the error log (isolate_log_level) and a `log`
+  // event (events_log_rate).
+  void userLogLocked(Isolate& isolate, LogEventLevel level, std::string_view msg);
+  // The harness's reports: "log LEVEL JSON-STRING" (a console call or an unhandled rejection)
+  // and "uncaught JSON-STRING" (an uncaught exception; the harness exits next).
+  void logReportLocked(Isolate& isolate, std::string_view report);
+  void uncaughtReportLocked(Isolate& isolate, std::string_view json);
+  // One `log` event saying what the rate limit refused, once its window closed.
+  void flushDroppedLocked(Isolate& isolate, SteadyTime now);
+  // At exit: `memoryLimit`, or `bootFailure` for an isolate that never served, and the last
+  // count of refused lines.
+  void exitEventsLocked(Isolate& isolate);
 
   // ---- CPU and memory limits (isolate_supervisor.cc, supervisor thread)
 

@@ -383,6 +383,7 @@ void IsolateRegistry::Impl::stopLocked(const std::shared_ptr<Isolate>& isolate) 
 void IsolateRegistry::Impl::launchLocked(const std::shared_ptr<Isolate>& isolate) {
   isolate->state = Isolate::State::kStarting;
   isolate->nonce = randomHex(16);
+  eventsBeginLocked(*isolate);
   supervisor.post([this, isolate] { launch(isolate); });
 }
 
@@ -497,6 +498,12 @@ bool IsolateRegistry::configure(const RuntimeSettings& settings, std::string& er
     m.started = true;
   }
   if (!first && m.hub) m.hub->setTimeout(next.cluster_timeout);
+  EventSenderSettings events;
+  events.policy = next.events;
+  events.client = next.origin;
+  events.client.total_timeout = next.events_timeout;
+  events.client.max_response_bytes = 64 << 10;  // the answer is not read
+  m.event_sender.configure(events);
   if (first) {
     openCgroups(m);
     if (!m.supervisor.start()) {
@@ -553,6 +560,7 @@ void IsolateRegistry::shutdown() {
   }
   for (pid_t pid : left) kill(pid, SIGKILL);
   m.supervisor.stop();
+  m.event_sender.stop();  // after the last events of the isolates were queued
   {
     // The loop has stopped: its events can go from this thread (the registry may be destroyed
     // next, now that the config owns it and nothing keeps it for the life of the process).

@@ -132,6 +132,7 @@ class IsolateRegistry : public std::enable_shared_from_this<IsolateRegistry> {
     uint64_t egress_denied = 0;         // connections and listens the egress policy refused
     uint64_t stopped_time_limit = 0;    // isolates killed for CPU time (TIME_LIMIT)
     uint64_t stopped_memory_limit = 0;  // isolates that passed a memory limit (MEMORY_LIMIT)
+    uint64_t events_rate_limited = 0;   // log lines events_log_rate kept out of events
   };
   Stats stats() const;
   // The pool as JSON for the `status` handler: deployments, their isolates with active

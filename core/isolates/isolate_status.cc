@@ -75,6 +75,8 @@ std::string IsolateRegistry::statusJson() const {
                         json_integer(static_cast<json_int_t>(m.counters.stopped_time_limit)));
     json_object_set_new(root, "stopped_memory_limit",
                         json_integer(static_cast<json_int_t>(m.counters.stopped_memory_limit)));
+    json_object_set_new(root, "events_rate_limited",
+                        json_integer(static_cast<json_int_t>(m.counters.events_rate_limited)));
     for (const auto& [key, d] : m.deployments) {
       json_t* entry = json_object();
       json_object_set_new(entry, "deployment_id",
@@ -110,6 +112,16 @@ std::string IsolateRegistry::statusJson() const {
       json_object_set_new(root, "cluster", m.hub->totalsJson());
     }
   }
+  // The events sender's counts (its own lock; core/events/event_sender.h).
+  const EventSender::Totals events = m.event_sender.totals();
+  for (const auto& [name, value] : {std::pair<const char*, uint64_t>{"events_sent", events.sent},
+                                    {"events_dropped", events.dropped},
+                                    {"events_failed", events.failed},
+                                    {"events_retries", events.retries},
+                                    {"events_posts", events.posts},
+                                    {"events_queued", events.queued},
+                                    {"events_origins", events.origins}})
+    json_object_set_new(root, name, json_integer(static_cast<json_int_t>(value)));
   char* text = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS);
   std::string out = text ? text : "{}";
   free(text);

@@ -320,6 +320,7 @@ void IsolateRegistry::Impl::lineLocked(Isolate& isolate, std::string_view line, 
       isolate.failure = std::string(report.substr(7));
       LOG_WARN("isolate %s: failed to load the deployment: %s", isolate.tag().c_str(),
                isolate.failure.c_str());
+      bootEventLocked(isolate, false, isolate.failure);
     } else if (report.starts_with("pong ")) {
       uint64_t seq = 0;
       std::string_view digits = report.substr(5);
@@ -327,6 +328,10 @@ void IsolateRegistry::Impl::lineLocked(Isolate& isolate, std::string_view line, 
       isolate.loop_watch.answered(seq);
     } else if (report.starts_with("denied ")) {
       egressDeniedLocked(isolate, report.substr(7));
+    } else if (report.starts_with("log ")) {
+      logReportLocked(isolate, report.substr(4));
+    } else if (report.starts_with("uncaught ")) {
+      uncaughtReportLocked(isolate, report.substr(9));
     }
     return;
   }
@@ -341,8 +346,8 @@ void IsolateRegistry::Impl::lineLocked(Isolate& isolate, std::string_view line, 
     if (isolate.err_tail.size() > kStderrTail)
       isolate.err_tail.erase(0, isolate.err_tail.size() - kStderrTail);
   }
-  logf(is_stderr ? LogLevel::kWarn : LogLevel::kInfo, "isolate %s: %.*s", isolate.tag().c_str(),
-       static_cast<int>(line.size()), line.data());
+  // Raw output (user code writing to stdout or stderr itself, Deno's own messages).
+  userLogLocked(isolate, is_stderr ? LogEventLevel::kError : LogEventLevel::kInfo, line);
 }
 
 void IsolateRegistry::Impl::readyLocked(Isolate& isolate) {
@@ -352,6 +357,7 @@ void IsolateRegistry::Impl::readyLocked(Isolate& isolate) {
   std::shared_ptr<Isolate> self = processes.count(isolate.id) ? processes[isolate.id] : nullptr;
   if (!self) return;
   LOG_INFO("isolate %s: ready", isolate.tag().c_str());
+  bootEventLocked(isolate, true, {});
   ++counters.ready;
   std::vector<Waiter> waiters = std::move(isolate.waiters);
   isolate.waiters.clear();
@@ -383,6 +389,7 @@ void IsolateRegistry::Impl::onTimer(evutil_socket_t, short, void* arg) {
     LOG_WARN("isolate %s: did not start serving within boot_timeout (%lld ms)",
              isolate->tag().c_str(), static_cast<long long>(m.settings.boot_timeout.count()));
     isolate->failure = "the isolate did not start serving within boot_timeout";
+    m.bootEventLocked(*isolate, false, isolate->failure);
     m.failWaitersLocked(*isolate, ErrorKind::kDeploymentFailed, isolate->failure);
     m.detachLocked(*isolate);
     isolate->state = Isolate::State::kStopping;
@@ -422,6 +429,7 @@ void IsolateRegistry::Impl::exited(const std::shared_ptr<Isolate>& isolate, int 
       LOG_WARN("isolate %s: %s", isolate->tag().c_str(), how.c_str());
     }
     if (isolate->failure.empty()) isolate->failure = "the isolate " + how;
+    exitEventsLocked(*isolate);
     if (isolate->memory_limit) ++counters.stopped_memory_limit;
     if (isolate->time_limit) ++counters.stopped_time_limit;
     ErrorKind kind = isolate->memory_limit ? ErrorKind::kMemoryLimit
@@ -474,6 +482,7 @@ void IsolateRegistry::Impl::onSweep(evutil_socket_t, short, void* arg) {
       return isolate.deployment == d;  // an isolate taken out of its deployment is no target
     });
   }
+  for (const auto& [id, isolate] : self->processes) self->flushDroppedLocked(*isolate, now);
   for (const auto& isolate : idle) {
     if (!self->closeIdleLocked(*isolate)) continue;  // a request took it meanwhile
     ++self->counters.evicted_idle;

@@ -5,11 +5,14 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "core/events/event_queue.h"
 #include "core/http_client/http_client.h"
 #include "core/isolates/sandbox.h"
+#include "core/log/log.h"
 
 namespace subgate {
 
@@ -45,6 +48,17 @@ struct RuntimeSettings {
   std::chrono::milliseconds cpu_window{0};
   uint32_t max_files = 1024;     // RLIMIT_NOFILE per isolate process
   uint32_t max_processes = 256;  // tasks (processes and threads) per isolate: pids cgroup
+
+  // Events (core/events, docs/origin.md): the sender's batches, queue and retries, one POST's
+  // timeout, and each isolate's log rate limit (0: none). A subhoster turns them on (`events on`).
+  EventBatchPolicy events;
+  std::chrono::milliseconds events_timeout{5000};
+  uint32_t events_log_lines = 100;       // log events per second per isolate
+  uint64_t events_log_bytes = 64 << 10;  // bytes of log messages per second per isolate
+  // Isolate output in the error log (`isolate_log_level LEVEL|off`): every line at that level;
+  // unset, debug and info lines at info and warn and error lines at warn.
+  bool isolate_log = true;
+  std::optional<LogLevel> isolate_log_level;
 
   uint64_t processMemoryLimit() const {
     return process_memory_limit ? process_memory_limit : 2 * memory_limit;

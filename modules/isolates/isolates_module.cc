@@ -67,6 +67,14 @@ constexpr DirectiveSpec kDirectives[] = {
     {"sticky_max", kRuntimeContext},
     {"cluster_timeout", kRuntimeContext},
     {"region", kRuntimeContext},
+    {"events_batch_events", kRuntimeContext},
+    {"events_batch_bytes", kRuntimeContext},
+    {"events_flush_interval", kRuntimeContext},
+    {"events_queue", kRuntimeContext},
+    {"events_retry", kRuntimeContext, 3, 3},
+    {"events_timeout", kRuntimeContext},
+    {"events_log_rate", kRuntimeContext, 1, 2},
+    {"isolate_log_level", kRuntimeContext},
     {"origin_connect_timeout", kRuntimeContext},
     {"origin_timeout", kRuntimeContext},
     {"origin_max_response", kRuntimeContext},
@@ -127,6 +135,43 @@ bool cpuLimit(const config::Node& node, CompileContext& ctx, RuntimeSettings& s)
     return ctx.fail(node, "the cpu_limit window must be a duration of at least 1s");
   s.cpu_budget = *budget;
   s.cpu_window = *window;
+  return true;
+}
+
+// `events_retry MIN MAX ATTEMPTS`: the backoff after a failed events POST doubles from MIN up to
+// MAX; a batch is sent ATTEMPTS times at most (1: never again).
+bool eventsRetry(const config::Node& node, CompileContext& ctx, RuntimeSettings& s) {
+  auto min = config::parseDuration(node.args[0]);
+  auto max = config::parseDuration(node.args[1]);
+  uint64_t attempts = 0;
+  auto [end, ec] =
+      std::from_chars(node.args[2].data(), node.args[2].data() + node.args[2].size(), attempts);
+  if (!min || !max || min->count() <= 0 || *max < *min)
+    return ctx.fail(node, "events_retry takes MIN MAX ATTEMPTS with durations 0 < MIN <= MAX");
+  if (ec != std::errc() || end != node.args[2].data() + node.args[2].size() || attempts < 1 ||
+      attempts > 100)
+    return ctx.fail(node, "events_retry ATTEMPTS must be a number from 1 to 100");
+  s.events.backoff_min = *min;
+  s.events.backoff_max = *max;
+  s.events.max_attempts = static_cast<uint32_t>(attempts);
+  return true;
+}
+
+// `events_log_rate LINES BYTES | off`: log events and message bytes per second per isolate.
+bool eventsLogRate(const config::Node& node, CompileContext& ctx, RuntimeSettings& s) {
+  if (node.args.size() == 1 && node.args[0] == "off") {
+    s.events_log_lines = 0;
+    s.events_log_bytes = 0;
+    return true;
+  }
+  if (node.args.size() != 2) return ctx.fail(node, "events_log_rate takes LINES BYTES or off");
+  uint64_t lines = 0;
+  if (!ctx.countArg(node, 1, 1000000, lines)) return false;
+  auto bytes = config::parseSize(node.args[1]);
+  if (!bytes || *bytes < 1024)
+    return ctx.fail(node, "events_log_rate BYTES must be a size of at least 1k");
+  s.events_log_lines = static_cast<uint32_t>(lines);
+  s.events_log_bytes = *bytes;
   return true;
 }
 
@@ -196,6 +241,31 @@ bool compileRuntime(const config::Node& block, CompileContext& ctx, RuntimeSetti
       if (!printable)
         ok = ctx.fail(
             node, "region \"" + s.region + "\" must be 1 to 64 letters, digits, '-', '_' or '.'");
+    } else if (name == "events_batch_events") {
+      ok = ctx.countArg(node, 1, 100000, n);
+      s.events.max_events = n;
+    } else if (name == "events_batch_bytes") {
+      ok = ctx.sizeArg(node, n, 1024);
+      s.events.max_bytes = n;
+    } else if (name == "events_flush_interval") {
+      ok = ctx.durationArg(node, s.events.flush_interval, true);
+    } else if (name == "events_queue") {
+      ok = ctx.countArg(node, 1, 10000000, n);
+      s.events.queue_max = n;
+    } else if (name == "events_retry") {
+      ok = eventsRetry(node, ctx, s);
+    } else if (name == "events_timeout") {
+      ok = ctx.durationArg(node, s.events_timeout, true);
+    } else if (name == "events_log_rate") {
+      ok = eventsLogRate(node, ctx, s);
+    } else if (name == "isolate_log_level") {
+      LogLevel level;
+      s.isolate_log = node.args[0] != "off";
+      s.isolate_log_level.reset();
+      if (s.isolate_log && !parseLogLevel(node.args[0], level))
+        ok = ctx.fail(node, "isolate_log_level takes debug, info, notice, warn, error or off");
+      else if (s.isolate_log)
+        s.isolate_log_level = level;
     } else if (name == "cluster_timeout") {
       ok = ctx.durationArg(node, s.cluster_timeout, true);
     } else if (name == "origin_connect_timeout") {

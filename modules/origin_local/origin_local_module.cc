@@ -10,6 +10,7 @@
 #include "core/jwt/jwt.h"
 #include "core/pipeline/config_model.h"
 #include "core/pipeline/request.h"
+#include "modules/origin_local/origin_local_events.h"
 
 namespace subgate {
 namespace {
@@ -17,6 +18,7 @@ namespace {
 struct OriginLocalConf final : ModuleConf {
   std::string dir;
   std::shared_ptr<const SubhosterTable> subhosters;
+  std::shared_ptr<OriginEventStore> events;  // POST/GET .../events (origin_local_events.h)
 };
 
 constexpr DirectiveSpec kDirectives[] = {
@@ -102,6 +104,7 @@ std::shared_ptr<const ModuleConf> OriginLocalModule::compileLocation(const Scope
     return nullptr;
   }
   conf->subhosters = ctx.config.subhosters;
+  conf->events = std::make_shared<OriginEventStore>();
   if (conf->subhosters->empty()) {
     ctx.fail(*node,
              "origin_local needs a subhoster block: /boot tokens are verified with its secret");
@@ -112,8 +115,9 @@ std::shared_ptr<const ModuleConf> OriginLocalModule::compileLocation(const Scope
 
 void OriginLocalModule::content(Request& req, const ModuleConf& module_conf) const {
   const auto& conf = static_cast<const OriginLocalConf&>(module_conf);
+  if (req.path().ends_with("/events")) return serveOriginEvents(req, conf.subhosters, conf.events);
   if (!req.path().ends_with("/boot"))
-    return answer(req, 404, "not found: this origin serves GET .../boot");
+    return answer(req, 404, "not found: this origin serves GET .../boot and .../events");
   if (req.method() != "GET" && req.method() != "HEAD")
     return answer(req, 405, "method not allowed");
   std::string_view id = queryParam(req.query(), "deployment_id");

@@ -5,7 +5,8 @@
 //
 // The answer (application/json):
 //   {"isolates": N, "spares": N, "sticky": N, "boots": N, "processes": N, "ready": N,
-//    "evicted_idle": N, "evicted_lru": N, "token_cache_hits": N (and every module's counters()),
+//    "evicted_idle": N, "evicted_lru": N, "events_sent": N (and the other events_* counts of
+//    docs/origin.md), "token_cache_hits": N (and every module's counters()),
 //    "deployments": [{"deployment_id": "...", "subhoster": "...", "rpc_root": "...",
 //                     "queued": N, "sticky": N, "warm_leases": N,
 //                     "isolates": [{"id": N, "instance_id": "...", "state": "ready",

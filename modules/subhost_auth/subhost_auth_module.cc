@@ -32,6 +32,7 @@ constexpr DirectiveSpec kDirectives[] = {
     {"secret", kSubhosterContext},
     {"secret_file", kSubhosterContext},
     {"rpc_root_allow", kSubhosterContext, 1, -1, false, true},
+    {"events", kSubhosterContext},
     {"subhost_auth", kScopes},
     {"subhost_leeway", kScopes},
     {"subhost_max_token_size", kScopes},
@@ -121,6 +122,8 @@ bool compileSubhoster(const config::Node& block, CompileContext& ctx, Subhoster&
         out.rpc_root_allow.push_back(prefix);
         out.rpc_root_rules.push_back(std::move(rule));
       }
+    } else if (node.name == "events") {
+      if (!ctx.flagArg(node, out.events)) return false;
     }
   }
   if (!has_secret)

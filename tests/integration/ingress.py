@@ -4,6 +4,7 @@ stall, omit or garble x-deno-config, and a config template for an ingress with r
 Standard library only."""
 
 import base64
+import gzip
 import hashlib
 import hmac
 import json
@@ -78,9 +79,39 @@ class Deployment:
         self.stall = stall
 
 
+EVENT_FIELDS = {"deployment_id", "timestamp", "event_type", "event", "execution_id", "region"}
+
+
+def check_events_post(headers, body, secret=SECRET):
+    """The origin's side of POST /events (docs/origin.md): returns the events of the body, or
+    raises ValueError saying what is wrong with the request."""
+    auth = headers.get("authorization", "")
+    if not auth.startswith("Bearer "):
+        raise ValueError("no bearer token")
+    head, claims = verify(auth[7:], secret)
+    if head.get("kid") != SUBHOSTER:
+        raise ValueError("kid")
+    if "deployment_id" in claims or not isinstance(claims.get("iat"), int) or not isinstance(claims.get("exp"), int):
+        raise ValueError(f"claims {claims}")
+    if headers.get("content-encoding") != "gzip":
+        raise ValueError("content-encoding")
+    if headers.get("content-type") != "application/x-ndjson":
+        raise ValueError("content-type")
+    events = []
+    for line in gzip.decompress(body).decode().splitlines():
+        event = json.loads(line)
+        if set(event) != EVENT_FIELDS:
+            raise ValueError(f"fields of {event}")
+        events.append(event)
+    return events
+
+
 class Origin:
     """A /boot origin on 127.0.0.1 in a thread of the test process. `deployments` maps ids to
-    Deployment; `boots` counts /boot calls per id; `auth_errors` lists rejected tokens."""
+    Deployment; `boots` counts /boot calls per id; `auth_errors` lists rejected tokens.
+    POST .../events: `events` lists the events received (checked by check_events_post; what
+    fails lands in `event_errors`), `event_posts` counts the POSTs; `events_answer` is the status
+    to answer, or "stall" to keep the request open until stop()."""
 
     def __init__(self, secret=SECRET, tls_dir=None):
         """With `tls_dir`, serves HTTPS with a certificate for 127.0.0.1 made there
@@ -88,6 +119,11 @@ class Origin:
         self.deployments = {}
         self.boots = {}
         self.auth_errors = []
+        self.events = []
+        self.event_errors = []
+        self.event_posts = 0
+        self.events_answer = 200
+        self.released = threading.Event()  # ends the stalled POSTs
         self.lock = threading.Lock()
         origin = self
 
@@ -125,6 +161,27 @@ class Origin:
                     headers["x-deno-config"] = d.raw_config if d.raw_config is not None else json.dumps(d.config)
                 self.answer(d.status, d.code.encode(), headers)
 
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("content-length", "0")))
+                if not urllib.parse.urlsplit(self.path).path.endswith("/events"):
+                    return self.answer(404, b"not found")
+                with origin.lock:
+                    origin.event_posts += 1
+                    answer = origin.events_answer
+                if answer == "stall":
+                    origin.released.wait(60)
+                    return
+                try:
+                    events = check_events_post({k.lower(): v for k, v in self.headers.items()}, body, secret)
+                except (ValueError, KeyError, OSError) as e:
+                    with origin.lock:
+                        origin.event_errors.append(str(e))
+                    return self.answer(400, b"bad events")
+                if answer == 200:
+                    with origin.lock:
+                        origin.events.extend(events)
+                self.answer(answer, b"OK")
+
             def answer(self, status, body, headers=None):
                 self.send_response(status)
                 for k, v in (headers or {}).items():
@@ -155,7 +212,13 @@ class Origin:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
+    def events_of(self, event_type=None, deployment=None):
+        with self.lock:
+            return [e for e in self.events if (event_type is None or e["event_type"] == event_type)
+                    and (deployment is None or e["deployment_id"] == deployment)]
+
     def stop(self):
+        self.released.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -163,15 +226,15 @@ class Origin:
 RUNTIME_DEFAULTS = {"spare": "0", "boot_timeout": "15s"}
 
 
-def ingress_config(runtime="", location="", server=""):
-    """An ingress on @PORT@ serving isolates, with the `test` subhoster. `runtime` directives
-    replace the defaults of the same name."""
+def ingress_config(runtime="", location="", server="", subhoster=""):
+    """An ingress on @PORT@ serving isolates, with the `test` subhoster (`subhoster`: more
+    directives in its block). `runtime` directives replace the defaults of the same name."""
     given = {line.split()[0] for line in runtime.split(";") if line.strip()}
     defaults = "".join(f"{k} {v}; " for k, v in RUNTIME_DEFAULTS.items() if k not in given)
     return f"""
         workers 2;
         error_log stderr info;
-        subhoster {SUBHOSTER} {{ secret "{SECRET}"; }}
+        subhoster {SUBHOSTER} {{ secret "{SECRET}"; {subhoster} }}
         runtime deno {{
             {defaults}
             {runtime}

@@ -1,15 +1,24 @@
 """The built-in origin (origin_local) serving conf/deployments, and `subgate token`: the setup
 the README's first command runs, on free ports."""
 
+import gzip
 import json
 import os
 import subprocess
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import SubgateTestCase, request, ROOT, BIN, free_port  # noqa: E402
-from ingress import relay_token  # noqa: E402
+from harness import SubgateTestCase, request, wait_until, ROOT, BIN, free_port  # noqa: E402
+from ingress import relay_token, sign  # noqa: E402
+
+
+def origin_events(port, deployment):
+    """GET /events of origin_local: the events it kept for `deployment`."""
+    r = request(port, path=f"/events?deployment_id={deployment}")
+    assert r.status == 200, r.body
+    return json.loads(r.body)["events"]
 
 SECRET = "local-origin-test-secret-0123"
 
@@ -19,8 +28,8 @@ class LocalOrigin(SubgateTestCase):
         self.origin_port = free_port()
         config = f"""
             workers 2;
-            subhoster local {{ secret "{SECRET}"; rpc_root_allow http://127.0.0.1:{self.origin_port}/; }}
-            runtime deno {{ spare 1; }}
+            subhoster local {{ secret "{SECRET}"; rpc_root_allow http://127.0.0.1:{self.origin_port}/; events on; }}
+            runtime deno {{ spare 1; events_flush_interval 50ms; }}
             server {{
                 listen 127.0.0.1:@PORT@;
                 location / {{ forwarded_host on; subhost_auth on; isolates; }}
@@ -79,6 +88,34 @@ class LocalOrigin(SubgateTestCase):
         r = request(self.origin_port, path="/boot?deployment_id=../etc", headers={"authorization": "Bearer " + good})
         self.assertEqual(r.status, 400)
 
+    def test_events_round_trip(self):
+        r = self.get("hello")
+        self.assertEqual(r.status, 200, r.body)
+        wait_until(lambda: any(e["event_type"] == "boot" for e in origin_events(self.origin_port, "hello")),
+                   what="the boot event at the origin")
+        [boot] = [e for e in origin_events(self.origin_port, "hello") if e["event_type"] == "boot"]
+        self.assertEqual((boot["deployment_id"], boot["region"]), ("hello", "local"))
+        self.assertGreater(boot["event"]["boot_time"], 0)
+        self.assertEqual(origin_events(self.origin_port, "instance-id"), [])
+        # What subgate posts, by hand: a token without deployment_id, gzip'd NDJSON.
+        now = int(time.time())
+        line = json.dumps({"deployment_id": "by-hand", "timestamp": "2026-12-06T23:50:45.123Z",
+                           "event_type": "log", "event": {"msg": "hi", "level": "info"},
+                           "execution_id": "x", "region": "local"}) + "\n"
+        body = gzip.compress(line.encode())
+        headers = {"content-encoding": "gzip", "content-type": "application/x-ndjson"}
+        good = sign({"iat": now, "exp": now + 60}, secret=SECRET, kid="local")
+        r = request(self.origin_port, method="POST", path="/events", body=body,
+                    headers={**headers, "authorization": "Bearer " + good})
+        self.assertEqual(r.status, 200, r.body)
+        self.assertEqual([e["event"]["msg"] for e in origin_events(self.origin_port, "by-hand")], ["hi"])
+        boot_token = sign({"iat": now, "exp": now + 60, "deployment_id": "by-hand"}, secret=SECRET, kid="local")
+        forged = sign({"iat": now, "exp": now + 60}, secret="not-the-secret-0123456789", kid="local")
+        for token in (boot_token, forged):
+            r = request(self.origin_port, method="POST", path="/events", body=body,
+                        headers={**headers, "authorization": "Bearer " + token})
+            self.assertEqual(r.status, 401, r.body)
+
     def test_token_command_errors(self):
         out = subprocess.run([BIN, "-c", self.sg.conf_path, "token", "--subhoster", "nobody", "--deployment", "x"],
                              capture_output=True, text=True, timeout=10)
@@ -120,6 +157,9 @@ class ShippedConfig(SubgateTestCase):
         self.assertEqual(len(hello), 1)
         self.assertEqual([i["active"] for i in hello[0]["isolates"]], [0])
         self.assertEqual(hello[0]["sticky"], 1, "demo.lua identifies by client address")
+        # The default config turns events on: the origin shows them.
+        wait_until(lambda: any(e["event_type"] == "boot" for e in origin_events(self.ports["8081"], "hello")),
+                   what="the boot event at the built-in origin")
 
     def test_demo_chat_room(self):
         from test_websockets import WsClient

@@ -125,5 +125,48 @@ TEST(IsolatesModule, RefusesBadRuntimeBlocksAndLimits) {
             "<embedded>:1: region \"us east\" must be 1 to 64 letters, digits, '-', '_' or '.'");
 }
 
+TEST(IsolatesModule, EventsDirectives) {
+  // Every events directive of the runtime block, and the subhoster's switch (subhost_auth).
+  PipelineHarness harness(R"(
+subhoster acme { secret isolates-test-secret-0123; events on; }
+runtime deno {
+    spare 0;
+    events_batch_events 200; events_batch_bytes 512k; events_flush_interval 250ms;
+    events_queue 5000; events_retry 100ms 10s 3; events_timeout 2s; events_log_rate 50 32k;
+    isolate_log_level debug;
+}
+server { listen 127.0.0.1:8080; location / { subhost_auth on; isolates; } }
+)");
+  EXPECT_TRUE(harness.ok()) << harness.error();
+  for (const char* off : {"events_log_rate off;", "isolate_log_level off;"}) {
+    PipelineHarness other(std::string("runtime deno { spare 0; ") + off +
+                          " }\nserver { listen 127.0.0.1:1; location / { isolates; } }");
+    EXPECT_TRUE(other.ok()) << off << ": " << other.error();
+  }
+  auto error = [](std::string_view directives) {
+    return configError("runtime deno { " + std::string(directives) +
+                       " }\nserver { listen 127.0.0.1:1; location / { isolates; } }");
+  };
+  EXPECT_EQ(error("events_batch_events 0;"),
+            "<embedded>:1: invalid number \"0\" in \"events_batch_events\" directive");
+  EXPECT_NE(error("events_batch_bytes 10;").find("events_batch_bytes"), std::string::npos);
+  EXPECT_NE(error("events_flush_interval 0s;").find("events_flush_interval"), std::string::npos);
+  EXPECT_EQ(error("events_queue 0;"),
+            "<embedded>:1: invalid number \"0\" in \"events_queue\" directive");
+  EXPECT_EQ(error("events_retry 1s 100ms 3;"),
+            "<embedded>:1: events_retry takes MIN MAX ATTEMPTS with durations 0 < MIN <= MAX");
+  EXPECT_EQ(error("events_retry 100ms 1s 0;"),
+            "<embedded>:1: events_retry ATTEMPTS must be a number from 1 to 100");
+  EXPECT_NE(error("events_retry 100ms 1s;").find("events_retry"), std::string::npos);
+  EXPECT_EQ(error("events_log_rate 10;"), "<embedded>:1: events_log_rate takes LINES BYTES or off");
+  EXPECT_EQ(error("events_log_rate 10 100;"),
+            "<embedded>:1: events_log_rate BYTES must be a size of at least 1k");
+  EXPECT_EQ(error("isolate_log_level loud;"),
+            "<embedded>:1: isolate_log_level takes debug, info, notice, warn, error or off");
+  EXPECT_NE(configError("subhoster acme { secret isolates-test-secret-0123; events maybe; }")
+                .find("events"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace subgate

@@ -9,7 +9,9 @@
 #include <ctime>
 #include <string>
 
+#include "core/events/gzip.h"
 #include "core/jwt/jwt.h"
+#include "modules/origin_local/origin_local_events.h"
 #include "tests/support/pipeline_harness.h"
 #include "tests/support/temp_dir.h"
 
@@ -162,7 +164,8 @@ TEST_F(OriginLocalModuleTest, MalformedDeploymentIdsAnswer400BeforeTheToken) {
 TEST_F(OriginLocalModuleTest, OnlyGetAndHeadOfBootAreServed) {
   auto other_path = harness_->get("/origin/code?deployment_id=hello", bearer(bootToken("hello")));
   EXPECT_EQ(other_path->transport.status, 404);
-  EXPECT_EQ(other_path->transport.body, "not found: this origin serves GET .../boot\n");
+  EXPECT_EQ(other_path->transport.body,
+            "not found: this origin serves GET .../boot and .../events\n");
   auto post = harness_->run("POST /origin/boot?deployment_id=hello HTTP/1.1\r\nHost: x\r\n" +
                             bearer(bootToken("hello")) + "Content-Length: 0\r\n\r\n");
   EXPECT_EQ(post->transport.status, 405);
@@ -214,6 +217,120 @@ TEST(OriginLocalModule, RefusesAMissingFolderOrNoSubhoster) {
   EXPECT_EQ(no_subhoster.error(),
             "<embedded>:3: origin_local needs a subhoster block: /boot tokens are verified with "
             "its secret");
+}
+
+// ---- POST/GET .../events (origin_local_events.h)
+
+// An events token: iat and exp, no deployment_id (core/events/event_sender.cc signs the same).
+std::string eventsToken(std::string_view secret = kSecret, std::string_view kid = "acme") {
+  return jwt::signHs256(
+      kid, "{\"iat\":" + std::to_string(now()) + ",\"exp\":" + std::to_string(now() + 60) + "}",
+      secret);
+}
+
+std::string eventLine(std::string_view deployment, std::string_view msg) {
+  return R"({"deployment_id":")" + std::string(deployment) +
+         R"(","timestamp":"2026-12-06T23:50:45.123Z","event_type":"log","event":{"msg":")" +
+         std::string(msg) + R"(","level":"info"},"execution_id":"e-1","region":"local"})" + "\n";
+}
+
+class OriginLocalEventsTest : public OriginLocalModuleTest {
+ protected:
+  // POSTs `body` (gzip'd unless `encoding` is empty) with `token`; the body goes to the
+  // handler's sink as a transport would deliver it.
+  std::unique_ptr<PipelineHarness::Exchange> post(const std::string& body, const std::string& token,
+                                                  std::string encoding = "gzip") {
+    std::string sent = body;
+    if (encoding == "gzip") {
+      EXPECT_TRUE(gzipCompress(body, sent));
+    }
+    std::string head =
+        "POST /origin/events HTTP/1.1\r\nHost: x\r\n" + bearer(token) +
+        "Content-Type: application/x-ndjson\r\nContent-Length: " + std::to_string(sent.size()) +
+        "\r\n";
+    if (!encoding.empty()) head += "Content-Encoding: " + encoding + "\r\n";
+    auto exchange = harness_->run(head + "\r\n");
+    if (BodySink* sink = exchange->request.bodySink()) {
+      sink->onBodyData(sent);
+      sink->onBodyEnd({});
+    }
+    return exchange;
+  }
+  std::string shown(std::string_view deployment) {
+    auto r = harness_->get("/origin/events?deployment_id=" + std::string(deployment));
+    EXPECT_EQ(r->transport.status, 200);
+    EXPECT_EQ(r->transport.header("content-type"), "application/json");
+    return r->transport.body;
+  }
+};
+
+TEST_F(OriginLocalEventsTest, StoresWhatIsPostedAndShowsItPerDeployment) {
+  auto r = post(eventLine("hello", "one") + eventLine("other", "x") + eventLine("hello", "two"),
+                eventsToken());
+  EXPECT_EQ(r->transport.status, 200);
+  EXPECT_EQ(r->transport.body, "OK\n");
+  const std::string hello = shown("hello");
+  EXPECT_EQ(hello.rfind(R"({"deployment_id":"hello","events":[{"deployment_id":"hello",)", 0), 0u)
+      << hello;
+  EXPECT_LT(hello.find("\"one\""), hello.find("\"two\"")) << "oldest first";
+  EXPECT_EQ(hello.find("\"x\""), std::string::npos);
+  EXPECT_EQ(shown("nobody"), "{\"deployment_id\":\"nobody\",\"events\":[]}\n");
+  // A body without Content-Encoding is taken as it is.
+  EXPECT_EQ(post(eventLine("plain", "p"), eventsToken(), "")->transport.status, 200);
+  EXPECT_NE(shown("plain").find("\"p\""), std::string::npos);
+}
+
+TEST_F(OriginLocalEventsTest, RefusesBadTokensAndBodies) {
+  const std::string line = eventLine("hello", "m");
+  EXPECT_EQ(post(line, eventsToken("not-the-secret-0123456789"))->transport.status, 401);
+  EXPECT_EQ(post(line, eventsToken(kSecret, "nobody"))->transport.status, 401);
+  auto boot_token = post(line, bootToken("hello"));
+  EXPECT_EQ(boot_token->transport.status, 401) << "a /boot token carries a deployment_id";
+  EXPECT_NE(boot_token->transport.body.find("deployment_id"), std::string::npos);
+  EXPECT_EQ(post(line, eventsToken(), "br")->transport.status, 415);
+  auto not_gzip =
+      harness_->run("POST /origin/events HTTP/1.1\r\nHost: x\r\n" + bearer(eventsToken()) +
+                    "Content-Encoding: gzip\r\nContent-Length: 3\r\n\r\n");
+  not_gzip->request.bodySink()->onBodyData("abc");
+  not_gzip->request.bodySink()->onBodyEnd({});
+  EXPECT_EQ(not_gzip->transport.status, 400);
+  for (const std::string& bad :
+       {std::string("not json\n"), std::string("[1]\n"),
+        std::string(R"({"deployment_id":"","timestamp":"t","event_type":"log","event":{},)"
+                    R"("execution_id":"e","region":"r"})") +
+            "\n",
+        std::string(R"({"deployment_id":"d","timestamp":"t","event_type":"log","event":"x",)"
+                    R"("execution_id":"e","region":"r"})") +
+            "\n"}) {
+    SCOPED_TRACE(bad);
+    auto r = post(line + bad, eventsToken());
+    EXPECT_EQ(r->transport.status, 400);
+    EXPECT_EQ(r->transport.body, "line 2 is not an event\n");
+  }
+  EXPECT_EQ(shown("hello"), "{\"deployment_id\":\"hello\",\"events\":[]}\n")
+      << "a refused body adds nothing";
+  auto put = harness_->run("PUT /origin/events HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
+  EXPECT_EQ(put->transport.status, 405);
+  EXPECT_EQ(harness_->get("/origin/events")->transport.status, 400);
+}
+
+TEST(OriginEventStore, KeepsTheLastEventsOfTheMostRecentDeployments) {
+  OriginEventStore store(2, 2);
+  size_t added = 0;
+  std::string error;
+  ASSERT_TRUE(store.add(eventLine("a", "1") + eventLine("a", "2") + "\n" + eventLine("a", "3"),
+                        added, error))
+      << error;
+  EXPECT_EQ(added, 3u);
+  std::string a = store.json("a");
+  EXPECT_EQ(a.find("\"1\""), std::string::npos) << "2 per deployment";
+  EXPECT_NE(a.find("\"3\""), std::string::npos);
+  ASSERT_TRUE(store.add(eventLine("b", "b1"), added, error));
+  ASSERT_TRUE(store.add(eventLine("a", "4"), added, error));   // a is the most recent again
+  ASSERT_TRUE(store.add(eventLine("c", "c1"), added, error));  // 2 deployments: b goes
+  EXPECT_EQ(store.json("b"), R"({"deployment_id":"b","events":[]})");
+  EXPECT_NE(store.json("a").find("\"4\""), std::string::npos);
+  EXPECT_NE(store.json("c").find("c1"), std::string::npos);
 }
 
 }  // namespace
