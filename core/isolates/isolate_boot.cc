@@ -35,7 +35,12 @@ void IsolateRegistry::Impl::fetchDoneLocked(Deployment& d, BootOutcome outcome) 
   for (const auto& [id, isolate] : d.instances)
     if (isolate->state == Isolate::State::kWaitingCode) waiting_code.push_back(isolate);
   if (!outcome.code) {
-    LOG_WARN("deployment %s: boot failed: %s", d.deployment_id.c_str(), outcome.message.c_str());
+    ++counters.boot_failures;
+    const std::chrono::milliseconds retry =
+        boot_backoff.failed(d.key, outcome.error, outcome.message, steadyNow());
+    LOG_WARN("deployment %s: boot failed: %s (the same answer for %lld ms before asking again)",
+             d.deployment_id.c_str(), outcome.message.c_str(),
+             static_cast<long long>(retry.count()));
     for (const auto& isolate : waiting_code) {
       failWaitersLocked(*isolate, outcome.error, outcome.message);
       detachLocked(*isolate);
@@ -54,6 +59,7 @@ void IsolateRegistry::Impl::fetchDoneLocked(Deployment& d, BootOutcome outcome) 
   }
   LOG_INFO("deployment %s: fetched from %s (%zu bytes)", d.deployment_id.c_str(),
            d.rpc_root.c_str(), outcome.code->bundle.size());
+  boot_backoff.succeeded(d.key);
   d.code = std::move(outcome.code);
   ++cached_code;
   trimCodeCacheLocked();

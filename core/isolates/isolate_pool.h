@@ -44,6 +44,7 @@
 
 #include "core/error/error_kind.h"
 #include "core/ingress/ingress.h"
+#include "core/isolates/boot_backoff.h"
 #include "core/isolates/boot_client.h"
 #include "core/isolates/cluster_hub.h"
 #include "core/isolates/cpu_limits.h"
@@ -229,6 +230,7 @@ struct IsolateRegistry::Impl {
   std::atomic<size_t> queued = 0;  // waiters in deployment queues (written under mu)
   size_t cached_code = 0;
   Stats counters;
+  BootBackoff boot_backoff;  // failed /boot calls, by deployment key (under mu)
 
   explicit Impl(IsolateRegistry& o);
 
@@ -295,6 +297,8 @@ struct IsolateRegistry::Impl {
   // ---- boot (isolate_boot.cc; mu held)
 
   void fetchLocked(Deployment& d);
+  // The remembered /boot failure to answer a request of deployment `key` with, or null.
+  const BootBackoff::Failure* bootBlockedLocked(const std::string& key) const;
   void fetchDoneLocked(Deployment& d, BootOutcome outcome);
   // Forgets the code of the least recently used deployments without isolates beyond boot_cache.
   void trimCodeCacheLocked();

@@ -299,9 +299,47 @@ class Boot(IngressCase):
             self.assertTrue(r.error()["message"])
         self.assertIn("ESZIP", self.get("eszip").error()["message"])
         self.assertEqual(self.origin.auth_errors, [], "every /boot call carried a valid token")
-        # Failures are not cached: a fixed origin serves the next request.
+        # A failure is remembered a moment (boot_failure_backoff): once that passes, a fixed
+        # origin serves the next request.
         self.origin.deployments["fails"] = Deployment()
-        self.assertEqual(self.get("fails").status, 200)
+        wait_until(lambda: self.get("fails").status == 200, timeout=10, what="the fixed origin")
+
+    def test_a_failing_origin_is_not_hammered(self):
+        # Each failed /boot is answered again, unchanged and without a call, for a delay that
+        # doubles with each failure in a row (400 ms, 800 ms, ... here), and forgotten on success.
+        self.origin.deployments["fails"] = Deployment(status=503)
+        self.serve(runtime="boot_failure_backoff 400ms 10s;")
+        first = self.get("fails")
+        self.assertEqual((first.status, first.error()["code"]), (502, "ORIGIN_BOOT_RPC_ERROR"))
+        for _ in range(20):
+            again = self.get("fails")
+            self.assertEqual((again.status, again.error()), (first.status, first.error()))
+        self.assertEqual(self.origin.boots["fails"], 1, "the answers came from the memory of the failure")
+        pool = self.pool()
+        self.assertEqual(pool["boot_failures"], 1)
+        self.assertGreaterEqual(pool["boot_backoff_answers"], 20)
+        # Another deployment of the same origin is not held back.
+        self.origin.deployments["other"] = Deployment()
+        self.assertEqual(self.get("other").status, 200)
+        # After the delay the origin is asked again; it still fails, and the delay doubles.
+        def next_call(calls):
+            started = time.monotonic()
+            wait_until(lambda: (self.get("fails"), self.origin.boots["fails"] >= calls)[1], timeout=10,
+                       what=f"/boot call {calls}")
+            return time.monotonic() - started
+        second_delay = next_call(2)
+        third_delay = next_call(3)
+        self.assertGreater(third_delay, second_delay, "the second delay is longer than the first")
+        # Fixed: served once the delay passes, and the failures are forgotten.
+        self.origin.deployments["fails"] = Deployment()
+        wait_until(lambda: self.get("fails").status == 200, timeout=10, what="the fixed origin")
+
+    def test_boot_failure_backoff_off(self):
+        self.origin.deployments["fails"] = Deployment(status=500)
+        self.serve(runtime="boot_failure_backoff off;")
+        for _ in range(3):
+            self.assertEqual(self.get("fails").error()["code"], "ORIGIN_BOOT_RPC_ERROR")
+        self.assertEqual(self.origin.boots["fails"], 3)
 
     def test_origin_unreachable_and_stalled(self):
         self.origin.deployments["slow"] = Deployment(stall=3)
