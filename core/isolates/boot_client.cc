@@ -77,7 +77,11 @@ BootOutcome fetchDeployment(const Subhoster& subhoster, std::string_view rpc_roo
   auto code = std::make_shared<DeploymentCode>();
   if (!parseDenoConfig(*config, *code, error))
     return failure(ErrorKind::kOriginInvalidConfig, error);
-  code->bundle = std::move(result.response.body);
+  if (!code->layers.empty())
+    return failure(ErrorKind::kOriginInvalidConfig,
+                   "x-deno-config describes layers, which subgate does not load yet");
+  code->bytes = result.response.body.size();
+  code->modules.push_back({code->entrypoint, std::move(result.response.body)});
   BootOutcome outcome;
   outcome.code = std::move(code);
   return outcome;

@@ -58,7 +58,7 @@ void IsolateRegistry::Impl::fetchDoneLocked(Deployment& d, BootOutcome outcome) 
     return;
   }
   LOG_INFO("deployment %s: fetched from %s (%zu bytes)", d.deployment_id.c_str(),
-           d.rpc_root.c_str(), outcome.code->bundle.size());
+           d.rpc_root.c_str(), outcome.code->bytes);
   boot_backoff.succeeded(d.key);
   d.code = std::move(outcome.code);
   ++cached_code;

@@ -25,7 +25,7 @@ struct RuntimeLaunch {
   std::shared_ptr<const SandboxPlan> sandbox;  // never null once configured
 };
 
-// The argv of a runtime process working in `dir` (its code in dir/code, its socket in dir/sock,
+// The argv of a runtime process working in `dir` (its code in dir/root, its socket in dir/sock,
 // its own Deno cache and storage in dir/deno) for `code`, or a generic spare when `code` is null:
 // inside the sandbox (bubblewrap's command line first) unless it is off.
 std::vector<std::string> runtimeArgv(const RuntimeLaunch& launch, const std::string& dir,

@@ -123,7 +123,8 @@ bool bootFailureBackoff(const config::Node& node, CompileContext& ctx, RuntimeSe
     second.args.erase(second.args.begin());
     if (!ctx.durationArg(second, s.boot_failure_backoff_max, true)) return false;
     if (s.boot_failure_backoff_max < s.boot_failure_backoff)
-      return ctx.fail(node, "boot_failure_backoff: the longest delay must not be shorter than the first");
+      return ctx.fail(node,
+                      "boot_failure_backoff: the longest delay must not be shorter than the first");
   }
   return true;
 }

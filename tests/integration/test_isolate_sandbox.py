@@ -269,7 +269,7 @@ class OsSandbox(IngressCase):
             # The system folders, plus the first folder of each path the sandbox shows at its
             # real place (the Deno binary, the isolate folder), wherever this checkout lives.
             shown = {top_folder(os.path.realpath(subprocess_deno())), top_folder(os.readlink(f"/proc/{pid}/cwd"))}
-            allowed = {"dev", "etc", "lib", "lib64", "proc", "tmp", "usr"} | shown
+            allowed = {"dev", "etc", "lib", "lib64", "proc", "tmp", "usr", "src"} | shown  # src: main.ts
             self.assertEqual(sorted(os.listdir(root)), sorted(set(os.listdir(root)) & allowed))
             self.assertFalse(os.path.exists(f"{root}/etc/passwd"), "no host files")
             self.assertFalse(os.path.exists(f"{root}/bin/sh"), "no shell")
@@ -295,7 +295,7 @@ class OsSandbox(IngressCase):
         sockets = {}
         for pid in isolate_processes(self.sg.proc.pid):
             folder = os.readlink(f"/proc/{pid}/cwd")
-            with open(os.path.join(folder, "code", os.listdir(os.path.join(folder, "code"))[0])) as f:
+            with open(os.path.join(folder, "root", "src", "main.ts")) as f:
                 code = f.read()
             sockets["one" if "'one'" in code else "two"] = os.path.join(folder, "sock", "s.sock")
         os.remove(sockets["two"])

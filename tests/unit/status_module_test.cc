@@ -41,7 +41,7 @@ TEST(StatusModule, AnswersThePoolAsJsonThatIsNeverCached) {
   // Compact, keys sorted, one line.
   EXPECT_EQ(
       withoutModuleCounters(status->transport.body),
-      R"({"boots":0,"deployments":[],"egress_denied":0,"evicted_idle":0,"evicted_lru":0,"isolates":0,)"
+      R"({"boot_backoff_answers":0,"boot_failures":0,"boots":0,"deployments":[],"egress_denied":0,"evicted_idle":0,"evicted_lru":0,"isolates":0,)"
       R"("processes":0,"ready":0,"spares":0,"sticky":0,"stopped_memory_limit":0,)"
       R"("stopped_time_limit":0})"
       "\n");
