@@ -324,9 +324,10 @@ class OsSandbox(IngressCase):
         wait_until(lambda: all(gone(pid) for pid in pids), timeout=5, what="deno inside the sandbox to die")
 
     def test_sandbox_off_runs_without_namespaces(self):
-        self.origin.deployments["one"] = Deployment(code="Deno.serve(() => new Response('one'));")
+        # Without a root of its own, the module lives at its path under the isolate's root folder.
+        self.origin.deployments["one"] = Deployment(code="Deno.serve(() => new Response(import.meta.url));")
         self.serve(runtime="sandbox off;")
-        self.assertEqual(self.get("one").body, b"one")
+        self.assertRegex(self.get("one").body.decode(), r"^file:///.*/iso-\d+/root/src/main\.ts$")
         pids = isolate_processes(self.sg.proc.pid)
         self.assertEqual(len(pids), 1)
         self.assertEqual(os.readlink(f"/proc/{pids[0]}/ns/mnt"), os.readlink("/proc/self/ns/mnt"))
