@@ -467,8 +467,10 @@ bool IsolateRegistry::configure(const RuntimeSettings& settings, std::string& er
   const std::string shim = netShimPath(harness);
   const std::string import_map = importMapPath(harness);
   const std::string import_map_text = importMapJson(shim);
+  const std::string warm = warmModulePath(harness);
   for (const auto& [path, text] : {std::pair<std::string, std::string_view>{shim, kNodeNetShim},
-                                   {import_map, import_map_text}}) {
+                                   {import_map, import_map_text},
+                                   {warm, kWarmModule}}) {
     std::ofstream out(path, std::ios::binary | std::ios::trunc);
     out.write(text.data(), static_cast<std::streamsize>(text.size()));
     if (!out) {
@@ -479,7 +481,7 @@ bool IsolateRegistry::configure(const RuntimeSettings& settings, std::string& er
   // Isolates running as their own users pass through the folder to their own subfolder and
   // read the harness and the files beside it; they cannot list it.
   chmod(next.dir.c_str(), 0711);
-  for (const std::string& file : {harness, shim, import_map}) chmod(file.c_str(), 0644);
+  for (const std::string& file : {harness, shim, import_map, warm}) chmod(file.c_str(), 0644);
   std::shared_ptr<const SandboxPlan> sandbox;
   std::vector<std::string> notes;
   if (!planSandbox(next.sandbox, next.deno_path, harness, next.dir + "/probe", sandbox, error,

@@ -14,20 +14,27 @@ int hexValue(char c) {
   return -1;
 }
 
+// "module specifier \"SPECIFIER\" WHAT", the specifier cut to 200 bytes. Built with append:
+// GCC 12 at -O3 sees a false overlap in `"literal" + std::string&&`.
+std::string describe(std::string_view specifier, std::string_view what) {
+  std::string text = "module specifier \"";
+  text.append(specifier.substr(0, 200));
+  text.append(what);
+  return text;
+}
+
 }  // namespace
 
 std::optional<std::string> localModulePath(std::string_view specifier, std::string& error) {
   constexpr std::string_view kScheme = "file://";
   if (!specifier.starts_with(kScheme) || specifier.size() == kScheme.size() ||
       specifier[kScheme.size()] != '/') {
-    error =
-        "\"" + std::string(specifier.substr(0, 200)) + "\" is not a local module (file:///path)";
+    error = describe(specifier, "\" is not a local module (file:///path)");
     return std::nullopt;
   }
   std::string_view encoded = specifier.substr(kScheme.size());
   if (encoded.find_first_of("?#") != std::string_view::npos) {
-    error = "module specifier \"" + std::string(specifier.substr(0, 200)) +
-            "\" has a query or a fragment";
+    error = describe(specifier, "\" has a query or a fragment");
     return std::nullopt;
   }
   std::string path;
@@ -44,8 +51,9 @@ std::optional<std::string> localModulePath(std::string_view specifier, std::stri
     char c = encoded[i];
     if (c == '/') {
       if (i > 0 && !endSegment()) {
-        error = "module specifier \"" + std::string(specifier.substr(0, 200)) +
-                "\" has an empty, '.' or '..' segment, one over 255 bytes, or over 32 of them";
+        error = describe(
+            specifier,
+            "\" has an empty, '.' or '..' segment, one over 255 bytes, or over 32 of them");
         return std::nullopt;
       }
       path += '/';
@@ -56,33 +64,29 @@ std::optional<std::string> localModulePath(std::string_view specifier, std::stri
       const int high = i + 2 < encoded.size() ? hexValue(encoded[i + 1]) : -1;
       const int low = high >= 0 ? hexValue(encoded[i + 2]) : -1;
       if (low < 0) {
-        error = "module specifier \"" + std::string(specifier.substr(0, 200)) +
-                "\" has a malformed %-escape";
+        error = describe(specifier, "\" has a malformed %-escape");
         return std::nullopt;
       }
       c = static_cast<char>(high * 16 + low);
       i += 2;
       if (c == '/' || c == '\\') {
-        error = "module specifier \"" + std::string(specifier.substr(0, 200)) +
-                "\" escapes a path separator";
+        error = describe(specifier, "\" escapes a path separator");
         return std::nullopt;
       }
     }
     if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
-      error = "module specifier \"" + std::string(specifier.substr(0, 200)) +
-              "\" has a control character";
+      error = describe(specifier, "\" has a control character");
       return std::nullopt;
     }
     path += c;
   }
   if (!endSegment()) {
-    error = "module specifier \"" + std::string(specifier.substr(0, 200)) +
-            "\" does not name a file (an empty, '.' or '..' last segment, or too deep)";
+    error = describe(specifier,
+                     "\" does not name a file (an empty, '.' or '..' last segment, or too deep)");
     return std::nullopt;
   }
   if (path.size() > kMaxPath) {
-    error = "module specifier \"" + std::string(specifier.substr(0, 200)) +
-            "\" is longer than 1024 bytes";
+    error = describe(specifier, "\" is longer than 1024 bytes");
     return std::nullopt;
   }
   return path;

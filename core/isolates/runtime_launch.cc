@@ -31,14 +31,16 @@ std::vector<std::string> runtimeArgv(const RuntimeLaunch& launch, const std::str
       // Not the isolate's own folder nor what holds it (its socket is read there), nor the
       // harness's files.
       if (pathWithin(dir, mount) || mount == shim || mount == launch.harness_path ||
-          mount == importMapPath(launch.harness_path))
+          mount == importMapPath(launch.harness_path) ||
+          mount == warmModulePath(launch.harness_path))
         continue;
       deny += ',';
       deny += mount;
     }
     argv.push_back(std::move(deny));
   } else {
-    argv.push_back("--allow-read=" + dir + "/root," + dir + "/sock," + shim);
+    argv.push_back("--allow-read=" + dir + "/root," + dir + "/sock," + shim + "," +
+                   warmModulePath(launch.harness_path));
   }
   argv.push_back("--import-map=" + importMapPath(launch.harness_path));
   argv.push_back("--allow-write=" + dir + "/sock");
@@ -68,6 +70,10 @@ std::vector<std::string> runtimeEnv(const RuntimeLaunch&, const std::string& dir
 
 std::string netShimPath(const std::string& harness_path) {
   return std::filesystem::path(harness_path).parent_path() / "node_net_shim.js";
+}
+
+std::string warmModulePath(const std::string& harness_path) {
+  return std::filesystem::path(harness_path).parent_path() / "warm.ts";
 }
 
 std::string importMapPath(const std::string& harness_path) {

@@ -245,6 +245,7 @@ bool planSandbox(const SandboxSettings& settings, const std::string& deno_path,
   plan->visible.push_back(harness_path);
   plan->visible.push_back(netShimPath(harness_path));
   plan->visible.push_back(importMapPath(harness_path));
+  plan->visible.push_back(warmModulePath(harness_path));
   ConfinementOptions options;
   options.notify_connect = true;
   plan->confinement = prepareConfinement(options, notes);
