@@ -2,13 +2,18 @@
 // @deno/eszip (the npm package pinned in package.json), from module graphs held in memory here,
 // so nothing is fetched. The files are committed; run this again only when the graphs change:
 //
-//   node tests/fuzz/corpus/make_eszip_corpus.mjs
+//   node tests/fuzz/corpus/make_eszip_corpus.mjs [BUNDLE_TOOL]
+//
+// With the path of build/tests/bundle_tool it also writes subgate_v2, subgate_v2_1 and
+// subgate_v2_2 with subgate's own writer (the versions and the SHA-256 checksums @deno/eszip no
+// longer writes), from the sources of ts_json_remote as @deno/eszip stored them.
 //
 // It also writes tests/fuzz/corpus/eszip.json: what @deno/eszip's own parser reads back from
 // each file (the specifiers in file order, and the SHA-256 of each one's source, redirects
 // followed), which tests/unit/eszip_test.cc compares with parseEszip()'s result.
 import { build, Parser } from "@deno/eszip";
 import { createHash } from "node:crypto";
+import { execFileSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -153,3 +158,31 @@ for (const [name, graph] of Object.entries(graphs)) {
   manifest[name] = { magic, specifiers, sources };
 }
 writeFileSync(join(here, "eszip.json"), JSON.stringify(manifest, null, 2) + "\n");
+
+const tool = process.argv[2];
+if (tool) {
+  const bytes = await build(graphs.ts_json_remote.roots, loaderFor(graphs.ts_json_remote.files));
+  const parser = await Parser.createInstance();
+  const specifiers = await parser.parseBytes(bytes);
+  await parser.load();
+  const modules = [];
+  for (const specifier of specifiers) {
+    modules.push({
+      specifier,
+      kind: specifier.endsWith(".json") ? "json" : "javascript",
+      source: await parser.getModuleSource(specifier),
+      source_map: (await parser.getModuleSourceMap(specifier)) ?? "",
+    });
+  }
+  const redirects = [{ specifier: "https://example.com/lib/latest.ts", target: modules[2].specifier }];
+  for (const [name, version, checksum] of [
+    ["subgate_v2", "2", "sha256"],
+    ["subgate_v2_1", "2.1", "sha256"],
+    ["subgate_v2_2", "2.2", "none"],
+  ]) {
+    execFileSync(tool, ["write", join(out, name)], {
+      input: JSON.stringify({ version, checksum, modules, redirects }),
+    });
+    console.log(`${name}: subgate's writer, version ${version}, checksum ${checksum}`);
+  }
+}
