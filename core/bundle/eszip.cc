@@ -8,6 +8,7 @@
 #include <unordered_set>
 
 #include "core/bundle/eszip_internal.h"
+#include "core/bundle/xxh3.h"
 
 namespace subgate::bundle {
 namespace internal {
@@ -20,6 +21,24 @@ bool sha256(std::string_view bytes, std::array<unsigned char, kSha256Bytes>& out
     return false;
   }
   return true;
+}
+
+std::string digestOf(EszipChecksum checksum, std::string_view bytes) {
+  switch (checksum) {
+    case EszipChecksum::kNone: return {};
+    case EszipChecksum::kSha256: {
+      std::array<unsigned char, kSha256Bytes> hash;
+      if (!sha256(bytes, hash)) return {};
+      return std::string(reinterpret_cast<const char*>(hash.data()), hash.size());
+    }
+    case EszipChecksum::kXxHash3: {
+      std::string out;
+      appendU32(out, static_cast<uint32_t>(xxh3_64(bytes) >> 32));
+      appendU32(out, static_cast<uint32_t>(xxh3_64(bytes)));
+      return out;
+    }
+  }
+  return {};
 }
 
 }  // namespace internal
@@ -209,8 +228,18 @@ class Parser {
       return failed("checksum size " + std::to_string(size) + " does not match the " +
                     std::to_string(digest_size_) + "-byte digest of checksum kind " +
                     std::to_string(checksum));
-    eszip_.checksum_verified = eszip_.checksum != EszipChecksum::kXxHash3;
     return readDigest(options, "options");
+  }
+
+  // Checks `digest` against the checksum of `content`; `what` says where, for the error.
+  bool checkDigest(std::string_view content, std::string_view digest, const std::string& what) {
+    if (eszip_.checksum == EszipChecksum::kNone) return true;
+    const std::string actual = internal::digestOf(eszip_.checksum, content);
+    if (actual.empty()) return failed("SHA-256 failed (OpenSSL)");
+    if (digest == actual) return true;
+    return failed(std::string("bad ") +
+                  (eszip_.checksum == EszipChecksum::kSha256 ? "SHA-256" : "xxHash3") +
+                  " checksum of " + what);
   }
 
   // Reads the digest that follows `content` in the file and checks it.
@@ -218,13 +247,7 @@ class Parser {
     const size_t at = file_.offset();
     std::string_view digest;
     if (!file_.take(digest_size_, digest, "digest", error_)) return false;
-    if (eszip_.checksum != EszipChecksum::kSha256) return true;
-    std::array<unsigned char, internal::kSha256Bytes> actual;
-    if (!internal::sha256(content, actual)) return failed("SHA-256 failed (OpenSSL)");
-    if (digest != std::string_view(reinterpret_cast<const char*>(actual.data()), actual.size()))
-      return failed("bad SHA-256 checksum of " + what + " (digest at byte " + std::to_string(at) +
-                    ")");
-    return true;
+    return checkDigest(content, digest, what + " (digest at byte " + std::to_string(at) + ")");
   }
 
   // A u32 length, that many bytes, their digest: the header and npm sections.
@@ -409,13 +432,9 @@ class Parser {
                       what + " section of " + std::to_string(data.size()) + " bytes");
       const std::string_view content = data.substr(offset, size);
       const std::string_view digest = data.substr(offset + size, digest_size_);
-      if (eszip_.checksum == EszipChecksum::kSha256) {
-        std::array<unsigned char, internal::kSha256Bytes> actual;
-        if (!internal::sha256(content, actual)) return failed("SHA-256 failed (OpenSSL)");
-        if (digest != std::string_view(reinterpret_cast<const char*>(actual.data()), actual.size()))
-          return failed("bad SHA-256 checksum of the " + where + " (section at byte " +
-                        std::to_string(start) + ")");
-      }
+      if (!checkDigest(content, digest,
+                       "the " + where + " (section at byte " + std::to_string(start) + ")"))
+        return false;
       (maps ? module.source_map : module.source) = std::string(content);
       expected = offset + size + digest_size_;
     }

@@ -24,10 +24,10 @@
 //   the limits are checked before the corresponding bytes are copied.
 // - Error strings are single-line printable ASCII naming what is wrong and where (a byte offset
 //   or a specifier, quoted and truncated); they may be logged and sent to the origin's operator.
-// - xxHash3 checksums (option value 2) are accepted but not verified: the digests are skipped
-//   and Eszip::checksum_verified is false, so a caller that requires integrity can refuse the
-//   file. (@deno/eszip's wasm build, the npm package, has no xxHash3 support at all and writes
-//   no checksum; SHA-256 is verified with OpenSSL.) An unknown checksum value is an error.
+// - Digests are verified: SHA-256 with OpenSSL, XXH3-64 (checksum 2, 8 big-endian bytes) with
+//   xxh3.h. An unknown checksum value is an error (the reference reader would skip the digests
+//   unverified). @deno/eszip 0.106 (npm) writes 2.3 without checksum; it reads SHA-256 files
+//   but has no xxHash3 support; the Rust crate has it behind a feature.
 #pragma once
 
 #include <cstddef>
@@ -78,8 +78,6 @@ struct EszipNpmRoot {
 struct Eszip {
   EszipVersion version = EszipVersion::kV2_3;
   EszipChecksum checksum = EszipChecksum::kNone;
-  // True when every digest in the file was checked (SHA-256), or there were none (kNone).
-  bool checksum_verified = true;
   std::vector<EszipModule> modules;  // in file order
   std::vector<EszipRedirect> redirects;
   std::vector<EszipNpmPackage> npm_packages;

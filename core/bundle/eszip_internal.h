@@ -38,6 +38,10 @@ inline size_t digestSize(EszipChecksum checksum) {
 // SHA-256 of `bytes` into `out`; false when OpenSSL fails (its error queue is cleared).
 bool sha256(std::string_view bytes, std::array<unsigned char, kSha256Bytes>& out);
 
+// The digest of `bytes` as the file stores it: nothing, SHA-256, or XXH3-64 big-endian. Empty
+// when OpenSSL fails for SHA-256 (which never yields an empty digest otherwise).
+std::string digestOf(EszipChecksum checksum, std::string_view bytes);
+
 inline void appendU32(std::string& out, uint32_t value) {
   out.push_back(static_cast<char>(value >> 24));
   out.push_back(static_cast<char>(value >> 16));

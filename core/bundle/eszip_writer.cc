@@ -20,10 +20,10 @@ class Writer {
 
   // Appends the digest of `bytes` (nothing without a checksum).
   void digest(std::string& out, std::string_view bytes) {
-    if (checksum_ != EszipChecksum::kSha256) return;
-    std::array<unsigned char, internal::kSha256Bytes> hash;
-    if (!internal::sha256(bytes, hash)) ok_ = false;
-    out.append(reinterpret_cast<const char*>(hash.data()), hash.size());
+    if (checksum_ == EszipChecksum::kNone) return;
+    const std::string digest = internal::digestOf(checksum_, bytes);
+    if (digest.empty()) ok_ = false;  // OpenSSL failed
+    out.append(digest);
   }
 
   void u32(std::string& out, uint64_t value) {
@@ -68,7 +68,7 @@ std::string writeEszip(const Eszip& eszip, const EszipWriteOptions& options) {
   const bool has_options = options.version >= EszipVersion::kV2_2;
   const bool has_npm_section = options.version != EszipVersion::kV2;
   const EszipChecksum checksum = has_options ? options.checksum : EszipChecksum::kSha256;
-  if (checksum == EszipChecksum::kXxHash3 || (!has_npm_section && eszip.hasNpm())) return "";
+  if (!has_npm_section && eszip.hasNpm()) return "";
   Writer w(checksum);
 
   std::string out(internal::kMagics[static_cast<size_t>(options.version)]);

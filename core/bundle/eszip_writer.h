@@ -10,8 +10,7 @@
 // - The caller gives a consistent Eszip (unique specifiers, redirects that end at a module);
 //   writeEszip() does not check that, parseEszip() does.
 // - Returns "" (never a valid ESZIP) when the file cannot be written as asked: a length over
-//   4 GiB - 1, the xxHash3 checksum (not implemented here), or npm data in version 2 (which has
-//   no npm section).
+//   4 GiB - 1, or npm data in version 2 (which has no npm section).
 #pragma once
 
 #include <string>
@@ -23,7 +22,8 @@ namespace subgate::bundle {
 struct EszipWriteOptions {
   // 2.3 is the newest (what @deno/eszip 0.106 writes); 2 and 2.1 always use SHA-256.
   EszipVersion version = EszipVersion::kV2_3;
-  // For 2.2+: kSha256 (the default, verified by both readers) or kNone.
+  // For 2.2+: kSha256 (the default, verified by both readers), kNone, or kXxHash3 (which
+  // @deno/eszip 0.106 reads without verifying: its wasm build lacks xxHash3).
   EszipChecksum checksum = EszipChecksum::kSha256;
 };
 

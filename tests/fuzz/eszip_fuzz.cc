@@ -62,16 +62,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (const auto& redirect : eszip->redirects) {
     if (eszip->find(redirect.specifier) == nullptr) abort();  // every redirect ends at a module
   }
-  // Rewritten without a checksum it cannot verify (xxHash3), in the same version, the file must
-  // read back the same. The writer's output is at most a few digests longer than the input.
-  EszipWriteOptions options{eszip->version, eszip->checksum == EszipChecksum::kXxHash3
-                                                ? EszipChecksum::kSha256
-                                                : eszip->checksum};
+  // Rewritten in the same version and checksum, the file must read back the same.
+  EszipWriteOptions options{eszip->version, eszip->checksum};
   const std::string written = writeEszip(*eszip, options);
   if (written.empty()) abort();
   limits.max_total_bytes = SIZE_MAX;
   std::string again_error;
   auto again = parseEszip(written, limits, again_error);
-  if (!again || !same(*eszip, *again) || again->version != eszip->version) abort();
+  if (!again || !same(*eszip, *again) || again->version != eszip->version ||
+      again->checksum != eszip->checksum)
+    abort();
   return 0;
 }

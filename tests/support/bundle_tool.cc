@@ -2,11 +2,11 @@
 // the BUNDLE_TOOL environment variable, which tests/CMakeLists.txt sets):
 //
 //   bundle_tool write OUT < manifest.json   writes an ESZIP with writeEszip(); the manifest is
-//       {"version": "2"|"2.1"|"2.2"|"2.3", "checksum": "none"|"sha256",
+//       {"version": "2"|"2.1"|"2.2"|"2.3", "checksum": "none"|"sha256"|"xxhash3",
 //        "modules": [{"specifier", "kind": "javascript"|"json"|..., "source", "source_map"}],
 //        "redirects": [{"specifier", "target"}]}            (everything but modules optional)
 //   bundle_tool dump FILE                   parses FILE with parseEszip() (npm allowed) and
-//       prints the same shape as JSON, plus "checksum_verified"; exit 1 and the error on stderr
+//       prints the same shape as JSON, plus "npm" (true or false); exit 1 and the error on stderr
 //       when it does not parse
 //   bundle_tool cache DENO_DIR < entries.json   writes denoCacheEntry()/denoCacheRedirect()
 //       files below DENO_DIR; entries are [{"url", "content_type", "body"} | {"url", "location"}]
@@ -64,7 +64,9 @@ int write(const char* out_path) {
   const std::string version = text(manifest.get(), "version");
   for (auto v : {EszipVersion::kV2, EszipVersion::kV2_1, EszipVersion::kV2_2, EszipVersion::kV2_3})
     if (version == eszipVersionName(v)) options.version = v;
-  if (text(manifest.get(), "checksum") == "none") options.checksum = EszipChecksum::kNone;
+  const std::string checksum = text(manifest.get(), "checksum");
+  if (checksum == "none") options.checksum = EszipChecksum::kNone;
+  if (checksum == "xxhash3") options.checksum = EszipChecksum::kXxHash3;
   size_t i;
   json_t* item;
   json_array_foreach(json_object_get(manifest.get(), "modules"), i, item) {
@@ -114,10 +116,10 @@ int dump(const char* path) {
                           json_pack("{s:s, s:s}", "specifier", redirect.specifier.c_str(), "target",
                                     redirect.target.c_str()));
   }
-  JsonPtr result(json_pack("{s:s, s:b, s:O, s:O, s:b}", "version",
-                           std::string(eszipVersionName(eszip->version)).c_str(),
-                           "checksum_verified", eszip->checksum_verified, "modules", modules.get(),
-                           "redirects", redirects.get(), "npm", eszip->hasNpm()));
+  JsonPtr result(json_pack("{s:s, s:i, s:O, s:O, s:b}", "version",
+                           std::string(eszipVersionName(eszip->version)).c_str(), "checksum",
+                           static_cast<int>(eszip->checksum), "modules", modules.get(), "redirects",
+                           redirects.get(), "npm", eszip->hasNpm()));
   if (!result) {
     std::cerr << "a source is not UTF-8\n";
     return 1;
