@@ -4,9 +4,10 @@
 //
 //   node tests/fuzz/corpus/make_eszip_corpus.mjs [BUNDLE_TOOL]
 //
-// With the path of build/tests/bundle_tool it also writes subgate_v2, subgate_v2_1 and
-// subgate_v2_2 with subgate's own writer (the versions and the SHA-256 checksums @deno/eszip no
-// longer writes), from the sources of ts_json_remote as @deno/eszip stored them.
+// With the path of build/tests/bundle_tool it also writes subgate_v2, subgate_v2_1,
+// subgate_v2_2 and subgate_v2_3_xxhash3 with subgate's own writer (the versions and the
+// checksums @deno/eszip does not write), from the sources of ts_json_remote as @deno/eszip
+// stored them.
 //
 // It also writes tests/fuzz/corpus/eszip.json: what @deno/eszip's own parser reads back from
 // each file (the specifiers in file order, and the SHA-256 of each one's source, redirects
@@ -179,6 +180,7 @@ if (tool) {
     ["subgate_v2", "2", "sha256"],
     ["subgate_v2_1", "2.1", "sha256"],
     ["subgate_v2_2", "2.2", "none"],
+    ["subgate_v2_3_xxhash3", "2.3", "xxhash3"],
   ]) {
     execFileSync(tool, ["write", join(out, name)], {
       input: JSON.stringify({ version, checksum, modules, redirects }),
