@@ -2,6 +2,7 @@
 
 #include <jansson.h>
 
+#include <algorithm>
 #include <array>
 #include <cctype>
 #include <cstdlib>
@@ -30,6 +31,36 @@ bool keptAsIs(char c) {
   if (std::isalnum(static_cast<unsigned char>(c))) return true;
   constexpr std::string_view kKept = "-._~!$&'()*+,;=:@/?%[]|^";
   return kKept.find(c) != std::string_view::npos;
+}
+
+// URL parsing reads a host whose last label is a number (decimal, 0x hex or octal) as IPv4 and
+// rewrites it ("127.1" becomes "127.0.0.1"): only the form it leaves unchanged, four decimal
+// parts of 0-255 without leading zeros, is accepted.
+bool canonicalIpv4OrName(std::string_view host) {
+  std::string_view last = host;
+  if (!last.empty() && last.back() == '.') last.remove_suffix(1);
+  last = last.substr(last.rfind('.') == std::string_view::npos ? 0 : last.rfind('.') + 1);
+  const bool numeric =
+      !last.empty() &&
+      (std::all_of(last.begin(), last.end(),
+                   [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }) ||
+       last.rfind("0x", 0) == 0);
+  if (!numeric) return true;
+  size_t parts = 0;
+  size_t start = 0;
+  while (start <= host.size()) {
+    size_t end = host.find('.', start);
+    if (end == std::string_view::npos) end = host.size();
+    const std::string_view part = host.substr(start, end - start);
+    if (part.empty() || part.size() > 3 || (part.size() > 1 && part[0] == '0') ||
+        !std::all_of(part.begin(), part.end(),
+                     [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }) ||
+        std::stoi(std::string(part)) > 255)
+      return false;
+    ++parts;
+    start = end + 1;
+  }
+  return parts == 4;
 }
 
 bool isDotSegment(std::string_view segment) {
@@ -81,6 +112,10 @@ std::optional<CacheKey> splitUrl(std::string_view url, std::string& error) {
   }
   if (host.empty()) {
     error = "the URL has no host";
+    return std::nullopt;
+  }
+  if (!canonicalIpv4OrName(host)) {
+    error = "a host ending in a number must be a dotted-decimal IPv4 address";
     return std::nullopt;
   }
   unsigned long port_number = 0;

@@ -264,7 +264,8 @@ class Parser {
   bool countEntry(size_t at) {
     if (++entries_ <= limits_.max_entries) return true;
     return failed("more than " + std::to_string(limits_.max_entries) +
-                  " modules and redirects (entry at byte " + std::to_string(at) + ")");
+                  " entries (modules, redirects, npm specifiers and packages) at byte " +
+                  std::to_string(at));
   }
 
   bool readHeader() {

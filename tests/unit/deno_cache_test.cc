@@ -52,6 +52,8 @@ TEST(DenoCache, Normalization) {
       pathOf("http://example.invalid:443/a.ts").rfind("remote/http/example.invalid_PORT443/", 0),
       0u);
   EXPECT_EQ(pathOf("https://example.invalid"), pathOf("https://example.invalid/"));
+  EXPECT_EQ(pathOf("http://10.0.0.1:8000/a.ts").rfind("remote/http/10.0.0.1_PORT8000/", 0), 0u);
+  EXPECT_EQ(pathOf("http://v1.example/a.ts").rfind("remote/http/v1.example/", 0), 0u);
 }
 
 TEST(DenoCache, RefusesWhatDenoWouldHashDifferently) {
@@ -60,6 +62,11 @@ TEST(DenoCache, RefusesWhatDenoWouldHashDifferently) {
   expectRefused("https://user@example.invalid/a.ts", "host");
   expectRefused("https://[::1]/a.ts", "host");
   expectRefused("https:///a.ts", "no host");
+  expectRefused("http://127.1/a.ts", "IPv4");
+  expectRefused("http://0x7f.0.0.1/a.ts", "IPv4");
+  expectRefused("http://127.0.0.01/a.ts", "IPv4");
+  expectRefused("http://256.0.0.1/a.ts", "IPv4");
+  expectRefused("http://example.123/a.ts", "IPv4");
   expectRefused("https://example.invalid:99999/a.ts", "bad port");
   expectRefused("https://example.invalid:8x/a.ts", "bad port");
   expectRefused("https://example.invalid/a b.ts", "encode");

@@ -435,7 +435,7 @@ TEST(EszipLimits, EachLimitIsAnError) {
   expectError(bytes, "over the limit of " + std::to_string(bytes.size() - 1), limits);
   limits = EszipLimits{};
   limits.max_entries = 7;  // 6 modules and 2 redirects
-  expectError(bytes, "more than 7 modules and redirects", limits);
+  expectError(bytes, "more than 7 entries", limits);
   limits.max_entries = 8;
   mustParse(bytes, limits);
   limits = EszipLimits{};
