@@ -11,12 +11,22 @@
 //   at the end: {"headers":{<lowercase name>:<value>,...},"url":"<the URL>","time":<unix s>}.
 //   There is no separate .metadata.json file any more. The reader splits at the last "\n" of the
 //   file, so the JSON must be one line (JSON escapes every newline in it). "time" is optional.
-// - The media type comes from the content-type header when there is one (a .ts served as
-//   text/plain runs as JavaScript and fails on type annotations), else from the path.
+// - The media type comes from the content-type header, or from the path's extension when there
+//   is none or it is text/plain (both seen to run a .ts as TypeScript). A type deno does not
+//   know wins over the extension: a .ts that Python's http.server sent as
+//   text/vnd.trolltech.linguist ran as JavaScript as the root (a SyntaxError on `: string`) and
+//   was refused as an "Unknown module" when imported. So give the right content-type.
 // - A redirect (301/302/...) is an entry with an empty body whose headers hold "location" (as
 //   sent: relative or absolute); the status code is not stored. Deno follows it from the cache,
 //   and import.meta.url is the redirect's final URL.
-// - With --cached-only a missing entry fails: "Specifier not found in cache".
+// - With --cached-only a missing entry fails: "Specifier not found in cache". Entries made here
+//   (no "time", only content-type or location) run: tests/integration/test_bundle.py.
+// - --allow-import: with an explicit list, a static import of a host outside it fails
+//   ("Requires import access to "other.invalid:443""); with no --allow-import flag at all, deno
+//   2.9.6 ran a remote root whose static imports went to other hosts (other.invalid) too.
+// - Besides remote/, deno writes its own caches next to it (dep_analysis_cache_v2,
+//   node_analysis_cache_v2, v8_code_cache_v2 SQLite files, gen/ for transpiled output); none of
+//   them needs to exist beforehand.
 //
 // Contract
 // - Pure functions on memory, any thread; the caller writes the bytes to
