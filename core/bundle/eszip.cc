@@ -160,7 +160,7 @@ class Parser {
 
   // Sets the checksum and digest size. 2 and 2.1 have no options section and always use SHA-256.
   bool readOptions() {
-    if (eszip_.version < EszipVersion::kV2_2) {
+    if (eszip_.version < EszipVersion::kV2Dot2) {
       eszip_.checksum = EszipChecksum::kSha256;
       digest_size_ = internal::kSha256Bytes;
       return true;
@@ -174,7 +174,7 @@ class Parser {
     if (length % 2 != 0)
       return failed("options at byte " + std::to_string(at) + " are " + std::to_string(length) +
                     " bytes, not (option, value) byte pairs");
-    uint8_t checksum = static_cast<uint8_t>(EszipChecksum::kNone);
+    auto checksum = static_cast<uint8_t>(EszipChecksum::kNone);
     int size = -1;  // -1: not given
     for (size_t i = 0; i < options.size(); i += 2) {
       const auto option = static_cast<uint8_t>(options[i]);
@@ -373,17 +373,17 @@ class Parser {
       const uint32_t size = maps ? entry.map_length : entry.source_length;
       if (offset != 0 || size != 0) order.push_back(&entry);
     }
-    auto offsetOf = [maps](const ModuleEntry* e) {
+    auto offset_of = [maps](const ModuleEntry* e) {
       return maps ? e->map_offset : e->source_offset;
     };
     std::stable_sort(order.begin(), order.end(), [&](const ModuleEntry* a, const ModuleEntry* b) {
-      return offsetOf(a) < offsetOf(b);
+      return offset_of(a) < offset_of(b);
     });
 
     uint64_t expected = 0;
     for (const ModuleEntry* entry : order) {
       EszipModule& module = eszip_.modules[entry->module];
-      const uint64_t offset = offsetOf(entry);
+      const uint64_t offset = offset_of(entry);
       const uint64_t size = maps ? entry->map_length : entry->source_length;
       const std::string where = std::string(maps ? "source map" : "source") + " of " +
                                 quoted(module.specifier) + " at offset " + std::to_string(offset);
@@ -489,9 +489,9 @@ const EszipModule* Eszip::find(std::string_view specifier) const {
 std::string_view eszipVersionName(EszipVersion version) {
   switch (version) {
     case EszipVersion::kV2: return "2";
-    case EszipVersion::kV2_1: return "2.1";
-    case EszipVersion::kV2_2: return "2.2";
-    case EszipVersion::kV2_3: return "2.3";
+    case EszipVersion::kV2Dot1: return "2.1";
+    case EszipVersion::kV2Dot2: return "2.2";
+    case EszipVersion::kV2Dot3: return "2.3";
   }
   return "?";
 }

@@ -39,7 +39,7 @@
 
 namespace subgate::bundle {
 
-enum class EszipVersion : uint8_t { kV2, kV2_1, kV2_2, kV2_3 };
+enum class EszipVersion : uint8_t { kV2, kV2Dot1, kV2Dot2, kV2Dot3 };
 
 // The module kind byte of a module entry; the numbers are the format's.
 enum class EszipModuleKind : uint8_t {
@@ -76,7 +76,7 @@ struct EszipNpmRoot {
 };
 
 struct Eszip {
-  EszipVersion version = EszipVersion::kV2_3;
+  EszipVersion version = EszipVersion::kV2Dot3;
   EszipChecksum checksum = EszipChecksum::kNone;
   std::vector<EszipModule> modules;  // in file order
   std::vector<EszipRedirect> redirects;

@@ -26,7 +26,7 @@ std::string digestOf(EszipChecksum checksum, std::string_view bytes) {
       return std::string(reinterpret_cast<const char*>(hash.data()), hash.size());
     }
     case EszipChecksum::kXxHash3: {
-      const uint64_t hash = xxh3_64(bytes);
+      const uint64_t hash = xxh3Hash64(bytes);
       std::string out;
       appendU32(out, static_cast<uint32_t>(hash >> 32));
       appendU32(out, static_cast<uint32_t>(hash));

@@ -65,7 +65,7 @@ class Writer {
 }  // namespace
 
 std::string writeEszip(const Eszip& eszip, const EszipWriteOptions& options) {
-  const bool has_options = options.version >= EszipVersion::kV2_2;
+  const bool has_options = options.version >= EszipVersion::kV2Dot2;
   const bool has_npm_section = options.version != EszipVersion::kV2;
   const EszipChecksum checksum = has_options ? options.checksum : EszipChecksum::kSha256;
   if (!has_npm_section && eszip.hasNpm()) return "";

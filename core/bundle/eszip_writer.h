@@ -21,7 +21,7 @@ namespace subgate::bundle {
 
 struct EszipWriteOptions {
   // 2.3 is the newest (what @deno/eszip 0.106 writes); 2 and 2.1 always use SHA-256.
-  EszipVersion version = EszipVersion::kV2_3;
+  EszipVersion version = EszipVersion::kV2Dot3;
   // For 2.2+: kSha256 (the default, verified by both readers), kNone, or kXxHash3 (which
   // @deno/eszip 0.106 reads without verifying: its wasm build lacks xxHash3).
   EszipChecksum checksum = EszipChecksum::kSha256;

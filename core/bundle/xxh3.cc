@@ -5,20 +5,18 @@
 namespace subgate::bundle {
 namespace {
 
-using u64 = uint64_t;
-using u32 = uint32_t;
-using u128 = unsigned __int128;
+using U128 = unsigned __int128;
 
-constexpr u64 kPrime32_1 = 0x9E3779B1U;
-constexpr u64 kPrime32_2 = 0x85EBCA77U;
-constexpr u64 kPrime32_3 = 0xC2B2AE3DU;
-constexpr u64 kPrime64_1 = 0x9E3779B185EBCA87ULL;
-constexpr u64 kPrime64_2 = 0xC2B2AE3D27D4EB4FULL;
-constexpr u64 kPrime64_3 = 0x165667B19E3779F9ULL;
-constexpr u64 kPrime64_4 = 0x85EBCA77C2B2AE63ULL;
-constexpr u64 kPrime64_5 = 0x27D4EB2F165667C5ULL;
-constexpr u64 kPrimeMx1 = 0x165667919E3779F9ULL;
-constexpr u64 kPrimeMx2 = 0x9FB21C651E98DF25ULL;
+constexpr uint64_t kPrime32One = 0x9E3779B1U;
+constexpr uint64_t kPrime32Two = 0x85EBCA77U;
+constexpr uint64_t kPrime32Three = 0xC2B2AE3DU;
+constexpr uint64_t kPrime64One = 0x9E3779B185EBCA87ULL;
+constexpr uint64_t kPrime64Two = 0xC2B2AE3D27D4EB4FULL;
+constexpr uint64_t kPrime64Three = 0x165667B19E3779F9ULL;
+constexpr uint64_t kPrime64Four = 0x85EBCA77C2B2AE63ULL;
+constexpr uint64_t kPrime64Five = 0x27D4EB2F165667C5ULL;
+constexpr uint64_t kPrimeMx1 = 0x165667919E3779F9ULL;
+constexpr uint64_t kPrimeMx2 = 0x9FB21C651E98DF25ULL;
 
 // The default secret, a constant of the algorithm.
 constexpr unsigned char kSecret[192] = {
@@ -41,70 +39,72 @@ constexpr size_t kStripesPerBlock = (kSecretSize - kStripe) / 8;
 constexpr size_t kBlock = kStripe * kStripesPerBlock;
 
 // Little-endian reads, byte by byte: no alignment or host byte order assumed.
-u64 read64(const unsigned char* p) {
-  u64 v = 0;
+uint64_t read64(const unsigned char* p) {
+  uint64_t v = 0;
   for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];
   return v;
 }
-u32 read32(const unsigned char* p) {
-  return static_cast<u32>(p[0]) | static_cast<u32>(p[1]) << 8 | static_cast<u32>(p[2]) << 16 |
-         static_cast<u32>(p[3]) << 24;
+uint32_t read32(const unsigned char* p) {
+  return static_cast<uint32_t>(p[0]) | static_cast<uint32_t>(p[1]) << 8 |
+         static_cast<uint32_t>(p[2]) << 16 | static_cast<uint32_t>(p[3]) << 24;
 }
-u64 secret64(size_t offset) { return read64(kSecret + offset); }
+uint64_t secret64(size_t offset) { return read64(kSecret + offset); }
 
-u64 rotl64(u64 v, int n) { return (v << n) | (v >> (64 - n)); }
+uint64_t rotl64(uint64_t v, int n) { return (v << n) | (v >> (64 - n)); }
 
-u64 bswap64(u64 v) {
-  u64 out = 0;
+uint64_t bswap64(uint64_t v) {
+  uint64_t out = 0;
   for (int i = 0; i < 8; ++i, v >>= 8) out = (out << 8) | (v & 0xff);
   return out;
 }
 
-u64 fold(u128 v) { return static_cast<u64>(v) ^ static_cast<u64>(v >> 64); }
+uint64_t fold(U128 v) { return static_cast<uint64_t>(v) ^ static_cast<uint64_t>(v >> 64); }
 
-u64 avalanche(u64 x) {
+uint64_t avalanche(uint64_t x) {
   x ^= x >> 37;
   x *= kPrimeMx1;
   return x ^ (x >> 32);
 }
 
-u64 avalancheXxh64(u64 x) {
+uint64_t avalancheXxh64(uint64_t x) {
   x ^= x >> 33;
-  x *= kPrime64_2;
+  x *= kPrime64Two;
   x ^= x >> 29;
-  x *= kPrime64_3;
+  x *= kPrime64Three;
   return x ^ (x >> 32);
 }
 
-u64 upTo16(const unsigned char* in, size_t n) {
+uint64_t upTo16(const unsigned char* in, size_t n) {
   if (n == 0) return avalancheXxh64(secret64(56) ^ secret64(64));
   if (n <= 3) {
-    const u32 combined = static_cast<u32>(in[n - 1]) | static_cast<u32>(n) << 8 |
-                         static_cast<u32>(in[0]) << 16 | static_cast<u32>(in[n >> 1]) << 24;
-    return avalancheXxh64(static_cast<u64>(read32(kSecret) ^ read32(kSecret + 4)) ^ combined);
+    const uint32_t combined = static_cast<uint32_t>(in[n - 1]) | static_cast<uint32_t>(n) << 8 |
+                              static_cast<uint32_t>(in[0]) << 16 |
+                              static_cast<uint32_t>(in[n >> 1]) << 24;
+    return avalancheXxh64(static_cast<uint64_t>(read32(kSecret) ^ read32(kSecret + 4)) ^ combined);
   }
   if (n <= 8) {
-    const u64 combined = static_cast<u64>(read32(in + n - 4)) | static_cast<u64>(read32(in)) << 32;
-    u64 v = (secret64(8) ^ secret64(16)) ^ combined;
+    const uint64_t combined =
+        static_cast<uint64_t>(read32(in + n - 4)) | static_cast<uint64_t>(read32(in)) << 32;
+    uint64_t v = (secret64(8) ^ secret64(16)) ^ combined;
     v ^= rotl64(v, 49) ^ rotl64(v, 24);
     v *= kPrimeMx2;
     v ^= (v >> 35) + n;
     v *= kPrimeMx2;
     return v ^ (v >> 28);
   }
-  const u64 low = (secret64(24) ^ secret64(32)) ^ read64(in);
-  const u64 high = (secret64(40) ^ secret64(48)) ^ read64(in + n - 8);
-  return avalanche(n + bswap64(low) + high + fold(static_cast<u128>(low) * high));
+  const uint64_t low = (secret64(24) ^ secret64(32)) ^ read64(in);
+  const uint64_t high = (secret64(40) ^ secret64(48)) ^ read64(in + n - 8);
+  return avalanche(n + bswap64(low) + high + fold(static_cast<U128>(low) * high));
 }
 
 // 16 bytes of input against 16 bytes of the secret.
-u64 mix16(const unsigned char* in, size_t secret_offset) {
-  return fold(static_cast<u128>(read64(in) ^ secret64(secret_offset)) *
+uint64_t mix16(const unsigned char* in, size_t secret_offset) {
+  return fold(static_cast<U128>(read64(in) ^ secret64(secret_offset)) *
               (read64(in + 8) ^ secret64(secret_offset + 8)));
 }
 
-u64 upTo240(const unsigned char* in, size_t n) {
-  u64 acc = n * kPrime64_1;
+uint64_t upTo240(const unsigned char* in, size_t n) {
+  uint64_t acc = n * kPrime64One;
   if (n <= 128) {
     for (size_t round = (n - 1) / 32 + 1; round-- > 0;) {
       acc += mix16(in + round * 16, round * 32);
@@ -119,26 +119,26 @@ u64 upTo240(const unsigned char* in, size_t n) {
   return avalanche(acc);
 }
 
-void accumulate(u64 (&acc)[8], const unsigned char* stripe, size_t secret_offset) {
+void accumulate(uint64_t (&acc)[8], const unsigned char* stripe, size_t secret_offset) {
   for (size_t i = 0; i < 8; ++i) {
-    const u64 lane = read64(stripe + i * 8);
-    const u64 value = lane ^ secret64(secret_offset + i * 8);
+    const uint64_t lane = read64(stripe + i * 8);
+    const uint64_t value = lane ^ secret64(secret_offset + i * 8);
     acc[i ^ 1] += lane;
     acc[i] += (value & 0xffffffff) * (value >> 32);
   }
 }
 
-void scramble(u64 (&acc)[8]) {
+void scramble(uint64_t (&acc)[8]) {
   for (size_t i = 0; i < 8; ++i) {
     acc[i] ^= acc[i] >> 47;
     acc[i] ^= secret64(kSecretSize - kStripe + i * 8);
-    acc[i] *= kPrime32_1;
+    acc[i] *= kPrime32One;
   }
 }
 
-u64 large(const unsigned char* in, size_t n) {
-  u64 acc[8] = {kPrime32_3, kPrime64_1, kPrime64_2, kPrime64_3,
-                kPrime64_4, kPrime32_2, kPrime64_5, kPrime32_1};
+uint64_t large(const unsigned char* in, size_t n) {
+  uint64_t acc[8] = {kPrime32Three, kPrime64One, kPrime64Two,  kPrime64Three,
+                     kPrime64Four,  kPrime32Two, kPrime64Five, kPrime32One};
   // Whole blocks, except that the last block (full or not) is left for below.
   const size_t blocks = (n - 1) / kBlock;
   for (size_t b = 0; b < blocks; ++b) {
@@ -151,16 +151,16 @@ u64 large(const unsigned char* in, size_t n) {
   for (size_t s = 0; s < stripes; ++s) accumulate(acc, in + last + s * kStripe, s * 8);
   accumulate(acc, in + n - kStripe, kSecretSize - kStripe - 7);
 
-  u64 result = n * kPrime64_1;
+  uint64_t result = n * kPrime64One;
   for (size_t i = 0; i < 4; ++i)
-    result += fold(static_cast<u128>(acc[2 * i] ^ secret64(11 + 16 * i)) *
+    result += fold(static_cast<U128>(acc[2 * i] ^ secret64(11 + 16 * i)) *
                    (acc[2 * i + 1] ^ secret64(11 + 16 * i + 8)));
   return avalanche(result);
 }
 
 }  // namespace
 
-uint64_t xxh3_64(std::string_view bytes) {
+uint64_t xxh3Hash64(std::string_view bytes) {
   const auto* in = reinterpret_cast<const unsigned char*>(bytes.data());
   const size_t n = bytes.size();
   if (n <= 16) return upTo16(in, n);

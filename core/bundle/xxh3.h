@@ -11,6 +11,6 @@
 
 namespace subgate::bundle {
 
-uint64_t xxh3_64(std::string_view bytes);
+uint64_t xxh3Hash64(std::string_view bytes);
 
 }  // namespace subgate::bundle

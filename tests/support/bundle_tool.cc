@@ -62,7 +62,8 @@ int write(const char* out_path) {
   Eszip eszip;
   EszipWriteOptions options;
   const std::string version = text(manifest.get(), "version");
-  for (auto v : {EszipVersion::kV2, EszipVersion::kV2_1, EszipVersion::kV2_2, EszipVersion::kV2_3})
+  for (auto v :
+       {EszipVersion::kV2, EszipVersion::kV2Dot1, EszipVersion::kV2Dot2, EszipVersion::kV2Dot3})
     if (version == eszipVersionName(v)) options.version = v;
   const std::string checksum = text(manifest.get(), "checksum");
   if (checksum == "none") options.checksum = EszipChecksum::kNone;
