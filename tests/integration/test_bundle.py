@@ -32,6 +32,9 @@ def run(args, stdin=None, cwd=None, env=None):
 def deno_eszip_read(path):
     """What @deno/eszip reads from the file, or None when it refuses it."""
     result = run(["node", os.path.join(HERE, "eszip_read.mjs"), path])
+    if "ERR_MODULE_NOT_FOUND" in result.stderr:
+        raise AssertionError("@deno/eszip is not installed (a devDependency): run npm ci, or "
+                             "scripts/setup.sh runtime\n" + result.stderr)
     return json.loads(result.stdout) if result.returncode == 0 else None
 
 
