@@ -85,7 +85,8 @@ struct Eszip {
 
   bool hasNpm() const { return !npm_packages.empty() || !npm_roots.empty(); }
   // The module `specifier` names, following redirects; nullptr if there is none. A parsed
-  // Eszip's redirects always end at a module.
+  // Eszip's redirects always end at a module. Linear scans per hop: for a lookup now and then;
+  // a caller that resolves every specifier should index the vectors itself.
   const EszipModule* find(std::string_view specifier) const;
 };
 
