@@ -8,10 +8,14 @@
 
 namespace subgate {
 
-// One module of a deployment's code, as the isolate loads it.
+// One file of a deployment's code in an isolate (code_assembly.h).
 struct DeploymentModule {
   std::string specifier;  // its URL: what Deno loads it as and what its import.meta.url is
-  std::string source;     // its bytes
+  // A local module: its path in the isolate's root folder ("/src/main.ts"). A remote module or
+  // redirect: its Deno cache file below the isolate's DENO_DIR ("remote/https/host/<sha256>").
+  std::string path;
+  bool in_deno_dir = false;
+  std::string bytes;  // the file's content
 };
 
 // One layer of a deployment's code (x-deno-config "layers"): a module graph stacked over the

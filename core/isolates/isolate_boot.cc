@@ -20,8 +20,9 @@ void IsolateRegistry::Impl::fetchLocked(Deployment& d) {
   // One thread per fetch: fetches are rare (once per deployment while its code is cached) and
   // a slow origin must not hold up other deployments' boots. The thread holds the registry.
   std::thread([this, keep = owner.shared_from_this(), dp = &d, subhoster = d.subhoster,
-               rpc_root = d.rpc_root, id = d.deployment_id, options = settings.origin] {
-    BootOutcome outcome = fetchDeployment(*subhoster, rpc_root, id, options);
+               rpc_root = d.rpc_root, id = d.deployment_id, options = settings.origin,
+               limits = settings.bundle] {
+    BootOutcome outcome = fetchDeployment(*subhoster, rpc_root, id, options, limits);
     std::lock_guard<std::mutex> lock(mu);
     fetchDoneLocked(*dp, std::move(outcome));
   }).detach();

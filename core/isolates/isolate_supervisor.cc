@@ -182,27 +182,28 @@ void IsolateRegistry::Impl::adopt(const std::shared_ptr<Isolate>& isolate,
 
 // Each local module goes to its own path in the isolate's root folder (sandbox.h): inside the
 // sandbox that folder is `/`, so Deno loads `file:///src/main.ts` from `/src/main.ts` and the
-// module's import.meta.url is its own specifier. Only subgate and bubblewrap (its mount points)
-// write in that folder, and the isolate sees it read-only, so no link can be waiting in a path.
+// module's import.meta.url is its own specifier. Remote modules go into the isolate's Deno cache
+// (code_assembly.h). Only subgate and bubblewrap (its mount points) write in the root folder,
+// and the isolate sees it read-only, so no link can be waiting in a path; the Deno cache is the
+// isolate's, but it has not run the deployment's code yet.
 bool IsolateRegistry::Impl::writeCode(const Isolate& isolate, const DeploymentCode& code,
                                       std::string& error) {
   const bool sandboxed = isolate.sandbox && isolate.sandbox->enabled;
   const std::vector<std::string> mounts =
       sandboxed ? sandboxMounts(*isolate.sandbox, isolate.dir) : std::vector<std::string>();
-  const std::string root = isolate.dir + "/root";
   for (const DeploymentModule& module : code.modules) {
-    std::optional<std::string> path = localModulePath(module.specifier, error);
-    if (!path) return false;
-    if (const std::string* mount = folderHolding(*path, mounts)) {
-      error = "module " + module.specifier + " lies in " + *mount +
-              ", which the sandbox holds for the runtime";
-      return false;
+    if (!module.in_deno_dir) {
+      if (const std::string* mount = folderHolding(module.path, mounts)) {
+        error = "module " + module.specifier + " lies in " + *mount +
+                ", which the sandbox holds for the runtime";
+        return false;
+      }
     }
-    const std::string file = root + *path;
+    const std::string file = isolate.dir + (module.in_deno_dir ? "/deno/" : "/root") + module.path;
     std::error_code ec;
     std::filesystem::create_directories(std::filesystem::path(file).parent_path(), ec);
     std::ofstream out(file, std::ios::binary | std::ios::trunc);
-    out.write(module.source.data(), static_cast<std::streamsize>(module.source.size()));
+    out.write(module.bytes.data(), static_cast<std::streamsize>(module.bytes.size()));
     out.close();
     if (ec || !out) {
       error = "cannot write module " + module.specifier + " to " + file +

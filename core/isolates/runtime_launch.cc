@@ -20,6 +20,9 @@ std::vector<std::string> runtimeArgv(const RuntimeLaunch& launch, const std::str
   if (launch.sandbox->enabled) argv = sandboxArgv(*launch.sandbox, dir);
   argv.insert(argv.end(), {launch.sandbox->enabled ? launch.sandbox->deno : settings.deno_path,
                            "run", "--quiet", "--no-prompt", "--no-config", "--no-lock"});
+  // Remote modules come from the deployment's bundle, written into the isolate's Deno cache
+  // (code_assembly.h): an import the bundle lacks fails instead of reaching the network.
+  argv.push_back("--cached-only");
   const std::string shim = netShimPath(launch.harness_path);
   if (launch.sandbox->enabled) {
     // The deployment's modules may live anywhere in the isolate's own root (module_path.h), and

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/http_client/http_client.h"
+#include "core/isolates/code_assembly.h"
 #include "core/isolates/sandbox.h"
 
 namespace subgate {
@@ -27,6 +28,7 @@ struct RuntimeSettings {
   // Dedicated (instance id) isolates of one deployment; a new id past it stops the deployment's
   // least recently used idle instance, or gets 503 CAPACITY_EXCEEDED when all are busy.
   uint32_t max_instances_per_deployment = 10;
+  BundleLimits bundle;       // bundle_max_bytes, bundle_max_modules, bundle_max_module_size
   size_t boot_cache = 1000;  // deployments whose code is kept
   // A failed /boot is answered again without asking the origin for this long after the first
   // failure, doubling with each failure in a row up to the second (boot_backoff.h); 0: off.

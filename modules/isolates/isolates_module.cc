@@ -64,6 +64,9 @@ constexpr DirectiveSpec kDirectives[] = {
     {"max_instances_per_deployment", kRuntimeContext},
     {"boot_cache", kRuntimeContext},
     {"boot_failure_backoff", kRuntimeContext, 1, 2},
+    {"bundle_max_bytes", kRuntimeContext},
+    {"bundle_max_modules", kRuntimeContext},
+    {"bundle_max_module_size", kRuntimeContext},
     {"sticky_ttl", kRuntimeContext},
     {"sticky_max", kRuntimeContext},
     {"cluster_timeout", kRuntimeContext},
@@ -201,6 +204,15 @@ bool compileRuntime(const config::Node& block, CompileContext& ctx, RuntimeSetti
     } else if (name == "boot_cache") {
       ok = ctx.countArg(node, 1, 1000000, n);
       s.boot_cache = n;
+    } else if (name == "bundle_max_bytes") {
+      ok = ctx.sizeArg(node, n, 1024);
+      s.bundle.max_bytes = n;
+    } else if (name == "bundle_max_modules") {
+      ok = ctx.countArg(node, 1, 1000000, n);
+      s.bundle.max_modules = n;
+    } else if (name == "bundle_max_module_size") {
+      ok = ctx.sizeArg(node, n, 1024);
+      s.bundle.max_module_bytes = n;
     } else if (name == "boot_failure_backoff") {
       ok = bootFailureBackoff(node, ctx, s);
     } else if (name == "sticky_ttl") {
