@@ -31,6 +31,7 @@ constexpr std::array<ErrorInfo, static_cast<size_t>(ErrorKind::kCount)> kErrors 
     {408, "CLIENT_TIMEOUT", "the client did not send the request in time"},
     {502, "UPSTREAM_ERROR", "the upstream failed to answer"},
     {504, "UPSTREAM_TIMED_OUT", "the upstream timed out"},
+    {502, "ORIGIN_INVALID_BUNDLE", "the origin's code bundle is invalid"},
 }};
 
 }  // namespace

@@ -33,6 +33,7 @@ enum class ErrorKind : unsigned char {
   kClientTimeout,
   kUpstreamError,
   kUpstreamTimedOut,
+  kOriginInvalidBundle,  // the /boot body or a layer is not a valid module graph (issue 18)
   kCount,
 };
 

@@ -15,6 +15,7 @@
 #include "core/error/error_kind.h"
 #include "core/http_client/http_client.h"
 #include "core/ingress/ingress.h"
+#include "core/isolates/code_assembly.h"
 #include "core/isolates/deno_config.h"
 
 namespace subgate {
@@ -25,7 +26,12 @@ struct BootOutcome {
   std::string message;
 };
 
+// The code is assembled from the body and the layers (code_assembly.h): a layer other than the
+// inline one is fetched with `GET {rpc_root}layer?deployment_id=ID&layer_id=LAYER` and the same
+// token, a failed call giving INTERNAL_BOOT_RPC_ERROR and a non-2xx answer
+// ORIGIN_BOOT_RPC_ERROR; what the code holds may give ORIGIN_INVALID_BUNDLE.
 BootOutcome fetchDeployment(const Subhoster& subhoster, std::string_view rpc_root,
-                            std::string_view deployment_id, const HttpClientOptions& options);
+                            std::string_view deployment_id, const HttpClientOptions& options,
+                            const BundleLimits& limits);
 
 }  // namespace subgate

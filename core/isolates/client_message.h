@@ -15,10 +15,10 @@ namespace subgate {
 constexpr size_t kMaxClientMessage = 200;
 
 // `detail` made safe for a client:
-//   - "file://DIR/iso-N/code/" and "DIR/iso-N/code/" (an isolate's code folder under the
-//     runtime folder `runtime_dir`) are dropped, so that
-//     "file:///tmp/subgate-x/iso-3/code/main.ts:1:7" reads "main.ts:1:7", the deployment's own file
-//     name;
+//   - "DIR/iso-N/root" (an isolate's root folder under the runtime folder `runtime_dir`, where
+//     its modules live at their own paths when the sandbox is off) is dropped, so that
+//     "file:///tmp/subgate-x/iso-3/root/src/main.ts:1:7" reads "file:///src/main.ts:1:7", the
+//     module's own specifier, as inside the sandbox;
 //   - any other mention of `runtime_dir` (with or without "file://") becomes "<runtime>";
 //   - a byte outside printable ASCII becomes '?' (tab, CR and LF a space);
 //   - the result is cut to kMaxClientMessage bytes, ending in "...".

@@ -2,25 +2,22 @@
 
 #include <jansson.h>
 
+#include <algorithm>
 #include <cstdlib>
+#include <optional>
+
+#include "core/isolates/module_path.h"
 
 namespace subgate {
 namespace {
 
-// The file name the bundle is saved under: the entrypoint's last path segment when it is a
-// plain script name, else main.ts. TypeScript or JavaScript is decided by the extension.
-std::string entryFileName(std::string_view entrypoint) {
-  std::string_view name = entrypoint.substr(entrypoint.rfind('/') + 1);
-  static constexpr std::string_view kExtensions[] = {".ts", ".js", ".mjs", ".mts", ".tsx", ".jsx"};
-  bool known = false;
+// Deno tells a local module's language by its extension.
+bool hasScriptExtension(std::string_view path) {
+  static constexpr std::string_view kExtensions[] = {".ts",  ".js",  ".mjs", ".mts",
+                                                     ".tsx", ".jsx", ".cjs", ".cts"};
   for (std::string_view ext : kExtensions)
-    known = known || (name.size() > ext.size() && name.ends_with(ext));
-  if (!known || name.size() > 100 || name[0] == '.') return "main.ts";  // no hidden or dot names
-  for (char c : name)
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-          c == '_' || c == '-'))
-      return "main.ts";
-  return std::string(name);
+    if (path.size() > ext.size() && path.ends_with(ext)) return true;
+  return false;
 }
 
 struct JsonRef {
@@ -28,6 +25,90 @@ struct JsonRef {
   explicit JsonRef(json_t* v) : value(v) {}
   ~JsonRef() { json_decref(value); }
 };
+
+// A layer id goes into a URL's query and into messages: printable ASCII, bounded.
+bool validLayerId(const char* id) {
+  const std::string_view text = id ? id : "";
+  if (text.empty() || text.size() > 256) return false;
+  for (char c : text)
+    if (static_cast<unsigned char>(c) < 0x21 || static_cast<unsigned char>(c) > 0x7e) return false;
+  return true;
+}
+
+bool parseLayers(json_t* root, DeploymentCode& code, std::string& error) {
+  json_t* layers = json_object_get(root, "layers");
+  json_t* inline_layer = json_object_get(root, "inline_layer");
+  if (inline_layer && !json_is_null(inline_layer)) {
+    if (!json_is_string(inline_layer) || !validLayerId(json_string_value(inline_layer))) {
+      error =
+          "x-deno-config field \"inline_layer\" must be a layer id (1 to 256 printable characters)";
+      return false;
+    }
+    code.inline_layer = json_string_value(inline_layer);
+  }
+  if (!layers || json_is_null(layers)) {
+    if (!code.inline_layer.empty()) {
+      error = "x-deno-config field \"inline_layer\" names a layer, but there are no \"layers\"";
+      return false;
+    }
+    return true;
+  }
+  if (!json_is_array(layers) || json_array_size(layers) == 0 ||
+      json_array_size(layers) > kMaxLayers) {
+    error = "x-deno-config field \"layers\" must be a list of 1 to " + std::to_string(kMaxLayers) +
+            " layers";
+    return false;
+  }
+  size_t index;
+  json_t* item;
+  json_array_foreach(layers, index, item) {
+    const std::string where = "x-deno-config field \"layers\"[" + std::to_string(index) + "]";
+    const char* kind = json_string_value(json_object_get(item, "kind"));
+    const char* id = json_string_value(json_object_get(item, "id"));
+    json_t* specifier = json_object_get(item, "specifier");
+    CodeLayer layer;
+    if (!json_is_object(item) || !kind) {
+      error = where + " must be an object with a \"kind\" and an \"id\"";
+      return false;
+    }
+    if (std::string_view(kind) == "eszip") {
+      layer.kind = CodeLayer::Kind::kEszip;
+    } else if (std::string_view(kind) == "bundle") {
+      layer.kind = CodeLayer::Kind::kBundle;
+    } else {
+      error =
+          where + ": unknown kind \"" + std::string(kind).substr(0, 64) + "\" (eszip or bundle)";
+      return false;
+    }
+    if (!validLayerId(id)) {
+      error = where + ": \"id\" must be 1 to 256 printable characters";
+      return false;
+    }
+    layer.id = id;
+    for (const CodeLayer& other : code.layers) {
+      if (other.id == layer.id) {
+        error = where + ": the id \"" + layer.id + "\" is used twice";
+        return false;
+      }
+    }
+    if (specifier && !json_is_null(specifier)) {
+      if (!json_is_string(specifier) || layer.kind != CodeLayer::Kind::kBundle) {
+        error = where + ": \"specifier\" must be a string, and only a bundle layer has one";
+        return false;
+      }
+      layer.specifier = json_string_value(specifier);
+    }
+    code.layers.push_back(std::move(layer));
+  }
+  if (!code.inline_layer.empty() &&
+      std::none_of(code.layers.begin(), code.layers.end(),
+                   [&](const CodeLayer& layer) { return layer.id == code.inline_layer; })) {
+    error = "x-deno-config field \"inline_layer\" names \"" + code.inline_layer +
+            "\", which is not one of the layers";
+    return false;
+  }
+  return true;
+}
 
 }  // namespace
 
@@ -42,19 +123,26 @@ bool parseDenoConfig(std::string_view value, DeploymentCode& code, std::string& 
     error = "x-deno-config is not a JSON object";
     return false;
   }
-  if (json_object_get(root.value, "layers") || json_object_get(root.value, "inline_layer")) {
-    error =
-        "x-deno-config describes an ESZIP bundle (layers / inline_layer), which subgate does not "
-        "load yet; send the code as one module";
-    return false;
-  }
+  if (!parseLayers(root.value, code, error)) return false;
   json_t* entrypoint = json_object_get(root.value, "entrypoint");
   if (entrypoint && !json_is_string(entrypoint)) {
     error = "x-deno-config field \"entrypoint\" must be a string";
     return false;
   }
   code.entrypoint = entrypoint ? json_string_value(entrypoint) : "file:///src/main.ts";
-  code.entry_file = entryFileName(code.entrypoint);
+  std::string path_error;
+  std::optional<std::string> path = localModulePath(code.entrypoint, path_error);
+  if (!path) {
+    error = "x-deno-config field \"entrypoint\": " + path_error;
+    return false;
+  }
+  if (!hasScriptExtension(*path)) {
+    error =
+        "x-deno-config field \"entrypoint\" must end in .ts, .js, .mjs, .mts, .tsx, .jsx, "
+        ".cjs or .cts (Deno tells a module's language by it)";
+    return false;
+  }
+  code.entry_path = std::move(*path);
 
   json_t* envs = json_object_get(root.value, "envs");
   if (envs && !json_is_null(envs)) {

@@ -76,7 +76,12 @@ async function nextLine() {
   }
 }
 
+// While a spare waits for work: Deno's first TypeScript module costs milliseconds (its caches
+// open), the next ones not; load a one-line one (warm.ts, beside the harness) now rather than
+// on a client's first request. Its failure only loses the head start.
+const warming = import(new URL("./warm.ts", import.meta.url).href).catch(() => {});
 const assignmentLine = await nextLine();
+await warming;
 if (!assignmentLine) Deno.exit(0); // subgate went away before giving us work
 const assignment = JSON.parse(assignmentLine);
 const stdoutEncoder = new TextEncoder();

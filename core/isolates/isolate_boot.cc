@@ -20,8 +20,9 @@ void IsolateRegistry::Impl::fetchLocked(Deployment& d) {
   // One thread per fetch: fetches are rare (once per deployment while its code is cached) and
   // a slow origin must not hold up other deployments' boots. The thread holds the registry.
   std::thread([this, keep = owner.shared_from_this(), dp = &d, subhoster = d.subhoster,
-               rpc_root = d.rpc_root, id = d.deployment_id, options = settings.origin] {
-    BootOutcome outcome = fetchDeployment(*subhoster, rpc_root, id, options);
+               rpc_root = d.rpc_root, id = d.deployment_id, options = settings.origin,
+               limits = settings.bundle] {
+    BootOutcome outcome = fetchDeployment(*subhoster, rpc_root, id, options, limits);
     std::lock_guard<std::mutex> lock(mu);
     fetchDoneLocked(*dp, std::move(outcome));
   }).detach();
@@ -35,7 +36,12 @@ void IsolateRegistry::Impl::fetchDoneLocked(Deployment& d, BootOutcome outcome) 
   for (const auto& [id, isolate] : d.instances)
     if (isolate->state == Isolate::State::kWaitingCode) waiting_code.push_back(isolate);
   if (!outcome.code) {
-    LOG_WARN("deployment %s: boot failed: %s", d.deployment_id.c_str(), outcome.message.c_str());
+    ++counters.boot_failures;
+    const std::chrono::milliseconds retry =
+        boot_backoff.failed(d.key, outcome.error, outcome.message, steadyNow());
+    LOG_WARN("deployment %s: boot failed: %s (the same answer for %lld ms before asking again)",
+             d.deployment_id.c_str(), outcome.message.c_str(),
+             static_cast<long long>(retry.count()));
     for (const auto& isolate : waiting_code) {
       failWaitersLocked(*isolate, outcome.error, outcome.message);
       detachLocked(*isolate);
@@ -53,7 +59,8 @@ void IsolateRegistry::Impl::fetchDoneLocked(Deployment& d, BootOutcome outcome) 
     return;
   }
   LOG_INFO("deployment %s: fetched from %s (%zu bytes)", d.deployment_id.c_str(),
-           d.rpc_root.c_str(), outcome.code->bundle.size());
+           d.rpc_root.c_str(), outcome.code->bytes);
+  boot_backoff.succeeded(d.key);
   d.code = std::move(outcome.code);
   ++cached_code;
   trimCodeCacheLocked();

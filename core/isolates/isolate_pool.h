@@ -47,6 +47,7 @@
 #include "core/events/event_record.h"
 #include "core/events/event_sender.h"
 #include "core/ingress/ingress.h"
+#include "core/isolates/boot_backoff.h"
 #include "core/isolates/boot_client.h"
 #include "core/isolates/cluster_hub.h"
 #include "core/isolates/cpu_limits.h"
@@ -236,6 +237,7 @@ struct IsolateRegistry::Impl {
   Stats counters;
   // Sends the isolates' events to their origins on its own thread (core/events/event_sender.h).
   EventSender event_sender;
+  BootBackoff boot_backoff;  // failed /boot calls, by deployment key (under mu)
 
   explicit Impl(IsolateRegistry& o);
 
@@ -302,6 +304,8 @@ struct IsolateRegistry::Impl {
   // ---- boot (isolate_boot.cc; mu held)
 
   void fetchLocked(Deployment& d);
+  // The remembered /boot failure to answer a request of deployment `key` with, or null.
+  const BootBackoff::Failure* bootBlockedLocked(const std::string& key) const;
   void fetchDoneLocked(Deployment& d, BootOutcome outcome);
   // Forgets the code of the least recently used deployments without isolates beyond boot_cache.
   void trimCodeCacheLocked();

@@ -117,6 +117,14 @@ std::string IsolateRegistry::Impl::loopTag(std::string_view key) const {
   return hexEncode(mac, 16);  // 128 bits are plenty to be unguessable
 }
 
+const BootBackoff::Failure* IsolateRegistry::Impl::bootBlockedLocked(const std::string& key) const {
+  // A deployment with code, or whose fetch is under way, is not waiting out a failure.
+  if (auto it = deployments.find(key);
+      it != deployments.end() && (it->second->code || it->second->fetching))
+    return nullptr;
+  return boot_backoff.blocking(key, steadyNow());
+}
+
 const std::shared_ptr<Deployment>& IsolateRegistry::Impl::deploymentFor(
     const VerifiedToken& token) {
   auto it = deployments.find(token.deployment_key);
@@ -460,8 +468,10 @@ bool IsolateRegistry::configure(const RuntimeSettings& settings, std::string& er
   const std::string shim = netShimPath(harness);
   const std::string import_map = importMapPath(harness);
   const std::string import_map_text = importMapJson(shim);
+  const std::string warm = warmModulePath(harness);
   for (const auto& [path, text] : {std::pair<std::string, std::string_view>{shim, kNodeNetShim},
-                                   {import_map, import_map_text}}) {
+                                   {import_map, import_map_text},
+                                   {warm, kWarmModule}}) {
     std::ofstream out(path, std::ios::binary | std::ios::trunc);
     out.write(text.data(), static_cast<std::streamsize>(text.size()));
     if (!out) {
@@ -472,7 +482,7 @@ bool IsolateRegistry::configure(const RuntimeSettings& settings, std::string& er
   // Isolates running as their own users pass through the folder to their own subfolder and
   // read the harness and the files beside it; they cannot list it.
   chmod(next.dir.c_str(), 0711);
-  for (const std::string& file : {harness, shim, import_map}) chmod(file.c_str(), 0644);
+  for (const std::string& file : {harness, shim, import_map, warm}) chmod(file.c_str(), 0644);
   std::shared_ptr<const SandboxPlan> sandbox;
   std::vector<std::string> notes;
   if (!planSandbox(next.sandbox, next.deno_path, harness, next.dir + "/probe", sandbox, error,
@@ -488,6 +498,7 @@ bool IsolateRegistry::configure(const RuntimeSettings& settings, std::string& er
     std::lock_guard<std::mutex> lock(m.mu);
     first = !m.started;
     m.settings = next;
+    m.boot_backoff.configure(next.boot_failure_backoff, next.boot_failure_backoff_max);
     for (auto& entry : m.deployments) {
       std::lock_guard<std::mutex> sticky_lock(entry.second->sticky_mu);
       entry.second->sticky.setMax(next.sticky_max);
@@ -616,6 +627,13 @@ IsolateRegistry::Placement IsolateRegistry::acquire(const IsolateRequest& reques
     if (grant.lease) return placed;
   }
   std::lock_guard<std::mutex> lock(m.mu);
+  if (const BootBackoff::Failure* failure = m.bootBlockedLocked(request.token->deployment_key)) {
+    // The origin failed this deployment's /boot a moment ago: the same answer, not another call.
+    ++m.counters.boot_backoff_answers;
+    grant.error = failure->error;
+    grant.message = clientMessage(failure->message, m.settings.dir);
+    return placed;
+  }
   const std::shared_ptr<Deployment>& shared_d = m.deploymentFor(*request.token);
   Deployment& d = *shared_d;
   d.last_used.store(steadyNow());

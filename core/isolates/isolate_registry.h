@@ -125,6 +125,8 @@ class IsolateRegistry : public std::enable_shared_from_this<IsolateRegistry> {
     size_t deployments = 0;
     size_t sticky = 0;                  // identifier -> isolate entries
     uint64_t boots = 0;                 // /boot calls made
+    uint64_t boot_failures = 0;         // /boot calls that failed
+    uint64_t boot_backoff_answers = 0;  // requests answered with a remembered boot failure
     uint64_t processes = 0;             // runtime processes started
     uint64_t ready = 0;                 // isolates that became ready to serve their deployment
     uint64_t evicted_idle = 0;          // isolates stopped after idle_timeout

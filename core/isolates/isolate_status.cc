@@ -62,6 +62,10 @@ std::string IsolateRegistry::statusJson() const {
     json_object_set_new(root, "isolates", json_integer(static_cast<json_int_t>(m.live)));
     json_object_set_new(root, "spares", json_integer(static_cast<json_int_t>(m.spares.size())));
     json_object_set_new(root, "boots", json_integer(static_cast<json_int_t>(m.counters.boots)));
+    json_object_set_new(root, "boot_failures",
+                        json_integer(static_cast<json_int_t>(m.counters.boot_failures)));
+    json_object_set_new(root, "boot_backoff_answers",
+                        json_integer(static_cast<json_int_t>(m.counters.boot_backoff_answers)));
     json_object_set_new(root, "processes",
                         json_integer(static_cast<json_int_t>(m.counters.processes)));
     json_object_set_new(root, "ready", json_integer(static_cast<json_int_t>(m.counters.ready)));

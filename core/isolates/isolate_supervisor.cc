@@ -17,12 +17,14 @@
 #include <fstream>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "core/error/error_kind.h"
 #include "core/isolates/isolate_pool.h"
+#include "core/isolates/module_path.h"
 #include "core/isolates/runtime_launch.h"
 #include "core/log/log.h"
 #include "core/net/clock.h"
@@ -55,7 +57,7 @@ RuntimeLaunch IsolateRegistry::Impl::launchSettings() const {
 
 bool IsolateRegistry::Impl::makeDirs(const std::string& dir, std::string& error) {
   std::error_code ec;
-  for (const char* sub : {"/code", "/sock", "/deno"}) {
+  for (const char* sub : {"/root", "/sock", "/deno"}) {
     if (!ec) std::filesystem::create_directories(dir + sub, ec);
   }
   if (ec) error = "cannot create " + dir + ": " + ec.message();
@@ -178,14 +180,49 @@ void IsolateRegistry::Impl::adopt(const std::shared_ptr<Isolate>& isolate,
             static_cast<unsigned long long>(spare->id));
 }
 
+// Each local module goes to its own path in the isolate's root folder (sandbox.h): inside the
+// sandbox that folder is `/`, so Deno loads `file:///src/main.ts` from `/src/main.ts` and the
+// module's import.meta.url is its own specifier. Remote modules go into the isolate's Deno cache
+// (code_assembly.h). Only subgate and bubblewrap (its mount points) write in the root folder,
+// and the isolate sees it read-only, so no link can be waiting in a path; the Deno cache is the
+// isolate's, but it has not run the deployment's code yet.
 bool IsolateRegistry::Impl::writeCode(const Isolate& isolate, const DeploymentCode& code,
                                       std::string& error) {
-  std::string path = isolate.dir + "/code/" + code.entry_file;
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(code.bundle.data(), static_cast<std::streamsize>(code.bundle.size()));
-  out.close();
-  if (!out) error = "cannot write " + path;
-  return static_cast<bool>(out);
+  const bool sandboxed = isolate.sandbox && isolate.sandbox->enabled;
+  const std::vector<std::string> mounts =
+      sandboxed ? sandboxMounts(*isolate.sandbox, isolate.dir) : std::vector<std::string>();
+  for (const DeploymentModule& module : code.modules) {
+    if (!module.in_deno_dir) {
+      if (const std::string* mount = folderHolding(module.path, mounts)) {
+        error = "module " + module.specifier + " lies in " + *mount +
+                ", which the sandbox holds for the runtime";
+        return false;
+      }
+    }
+    const std::string file = isolate.dir + (module.in_deno_dir ? "/deno/" : "/root") + module.path;
+    std::error_code ec;
+    std::filesystem::create_directories(std::filesystem::path(file).parent_path(), ec);
+    std::ofstream out(file, std::ios::binary | std::ios::trunc);
+    out.write(module.bytes.data(), static_cast<std::streamsize>(module.bytes.size()));
+    out.close();
+    if (ec || !out) {
+      error = "cannot write module " + module.specifier + " to " + file +
+              (ec ? ": " + ec.message() : std::string());
+      return false;
+    }
+  }
+  return true;
+}
+
+// The URL the harness imports: the entrypoint itself inside the sandbox; without it (no root of
+// its own), the same path under the isolate's root folder.
+static std::string moduleUrl(const Isolate& isolate, const DeploymentCode& code) {
+  if (isolate.sandbox && isolate.sandbox->enabled) return code.entrypoint;
+  std::string url = "file://";
+  url += isolate.dir;
+  url += "/root";
+  url += std::string_view(code.entrypoint).substr(std::string_view("file://").size());
+  return url;
 }
 
 bool IsolateRegistry::Impl::assign(Isolate& isolate, const DeploymentCode& code,
@@ -193,7 +230,7 @@ bool IsolateRegistry::Impl::assign(Isolate& isolate, const DeploymentCode& code,
   std::string line = "{\"nonce\":";
   appendJsonString(line, isolate.nonce);
   line += ",\"module\":";
-  appendJsonString(line, "file://" + isolate.dir + "/code/" + code.entry_file);
+  appendJsonString(line, moduleUrl(isolate, code));
   line += ",\"envs\":" + code.envs_json;
   line += std::string(",\"net\":") + (code.net == DeploymentCode::Net::kNone ? "false" : "true");
   line += ",\"loop_tag\":";

@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "core/isolates/module_path.h"
+
 namespace subgate {
 
 std::vector<std::string> runtimeArgv(const RuntimeLaunch& launch, const std::string& dir,
@@ -18,8 +20,31 @@ std::vector<std::string> runtimeArgv(const RuntimeLaunch& launch, const std::str
   if (launch.sandbox->enabled) argv = sandboxArgv(*launch.sandbox, dir);
   argv.insert(argv.end(), {launch.sandbox->enabled ? launch.sandbox->deno : settings.deno_path,
                            "run", "--quiet", "--no-prompt", "--no-config", "--no-lock"});
-  argv.push_back("--allow-read=" + dir + "/code," + dir + "/sock," +
-                 netShimPath(launch.harness_path));
+  // Remote modules come from the deployment's bundle, written into the isolate's Deno cache
+  // (code_assembly.h): an import the bundle lacks fails instead of reaching the network.
+  argv.push_back("--cached-only");
+  const std::string shim = netShimPath(launch.harness_path);
+  if (launch.sandbox->enabled) {
+    // The deployment's modules may live anywhere in the isolate's own root (module_path.h), and
+    // Deno checks reads of a dynamically imported graph: user code reads that root, but none of
+    // what the sandbox mounts over it for the runtime (its /proc, libraries, DENO_DIR).
+    argv.push_back("--allow-read");
+    std::string deny = "--deny-read=" + dir + "/deno";
+    for (const std::string& mount : sandboxMounts(*launch.sandbox, dir)) {
+      // Not the isolate's own folder nor what holds it (its socket is read there), nor the
+      // harness's files.
+      if (pathWithin(dir, mount) || mount == shim || mount == launch.harness_path ||
+          mount == importMapPath(launch.harness_path) ||
+          mount == warmModulePath(launch.harness_path))
+        continue;
+      deny += ',';
+      deny += mount;
+    }
+    argv.push_back(std::move(deny));
+  } else {
+    argv.push_back("--allow-read=" + dir + "/root," + dir + "/sock," + shim + "," +
+                   warmModulePath(launch.harness_path));
+  }
   argv.push_back("--import-map=" + importMapPath(launch.harness_path));
   argv.push_back("--allow-write=" + dir + "/sock");
   argv.push_back("--allow-env");
@@ -48,6 +73,10 @@ std::vector<std::string> runtimeEnv(const RuntimeLaunch&, const std::string& dir
 
 std::string netShimPath(const std::string& harness_path) {
   return std::filesystem::path(harness_path).parent_path() / "node_net_shim.js";
+}
+
+std::string warmModulePath(const std::string& harness_path) {
+  return std::filesystem::path(harness_path).parent_path() / "warm.ts";
 }
 
 std::string importMapPath(const std::string& harness_path) {

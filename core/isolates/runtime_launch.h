@@ -25,7 +25,7 @@ struct RuntimeLaunch {
   std::shared_ptr<const SandboxPlan> sandbox;  // never null once configured
 };
 
-// The argv of a runtime process working in `dir` (its code in dir/code, its socket in dir/sock,
+// The argv of a runtime process working in `dir` (its code in dir/root, its socket in dir/sock,
 // its own Deno cache and storage in dir/deno) for `code`, or a generic spare when `code` is null:
 // inside the sandbox (bubblewrap's command line first) unless it is off.
 std::vector<std::string> runtimeArgv(const RuntimeLaunch& launch, const std::string& dir,
@@ -39,6 +39,10 @@ std::vector<std::string> runtimeEnv(const RuntimeLaunch& launch, const std::stri
 // that import map (`--import-map`).
 std::string netShimPath(const std::string& harness_path);
 std::string importMapPath(const std::string& harness_path);
+// A one-line TypeScript module beside the harness that a spare loads before its code arrives:
+// Deno's first TypeScript module costs milliseconds (its caches open), the next ones not.
+std::string warmModulePath(const std::string& harness_path);
+constexpr std::string_view kWarmModule = "export const warm: number = 1;\n";
 // The import map's text for a shim at `shim_path`.
 std::string importMapJson(const std::string& shim_path);
 

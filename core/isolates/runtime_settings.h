@@ -11,6 +11,7 @@
 
 #include "core/events/event_queue.h"
 #include "core/http_client/http_client.h"
+#include "core/isolates/code_assembly.h"
 #include "core/isolates/sandbox.h"
 #include "core/log/log.h"
 
@@ -30,7 +31,12 @@ struct RuntimeSettings {
   // Dedicated (instance id) isolates of one deployment; a new id past it stops the deployment's
   // least recently used idle instance, or gets 503 CAPACITY_EXCEEDED when all are busy.
   uint32_t max_instances_per_deployment = 10;
-  size_t boot_cache = 1000;                         // deployments whose code is kept
+  BundleLimits bundle;       // bundle_max_bytes, bundle_max_modules, bundle_max_module_size
+  size_t boot_cache = 1000;  // deployments whose code is kept
+  // A failed /boot is answered again without asking the origin for this long after the first
+  // failure, doubling with each failure in a row up to the second (boot_backoff.h); 0: off.
+  std::chrono::milliseconds boot_failure_backoff{1000};
+  std::chrono::milliseconds boot_failure_backoff_max{30000};
   std::chrono::milliseconds sticky_ttl{60000};      // identifier kept after its last request
   size_t sticky_max = 100000;                       // identifiers remembered per deployment
   std::chrono::milliseconds cluster_timeout{5000};  // longest wait for siblings (cluster_hub.h)

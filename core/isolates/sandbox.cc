@@ -123,41 +123,70 @@ PreparedConfinement isolateConfinement(const SandboxPlan& plan, uint64_t isolate
   return confinement;
 }
 
+namespace {
+
+// Optional files of /etc that name resolution and time zones read: present on most hosts.
+constexpr const char* kEtcFiles[] = {"/etc/resolv.conf", "/etc/hosts", "/etc/nsswitch.conf",
+                                     "/etc/localtime", "/etc/ld.so.cache"};
+
+}  // namespace
+
 std::vector<std::string> sandboxArgv(const SandboxPlan& plan, const std::string& dir) {
-  std::vector<std::string> argv = {plan.bwrap,       "--die-with-parent",
-                                   "--unshare-user", "--disable-userns",
-                                   "--unshare-pid",  "--unshare-ipc",
-                                   "--unshare-uts",  "--unshare-cgroup-try",
-                                   "--hostname",     "isolate",
-                                   "--cap-drop",     "ALL",
-                                   "--proc",         "/proc",
-                                   "--dev",          "/dev",
-                                   "--tmpfs",        "/tmp"};
+  // The root first: bubblewrap makes the mount points of what follows inside it, and the
+  // modules subgate writes there later appear at their own paths (a bind shares the folder).
+  std::vector<std::string> argv = {plan.bwrap,
+                                   "--die-with-parent",
+                                   "--unshare-user",
+                                   "--disable-userns",
+                                   "--unshare-pid",
+                                   "--unshare-ipc",
+                                   "--unshare-uts",
+                                   "--unshare-cgroup-try",
+                                   "--hostname",
+                                   "isolate",
+                                   "--cap-drop",
+                                   "ALL",
+                                   "--bind",
+                                   dir + "/root",
+                                   "/",
+                                   "--proc",
+                                   "/proc",
+                                   "--dev",
+                                   "/dev",
+                                   "--tmpfs",
+                                   "/tmp"};
   for (const std::string& file : plan.visible) {
     argv.insert(argv.end(), {"--ro-bind", file, file});
   }
-  // Optional files of /etc that name resolution and time zones read: present on most hosts.
-  for (const char* file : {"/etc/resolv.conf", "/etc/hosts", "/etc/nsswitch.conf", "/etc/localtime",
-                           "/etc/ld.so.cache"}) {
-    argv.insert(argv.end(), {"--ro-bind-try", file, file});
-  }
-  argv.insert(argv.end(), {"--bind", dir, dir, "--ro-bind", dir + "/code", dir + "/code", "--chdir",
-                           dir, "--"});
+  for (const char* file : kEtcFiles) argv.insert(argv.end(), {"--ro-bind-try", file, file});
+  // The isolate's folder is writable (its socket, its DENO_DIR), but not the root inside it,
+  // which it reaches there too; then the root itself is made read-only.
+  argv.insert(argv.end(), {"--bind", dir, dir, "--ro-bind", dir + "/root", dir + "/root",
+                           "--remount-ro", "/", "--chdir", dir, "--"});
   return argv;
+}
+
+std::vector<std::string> sandboxMounts(const SandboxPlan& plan, const std::string& dir) {
+  std::vector<std::string> mounts = {"/proc", "/dev", "/tmp"};
+  mounts.insert(mounts.end(), plan.visible.begin(), plan.visible.end());
+  mounts.insert(mounts.end(), std::begin(kEtcFiles), std::end(kEtcFiles));
+  mounts.push_back(dir);
+  return mounts;
 }
 
 bool handDirToIsolate(const SandboxPlan& plan, uint64_t isolate_id, const std::string& dir,
                       std::string& error) {
   if (!plan.enabled || !plan.change_user) return true;
   const uid_t uid = isolateUid(plan, isolate_id);
-  for (const std::string& path : {dir, dir + "/sock", dir + "/deno"}) {
+  for (const std::string& path : {dir, dir + "/sock", dir + "/deno", dir + "/root"}) {
     if (chown(path.c_str(), uid, static_cast<gid_t>(uid)) != 0) {
       error = "cannot hand " + path + " to the isolate's user: " + std::strerror(errno);
       return false;
     }
   }
   chmod(dir.c_str(), 0700);
-  chmod((dir + "/code").c_str(), 0755);  // root's, readable: the isolate cannot change its code
+  chmod((dir + "/root").c_str(),
+        0755);  // read-only inside the sandbox: the isolate cannot change its code
   return true;
 }
 
@@ -216,6 +245,7 @@ bool planSandbox(const SandboxSettings& settings, const std::string& deno_path,
   plan->visible.push_back(harness_path);
   plan->visible.push_back(netShimPath(harness_path));
   plan->visible.push_back(importMapPath(harness_path));
+  plan->visible.push_back(warmModulePath(harness_path));
   ConfinementOptions options;
   options.notify_connect = true;
   plan->confinement = prepareConfinement(options, notes);
@@ -223,7 +253,7 @@ bool planSandbox(const SandboxSettings& settings, const std::string& deno_path,
   // Prove it: Deno starts inside the walls, as the user the isolates get.
   std::error_code ec;
   std::filesystem::remove_all(probe_dir, ec);
-  std::filesystem::create_directories(probe_dir + "/code", ec);
+  std::filesystem::create_directories(probe_dir + "/root", ec);
   std::filesystem::create_directories(probe_dir + "/sock", ec);
   std::filesystem::create_directories(probe_dir + "/deno", ec);
   const uint64_t probe_id = 0;

@@ -63,11 +63,19 @@ uid_t isolateUid(const SandboxPlan& plan, uint64_t isolate_id);
 // The confinement of isolate `isolate_id` (its own uid when subgate is root).
 PreparedConfinement isolateConfinement(const SandboxPlan& plan, uint64_t isolate_id);
 
-// The bubblewrap command line up to and including "--", for an isolate working in `dir`
-// (dir/code read-only, dir/sock and dir/deno writable).
+// The bubblewrap command line up to and including "--", for an isolate working in `dir`.
+// The isolate's `/` is dir/root (read-only to it; subgate writes the deployment's local modules
+// there at their own paths: module_path.h), with the mounts of sandboxMounts() over it; dir/sock
+// and dir/deno are writable.
 std::vector<std::string> sandboxArgv(const SandboxPlan& plan, const std::string& dir);
 
-// Makes `dir` and its writable subfolders belong to the isolate's user (root only).
+// Where the sandbox mounts something over the isolate's root (its /proc, /dev, /tmp, the Deno
+// binary and its libraries, the harness, /etc files, `dir`): a module written under one of these
+// would be hidden, and its reads are denied to user code.
+std::vector<std::string> sandboxMounts(const SandboxPlan& plan, const std::string& dir);
+
+// Makes `dir`, its writable subfolders and its root folder (where bubblewrap makes the mount
+// points) belong to the isolate's user (root only).
 bool handDirToIsolate(const SandboxPlan& plan, uint64_t isolate_id, const std::string& dir,
                       std::string& error);
 

@@ -63,6 +63,10 @@ constexpr DirectiveSpec kDirectives[] = {
     {"max_isolates_per_deployment", kRuntimeContext},
     {"max_instances_per_deployment", kRuntimeContext},
     {"boot_cache", kRuntimeContext},
+    {"boot_failure_backoff", kRuntimeContext, 1, 2},
+    {"bundle_max_bytes", kRuntimeContext},
+    {"bundle_max_modules", kRuntimeContext},
+    {"bundle_max_module_size", kRuntimeContext},
     {"sticky_ttl", kRuntimeContext},
     {"sticky_max", kRuntimeContext},
     {"cluster_timeout", kRuntimeContext},
@@ -114,6 +118,25 @@ bool cpuBlockLimit(const config::Node& node, CompileContext& ctx, RuntimeSetting
   if (!ctx.durationArg(node, s.cpu_block_limit, true)) return false;
   if (s.cpu_block_limit < std::chrono::milliseconds(50))
     return ctx.fail(node, "cpu_block_limit must be at least 50ms (or off)");
+  return true;
+}
+
+// `boot_failure_backoff FIRST [LONGEST] | off`: LONGEST defaults to 30 times FIRST.
+bool bootFailureBackoff(const config::Node& node, CompileContext& ctx, RuntimeSettings& s) {
+  if (node.args.size() == 1 && node.args[0] == "off") {
+    s.boot_failure_backoff = s.boot_failure_backoff_max = std::chrono::milliseconds(0);
+    return true;
+  }
+  if (!ctx.durationArg(node, s.boot_failure_backoff, true)) return false;
+  s.boot_failure_backoff_max = s.boot_failure_backoff * 30;
+  if (node.args.size() == 2) {
+    config::Node second = node;
+    second.args.erase(second.args.begin());
+    if (!ctx.durationArg(second, s.boot_failure_backoff_max, true)) return false;
+    if (s.boot_failure_backoff_max < s.boot_failure_backoff)
+      return ctx.fail(node,
+                      "boot_failure_backoff: the longest delay must not be shorter than the first");
+  }
   return true;
 }
 
@@ -226,6 +249,17 @@ bool compileRuntime(const config::Node& block, CompileContext& ctx, RuntimeSetti
     } else if (name == "boot_cache") {
       ok = ctx.countArg(node, 1, 1000000, n);
       s.boot_cache = n;
+    } else if (name == "bundle_max_bytes") {
+      ok = ctx.sizeArg(node, n, 1024);
+      s.bundle.max_bytes = n;
+    } else if (name == "bundle_max_modules") {
+      ok = ctx.countArg(node, 1, 1000000, n);
+      s.bundle.max_modules = n;
+    } else if (name == "bundle_max_module_size") {
+      ok = ctx.sizeArg(node, n, 1024);
+      s.bundle.max_module_bytes = n;
+    } else if (name == "boot_failure_backoff") {
+      ok = bootFailureBackoff(node, ctx, s);
     } else if (name == "sticky_ttl") {
       ok = ctx.durationArg(node, s.sticky_ttl);
     } else if (name == "sticky_max") {

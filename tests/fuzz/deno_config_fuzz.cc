@@ -11,10 +11,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string error;
   const bool ok = subgate::parseDenoConfig(
       std::string_view(reinterpret_cast<const char*>(data), size), code, error);
-  // Either a parse with a safe file name or a reason.
+  // Either a parse with a safe path (absolute, no '.' or '..' segment) or a reason.
   if (ok) {
-    if (code.entry_file.empty() || code.entry_file.find('/') != std::string::npos ||
-        code.entry_file[0] == '.')
+    const std::string& path = code.entry_path;
+    if (path.empty() || path[0] != '/' || path.find("/./") != std::string::npos ||
+        path.find("/../") != std::string::npos || path.ends_with("/..") || path.ends_with("/.") ||
+        path.find("//") != std::string::npos)
       abort();
   } else if (error.empty()) {
     abort();

@@ -66,8 +66,10 @@ class Deployment:
     """What the test origin serves for one deployment id."""
 
     def __init__(self, code=HELLO, config=None, status=200, raw_config=None, omit_config=False,
-                 stall=0.0, envs=None, net=None):
+                 stall=0.0, envs=None, net=None, layers=None):
+        """`code`: the /boot body (str or bytes); `layers`: layer id -> bytes served at /layer."""
         self.code = code
+        self.layers = layers or {}
         self.config = config if config is not None else {"entrypoint": "file:///src/main.ts"}
         if envs is not None:
             self.config["envs"] = envs
@@ -107,8 +109,9 @@ def check_events_post(headers, body, secret=SECRET):
 
 
 class Origin:
-    """A /boot origin on 127.0.0.1 in a thread of the test process. `deployments` maps ids to
-    Deployment; `boots` counts /boot calls per id; `auth_errors` lists rejected tokens.
+    """A /boot (and /layer) origin on 127.0.0.1 in a thread of the test process. `deployments`
+    maps ids to Deployment; `boots` counts /boot calls per id; `layer_calls` lists /layer calls;
+    `auth_errors` lists rejected tokens.
     POST .../events: `events` lists the events received (checked by check_events_post; what
     fails lands in `event_errors`), `event_posts` counts the POSTs; `events_answer` is the status
     to answer, or "stall" to keep the request open until stop()."""
@@ -118,6 +121,7 @@ class Origin:
         (`self.ca_file` is the certificate to trust)."""
         self.deployments = {}
         self.boots = {}
+        self.layer_calls = []  # (deployment id, layer id) of each /layer call
         self.auth_errors = []
         self.events = []
         self.event_errors = []
@@ -137,7 +141,7 @@ class Origin:
                 url = urllib.parse.urlsplit(self.path)
                 query = urllib.parse.parse_qs(url.query)
                 deployment_id = query.get("deployment_id", [""])[0]
-                if not url.path.endswith("/boot"):
+                if not url.path.endswith(("/boot", "/layer")):
                     return self.answer(404, b"not found")
                 auth = self.headers.get("authorization", "")
                 try:
@@ -149,6 +153,13 @@ class Origin:
                 except (ValueError, KeyError) as e:
                     origin.auth_errors.append(str(e))
                     return self.answer(401, b"unauthorized")
+                if url.path.endswith("/layer"):
+                    layer_id = query.get("layer_id", [""])[0]
+                    with origin.lock:
+                        origin.layer_calls.append((deployment_id, layer_id))
+                    d = origin.deployments.get(deployment_id)
+                    layer = d.layers.get(layer_id) if d else None
+                    return self.answer(404, b"no such layer") if layer is None else self.answer(200, layer)
                 with origin.lock:
                     origin.boots[deployment_id] = origin.boots.get(deployment_id, 0) + 1
                 d = origin.deployments.get(deployment_id)
@@ -159,7 +170,7 @@ class Origin:
                 headers = {}
                 if not d.omit_config:
                     headers["x-deno-config"] = d.raw_config if d.raw_config is not None else json.dumps(d.config)
-                self.answer(d.status, d.code.encode(), headers)
+                self.answer(d.status, d.code if isinstance(d.code, bytes) else d.code.encode(), headers)
 
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("content-length", "0")))

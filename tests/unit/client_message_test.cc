@@ -10,20 +10,23 @@ namespace {
 
 constexpr std::string_view kDir = "/tmp/subgate-Ab12Cd";
 
-TEST(ClientMessage, TheIsolateCodeFolderGivesWayToTheDeploymentsFileName) {
+TEST(ClientMessage, TheIsolateRootFolderGivesWayToTheModulesOwnPath) {
   EXPECT_EQ(clientMessage("The module's source code could not be parsed: Expected ';' at "
-                          "file:///tmp/subgate-Ab12Cd/iso-17/code/main.ts:3:7",
+                          "file:///tmp/subgate-Ab12Cd/iso-17/root/src/main.ts:3:7",
                           kDir),
-            "The module's source code could not be parsed: Expected ';' at main.ts:3:7");
-  EXPECT_EQ(clientMessage("cannot write /tmp/subgate-Ab12Cd/iso-3/code/main.js", kDir),
-            "cannot write main.js");
+            "The module's source code could not be parsed: Expected ';' at "
+            "file:///src/main.ts:3:7");
+  EXPECT_EQ(clientMessage("cannot write /tmp/subgate-Ab12Cd/iso-3/root/app/main.js", kDir),
+            "cannot write /app/main.js");
 }
 
 TEST(ClientMessage, OtherMentionsOfTheRuntimeFolderAreNeutral) {
   EXPECT_EQ(clientMessage("at file:///tmp/subgate-Ab12Cd/harness.js:300:5 and "
-                          "/tmp/subgate-Ab12Cd/iso-x/code/a /tmp/subgate-Ab12Cd",
+                          "/tmp/subgate-Ab12Cd/iso-x/root/a /tmp/subgate-Ab12Cd/iso-3/rootx "
+                          "/tmp/subgate-Ab12Cd",
                           kDir),
-            "at <runtime>/harness.js:300:5 and <runtime>/iso-x/code/a <runtime>");
+            "at <runtime>/harness.js:300:5 and <runtime>/iso-x/root/a <runtime>/iso-3/rootx "
+            "<runtime>");
   EXPECT_EQ(clientMessage("no folder named", kDir), "no folder named");
   EXPECT_EQ(clientMessage("kept as is: /tmp/x", ""), "kept as is: /tmp/x");
 }

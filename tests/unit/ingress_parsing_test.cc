@@ -50,14 +50,15 @@ TEST(DenoConfig, ParsesFields) {
       "permissions":{"net":["example.com","api.example:443"]},"unknown":[1,2]})",
                               code, error))
       << error;
-  EXPECT_EQ(code.entry_file, "app.js");
+  EXPECT_EQ(code.entry_path, "/src/app.js");
   EXPECT_EQ(code.envs_json, R"({"A":"1","B":""})");
   EXPECT_EQ(code.net, DeploymentCode::Net::kList);
   EXPECT_EQ(code.net_allow, (std::vector<std::string>{"example.com", "api.example:443"}));
 
   DeploymentCode minimal;
   ASSERT_TRUE(parseDenoConfig("{}", minimal, error));
-  EXPECT_EQ(minimal.entry_file, "main.ts");
+  EXPECT_EQ(minimal.entry_path, "/src/main.ts");
+  EXPECT_EQ(minimal.entrypoint, "file:///src/main.ts");
   EXPECT_EQ(minimal.net, DeploymentCode::Net::kAll);
   EXPECT_EQ(minimal.envs_json, "{}");
 
@@ -69,14 +70,39 @@ TEST(DenoConfig, ParsesFields) {
   EXPECT_EQ(empty_list.net, DeploymentCode::Net::kNone);
 }
 
-TEST(DenoConfig, EntryFileNeverEscapesTheCodeFolder) {
+TEST(DenoConfig, ParsesLayers) {
   DeploymentCode code;
   std::string error;
-  for (const char* entry :
-       {"file:///src/../../etc/passwd", "file:///src/x.exe", "file:///src/", "file:///a b.ts"}) {
-    ASSERT_TRUE(parseDenoConfig(std::string(R"({"entrypoint":")") + entry + "\"}", code, error));
-    EXPECT_EQ(code.entry_file, "main.ts") << entry;
+  ASSERT_TRUE(parseDenoConfig(R"({"layers":[{"kind":"eszip","id":"platform"},
+      {"kind":"bundle","id":"user@1","specifier":"file:///src/user.js"}],"inline_layer":"user@1"})",
+                              code, error))
+      << error;
+  ASSERT_EQ(code.layers.size(), 2u);
+  EXPECT_EQ(code.layers[0].kind, CodeLayer::Kind::kEszip);
+  EXPECT_EQ(code.layers[0].id, "platform");
+  EXPECT_EQ(code.layers[1].kind, CodeLayer::Kind::kBundle);
+  EXPECT_EQ(code.layers[1].specifier, "file:///src/user.js");
+  EXPECT_EQ(code.inline_layer, "user@1");
+  std::string many = R"({"layers":[)";
+  for (size_t i = 0; i <= kMaxLayers; ++i)
+    many += (i ? "," : "") + std::string(R"({"kind":"eszip","id":"l)") + std::to_string(i) + "\"}";
+  DeploymentCode too_many;
+  EXPECT_FALSE(parseDenoConfig(many + "]}", too_many, error));
+}
+
+TEST(DenoConfig, TheEntrypointMustBeALocalScriptInsideTheRoot) {
+  DeploymentCode code;
+  std::string error;
+  for (const char* entry : {"file:///src/../../etc/passwd", "file:///src/x.exe", "file:///src/",
+                            "https://example.com/main.ts", "file://host/main.ts", "main.ts",
+                            "file:///src/main.ts?x=1", "file:///a%2fb.ts"}) {
+    EXPECT_FALSE(parseDenoConfig(std::string(R"({"entrypoint":")") + entry + "\"}", code, error))
+        << entry;
+    EXPECT_NE(error.find("entrypoint"), std::string::npos) << error;
   }
+  ASSERT_TRUE(parseDenoConfig(R"({"entrypoint":"file:///app/my%20site/main.tsx"})", code, error))
+      << error;
+  EXPECT_EQ(code.entry_path, "/app/my site/main.tsx");
 }
 
 TEST(DenoConfig, RejectsWrongTypesWithTheFieldName) {
@@ -94,8 +120,15 @@ TEST(DenoConfig, RejectsWrongTypesWithTheFieldName) {
       {R"({"permissions":{"net":"yes"}})", "permissions.net"},
       {R"({"permissions":{"net":[1]}})", "permissions.net"},
       {R"({"permissions":{"net":["a b"]}})", "permissions.net"},
-      {R"({"layers":[]})", "ESZIP"},
-      {R"({"inline_layer":"x"})", "ESZIP"},
+      {R"({"layers":[]})", "layers"},
+      {R"({"layers":{}})", "layers"},
+      {R"({"layers":[{"kind":"zip","id":"a"}]})", "unknown kind"},
+      {R"({"layers":[{"kind":"eszip"}]})", "id"},
+      {R"({"layers":[{"kind":"eszip","id":"a b"}]})", "id"},
+      {R"({"layers":[{"kind":"eszip","id":"a"},{"kind":"eszip","id":"a"}]})", "twice"},
+      {R"({"layers":[{"kind":"eszip","id":"a","specifier":"file:///a.ts"}]})", "specifier"},
+      {R"({"layers":[{"kind":"eszip","id":"a"}],"inline_layer":"b"})", "not one of the layers"},
+      {R"({"inline_layer":"x"})", "inline_layer"},
       {R"({"a":1,"a":2})", "not valid JSON"},
   };
   for (const Case& c : cases) {
