@@ -39,13 +39,14 @@ TEST(StatusModule, AnswersThePoolAsJsonThatIsNeverCached) {
   EXPECT_FALSE(status->transport.header("x-deno-error"));
   EXPECT_TRUE(status->transport.ended);
   // Compact, keys sorted, one line.
-  EXPECT_EQ(withoutModuleCounters(status->transport.body),
-            R"({"boot_backoff_answers":0,"boot_failures":0,"boots":0,"deployments":[],"egress_denied":0,"events_dropped":0,"events_failed":0,)"
-            R"("events_origins":0,"events_posts":0,"events_queued":0,"events_rate_limited":0,)"
-            R"("events_retries":0,"events_sent":0,"evicted_idle":0,"evicted_lru":0,"isolates":0,)"
-            R"("processes":0,"ready":0,"spares":0,"sticky":0,"stopped_memory_limit":0,)"
-            R"("stopped_time_limit":0})"
-            "\n");
+  EXPECT_EQ(
+      withoutModuleCounters(status->transport.body),
+      R"({"boot_backoff_answers":0,"boot_failures":0,"boots":0,"deployments":[],"egress_denied":0,"events_dropped":0,"events_failed":0,)"
+      R"("events_origins":0,"events_posts":0,"events_queued":0,"events_rate_limited":0,)"
+      R"("events_retries":0,"events_sent":0,"evicted_idle":0,"evicted_lru":0,"isolates":0,)"
+      R"("processes":0,"ready":0,"spares":0,"sticky":0,"stopped_memory_limit":0,)"
+      R"("stopped_time_limit":0})"
+      "\n");
   EXPECT_EQ(status->transport.content_length, status->transport.body.size());
 
   json_error_t error;
