@@ -16,7 +16,9 @@ request (utime+stime of its process from /proc, children excluded), then ingress
 
 Cold path: the first request to a never-seen deployment (served by the local origin) timed end
 to end, with `spare 0` and `spare 2`, each with `sandbox off` and `sandbox on`, against a raw
-`deno run` of the same code from process start to first answer. Medians over COLD_SAMPLES deployments.
+`deno run` of the same code (warm Deno cache) from process start to first answer; then a
+50-module deployment (served as one ESZIP) against a raw `deno run` of the same 50 files.
+Medians over COLD_SAMPLES deployments.
 
 Environment: ROUNDS (3), DURATION (10), CONNECTIONS (50), PROXY_CPU (0), CLIENT_CPU (1),
 COLD_SAMPLES (10). BASELINE=PATH also runs the ingress setup with another subgate binary (say a
@@ -172,11 +174,26 @@ def deno_bin():
                           check=True).stdout.strip()
 
 
-def write_deployments(folder, names):
+def write_deployments(folder, names, modules=1, root_opts=""):
+    """One folder per name: the handler alone (modules=1), or a main.ts importing modules-1
+    others (TypeScript, the last one JSON), which origin_local serves as one ESZIP."""
     for name in names:
         os.makedirs(os.path.join(folder, name), exist_ok=True)
+        imports = ""
+        for i in range(modules - 1):
+            if i == modules - 2:
+                imports += f'import d{i} from "./lib/d{i}.json" with {{ type: "json" }};\n'
+                body = f'{{"n": {i}}}\n'
+                module = f"d{i}.json"
+            else:
+                imports += f'import {{ m{i} }} from "./lib/m{i}.ts";\n'
+                body = f"export const m{i}: number = {i};\n"
+                module = f"m{i}.ts"
+            os.makedirs(os.path.join(folder, name, "lib"), exist_ok=True)
+            with open(os.path.join(folder, name, "lib", module), "w") as f:
+                f.write(body)
         with open(os.path.join(folder, name, "main.ts"), "w") as f:
-            f.write(HANDLER.replace("{ROOT_OPTS}", ""))
+            f.write(imports + HANDLER.replace("{ROOT_OPTS}", root_opts))
 
 
 def ingress_config(port, origin_port, deployments, spare, extra="", sandbox=None):
@@ -281,49 +298,68 @@ def warm_path(tmp):
         proc.wait(15)
 
 
-def cold_path(tmp):
-    deno = deno_bin()
-    # Raw: process start to first answer.
-    raw = []
-    for _ in range(COLD_SAMPLES):
-        port = free_port()
-        js = os.path.join(tmp, f"raw-{port}.ts")
-        with open(js, "w") as f:
-            f.write(HANDLER.replace("{ROOT_OPTS}", f'{{ port: {port}, hostname: "127.0.0.1", onListen() {{}} }}, '))
+def raw_cold(tmp, deno, modules):
+    """A raw `deno run` of the same code, process start to first answer, with a warm Deno cache
+    (a first run fills it): the median of COLD_SAMPLES, in seconds."""
+    folder = os.path.join(tmp, f"raw-{modules}")
+    port = free_port()
+    write_deployments(folder, ["app"], modules,
+                      root_opts=f'{{ port: {port}, hostname: "127.0.0.1", onListen() {{}} }}, ')
+    main = os.path.join(folder, "app", "main.ts")
+    env = dict(os.environ, DENO_DIR=os.path.join(tmp, f"raw-cache-{modules}"))
+    times = []
+    for sample in range(COLD_SAMPLES + 1):
         begin = time.monotonic()
-        p = subprocess.Popen([deno, "run", "--allow-net", js], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        p = subprocess.Popen([deno, "run", "--allow-net", main], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, env=env)
         wait_ready(port)
-        raw.append(time.monotonic() - begin)
+        if sample > 0:  # the first run fills the cache
+            times.append(time.monotonic() - begin)
         p.kill()
         p.wait()
-    raw_ms = statistics.median(raw) * 1000
+    return statistics.median(times)
+
+
+def subgate_cold(tmp, sandbox, spare, modules=1):
+    """The first request to each of COLD_SAMPLES never-seen deployments: the median, in seconds."""
+    folder = os.path.join(tmp, f"cold-{sandbox}-{spare}-{modules}")
+    names = [f"cold{i}" for i in range(COLD_SAMPLES)]
+    write_deployments(folder, names, modules)
+    port, origin_port = free_port(), free_port()
+    conf = os.path.join(tmp, f"cold-{sandbox}-{spare}-{modules}.conf")
+    with open(conf, "w") as f:
+        f.write(ingress_config(port, origin_port, folder, spare, sandbox=sandbox))
+    p = start([subgate_bin(), "-c", conf, "-p", tmp])
+    rpc_root = f"http://127.0.0.1:{origin_port}/"
+    wait_ready_port(port)
+    times = []
+    for name in names:
+        wait_spares(port, spare)  # the spares taken by the last sample are replaced
+        headers = {"x-deno-subhost": token(name, rpc_root), "x-forwarded-host": "bench.example"}
+        begin = time.monotonic()
+        status, _ = http_get(port, headers, timeout=20)
+        times.append(time.monotonic() - begin)
+        if status != 200:
+            log(f"cold {name}: status {status}")
+    p.send_signal(signal.SIGTERM)
+    p.wait(15)
+    return statistics.median(times)
+
+
+def cold_path(tmp):
+    deno = deno_bin()
+    raw_ms = raw_cold(tmp, deno, 1) * 1000
     print(f"\ncold path (first request to a never-seen deployment, median of {COLD_SAMPLES})")
-    print(f"raw deno run, start to first answer: {raw_ms:.1f} ms")
+    print(f"raw deno run (warm Deno cache), start to first answer: {raw_ms:.1f} ms")
     for sandbox, spare in (("off", 0), ("on", 0), ("off", 2), ("on", 2)):
-        folder = os.path.join(tmp, f"cold-{sandbox}-{spare}")
-        names = [f"cold{i}" for i in range(COLD_SAMPLES)]
-        write_deployments(folder, names)
-        port, origin_port = free_port(), free_port()
-        conf = os.path.join(tmp, f"cold-{sandbox}-{spare}.conf")
-        with open(conf, "w") as f:
-            f.write(ingress_config(port, origin_port, folder, spare, sandbox=sandbox))
-        p = start([subgate_bin(), "-c", conf, "-p", tmp])
-        rpc_root = f"http://127.0.0.1:{origin_port}/"
-        wait_ready_port(port)
-        times = []
-        for name in names:
-            wait_spares(port, spare)  # the spares taken by the last sample are replaced
-            headers = {"x-deno-subhost": token(name, rpc_root), "x-forwarded-host": "bench.example"}
-            begin = time.monotonic()
-            status, _ = http_get(port, headers, timeout=20)
-            times.append(time.monotonic() - begin)
-            if status != 200:
-                log(f"cold {name}: status {status}")
-        ms = statistics.median(times) * 1000
+        ms = subgate_cold(tmp, sandbox, spare) * 1000
         print(f"subgate sandbox {sandbox:3} spare {spare}: {ms:.1f} ms = {ms / raw_ms:.2f}x raw"
-              + ("  (target < 0.3x)" if spare else ""))
-        p.send_signal(signal.SIGTERM)
-        p.wait(15)
+              + ("  (target <= 0.3x)" if spare else ""))
+    # A 50-module deployment: origin_local serves the folder as one ESZIP.
+    raw50_ms = raw_cold(tmp, deno, 50) * 1000
+    ms = subgate_cold(tmp, "on", 2, 50) * 1000
+    print(f"50 modules: raw deno run {raw50_ms:.1f} ms; subgate (ESZIP, sandbox on, spare 2) "
+          f"{ms:.1f} ms = {ms / raw50_ms:.2f}x raw")
 
 
 def wait_spares(port, count, timeout=20.0):

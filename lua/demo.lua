@@ -9,7 +9,7 @@ end
 
 function access(req)
     if req.path == "/" then
-        return subgate.respond(200, "subgate demo: try /hello/, /instance-id/, /chat/ or /counter/\n")
+        return subgate.respond(200, "subgate demo: try /hello/, /instance-id/, /multi-module/, /chat/ or /counter/\n")
     end
     if req.method ~= "GET" and req.method ~= "HEAD" and req.method ~= "POST" then
         return subgate.respond(405, "GET, HEAD or POST\n", { allow = "GET, HEAD, POST" })

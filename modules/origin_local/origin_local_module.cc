@@ -3,10 +3,16 @@
 #include <jansson.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <ctime>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <string>
+#include <vector>
 
+#include "core/bundle/eszip.h"
+#include "core/bundle/eszip_writer.h"
 #include "core/jwt/jwt.h"
 #include "core/pipeline/config_model.h"
 #include "core/pipeline/request.h"
@@ -88,6 +94,54 @@ bool buildDenoConfig(const std::string& folder, const std::string& entry, std::s
   return true;
 }
 
+// The module files of a deployment folder, relative to it ("lib/greet.ts"), config.json and
+// dotfiles aside; bounded (kMaxModules files, kMaxDepth folders down), links not followed.
+constexpr size_t kMaxModules = 1000;
+constexpr int kMaxDepth = 8;
+
+bool isModuleFile(const std::filesystem::path& path) {
+  static constexpr std::string_view kExtensions[] = {".ts",  ".js",  ".mjs", ".mts",  ".tsx",
+                                                     ".jsx", ".cjs", ".cts", ".json", ".wasm"};
+  const std::string extension = path.extension().string();
+  for (std::string_view known : kExtensions)
+    if (extension == known) return true;
+  return false;
+}
+
+std::vector<std::string> moduleFiles(const std::string& folder) {
+  std::vector<std::string> files;
+  std::error_code ec;
+  std::filesystem::recursive_directory_iterator it(folder, ec), end;
+  for (; !ec && it != end && files.size() < kMaxModules; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.starts_with(".") || it.depth() >= kMaxDepth) {
+      if (it->is_directory(ec)) it.disable_recursion_pending();
+      continue;
+    }
+    if (!it->is_regular_file(ec) || it->is_symlink(ec) || !isModuleFile(it->path())) continue;
+    std::string relative = std::filesystem::relative(it->path(), folder, ec).generic_string();
+    if (!ec && relative != "config.json") files.push_back(std::move(relative));
+  }
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+// The folder as an ESZIP of every module file under file:///src/ (TypeScript as it is: subgate
+// transpiles when it loads), or "" when a file cannot be read.
+std::string folderEszip(const std::string& folder, const std::vector<std::string>& files) {
+  bundle::Eszip eszip;
+  for (const std::string& relative : files) {
+    bundle::EszipModule module;
+    module.specifier = "file:///src/" + relative;
+    module.kind = relative.ends_with(".json")   ? bundle::EszipModuleKind::kJson
+                  : relative.ends_with(".wasm") ? bundle::EszipModuleKind::kWasm
+                                                : bundle::EszipModuleKind::kJavaScript;
+    if (!readFile(folder + "/" + relative, module.source)) return {};
+    eszip.modules.push_back(std::move(module));
+  }
+  return bundle::writeEszip(eszip);
+}
+
 }  // namespace
 
 std::span<const DirectiveSpec> OriginLocalModule::directives() const { return kDirectives; }
@@ -154,8 +208,16 @@ void OriginLocalModule::content(Request& req, const ModuleConf& module_conf) con
 
   LocalReply reply;
   reply.status = 200;
-  reply.body = std::move(code);
-  reply.content_type = "application/typescript; charset=utf-8";
+  // A folder of several modules is served as one ESZIP (subgate tells it by its magic).
+  const std::vector<std::string> files = moduleFiles(folder);
+  if (files.size() > 1) {
+    reply.body = folderEszip(folder, files);
+    if (reply.body.empty()) return answer(req, 500, "cannot read the modules of " + folder);
+    reply.content_type = "application/vnd.denoland.eszip";
+  } else {
+    reply.body = std::move(code);
+    reply.content_type = "application/typescript; charset=utf-8";
+  }
   reply.headers.emplace_back("x-deno-config", std::move(deno_config));
   req.respond(std::move(reply));
 }

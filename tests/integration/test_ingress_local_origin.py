@@ -68,6 +68,30 @@ class LocalOrigin(SubgateTestCase):
         self.assertIn(lines[3], again)
         self.assertIn("Counter: 1", again)
 
+    def test_a_folder_of_modules_is_served_as_one_eszip(self):
+        r = self.get("multi-module")
+        self.assertEqual(r.status, 200, r.body)
+        lines = r.body.decode().strip().split("\n")
+        self.assertEqual(lines[0], "Hello from demo.example: the multi-module example, three modules in one ESZIP "
+                                   "(this one is file:///src/lib/greet.ts)")
+        self.assertEqual(lines[1], "main module: file:///src/main.ts")
+        # What the origin answered: an ESZIP of the folder's modules, config.json aside.
+        claims_token = sign({"deployment_id": "multi-module", "iat": int(time.time()),
+                             "exp": int(time.time()) + 60}, SECRET, kid="local")
+        boot = request(self.origin_port, path="/boot?deployment_id=multi-module",
+                       headers={"authorization": "Bearer " + claims_token})
+        self.assertEqual(boot.status, 200)
+        self.assertEqual(boot.header("content-type"), "application/vnd.denoland.eszip")
+        self.assertTrue(boot.body.startswith(b"ESZIP"))
+        for name in (b"file:///src/main.ts", b"file:///src/lib/greet.ts", b"file:///src/site.json"):
+            self.assertIn(name, boot.body)
+        self.assertNotIn(b"file:///src/config.json", boot.body)
+        # A one-file folder is still one module.
+        boot = request(self.origin_port, path="/boot?deployment_id=hello",
+                       headers={"authorization": "Bearer " + sign({"deployment_id": "hello", "iat": int(time.time()),
+                                                                   "exp": int(time.time()) + 60}, SECRET, kid="local")})
+        self.assertTrue(boot.body.startswith(b"// The smallest deployment"))
+
     def test_unknown_deployment(self):
         r = self.get("no-such-deployment")
         self.assertEqual((r.status, r.error()["code"]), (404, "DEPLOYMENT_NOT_FOUND"))
