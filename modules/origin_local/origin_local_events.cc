@@ -26,17 +26,6 @@ void answer(Request& req, int status, std::string body, std::string content_type
   req.respond(std::move(reply));
 }
 
-std::string_view queryParam(std::string_view query, std::string_view name) {
-  while (!query.empty()) {
-    size_t amp = query.find('&');
-    std::string_view pair = query.substr(0, amp);
-    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
-    if (pair.size() > name.size() && pair.starts_with(name) && pair[name.size()] == '=')
-      return pair.substr(name.size() + 1);
-  }
-  return {};
-}
-
 // The bearer token of an events POST: a configured subhoster's, without deployment_id.
 bool verifyEventsToken(Request& req, const SubhosterTable& subhosters, std::string& error) {
   std::string_view authorization = req.header("authorization");
@@ -200,6 +189,17 @@ void serveOriginEvents(Request& req, const std::shared_ptr<const SubhosterTable>
   EventsUpload* raw = upload.get();
   req.setTask(std::move(upload));
   req.readBody(raw);
+}
+
+std::string_view queryParam(std::string_view query, std::string_view name) {
+  while (!query.empty()) {
+    size_t amp = query.find('&');
+    std::string_view pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    if (pair.size() > name.size() && pair.starts_with(name) && pair[name.size()] == '=')
+      return pair.substr(name.size() + 1);
+  }
+  return {};
 }
 
 }  // namespace subgate

@@ -50,4 +50,8 @@ class OriginEventStore {
 void serveOriginEvents(Request& req, const std::shared_ptr<const SubhosterTable>& subhosters,
                        const std::shared_ptr<OriginEventStore>& store);
 
+// The raw value of query parameter `name` ("a=1&b=2"), or "" (not percent-decoded: the
+// origin's ids are plain).
+std::string_view queryParam(std::string_view query, std::string_view name);
+
 }  // namespace subgate

@@ -49,17 +49,6 @@ bool isDeploymentId(std::string_view id) {
   return true;
 }
 
-std::string_view queryParam(std::string_view query, std::string_view name) {
-  while (!query.empty()) {
-    size_t amp = query.find('&');
-    std::string_view pair = query.substr(0, amp);
-    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
-    if (pair.size() > name.size() && pair.starts_with(name) && pair[name.size()] == '=')
-      return pair.substr(name.size() + 1);
-  }
-  return {};
-}
-
 void answer(Request& req, int status, std::string body) {
   LocalReply reply;
   reply.status = status;
