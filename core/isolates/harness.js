@@ -53,9 +53,25 @@ await new Promise((listening) => {
   }, (request, info) => {
     Object.defineProperty(request, "url", { value: clientUrl(request), configurable: true });
     const hops = subgateHops(request.headers.get("cdn-loop"));
-    return requestHops.run(hops, () => userHandler(request, info));
+    // No user code yet: the spare's own warm-up request (below); it takes the same path.
+    return requestHops.run(hops, () => userHandler ? userHandler(request, info) : new Response(null, { status: 503 }));
   });
 });
+
+// Deno's HTTP server and this handler cost a millisecond or two on their first request (lazy
+// code, first compilation): a spare sends itself one while it waits, before any user code is
+// loaded, so that a client's first request does not pay it. Its own socket is the one unix
+// socket the sandbox lets it connect to (isolate_limits.cc). A failure only loses the head start.
+async function warmServer() {
+  const conn = await Deno.connect({ transport: "unix", path: Deno.args[0] });
+  try {
+    await conn.write(new TextEncoder().encode("GET / HTTP/1.1\r\nhost: warm\r\nconnection: close\r\n\r\n"));
+    const buffer = new Uint8Array(1024);
+    while ((await conn.read(buffer)) !== null);
+  } finally {
+    conn.close();
+  }
+}
 
 // Lines from stdin. The harness keeps the reader locked for the process's life, so user code
 // cannot read subgate's messages.
@@ -78,23 +94,24 @@ async function nextLine() {
 
 // While a spare waits for work: Deno's first TypeScript module costs milliseconds (its caches
 // open), the next ones not; load a one-line one (warm.ts, beside the harness) now rather than
-// on a client's first request. Its failure only loses the head start.
-const warming = import(new URL("./warm.ts", import.meta.url).href).catch(() => {});
-const assignmentLine = await nextLine();
-await warming;
-if (!assignmentLine) Deno.exit(0); // subgate went away before giving us work
-const assignment = JSON.parse(assignmentLine);
+// on a client's first request, and warm the server up. Their failure only loses the head start.
+// User code is loaded only once both are done, so the warm-up request never reaches it.
+const warming = Promise.all([
+  import(new URL("./warm.ts", import.meta.url).href).catch(() => {}),
+  warmServer().catch(() => {}),
+]);
+
+// The assignment: subgate's first line on stdin, read further below, once everything that does
+// not depend on it is in place (console, egress guards, the cluster API): a spare does that
+// work while it waits instead of on a client's first request (some of it loads Deno's lazy
+// built-ins). Until then nothing reports: the harness's own errors go to stderr.
+let assignment = null;
 const stdoutEncoder = new TextEncoder();
 function report(line) {
-  const bytes = stdoutEncoder.encode(`${assignment.nonce} ${line}\n`);
-  for (let offset = 0; offset < bytes.length;) offset += Deno.stdout.writeSync(bytes.subarray(offset));
+  const bytes = stdoutEncoder.encode(assignment ? `${assignment.nonce} ${line}\n` : `${line}\n`);
+  const out = assignment ? Deno.stdout : Deno.stderr;
+  for (let offset = 0; offset < bytes.length;) offset += out.writeSync(bytes.subarray(offset));
 }
-
-for (const [name, value] of Object.entries(assignment.envs ?? {})) Deno.env.set(name, String(value));
-// As on Deno Deploy: the deployment's id and the region serving it (the config's envs cannot
-// override them).
-Deno.env.set("DENO_DEPLOYMENT_ID", String(assignment.deployment_id ?? ""));
-Deno.env.set("DENO_REGION", String(assignment.region ?? ""));
 
 // ---- user code's console and uncaught errors, as reports (docs/origin.md "Events")
 // Every console call is one report, however many lines its message has; the supervisor logs it
@@ -209,7 +226,7 @@ globalThis.WebSocket = new Proxy(globalThis.WebSocket, {
 // and the hop count of the request being served in subgate's CDN-Loop entry, so that it refuses
 // a loop through other deployments past isolate_loop_limit (both: 508 LOOP_DETECTED). Other
 // hosts get neither: the headers user code set go out as they are.
-const ownHosts = new Set(assignment.own_hosts ?? []);
+const ownHosts = new Set(); // filled from the assignment
 
 function isSubgate(url) {
   if (url.protocol !== "http:" && url.protocol !== "https:") return false;
@@ -296,7 +313,7 @@ let serving = false;
 let nextCallId = 1;
 let gossipHandler = null;
 // subgate always answers within cluster_timeout; this only guards against a lost answer.
-const callGuardMs = (assignment.cluster_timeout_ms ?? 5000) + 2000;
+let callGuardMs = 7000; // cluster_timeout_ms + 2000, from the assignment
 
 function clusterReport(message) {
   const line = `cluster ${JSON.stringify(message)}`;
@@ -491,6 +508,18 @@ Object.defineProperty(globalThis, "subgate", {
   }),
   enumerable: false,
 });
+
+const assignmentLine = await nextLine();
+await warming;
+if (!assignmentLine) Deno.exit(0); // subgate went away before giving us work
+assignment = JSON.parse(assignmentLine);
+for (const host of assignment.own_hosts ?? []) ownHosts.add(host);
+callGuardMs = (assignment.cluster_timeout_ms ?? 5000) + 2000;
+for (const [name, value] of Object.entries(assignment.envs ?? {})) Deno.env.set(name, String(value));
+// As on Deno Deploy: the deployment's id and the region serving it (the config's envs cannot
+// override them).
+Deno.env.set("DENO_DEPLOYMENT_ID", String(assignment.deployment_id ?? ""));
+Deno.env.set("DENO_REGION", String(assignment.region ?? ""));
 
 Deno.permissions.revokeSync({ name: "write" });
 if (assignment.net === false) Deno.permissions.revokeSync({ name: "net" });

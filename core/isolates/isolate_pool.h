@@ -107,6 +107,9 @@ struct Isolate {
   std::atomic<bool> accepting{false};
   AtomicTime last_used;
   bool generic_net = true;  // started with --allow-net (usable as a spare for net true/false)
+  // Took a spare: its replacement starts a moment after this one serves (refillSparesLater), not
+  // while its code loads and its first request runs.
+  bool took_spare = false;
 
   // Supervisor thread (fields read elsewhere only under the registry mutex).
   ChildProcess process;
@@ -329,6 +332,10 @@ struct IsolateRegistry::Impl {
   bool writeCode(const Isolate& isolate, const DeploymentCode& code, std::string& error);
   bool assign(Isolate& isolate, const DeploymentCode& code, std::string& error);
   void postEnsureSpares();
+  // Replaces a spare taken by a boot a moment after that isolate serves (kSpareRefillDelay):
+  // starting a runtime forks subgate, which stalls its threads, and takes the CPU a client's
+  // first request needs.
+  void refillSparesLater();
   void ensureSpares();
   // Trims spares beyond the configured count (after a reload lowered it).
   void trimSpares();

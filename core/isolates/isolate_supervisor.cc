@@ -157,7 +157,6 @@ void IsolateRegistry::Impl::launch(const std::shared_ptr<Isolate>& isolate) {
   }
   const timeval boot = toTimeval(launchSettings().settings.boot_timeout);
   evtimer_add(isolate->timer, &boot);
-  if (spare) postEnsureSpares();
 }
 
 void IsolateRegistry::Impl::adopt(const std::shared_ptr<Isolate>& isolate,
@@ -170,6 +169,7 @@ void IsolateRegistry::Impl::adopt(const std::shared_ptr<Isolate>& isolate,
     isolate->server = spare->server;
     isolate->sandbox = std::move(spare->sandbox);
     isolate->generic_net = spare->generic_net;
+    isolate->took_spare = true;
     isolate->err_tail = std::move(spare->err_tail);
     isolate->cgroup = std::move(spare->cgroup);  // the process's cgroup goes with it
     processes.erase(spare->id);
@@ -263,6 +263,16 @@ bool IsolateRegistry::Impl::assign(Isolate& isolate, const DeploymentCode& code,
 
 void IsolateRegistry::Impl::postEnsureSpares() {
   supervisor.post([this] { ensureSpares(); });
+}
+
+void IsolateRegistry::Impl::refillSparesLater() {
+  // On the supervisor thread (readyLocked). A one-shot timer: several refills may be pending,
+  // ensureSpares() starts only what is missing.
+  constexpr timeval kSpareRefillDelay = {0, 100 * 1000};
+  event_base_once(
+      supervisor.base(), -1, EV_TIMEOUT,
+      [](evutil_socket_t, short, void* arg) { static_cast<Impl*>(arg)->ensureSpares(); }, this,
+      &kSpareRefillDelay);
 }
 
 void IsolateRegistry::Impl::ensureSpares() {
@@ -416,6 +426,7 @@ void IsolateRegistry::Impl::readyLocked(Isolate& isolate) {
     }
   }
   if (d) serveQueueLocked(*d);
+  if (isolate.took_spare) refillSparesLater();  // (a failed boot replaces it in exited())
 }
 
 void IsolateRegistry::Impl::onTimer(evutil_socket_t, short, void* arg) {

@@ -214,6 +214,31 @@ class Listening(IngressCase):
         result = Egress.probe(self, "probe", [("listen", "127.0.0.1:0")])
         self.assertEqual(result["listen 127.0.0.1:0"], "PermissionDenied", result)
 
+    def test_user_code_reaches_no_unix_socket_not_even_its_own_server(self):
+        # The harness warms its server up through its own socket before user code loads (the
+        # kernel's check lets that one path through); then write access is gone, and with it
+        # every unix socket: its own server's and another isolate's.
+        code = """Deno.serve(async (req) => {
+            const path = new URL(req.url).searchParams.get("path");
+            try {
+              const conn = await Deno.connect({ transport: "unix", path });
+              conn.close();
+              return new Response("connected");
+            } catch (e) { return new Response(e.name); }
+        });"""
+        self.origin.deployments["one"] = Deployment(code=code)
+        self.origin.deployments["two"] = Deployment(code=code)
+        self.serve()
+        self.assertEqual(self.get("one", path="/?path=/nowhere").status, 200)
+        self.assertEqual(self.get("two", path="/?path=/nowhere").status, 200)
+        sockets = {}
+        for pid in isolate_processes(self.sg.proc.pid):
+            folder = os.readlink(f"/proc/{pid}/cwd")
+            sockets[folder] = os.path.join(folder, "sock", "s.sock")
+        self.assertEqual(len(sockets), 2, sockets)
+        outcomes = {self.get("one", path="/?path=" + path).body.decode() for path in sockets.values()}
+        self.assertEqual(outcomes, {"NotCapable"})
+
 
 def isolate_processes(subgate_pid):
     """The pids of `deno` processes descending from subgate (through bubblewrap)."""
