@@ -32,8 +32,8 @@ namespace {
 bool isUnixPath(const sockaddr_storage& address, socklen_t length, const std::string& path) {
   if (address.ss_family != AF_UNIX || length <= offsetof(sockaddr_un, sun_path)) return false;
   const auto& unix_address = reinterpret_cast<const sockaddr_un&>(address);
-  const size_t max = std::min<size_t>(length - offsetof(sockaddr_un, sun_path),
-                                      sizeof unix_address.sun_path);
+  const size_t max =
+      std::min<size_t>(length - offsetof(sockaddr_un, sun_path), sizeof unix_address.sun_path);
   const std::string_view given(unix_address.sun_path, strnlen(unix_address.sun_path, max));
   return !path.empty() && given == path;
 }
