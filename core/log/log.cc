@@ -10,12 +10,17 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <mutex>
 
 namespace subgate {
 namespace {
 
 std::atomic<int> g_fd{STDERR_FILENO};
 std::atomic<int> g_level{static_cast<int>(LogLevel::kInfo)};
+
+// The path behind g_fd ("stderr" or empty: nothing to reopen); written on the main thread.
+std::mutex g_path_mutex;
+std::string g_path;
 
 constexpr const char* kLevelNames[] = {"debug", "info", "notice", "warn", "error"};
 
@@ -40,11 +45,33 @@ bool setErrorLog(const std::string& target, LogLevel level, std::string& err) {
       return false;
     }
   }
+  {
+    std::lock_guard<std::mutex> lock(g_path_mutex);
+    g_path = target;
+  }
   int old = g_fd.exchange(fd);
   // The old descriptor is left open if it was a file: another thread may be writing to it
   // right now, and a reload happens rarely enough that one descriptor per reload is cheap.
   (void)old;
   g_level.store(static_cast<int>(level));
+  return true;
+}
+
+bool reopenErrorLog(std::string& err) {
+  std::lock_guard<std::mutex> lock(g_path_mutex);
+  if (g_path.empty() || g_path == "stderr") return true;
+  const int fd = ::open(g_path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  // dup2 swaps the file behind the descriptor number atomically: threads writing now finish
+  // their line in the old file or the new one.
+  if (fd < 0 || ::dup2(fd, g_fd.load()) < 0) {
+    err = "cannot reopen error log \"";
+    err += g_path;
+    err += "\": ";
+    err += std::strerror(errno);
+    if (fd >= 0) ::close(fd);
+    return false;
+  }
+  ::close(fd);
   return true;
 }
 

@@ -20,6 +20,10 @@ bool parseLogLevel(std::string_view text, LogLevel& level);
 // the previous sink is kept then.
 bool setErrorLog(const std::string& target, LogLevel level, std::string& err);
 
+// Opens the error log's file again at its path onto the same descriptor (SIGUSR1, main thread;
+// log_file.h); nothing to do for stderr. False with `err` set when it cannot be opened.
+bool reopenErrorLog(std::string& err);
+
 bool logEnabled(LogLevel level);
 
 // printf-style; a newline is added.

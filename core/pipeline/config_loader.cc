@@ -35,6 +35,8 @@ constexpr DirectiveSpec kCoreDirectives[] = {
     {"keepalive_timeout", kAnyHttp},
     {"keepalive_requests", kAnyHttp},
     {"send_timeout", kAnyHttp},
+    {"request_id", kAnyHttp},
+    {"trace_child_span", kAnyHttp},
 };
 
 using SpecTable = std::multimap<std::string_view, const DirectiveSpec*>;
@@ -108,6 +110,12 @@ bool compileCore(const Scope& scope, CompileContext& ctx, CoreConf& core) {
   if (const auto* n = scope.find("keepalive_requests")) {
     if (!ctx.countArg(*n, 1, UINT32_MAX, value)) return false;
     core.keepalive_requests = static_cast<uint32_t>(value);
+  }
+  if (const auto* n = scope.find("request_id")) {
+    if (!ctx.flagArg(*n, core.request_id)) return false;
+  }
+  if (const auto* n = scope.find("trace_child_span")) {
+    if (!ctx.flagArg(*n, core.trace_child_span)) return false;
   }
   struct {
     const char* name;

@@ -32,6 +32,8 @@ struct CoreConf {
   milliseconds keepalive_timeout{75000};
   milliseconds send_timeout{60000};
   uint32_t keepalive_requests = 10000;
+  bool request_id = true;         // request_id: x-request-id kept or made, sent on, logged
+  bool trace_child_span = false;  // trace_child_span: a new parent id in a forwarded traceparent
 };
 
 struct HookEntry {

@@ -1,6 +1,7 @@
 #include "core/pipeline/request.h"
 
 #include "core/log/log.h"
+#include "core/pipeline/request_trace.h"
 
 namespace subgate {
 
@@ -35,6 +36,11 @@ void Request::reset() {
   body_bytes_sent_ = 0;
   error_.reset();
   upstream_addr_.clear();
+  traced_ = false;
+  replace_id_ = false;
+  id_header_.second.clear();
+  trace_id_.clear();
+  child_traceparent_.clear();
   route_.clear();
   for (auto& slot : slots_)
     if (slot) slot->clear();
@@ -42,6 +48,7 @@ void Request::reset() {
 
 void Request::run() {
   location_ = &server_->match(head_->path);
+  startTrace();
   uint64_t max_body = location_->core.max_body_bytes;
   if (max_body && head_->framing == http1::BodyFraming::kContentLength &&
       head_->content_length > max_body) {
@@ -49,6 +56,34 @@ void Request::run() {
     return;
   }
   runFrom(0);
+}
+
+void Request::startTrace() {
+  if (traced_ || !head_ || !location_) return;
+  traced_ = true;
+  const CoreConf& core = location_->core;
+  if (core.request_id) {
+    const http1::HeaderField* first = nullptr;
+    size_t count = 0;
+    for (const http1::HeaderField& field : head_->headers) {
+      if (field.name.size() == 12 && http1::iequals(field.name, "x-request-id")) {
+        if (!first) first = &field;
+        ++count;
+      }
+    }
+    if (first && isValidRequestId(first->value)) {
+      id_header_.second.assign(first->value);
+      replace_id_ = count > 1;  // the upstream gets the one that counts
+    } else {
+      newRequestId(id_header_.second);
+      replace_id_ = true;
+    }
+  }
+  TraceParent parent;
+  if (parseTraceParent(head_->find("traceparent"), parent)) {
+    trace_id_.assign(parent.trace_id);
+    if (core.trace_child_span) subgate::childTraceParent(parent, child_traceparent_);
+  }
 }
 
 void Request::resume() {
@@ -98,9 +133,15 @@ void Request::respond(LocalReply reply) {
   for (const HookEntry& entry : location_->reply)
     entry.module->filterReply(*this, *entry.conf, reply);
   if (reply.error) error_ = reply.error;
+  startTrace();
   std::vector<std::pair<std::string, std::string>> extra;
-  extra.reserve(reply.headers.size() + 1);
+  extra.reserve(reply.headers.size() + 2);
   if (!reply.body.empty()) extra.emplace_back("content-type", reply.content_type);
+  if (!requestId().empty()) {
+    std::erase_if(reply.headers,
+                  [](const auto& header) { return http1::iequals(header.first, "x-request-id"); });
+    extra.push_back(id_header_);
+  }
   for (auto& header : reply.headers) extra.push_back(std::move(header));
   std::optional<ResponseHeadEdit> edit;
   if (filterHead(reply.status, edit)) {
@@ -128,9 +169,10 @@ void Request::fail(ErrorKind kind, std::string_view message) {
   const ErrorInfo& info = errorInfo(kind);
   error_ = kind;
   if (response_started_) {
-    LOG_INFO("request %.*s %.*s failed after the response started: %.*s",
+    LOG_INFO("request %.*s %.*s failed after the response started: %.*s, request_id: %.*s",
              static_cast<int>(method().size()), method().data(), static_cast<int>(target().size()),
-             target().data(), static_cast<int>(info.code.size()), info.code.data());
+             target().data(), static_cast<int>(info.code.size()), info.code.data(),
+             static_cast<int>(requestId().size()), requestId().data());
     finished_ = true;
     transport_->transportAbort();
     return;
@@ -145,24 +187,39 @@ void Request::fail(ErrorKind kind, std::string_view message) {
 void Request::sendHead(const ResponseHead& head) {
   if (finished_ || response_started_) return;
   response_started_ = true;
+  startTrace();
   status_ = transport_->transportStatus(head.status);
   std::optional<ResponseHeadEdit> edit;
-  // Most locations have no response-head filter: one test, and the head goes out untouched.
-  if (location_->head_filter.empty() || !filterHead(head.status, edit)) {
-    transport_->transportSendHead(head, {});
+  // Most locations have no response-head filter: one test, and the head goes out with at most
+  // the request id added.
+  const bool filtered = !location_->head_filter.empty() && filterHead(head.status, edit);
+  const bool with_id = !requestId().empty();
+  bool producer_id = false;  // the producer set an x-request-id: ours replaces it
+  if (with_id) {
+    for (const http1::HeaderField& field : head.headers)
+      if (field.name.size() == 12 && http1::iequals(field.name, "x-request-id")) producer_id = true;
+  }
+  const std::span<const ResponseHeadEdit::Header> id_extra(&id_header_, with_id ? 1 : 0);
+  if (!filtered && !producer_id) {
+    transport_->transportSendHead(head, id_extra);
     return;
   }
-  if (!edit->removesAny()) {
-    transport_->transportSendHead(head, edit->added());
+  std::vector<ResponseHeadEdit::Header> extra(id_extra.begin(), id_extra.end());
+  if (filtered) extra.insert(extra.end(), edit->added().begin(), edit->added().end());
+  if ((!filtered || !edit->removesAny()) && !producer_id) {
+    transport_->transportSendHead(head, extra);
     return;
   }
   std::vector<http1::HeaderField> kept;
   kept.reserve(head.headers.size());
-  for (const http1::HeaderField& field : head.headers)
-    if (!edit->removes(field.name)) kept.push_back(field);
+  for (const http1::HeaderField& field : head.headers) {
+    if (filtered && edit->removes(field.name)) continue;
+    if (producer_id && http1::iequals(field.name, "x-request-id")) continue;
+    kept.push_back(field);
+  }
   ResponseHead edited = head;
   edited.headers = kept;
-  transport_->transportSendHead(edited, edit->added());
+  transport_->transportSendHead(edited, extra);
 }
 
 bool Request::filterHead(int status, std::optional<ResponseHeadEdit>& edit) const {

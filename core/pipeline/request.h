@@ -155,6 +155,20 @@ class Request {
   void setExtendedConnect(bool extended) { extended_connect_ = extended; }
   bool hasBody() const { return head_->framing != http1::BodyFraming::kNone; }
 
+  // ---- request id and trace context (request_trace.h), settled when the pipeline starts (or
+  // when an answer comes first), from the location's request_id and trace_child_span
+  // The request's id: the client's first x-request-id when well-formed, else a new one; empty
+  // with `request_id off`. Sent back on every response, logged.
+  std::string_view requestId() const { return id_header_.second; }
+  // True when the upstream gets requestId() instead of the client's x-request-id fields (the
+  // client sent none, a malformed one, or several).
+  bool replacesRequestId() const { return replace_id_; }
+  // The trace id of the client's well-formed traceparent; empty otherwise.
+  std::string_view traceId() const { return trace_id_; }
+  // With trace_child_span on and a well-formed traceparent: the traceparent the upstream gets
+  // instead of the client's (a new parent id). Empty: the client's goes on unchanged.
+  std::string_view childTraceParent() const { return child_traceparent_; }
+
   // ---- where it is served
   const RuntimeConfig& config() const { return *config_; }
   const ServerConf& server() const { return *server_; }
@@ -221,6 +235,8 @@ class Request {
 
  private:
   void runFrom(size_t access_index);
+  // Settles the request id and trace context once per request.
+  void startTrace();
   // Runs the response-head filters of the location over a final head; false when there are
   // none (the head goes out as produced).
   bool filterHead(int status, std::optional<ResponseHeadEdit>& edit) const;
@@ -246,6 +262,11 @@ class Request {
   std::optional<ErrorKind> error_;
   SteadyTime start_{};
   std::string upstream_addr_;
+  bool traced_ = false;
+  bool replace_id_ = false;
+  std::pair<std::string, std::string> id_header_{"x-request-id", std::string()};
+  std::string trace_id_;
+  std::string child_traceparent_;
   RouteDecision route_;
   std::vector<std::unique_ptr<ModuleRequestState>> slots_;  // by Module::index()
   std::unique_ptr<ModuleRequestState>& slotOf(const Module& module);

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/log/log.h"
+#include "core/log/log_file.h"
 #include "core/pipeline/config_loader.h"
 #include "core/server/worker.h"
 
@@ -124,7 +125,7 @@ int runServer(const ServerOptions& options) {
   // Signals are taken by this thread with sigwait; workers never see them.
   sigset_t signals;
   sigemptyset(&signals);
-  for (int sig : {SIGHUP, SIGTERM, SIGINT, SIGQUIT}) sigaddset(&signals, sig);
+  for (int sig : {SIGHUP, SIGTERM, SIGINT, SIGQUIT, SIGUSR1}) sigaddset(&signals, sig);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
@@ -154,6 +155,12 @@ int runServer(const ServerOptions& options) {
   for (;;) {
     int sig = 0;
     if (sigwait(&signals, &sig) != 0) continue;
+    if (sig == SIGUSR1) {
+      // Log rotation: the files were renamed; new lines go to fresh files at the old paths.
+      const int failed = reopenLogFiles();
+      LOG_NOTICE("log files reopened%s", failed ? " (some failed, see above)" : "");
+      continue;
+    }
     if (sig == SIGHUP) {
       LOG_NOTICE("reloading configuration");
       auto next = load(options, err, config.get());

@@ -43,8 +43,9 @@ void ProxySession::tryPeer(bool same_pool) {
     req_.setUpstreamAddress(pool_->address().text);
     conn_ = pool_->acquire();
     if (!conn_) {
-      LOG_WARN("connect to upstream %s failed: %s", pool_->address().text.c_str(),
-               std::strerror(errno));
+      LOG_WARN("connect to upstream %s failed: %s, request_id: %.*s", pool_->address().text.c_str(),
+               std::strerror(errno), static_cast<int>(req_.requestId().size()),
+               req_.requestId().data());
       last_error_ = ErrorKind::kUpstreamError;
       continue;
     }
@@ -125,9 +126,11 @@ void ProxySession::finishExchange(std::string_view trailers) {
 void ProxySession::upstreamFailed(ErrorKind kind, const char* what, int error) {
   std::string address = pool_ ? pool_->address().text : std::string("-");
   if (error) {
-    LOG_WARN("upstream %s: %s: %s", address.c_str(), what, std::strerror(error));
+    LOG_WARN("upstream %s: %s: %s, request_id: %.*s", address.c_str(), what, std::strerror(error),
+             static_cast<int>(req_.requestId().size()), req_.requestId().data());
   } else {
-    LOG_WARN("upstream %s: %s", address.c_str(), what);
+    LOG_WARN("upstream %s: %s, request_id: %.*s", address.c_str(), what,
+             static_cast<int>(req_.requestId().size()), req_.requestId().data());
   }
   dropConnection();
   state_ = State::kDone;
@@ -158,9 +161,10 @@ void ProxySession::handleTimeout() {
   auto now = steadyNow();
   if ((state_ == State::kConnecting || state_ == State::kWaitingHead) && req_.responseDeadline() &&
       now >= *req_.responseDeadline()) {
-    LOG_INFO("request %.*s: no response head from %s before the deadline",
+    LOG_INFO("request %.*s: no response head from %s before the deadline, request_id: %.*s",
              static_cast<int>(req_.target().size()), req_.target().data(),
-             pool_ ? pool_->address().text.c_str() : "-");
+             pool_ ? pool_->address().text.c_str() : "-", static_cast<int>(req_.requestId().size()),
+             req_.requestId().data());
     dropConnection();
     state_ = State::kDone;
     req_.fail(ErrorKind::kRequestTimedOut);
@@ -168,7 +172,8 @@ void ProxySession::handleTimeout() {
   }
   if (now >= io_deadline_) {
     if (state_ == State::kConnecting) {
-      LOG_WARN("connect to upstream %s timed out", pool_->address().text.c_str());
+      LOG_WARN("connect to upstream %s timed out, request_id: %.*s", pool_->address().text.c_str(),
+               static_cast<int>(req_.requestId().size()), req_.requestId().data());
       dropConnection();
       last_error_ = ErrorKind::kUpstreamTimedOut;
       tryPeer(false);

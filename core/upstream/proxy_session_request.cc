@@ -51,9 +51,14 @@ void buildUpstreamRequestHead(const Request& req, IoBuffer& out) {
   std::string forwarded_for;
   std::string via;
   const bool replace_host = !decision.forwarded_host.empty();
+  // The request id and a child span's traceparent replace what the client sent (request.h).
+  const bool replace_id = req.replacesRequestId() && !req.requestId().empty();
+  const std::string_view traceparent = req.childTraceParent();
   for (const http1::HeaderField& field : head.headers) {
     std::string_view name = field.name;
     if (http1::isHopByHopHeader(name)) continue;
+    if (replace_id && name.size() == 12 && http1::iequals(name, "x-request-id")) continue;
+    if (!traceparent.empty() && name.size() == 11 && http1::iequals(name, "traceparent")) continue;
     if (replace_host && name.size() == 4 && http1::iequals(name, "host")) continue;
     if (isDropped(decision, name)) continue;
     if (name.size() == 6 && http1::iequals(name, "expect")) continue;  // answered by subgate
@@ -82,6 +87,16 @@ void buildUpstreamRequestHead(const Request& req, IoBuffer& out) {
     out.append(name);
     out.append(": ");
     out.append(value);
+    out.append("\r\n");
+  }
+  if (replace_id) {
+    out.append("x-request-id: ");
+    out.append(req.requestId());
+    out.append("\r\n");
+  }
+  if (!traceparent.empty()) {
+    out.append("traceparent: ");
+    out.append(traceparent);
     out.append("\r\n");
   }
   if (head.upgrade) {

@@ -1,28 +1,19 @@
 #include "modules/access_log/access_log_module.h"
 
-#include <fcntl.h>
 #include <sys/time.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <cstring>
 #include <ctime>
 #include <map>
 #include <mutex>
 
+#include "core/log/log_file.h"
 #include "core/pipeline/config_model.h"
 #include "core/pipeline/request.h"
 
 namespace subgate {
 namespace {
-
-struct LogFile {
-  int fd = -1;
-  bool owned = false;
-  ~LogFile() {
-    if (owned && fd >= 0) ::close(fd);
-  }
-};
 
 struct AccessLogConf final : ModuleConf {
   std::shared_ptr<LogFile> file;
@@ -73,16 +64,15 @@ std::shared_ptr<const ModuleConf> AccessLogModule::compileLocation(const Scope& 
   auto& slot = open_files[{&ctx.config, path}];
   conf->file = slot.lock();
   if (!conf->file) {
-    conf->file = std::make_shared<LogFile>();
-    if (path == "stderr") {
-      conf->file->fd = STDERR_FILENO;
-    } else {
-      conf->file->fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-      if (conf->file->fd < 0) {
-        ctx.fail(*node, "cannot open access log \"" + path + "\": " + std::strerror(errno));
-        return nullptr;
-      }
-      conf->file->owned = true;
+    std::string err;
+    conf->file = LogFile::open(path, err);
+    if (!conf->file) {
+      std::string message = "cannot open access log \"";
+      message += path;
+      message += "\": ";
+      message += err;
+      ctx.fail(*node, message);
+      return nullptr;
     }
     slot = conf->file;
   }
@@ -131,6 +121,11 @@ void AccessLogModule::log(const Request& req, const ModuleConf& conf) const {
     appendJsonEscaped(line, req.upstreamAddress());
     line += "\",\"error\":\"";
     if (req.errorKind()) line += errorInfo(*req.errorKind()).code;
+    // Both are made of URL-safe characters only (request_trace.h): no escaping needed.
+    line += "\",\"request_id\":\"";
+    line += req.requestId();
+    line += "\",\"trace_id\":\"";
+    line += req.traceId();
     line += "\"}\n";
   } else {
     strftime(time_buf, sizeof time_buf, "%d/%b/%Y:%H:%M:%S %z", &tm);
@@ -153,7 +148,7 @@ void AccessLogModule::log(const Request& req, const ModuleConf& conf) const {
     appendQuoted(line, req.active() ? req.header("user-agent") : std::string_view());
     line += '\n';
   }
-  ssize_t ignored = ::write(log.file->fd, line.data(), line.size());
+  ssize_t ignored = ::write(log.file->fd(), line.data(), line.size());
   (void)ignored;
 }
 

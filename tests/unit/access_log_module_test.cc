@@ -119,7 +119,7 @@ TEST_F(AccessLogModuleTest, WritesOneJsonLinePerRequestInTheLogPhase) {
   std::vector<std::string> lines = jsonLines();
   ASSERT_EQ(lines.size(), 1u);
   JsonLine line(lines[0]);
-  EXPECT_EQ(line.size(), 10u);
+  EXPECT_EQ(line.size(), 12u);
   EXPECT_TRUE(fullMatch(line.string("time"), R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4})"))
       << line.string("time");
   EXPECT_EQ(line.string("remote"), "192.0.2.7");
@@ -132,6 +132,21 @@ TEST_F(AccessLogModuleTest, WritesOneJsonLinePerRequestInTheLogPhase) {
   EXPECT_LT(line.number("duration_ms"), 60000.0);
   EXPECT_EQ(line.string("upstream"), "");
   EXPECT_EQ(line.string("error"), "");
+  // A new id, the one the client got; no traceparent, no trace id.
+  EXPECT_TRUE(fullMatch(line.string("request_id"), "[0-9a-f]{32}")) << line.string("request_id");
+  EXPECT_EQ(line.string("request_id"), exchange->transport.header("x-request-id").value_or(""));
+  EXPECT_EQ(line.string("trace_id"), "");
+}
+
+TEST_F(AccessLogModuleTest, RecordsTheClientsRequestIdAndTraceId) {
+  logged(
+      "GET /ok HTTP/1.1\r\nHost: example.com\r\nX-Request-Id: client-id:1\r\n"
+      "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n\r\n");
+  std::vector<std::string> lines = jsonLines();
+  ASSERT_EQ(lines.size(), 1u);
+  JsonLine line(lines[0]);
+  EXPECT_EQ(line.string("request_id"), "client-id:1");
+  EXPECT_EQ(line.string("trace_id"), "4bf92f3577b34da6a3ce929d0e0e4736");
 }
 
 TEST_F(AccessLogModuleTest, RecordsFailuresWithTheirErrorCode) {

@@ -76,7 +76,8 @@ TEST(HeadersModule, EmptyValuesAddNothingAndRepeatsAddFields) {
 }
 
 TEST(HeadersModule, InactiveWithoutDirectives) {
-  PipelineHarness harness("server { listen 127.0.0.1:8080; location / { return 200 \"x\"; } }");
+  PipelineHarness harness(
+      "server { listen 127.0.0.1:8080; request_id off; location / { return 200 \"x\"; } }");
   ASSERT_TRUE(harness.ok()) << harness.error();
   EXPECT_TRUE(harness.config().servers.front()->locations.front()->head_filter.empty());
   auto ok = harness.get("/");
