@@ -1,6 +1,7 @@
-"""Request ids (x-request-id) and W3C trace context through a real subgate to the test backend:
-the id the upstream, the client and the JSON access log see; traceparent and tracestate passed
-on; trace_child_span; and SIGUSR1 reopening the access and error logs after a rotation."""
+"""Request ids (x-request-id) and W3C trace context through a real subgate to the test backend
+and to a Deno isolate: the id the upstream, the client and the JSON access log see; traceparent
+and tracestate passed on; trace_child_span; and SIGUSR1 reopening the access and error logs
+after a rotation."""
 
 import json
 import os
@@ -8,6 +9,7 @@ import re
 import signal
 
 from harness import SubgateTestCase, request, wait_until
+from ingress import Deployment, Origin, ingress_config, relay_token
 
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -164,3 +166,31 @@ class LogReopenTest(SubgateTestCase):
         self.assertNotIn("log files reopened", read(error + ".1"))
         self.assertEqual(sg.proc.poll(), None)  # still serving, no reload
         self.assertNotIn("reloading", read(error) + read(error + ".1"))
+
+
+class IsolateTest(SubgateTestCase):
+    """An isolate gets the same headers as an upstream (one ProxySession writes both heads)."""
+
+    def test_request_id_and_trace_context_reach_an_isolate(self):
+        origin = Origin()
+        self.addCleanup(origin.stop)
+        origin.deployments["echo"] = Deployment(
+            code="Deno.serve((req) => Response.json(Object.fromEntries(req.headers)));")
+        sg = self.start_subgate(ingress_config(location="trace_child_span on;"))
+        headers = {"x-deno-subhost": relay_token("echo", origin.rpc_root),
+                   "x-forwarded-host": "example.com", "X-Request-Id": "bad id",
+                   "traceparent": TRACEPARENT, "tracestate": "vendor=abc"}
+        r = request(sg.port, headers=headers)
+        self.assertEqual(r.status, 200, r.body)
+        got = json.loads(r.body)
+        self.assertRegex(got["x-request-id"], r"^[0-9a-f]{32}$")
+        self.assertEqual(r.header("x-request-id"), got["x-request-id"])
+        self.assertEqual(got["tracestate"], "vendor=abc")
+        self.assertTrue(got["traceparent"].startswith("00-" + TRACE_ID + "-"), got["traceparent"])
+        self.assertNotEqual(got["traceparent"], TRACEPARENT)
+        self.assertTrue(got["traceparent"].endswith("-01"))
+        # A well-formed id passes as it is.
+        headers["X-Request-Id"] = "relay-7"
+        r = request(sg.port, headers=headers)
+        self.assertEqual((r.status, json.loads(r.body)["x-request-id"]), (200, "relay-7"))
+        self.assertEqual(r.header("x-request-id"), "relay-7")

@@ -22,6 +22,13 @@ bool isLowerHex(std::string_view text) {
 
 constexpr std::string_view kTraceParent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
+// The header line "traceparent: <kTraceParent>\r\n".
+std::string traceParentLine() {
+  std::string line = "traceparent: ";
+  line.append(kTraceParent).append("\r\n");
+  return line;
+}
+
 TEST(RequestId, AcceptsOneTo128SafeCharacters) {
   EXPECT_TRUE(isValidRequestId("a"));
   EXPECT_TRUE(isValidRequestId("AZaz09._:-"));
@@ -145,12 +152,12 @@ TEST_F(RequestIdPipelineTest, OffMakesNoIdAndSendsNone) {
 }
 
 TEST_F(RequestIdPipelineTest, KeepsTheTraceIdOfAWellFormedTraceParent) {
-  auto traced = harness_.get("/ok", "traceparent: " + std::string(kTraceParent) + "\r\n");
+  auto traced = harness_.get("/ok", traceParentLine());
   EXPECT_EQ(traced->request.traceId(), "4bf92f3577b34da6a3ce929d0e0e4736");
   EXPECT_EQ(traced->request.childTraceParent(), "");  // trace_child_span is off by default
   auto malformed = harness_.get("/ok", "traceparent: 00-garbage\r\n");
   EXPECT_EQ(malformed->request.traceId(), "");
-  auto child = harness_.get("/child", "traceparent: " + std::string(kTraceParent) + "\r\n");
+  auto child = harness_.get("/child", traceParentLine());
   TraceParent parsed;
   ASSERT_TRUE(parseTraceParent(child->request.childTraceParent(), parsed));
   EXPECT_EQ(parsed.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
