@@ -153,7 +153,9 @@ TEST(MetricsFamilies, RendersEverySourceOfStatus) {
       family = line.substr(7, line.find(' ', 7) - 7);
       EXPECT_TRUE(seen.insert(family).second) << family;
       ASSERT_TRUE(std::getline(lines, line));
-      ASSERT_EQ(line.rfind("# TYPE " + family + " ", 0), 0u) << line;
+      std::string type_prefix = "# TYPE ";
+      type_prefix.append(family).append(" ");
+      ASSERT_EQ(line.rfind(type_prefix, 0), 0u) << line;
       type = line.substr(8 + family.size());
       const bool total = family.size() > 6 && family.ends_with("_total");
       EXPECT_EQ(total, type == "counter") << family << " " << type;
@@ -176,7 +178,9 @@ server {
 )";
 
 uint64_t sampleOf(const std::string& text, const std::string& series) {
-  const size_t at = text.find("\n" + series + " ");
+  std::string needle = "\n";
+  needle.append(series).append(" ");
+  const size_t at = text.find(needle);
   if (at == std::string::npos) return ~uint64_t{0};
   return std::stoull(text.substr(at + series.size() + 2));
 }
