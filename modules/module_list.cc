@@ -7,6 +7,7 @@
 #include "modules/headers/headers_module.h"
 #include "modules/isolates/isolates_module.h"
 #include "modules/lua/lua_module.h"
+#include "modules/metrics/metrics_module.h"
 #include "modules/origin_local/origin_local_module.h"
 #include "modules/return/return_module.h"
 #include "modules/status/status_module.h"
@@ -26,12 +27,13 @@ std::span<const Module* const> allModules() {
   static const OriginLocalModule origin_local;
   static const ReturnModule return_module;
   static const StatusModule status;
+  static const MetricsModule metrics;
   static const ErrorHeaderModule error_header;
   static const HeadersModule headers;
   static const AccessLogModule access_log;
   static const Module* const kModules[] = {
-      &forwarded_host, &subhost_auth,  &lua,    &timeout,      &upstream, &isolates,
-      &origin_local,   &return_module, &status, &error_header, &headers,  &access_log};
+      &forwarded_host, &subhost_auth, &lua,     &timeout,      &upstream, &isolates,  &origin_local,
+      &return_module,  &status,       &metrics, &error_header, &headers,  &access_log};
   return kModules;
 }
 

@@ -30,7 +30,9 @@
 #include <string_view>
 
 #include "core/error/error_kind.h"
+#include "core/events/event_sender.h"
 #include "core/ingress/ingress.h"
+#include "core/isolates/cluster_hub.h"
 #include "core/isolates/runtime_settings.h"
 #include "core/upstream/upstream_group.h"
 
@@ -137,6 +139,14 @@ class IsolateRegistry : public std::enable_shared_from_this<IsolateRegistry> {
     uint64_t events_rate_limited = 0;   // log lines events_log_rate kept out of events
   };
   Stats stats() const;
+  // Every count `status` shows, from the same sources, for the `metrics` handler: the pool's
+  // stats(), the cluster hub's totals (zero before any isolate ran) and the events sender's.
+  struct Snapshot {
+    Stats pool;
+    ClusterHub::Counters cluster;
+    EventSender::Totals events;
+  };
+  Snapshot snapshot() const;
   // The pool as JSON for the `status` handler: deployments, their isolates with active
   // connections each, queue and sticky table sizes (see modules/status/status_module.h).
   std::string statusJson() const;

@@ -1,5 +1,6 @@
-// IsolateRegistry's reports (isolate_registry.h): the pool's counts for tests, and the pool as
-// JSON for the `status` handler. Both read the registry under its mutex (isolate_pool.h).
+// IsolateRegistry's reports (isolate_registry.h): the pool's counts for tests and the `metrics`
+// handler, and the pool as JSON for the `status` handler. All read the registry under its mutex
+// (isolate_pool.h).
 #include <jansson.h>
 
 #include <cstdlib>
@@ -23,6 +24,17 @@ IsolateRegistry::Stats IsolateRegistry::stats() const {
     s.sticky += d->sticky.size();
   }
   return s;
+}
+
+IsolateRegistry::Snapshot IsolateRegistry::snapshot() const {
+  Snapshot out;
+  out.pool = stats();
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    if (impl_->hub) out.cluster = impl_->hub->totals();
+  }
+  out.events = impl_->event_sender.totals();
+  return out;
 }
 
 namespace {

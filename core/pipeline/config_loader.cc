@@ -5,6 +5,7 @@
 #include <map>
 #include <thread>
 
+#include "core/pipeline/request_counters.h"
 #include "core/regex/regex.h"
 
 namespace subgate {
@@ -444,6 +445,8 @@ std::shared_ptr<const RuntimeConfig> loadConfig(const ConfigSource& source, std:
       std::string parse_err;
       listens.emplace_back(*parseSocketAddress("0.0.0.0:8080", 0, parse_err), nullptr);
     }
+    server->metrics_slot = RequestCounters::slotFor(
+        server->names.empty() ? listens[first_listen].first.text : server->names.front());
     for (size_t i = first_listen; i < listens.size(); ++i) {
       const config::Node* listen_node = listens[i].second;
       bool ssl = false;

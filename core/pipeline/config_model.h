@@ -68,6 +68,9 @@ struct ServerConf {
   std::vector<const LocationConf*> prefixes;  // longest first
   std::vector<const LocationConf*> regexes;   // config order
   LocationConf unmatched;                     // serves the 404 NOT_FOUND reply when nothing matches
+  // Where its requests are counted (core/pipeline/request_counters.h): the slot of its first
+  // server_name, else of its first listen address.
+  uint32_t metrics_slot = 0;
 
   // nginx order: exact, then regexes in order (unless no regex), then the longest prefix.
   const LocationConf& match(std::string_view path) const;

@@ -35,10 +35,11 @@ struct RuntimeConfig;
 struct ServerOptions;
 
 // A number a module counts (requests it answered from a cache, ...), shown by `status;` and
-// named there as it is here.
+// named there as it is here, and by `metrics;` as subgate_NAME_total with `help` as its HELP.
 struct ModuleCounter {
   std::string_view name;
   uint64_t value = 0;
+  std::string_view help;  // one line: what it counts
 };
 
 // A `subgate NAME ARGS...` command a module adds to the command line (`token`, `status`).

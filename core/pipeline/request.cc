@@ -1,6 +1,7 @@
 #include "core/pipeline/request.h"
 
 #include "core/log/log.h"
+#include "core/pipeline/request_counters.h"
 #include "core/pipeline/request_trace.h"
 
 namespace subgate {
@@ -269,6 +270,7 @@ std::unique_ptr<ModuleRequestState>& Request::slotOf(const Module& module) {
 void Request::runLogPhase() {
   if (logged_ || !location_) return;
   logged_ = true;
+  if (server_) RequestCounters::count(server_->metrics_slot, status_);
   for (const HookEntry& entry : location_->log) entry.module->log(*this, *entry.conf);
 }
 

@@ -221,7 +221,8 @@ std::vector<ModuleCounter> SubhostAuthModule::counters() const {
   uint64_t sum = 0;
   for (const HitCounter& counter : all.counters)
     sum += counter.hits.load(std::memory_order_relaxed);
-  return {{"token_cache_hits", sum}};
+  return {{"token_cache_hits", sum,
+           "Requests whose relay token the cache of verified tokens answered (all workers)."}};
 }
 
 bool SubhostAuthModule::compileMain(const config::Node& root, CompileContext& ctx) const {
