@@ -60,12 +60,16 @@ bool setErrorLog(const std::string& target, LogLevel level, std::string& err) {
 bool reopenErrorLog(std::string& err) {
   std::lock_guard<std::mutex> lock(g_path_mutex);
   if (g_path.empty() || g_path == "stderr") return true;
-  const int fd = ::open(g_path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  return reopenOnto(g_path, g_fd.load(), err);
+}
+
+bool reopenOnto(const std::string& path, int target_fd, std::string& err) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
   // dup2 swaps the file behind the descriptor number atomically: threads writing now finish
   // their line in the old file or the new one.
-  if (fd < 0 || ::dup2(fd, g_fd.load()) < 0) {
-    err = "cannot reopen error log \"";
-    err += g_path;
+  if (fd < 0 || ::dup2(fd, target_fd) < 0) {
+    err = "cannot reopen \"";
+    err += path;
     err += "\": ";
     err += std::strerror(errno);
     if (fd >= 0) ::close(fd);

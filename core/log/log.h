@@ -23,6 +23,10 @@ bool setErrorLog(const std::string& target, LogLevel level, std::string& err);
 // Opens the error log's file again at its path onto the same descriptor (SIGUSR1, main thread;
 // log_file.h); nothing to do for stderr. False with `err` set when it cannot be opened.
 bool reopenErrorLog(std::string& err);
+// Opens `path` for appending and moves the new file onto descriptor `target_fd` (dup2), so that
+// writers on any thread use the old file or the new one, never a closed descriptor. False with
+// `err` set; the old file then stays in use. (reopenErrorLog, LogFile::reopen.)
+bool reopenOnto(const std::string& path, int target_fd, std::string& err);
 
 bool logEnabled(LogLevel level);
 

@@ -48,17 +48,7 @@ LogFile::~LogFile() {
 
 bool LogFile::reopen(std::string& err) {
   if (!owned_) return true;
-  const int fd = openAppend(path_);
-  if (fd < 0 || ::dup2(fd, fd_) < 0) {
-    err = "cannot reopen \"";
-    err += path_;
-    err += "\": ";
-    err += std::strerror(errno);
-    if (fd >= 0) ::close(fd);
-    return false;
-  }
-  ::close(fd);
-  return true;
+  return reopenOnto(path_, fd_, err);
 }
 
 int reopenLogFiles() {
