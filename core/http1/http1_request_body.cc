@@ -106,6 +106,7 @@ void Http1Connection::pumpBody() {
     bool more = true;
     if (!piece.empty()) {
       if (body_mode_ == BodyMode::kDeliver && req_.bodySink()) {
+        req_.addBodyBytesReceived(piece.size());
         more = req_.bodySink()->onBodyData(piece);
       } else {
         body_discarded_ += piece.size();

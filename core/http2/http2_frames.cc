@@ -164,6 +164,7 @@ int Http2Connection::onDataChunk(nghttp2_session* session, uint8_t, int32_t stre
       nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, stream_id, NGHTTP2_NO_ERROR);
     return 0;
   }
+  stream->req.addBodyBytesReceived(len);
   BodySink* sink = stream->req.bodySink();
   if (stream->body_reading && !stream->body_paused && stream->pending.readable() == 0 && sink) {
     bool more = sink->onBodyData(piece);

@@ -408,6 +408,8 @@ IsolateLease::IsolateLease(std::shared_ptr<IsolateRegistry> registry,
 IsolateLease::~IsolateLease() { registry_->release(isolate_, deployment_.get(), identity_); }
 
 const UpstreamServer& IsolateLease::server() const { return isolate_->server; }
+
+uint64_t IsolateLease::isolateId() const { return isolate_->id; }
 const UpstreamGroup& IsolateLease::group() const { return isolateGroup(); }
 
 // ---- IsolateRegistry

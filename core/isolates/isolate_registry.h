@@ -55,6 +55,8 @@ class IsolateLease {
   const UpstreamServer& server() const;
   const UpstreamGroup& group() const;
   const Isolate& isolate() const { return *isolate_; }
+  // The isolate's number, as in its name "iso-N" (logs, runtime folder, cgroup).
+  uint64_t isolateId() const;
   IsolateRegistry& registry() const { return *registry_; }
 
  private:

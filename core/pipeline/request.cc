@@ -35,6 +35,10 @@ void Request::reset() {
   extended_connect_ = false;
   status_ = 0;
   body_bytes_sent_ = 0;
+  body_bytes_received_ = 0;
+  response_start_.reset();
+  isolate_wait_ = {};
+  isolate_name_.clear();
   error_.reset();
   upstream_addr_.clear();
   traced_ = false;
@@ -156,6 +160,7 @@ void Request::respond(LocalReply reply) {
   head.bodiless = head_ && head_->method == "HEAD";
   status_ = transport_->transportStatus(reply.status);
   response_started_ = true;
+  response_start_ = std::chrono::steady_clock::now();
   transport_->transportSendHead(head, extra);
   if (!head.bodiless && !reply.body.empty()) {
     transport_->transportSendBody(reply.body);
@@ -188,6 +193,7 @@ void Request::fail(ErrorKind kind, std::string_view message) {
 void Request::sendHead(const ResponseHead& head) {
   if (finished_ || response_started_) return;
   response_started_ = true;
+  response_start_ = std::chrono::steady_clock::now();
   startTrace();
   status_ = transport_->transportStatus(head.status);
   std::optional<ResponseHeadEdit> edit;

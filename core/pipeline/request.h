@@ -230,6 +230,18 @@ class Request {
   std::string_view upstreamAddress() const { return upstream_addr_; }
   void setUpstreamAddress(std::string address) { upstream_addr_ = std::move(address); }
   void addBodyBytesSent(uint64_t n) { body_bytes_sent_ += n; }
+  // Request body bytes the transport handed to the body sink (after de-chunking).
+  uint64_t bodyBytesReceived() const { return body_bytes_received_; }
+  void addBodyBytesReceived(uint64_t n) { body_bytes_received_ += n; }
+  // When the response head went to the transport (the client's time to first byte); unset
+  // before a response started.
+  std::optional<SteadyTime> responseStartTime() const { return response_start_; }
+  // The isolates module (content): how long the request waited for an isolate (a boot, a spare,
+  // a queue); zero when one was ready. And the isolate that served it ("iso-7"); empty when none.
+  SteadyTime::duration isolateWait() const { return isolate_wait_; }
+  void setIsolateWait(SteadyTime::duration wait) { isolate_wait_ = wait; }
+  std::string_view isolateName() const { return isolate_name_; }
+  void setIsolateName(std::string_view name) { isolate_name_.assign(name); }
   // Runs the log phase (called by the transport once the response is on the wire).
   void runLogPhase();
 
@@ -259,6 +271,10 @@ class Request {
   bool extended_connect_ = false;
   int status_ = 0;
   uint64_t body_bytes_sent_ = 0;
+  uint64_t body_bytes_received_ = 0;
+  std::optional<SteadyTime> response_start_;
+  SteadyTime::duration isolate_wait_{};
+  std::string isolate_name_;
   std::optional<ErrorKind> error_;
   SteadyTime start_{};
   std::string upstream_addr_;

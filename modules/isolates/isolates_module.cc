@@ -408,6 +408,9 @@ class IsolateSelector final : public PeerSelector {
 };
 
 void serveWithLease(Request& req, const IsolatesConf& conf, std::unique_ptr<IsolateLease> lease) {
+  char name[32] = "iso-";
+  auto [end, ec] = std::to_chars(name + 4, name + sizeof(name), lease->isolateId());
+  req.setIsolateName(std::string_view(name, static_cast<size_t>(end - name)));
   if (req.state<IsolatesRequestState>(*conf.module).prewarm) {
     LocalReply reply;
     reply.status = 204;
@@ -437,6 +440,7 @@ class IsolateWait final : public RequestTask {
     ticket_ = ticket;
     waiting_ = true;
     const SteadyTime now = steadyNow();
+    started_ = now;
     std::optional<SteadyTime> due = req_.responseDeadline();
     if (queued) {
       const SteadyTime queue_due = now + req_.config().isolates->queueTimeout();
@@ -458,6 +462,7 @@ class IsolateWait final : public RequestTask {
   static void granted(Request& req, const IsolatesConf& conf, IsolateGrant grant) {
     auto* wait = static_cast<IsolateWait*>(req.task());
     wait->waiting_ = false;
+    req.setIsolateWait(steadyNow() - wait->started_);
     if (!grant.lease) {
       req.fail(grant.error, grant.message);
       return;
@@ -489,6 +494,7 @@ class IsolateWait final : public RequestTask {
   uint64_t ticket_ = 0;
   bool waiting_ = false;
   bool queue_timer_ = false;  // the timer is the queue_timeout, not the request deadline
+  SteadyTime started_{};      // when the request began to wait (Request::isolateWait)
 };
 
 constexpr std::string_view kUidHeader = "x-subgate-uid";
