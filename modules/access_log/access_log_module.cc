@@ -35,7 +35,7 @@ constexpr DirectiveSpec kDirectives[] = {
 
 // nginx's combined, compiled once: remote - - [time] "request" status bytes "referer" "agent".
 const LogFormat& combinedFormat() {
-  static const LogFormat format = [] {
+  static const LogFormat kCombined = [] {
     LogFormat f;
     std::string error;
     const std::string text =
@@ -44,7 +44,7 @@ const LogFormat& combinedFormat() {
     LogFormat::compile(std::span<const std::string>(&text, 1), LogEscape::kDefault, f, error);
     return f;
   }();
-  return format;
+  return kCombined;
 }
 
 void appendMs(std::string& out, SteadyTime::duration d) {
@@ -66,13 +66,13 @@ void appendJsonLine(const Request& req, std::string& line) {
     appendLogVariable(req, variable, {}, LogEscape::kJson, line);
     line += '"';
   };
-  line += "{\"time\":\"";
+  line += R"({"time":")";
   line += time_buf;
   line += '"';
-  field(",\"remote\":\"", LogVariable::kRemoteAddr);
-  field(",\"method\":\"", LogVariable::kRequestMethod);
-  field(",\"uri\":\"", LogVariable::kRequestUri);
-  field(",\"protocol\":\"", LogVariable::kServerProtocol);
+  field(R"(,"remote":")", LogVariable::kRemoteAddr);
+  field(R"(,"method":")", LogVariable::kRequestMethod);
+  field(R"(,"uri":")", LogVariable::kRequestUri);
+  field(R"(,"protocol":")", LogVariable::kServerProtocol);
   line += ",\"status\":";
   appendLogVariable(req, LogVariable::kStatus, {}, LogEscape::kJson, line);
   line += ",\"bytes\":";
@@ -88,14 +88,14 @@ void appendJsonLine(const Request& req, std::string& line) {
   } else {
     line += "null";
   }
-  field(",\"upstream\":\"", LogVariable::kUpstreamAddr);
-  field(",\"error\":\"", LogVariable::kErrorCode);
-  field(",\"request_id\":\"", LogVariable::kRequestId);
-  field(",\"trace_id\":\"", LogVariable::kTraceId);
-  field(",\"deployment_id\":\"", LogVariable::kDeploymentId);
-  field(",\"subhoster\":\"", LogVariable::kSubhoster);
-  field(",\"instance_id\":\"", LogVariable::kInstanceId);
-  field(",\"isolate\":\"", LogVariable::kIsolate);
+  field(R"(,"upstream":")", LogVariable::kUpstreamAddr);
+  field(R"(,"error":")", LogVariable::kErrorCode);
+  field(R"(,"request_id":")", LogVariable::kRequestId);
+  field(R"(,"trace_id":")", LogVariable::kTraceId);
+  field(R"(,"deployment_id":")", LogVariable::kDeploymentId);
+  field(R"(,"subhoster":")", LogVariable::kSubhoster);
+  field(R"(,"instance_id":")", LogVariable::kInstanceId);
+  field(R"(,"isolate":")", LogVariable::kIsolate);
   line += ",\"isolate_wait_ms\":";
   appendMs(line, req.isolateWait());
   line += '}';

@@ -224,7 +224,7 @@ bool LogFormat::compile(std::span<const std::string> parts, LogEscape escape, Lo
   std::string text;
   for (const std::string& part : parts) text += part;
   std::string literal;
-  const auto flushLiteral = [&] {
+  const auto flush_literal = [&] {
     if (literal.empty()) return;
     out.pieces_.push_back(Piece{LogVariable::kLiteral, std::move(literal)});
     literal.clear();
@@ -261,11 +261,11 @@ bool LogFormat::compile(std::span<const std::string> parts, LogEscape escape, Lo
       error.append(name).append("\"");
       return false;
     }
-    flushLiteral();
+    flush_literal();
     out.pieces_.push_back(std::move(piece));
     i = next;
   }
-  flushLiteral();
+  flush_literal();
   return true;
 }
 

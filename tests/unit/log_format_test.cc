@@ -80,7 +80,7 @@ TEST(LogFormat, JsonEscapingIsValidJsonForAnyBytes) {
   hostile += "\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80";  // valid UTF-8 stays as it is
   hostile +=
       "\xc0\xaf \xed\xa0\x80 \xf4\x90\x80\x80 \xe2\x82";  // overlong, surrogate, too big, cut
-  std::string line = "{\"v\":\"";
+  std::string line = R"({"v":")";
   appendLogJson(line, hostile);
   line += "\"}";
   EXPECT_EQ(line.find('\n'), std::string::npos);
@@ -93,7 +93,7 @@ TEST(LogFormat, JsonEscapingIsValidJsonForAnyBytes) {
   json_decref(json);
   EXPECT_NE(value.find("\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"), std::string::npos);
   EXPECT_EQ(value.substr(0, 128), hostile.substr(0, 128));  // ASCII, controls included, round-trips
-  EXPECT_EQ(value.find("\xc0"), std::string::npos);         // invalid bytes became U+FFFD
+  EXPECT_EQ(value.find('\xc0'), std::string::npos);         // invalid bytes became U+FFFD
   EXPECT_NE(value.find("\xef\xbf\xbd"), std::string::npos);
 }
 
