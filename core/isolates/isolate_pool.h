@@ -368,9 +368,12 @@ struct IsolateRegistry::Impl {
   // Its `boot` event (`ok`) or `bootFailure` with `msg`: the first of them only.
   void bootEventLocked(Isolate& isolate, bool ok, std::string_view msg);
   // A line of user code's output at `level`: the error log (isolate_log_level) and a `log`
-  // event (events_log_rate).
-  void userLogLocked(Isolate& isolate, LogEventLevel level, std::string_view msg);
-  // The harness's reports: "log LEVEL JSON-STRING" (a console call or an unhandled rejection)
+  // event (events_log_rate); `request_id` (empty: none) ends each error log line and goes in
+  // the event.
+  void userLogLocked(Isolate& isolate, LogEventLevel level, std::string_view msg,
+                     std::string_view request_id = {});
+  // The harness's reports: "log LEVEL [REQUEST-ID] JSON-STRING" (a console call, with the id of
+  // the request whose handler made it, or an unhandled rejection)
   // and "uncaught JSON-STRING" (an uncaught exception; the harness exits next).
   void logReportLocked(Isolate& isolate, std::string_view report);
   void uncaughtReportLocked(Isolate& isolate, std::string_view json);
