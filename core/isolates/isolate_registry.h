@@ -28,6 +28,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/error/error_kind.h"
 #include "core/events/event_sender.h"
@@ -127,18 +128,20 @@ class IsolateRegistry : public std::enable_shared_from_this<IsolateRegistry> {
     size_t isolates = 0;
     size_t spares = 0;
     size_t deployments = 0;
-    size_t sticky = 0;                  // identifier -> isolate entries
-    uint64_t boots = 0;                 // /boot calls made
-    uint64_t boot_failures = 0;         // /boot calls that failed
-    uint64_t boot_backoff_answers = 0;  // requests answered with a remembered boot failure
-    uint64_t processes = 0;             // runtime processes started
-    uint64_t ready = 0;                 // isolates that became ready to serve their deployment
-    uint64_t evicted_idle = 0;          // isolates stopped after idle_timeout
-    uint64_t evicted_lru = 0;           // idle isolates stopped to make room under max_isolates
-    uint64_t egress_denied = 0;         // connections and listens the egress policy refused
-    uint64_t stopped_time_limit = 0;    // isolates killed for CPU time (TIME_LIMIT)
-    uint64_t stopped_memory_limit = 0;  // isolates that passed a memory limit (MEMORY_LIMIT)
-    uint64_t events_rate_limited = 0;   // log lines events_log_rate kept out of events
+    size_t sticky = 0;                   // identifier -> isolate entries
+    uint64_t boots = 0;                  // /boot calls made
+    uint64_t boot_failures = 0;          // /boot calls that failed
+    uint64_t boot_backoff_answers = 0;   // requests answered with a remembered boot failure
+    uint64_t isolate_boot_failures = 0;  // isolates that failed or died before they were ready
+    size_t queued = 0;                   // requests waiting for room in deployment queues
+    uint64_t processes = 0;              // runtime processes started
+    uint64_t ready = 0;                  // isolates that became ready to serve their deployment
+    uint64_t evicted_idle = 0;           // isolates stopped after idle_timeout
+    uint64_t evicted_lru = 0;            // idle isolates stopped to make room under max_isolates
+    uint64_t egress_denied = 0;          // connections and listens the egress policy refused
+    uint64_t stopped_time_limit = 0;     // isolates killed for CPU time (TIME_LIMIT)
+    uint64_t stopped_memory_limit = 0;   // isolates that passed a memory limit (MEMORY_LIMIT)
+    uint64_t events_rate_limited = 0;    // log lines events_log_rate kept out of events
   };
   Stats stats() const;
   // Every count `status` shows, from the same sources, for the `metrics` handler: the pool's
@@ -149,6 +152,21 @@ class IsolateRegistry : public std::enable_shared_from_this<IsolateRegistry> {
     EventSender::Totals events;
   };
   Snapshot snapshot() const;
+  // One boot the pool saw end, for the status page: an isolate that became ready or failed
+  // before it was, or a failed fetch of a deployment's code from its origin (`isolate` 0).
+  struct BootRecord {
+    std::string deployment_id;
+    std::string instance_id;
+    uint64_t isolate = 0;     // "iso-N"; 0: the deployment's /boot call
+    int64_t time_ms = 0;      // when it ended, Unix milliseconds
+    int64_t duration_ms = 0;  // from the isolate's launch (its code at hand), or the /boot call's
+    bool ok = false;
+    std::string error;    // x-deno-error code of a failure (DEPLOYMENT_FAILED, ...)
+    std::string message;  // what failed, for the operator (bounded)
+  };
+  // The last kRecentBoots boots, newest first.
+  static constexpr size_t kRecentBoots = 32;
+  std::vector<BootRecord> recentBoots() const;
   // The pool as JSON for the `status` handler: deployments, their isolates with active
   // connections each, queue and sticky table sizes (see modules/status/status_module.h).
   std::string statusJson() const;
