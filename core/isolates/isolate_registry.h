@@ -28,7 +28,6 @@
 #include <memory>
 #include <string>
 #include <string_view>
-#include <vector>
 
 #include "core/error/error_kind.h"
 #include "core/events/event_sender.h"
@@ -128,22 +127,27 @@ class IsolateRegistry : public std::enable_shared_from_this<IsolateRegistry> {
     size_t isolates = 0;
     size_t spares = 0;
     size_t deployments = 0;
-    size_t sticky = 0;                   // identifier -> isolate entries
-    uint64_t boots = 0;                  // /boot calls made
-    uint64_t boot_failures = 0;          // /boot calls that failed
-    uint64_t boot_backoff_answers = 0;   // requests answered with a remembered boot failure
+    size_t sticky = 0;                  // identifier -> isolate entries
+    uint64_t boots = 0;                 // /boot calls made
+    uint64_t boot_failures = 0;         // /boot calls that failed
+    uint64_t boot_backoff_answers = 0;  // requests answered with a remembered boot failure
+    uint64_t processes = 0;             // runtime processes started
+    uint64_t ready = 0;                 // isolates that became ready to serve their deployment
+    uint64_t evicted_idle = 0;          // isolates stopped after idle_timeout
+    uint64_t evicted_lru = 0;           // idle isolates stopped to make room under max_isolates
+    uint64_t egress_denied = 0;         // connections and listens the egress policy refused
+    uint64_t stopped_time_limit = 0;    // isolates killed for CPU time (TIME_LIMIT)
+    uint64_t stopped_memory_limit = 0;  // isolates that passed a memory limit (MEMORY_LIMIT)
+    uint64_t events_rate_limited = 0;   // log lines events_log_rate kept out of events
+
+    // For the status page.
     uint64_t isolate_boot_failures = 0;  // isolates that failed or died before they were ready
     size_t queued = 0;                   // requests waiting for room in deployment queues
-    uint64_t processes = 0;              // runtime processes started
-    uint64_t ready = 0;                  // isolates that became ready to serve their deployment
-    uint64_t evicted_idle = 0;           // isolates stopped after idle_timeout
-    uint64_t evicted_lru = 0;            // idle isolates stopped to make room under max_isolates
-    uint64_t egress_denied = 0;          // connections and listens the egress policy refused
-    uint64_t stopped_time_limit = 0;     // isolates killed for CPU time (TIME_LIMIT)
-    uint64_t stopped_memory_limit = 0;   // isolates that passed a memory limit (MEMORY_LIMIT)
-    uint64_t events_rate_limited = 0;    // log lines events_log_rate kept out of events
   };
   Stats stats() const;
+  // stats() without `sticky`, which sums every deployment's table: constant time under the
+  // mutex, for the status page's sampler (every 2 s whatever the number of deployments).
+  Stats counts() const;
   // Every count `status` shows, from the same sources, for the `metrics` handler: the pool's
   // stats(), the cluster hub's totals (zero before any isolate ran) and the events sender's.
   struct Snapshot {
@@ -164,11 +168,11 @@ class IsolateRegistry : public std::enable_shared_from_this<IsolateRegistry> {
     std::string error;    // x-deno-error code of a failure (DEPLOYMENT_FAILED, ...)
     std::string message;  // what failed, for the operator (bounded)
   };
-  // The last kRecentBoots boots, newest first.
+  // How many of the last boots statusJson() lists ("recent_boots", newest first).
   static constexpr size_t kRecentBoots = 32;
-  std::vector<BootRecord> recentBoots() const;
   // The pool as JSON for the `status` handler: deployments, their isolates with active
-  // connections each, queue and sticky table sizes (see modules/status/status_module.h).
+  // connections each, queue and sticky table sizes, their most recent identifiers, and the
+  // recent boots (see modules/status/status_module.h).
   std::string statusJson() const;
 
   // Private to core/isolates (isolate_pool.h); named here so that its parts can point to it.

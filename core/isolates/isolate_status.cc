@@ -7,21 +7,34 @@
 #include <mutex>
 #include <string>
 #include <string_view>
-#include <vector>
 
 #include "core/isolates/isolate_pool.h"
 #include "core/isolates/isolate_registry.h"
 
 namespace subgate {
 
-IsolateRegistry::Stats IsolateRegistry::stats() const {
-  Impl& m = *impl_;
-  std::lock_guard<std::mutex> lock(m.mu);
-  Stats s = m.counters;
+namespace {
+
+IsolateRegistry::Stats countsLocked(const IsolateRegistry::Impl& m) {
+  IsolateRegistry::Stats s = m.counters;
   s.isolates = m.live;
   s.spares = m.spares.size();
   s.deployments = m.deployments.size();
   s.queued = m.queued.load();
+  return s;
+}
+
+}  // namespace
+
+IsolateRegistry::Stats IsolateRegistry::counts() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return countsLocked(*impl_);
+}
+
+IsolateRegistry::Stats IsolateRegistry::stats() const {
+  Impl& m = *impl_;
+  std::lock_guard<std::mutex> lock(m.mu);
+  Stats s = countsLocked(m);
   for (const auto& [key, d] : m.deployments) {
     std::lock_guard<std::mutex> sticky_lock(d->sticky_mu);
     s.sticky += d->sticky.size();
@@ -38,11 +51,6 @@ IsolateRegistry::Snapshot IsolateRegistry::snapshot() const {
   }
   out.events = impl_->event_sender.totals();
   return out;
-}
-
-std::vector<IsolateRegistry::BootRecord> IsolateRegistry::recentBoots() const {
-  std::lock_guard<std::mutex> lock(impl_->mu);
-  return {impl_->recent_boots.begin(), impl_->recent_boots.end()};
 }
 
 namespace {

@@ -13,7 +13,7 @@ StatusSample takeStatusSample(const IsolateRegistry* registry) {
     for (size_t k = 0; k < sample.requests.size() && k < row.by_class.size(); ++k)
       sample.requests[k] += row.by_class[k];
   if (registry) {
-    const IsolateRegistry::Stats stats = registry->stats();
+    const IsolateRegistry::Stats stats = registry->counts();
     sample.ready = stats.ready;
     sample.boot_failures = stats.boot_failures + stats.isolate_boot_failures;
     sample.isolates = stats.isolates;
