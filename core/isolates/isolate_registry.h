@@ -139,8 +139,15 @@ class IsolateRegistry : public std::enable_shared_from_this<IsolateRegistry> {
     uint64_t stopped_time_limit = 0;    // isolates killed for CPU time (TIME_LIMIT)
     uint64_t stopped_memory_limit = 0;  // isolates that passed a memory limit (MEMORY_LIMIT)
     uint64_t events_rate_limited = 0;   // log lines events_log_rate kept out of events
+
+    // For the status page.
+    uint64_t isolate_boot_failures = 0;  // isolates that failed or died before they were ready
+    size_t queued = 0;                   // requests waiting for room in deployment queues
   };
   Stats stats() const;
+  // stats() without `sticky`, which sums every deployment's table: constant time under the
+  // mutex, for the status page's sampler (every 2 s whatever the number of deployments).
+  Stats counts() const;
   // Every count `status` shows, from the same sources, for the `metrics` handler: the pool's
   // stats(), the cluster hub's totals (zero before any isolate ran) and the events sender's.
   struct Snapshot {
@@ -149,8 +156,23 @@ class IsolateRegistry : public std::enable_shared_from_this<IsolateRegistry> {
     EventSender::Totals events;
   };
   Snapshot snapshot() const;
+  // One boot the pool saw end, for the status page: an isolate that became ready or failed
+  // before it was, or a failed fetch of a deployment's code from its origin (`isolate` 0).
+  struct BootRecord {
+    std::string deployment_id;
+    std::string instance_id;
+    uint64_t isolate = 0;     // "iso-N"; 0: the deployment's /boot call
+    int64_t time_ms = 0;      // when it ended, Unix milliseconds
+    int64_t duration_ms = 0;  // from the isolate's launch (its code at hand), or the /boot call's
+    bool ok = false;
+    std::string error;    // x-deno-error code of a failure (DEPLOYMENT_FAILED, ...)
+    std::string message;  // what failed, for the operator (bounded)
+  };
+  // How many of the last boots statusJson() lists ("recent_boots", newest first).
+  static constexpr size_t kRecentBoots = 32;
   // The pool as JSON for the `status` handler: deployments, their isolates with active
-  // connections each, queue and sticky table sizes (see modules/status/status_module.h).
+  // connections each, queue and sticky table sizes, their most recent identifiers, and the
+  // recent boots (see modules/status/status_module.h).
   std::string statusJson() const;
 
   // Private to core/isolates (isolate_pool.h); named here so that its parts can point to it.
