@@ -7,9 +7,8 @@
 #                   the `test` group and records no NOTFOUND (scripts/check_config_deps.py; one
 #                   check): run.sh configures build/ before that group is installed
 #      -Werror      build.sh's trees have it, a plain cmake configure has not (one check)
-#   1. build/       unit + integration tests (ctest)
-#      build-release/  the whole tree, tests included, as Release (-O3) with GCC and -Werror:
-#                   built only, not run (one check), for warnings that only -O3 shows
+#   1. build/       unit + integration tests (ctest), built at -O3 with -g and -Werror, so that
+#                   the warnings only -O3 shows (GCC 12's -Wrestrict) fail it
 #   2. build-asan/  the same tests under ASan + UBSan (leaks, aborts on the first report)
 #   3. build-fuzz/  every libFuzzer target (*_fuzz), built with clang + ASan/UBSan, for FUZZ_SECONDS
 #                   (20) each on a copy of tests/fuzz/corpus/NAME/, CTEST_JOBS (2) at a time;
@@ -30,7 +29,8 @@ failures=()
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 
-section() { printf '\n========== %s ==========\n' "$*"; }
+# Each heading says when it started, so a log shows where the run's time goes.
+section() { printf '\n========== %s (at %dm%02ds) ==========\n' "$*" $((SECONDS / 60)) $((SECONDS % 60)); }
 
 fail() {
   failed=$((failed + 1))
@@ -39,7 +39,7 @@ fail() {
 }
 
 finish() {
-  section "summary ($((SECONDS / 60))m$((SECONDS % 60))s)"
+  section "summary"
   local f
   for f in "${failures[@]}"; do
     echo "failed: $f"
@@ -199,24 +199,13 @@ else
 fi
 echo "($((SECONDS - started))s)"
 
-section "build/ (RelWithDebInfo)"
+section "build/ (RelWithDebInfo, -O3)"
 if scripts/build.sh debug; then
   section "tests in build/"
   run_ctest debug build
 else
   fail "build of build/"
 fi
-
-section "build-release/ (Release, GCC, -Werror, tests included; build only)"
-# -O3 inlines more than build/'s -O2 and so warns where that does not (GCC 12's -Wrestrict on
-# std::string): a user's plain Release build must not be the first to see it.
-started=$SECONDS
-if scripts/build.sh release; then
-  passed=$((passed + 1))
-else
-  fail "build of build-release/ (Release, -Werror)"
-fi
-echo "($((SECONDS - started))s)"
 
 section "build-asan/ (ASan + UBSan)"
 if scripts/build.sh asan; then
