@@ -161,6 +161,9 @@ void IsolateRegistry::Impl::uncaughtReportLocked(Isolate& isolate, std::string_v
   // What the requests in flight are told when the process exits next.
   isolate.failure.assign("uncaught exception: ").append(msg, 0, msg.find('\n'));
   eventLocked(isolate, EventType::kUncaughtException, messagePayload(msg));
+  // The harness exits next: a request placed on it now would find its socket closed. Nothing new
+  // goes to it; the next request of its deployment starts a fresh isolate.
+  detachLocked(isolate);
 }
 
 void IsolateRegistry::Impl::exitEventsLocked(Isolate& isolate) {
