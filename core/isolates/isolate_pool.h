@@ -110,6 +110,7 @@ struct Isolate {
   // Took a spare: its replacement starts a moment after this one serves (refillSparesLater), not
   // while its code loads and its first request runs.
   bool took_spare = false;
+  SteadyTime created{};  // made for a request (the boot duration runs from here to ready)
 
   // Supervisor thread (fields read elsewhere only under the registry mutex).
   ChildProcess process;

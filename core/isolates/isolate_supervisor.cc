@@ -406,6 +406,10 @@ void IsolateRegistry::Impl::readyLocked(Isolate& isolate) {
   LOG_INFO("isolate %s: ready", isolate.tag().c_str());
   bootEventLocked(isolate, true, {});
   ++counters.ready;
+  if (isolate.created != SteadyTime{}) {
+    const uint64_t nanos = LatencyBuckets::nanosOf(steadyNow() - isolate.created);
+    (isolate.took_spare ? counters.boot_spare : counters.boot_cold).add(nanos);
+  }
   std::vector<Waiter> waiters = std::move(isolate.waiters);
   isolate.waiters.clear();
   Deployment* d = isolate.deployment;
