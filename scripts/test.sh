@@ -12,7 +12,8 @@
 #                   built only, not run (one check), for warnings that only -O3 shows
 #   2. build-asan/  the same tests under ASan + UBSan (leaks, aborts on the first report)
 #   3. build-fuzz/  every libFuzzer target (*_fuzz), built with clang + ASan/UBSan, for FUZZ_SECONDS
-#                   (20) each on a copy of tests/fuzz/corpus/NAME/; skipped without clang++
+#                   (20) each on a copy of tests/fuzz/corpus/NAME/, CTEST_JOBS (2) at a time;
+#                   skipped without clang++
 # The last line printed is "N passed, N failed" (ctest tests of both runs, fuzzers and the one-off
 # checks; a build that fails counts as one failure). Exits non-zero if anything failed.
 set -euo pipefail
@@ -76,22 +77,38 @@ run_ctest() {
   fi
 }
 
-# run_fuzzer EXE: runs one libFuzzer target on a temporary copy of its corpus.
-run_fuzzer() {
-  local exe="$1" name corpus work rc=0
+# start_fuzzer EXE: runs one libFuzzer target on a temporary copy of its corpus, in the
+# background; report_fuzzer EXE waits for it and adds its result. Fuzzers are single-threaded:
+# they run `ctest_jobs` at a time.
+start_fuzzer() {
+  local exe="$1" name corpus work
   name="$(basename "$exe")"
   corpus="$root/tests/fuzz/corpus/${name%_fuzz}"
   work="$tmp/fuzz-$name"
   mkdir -p "$work/corpus" "$work/artifacts"
-  if [[ -d "$corpus" ]]; then
-    cp -R "$corpus/." "$work/corpus/"
-    echo "--- $name (${fuzz_seconds}s, corpus: ${corpus#"$root"/}/)"
+  [[ -d "$corpus" ]] && cp -R "$corpus/." "$work/corpus/"
+  (
+    rc=0
+    timeout -k 10 $((fuzz_seconds + 60)) "$exe" -max_total_time="$fuzz_seconds" -timeout=10 \
+      -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$work/artifacts/" \
+      "$work/corpus" >"$work/log" 2>&1 || rc=$?
+    echo "$rc" >"$work/rc"
+  ) &
+}
+
+report_fuzzer() {
+  local exe="$1" name work rc
+  name="$(basename "$exe")"
+  work="$tmp/fuzz-$name"
+  while [[ ! -f "$work/rc" ]]; do
+    wait -n 2>/dev/null || sleep 0.2
+  done
+  rc="$(cat "$work/rc")"
+  if [[ -d "$root/tests/fuzz/corpus/${name%_fuzz}" ]]; then
+    echo "--- $name (${fuzz_seconds}s, corpus: tests/fuzz/corpus/${name%_fuzz}/)"
   else
     echo "--- $name (${fuzz_seconds}s, no corpus)"
   fi
-  timeout -k 10 $((fuzz_seconds + 60)) "$exe" -max_total_time="$fuzz_seconds" -timeout=10 \
-    -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$work/artifacts/" \
-    "$work/corpus" >"$work/log" 2>&1 || rc=$?
   if [[ $rc -eq 0 ]]; then
     passed=$((passed + 1))
     grep -E '^(stat::number_of_executed_units|stat::peak_rss_mb|Done )' "$work/log" || true
@@ -223,8 +240,15 @@ elif scripts/build.sh fuzz; then
     echo "WARNING: the fuzz build produced no *_fuzz executable"
   fi
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-  for exe in "${fuzzers[@]}"; do
-    run_fuzzer "$root/$exe"
+  # ctest_jobs fuzzers at a time; reported in order.
+  for ((i = 0; i < ${#fuzzers[@]}; i++)); do
+    start_fuzzer "$root/${fuzzers[$i]}"
+    if ((i + 1 >= ctest_jobs)); then
+      report_fuzzer "$root/${fuzzers[$((i + 1 - ctest_jobs))]}"
+    fi
+  done
+  for ((i = ${#fuzzers[@]} - ctest_jobs + 1; i < ${#fuzzers[@]}; i++)); do
+    if ((i >= 0)); then report_fuzzer "$root/${fuzzers[$i]}"; fi
   done
 else
   fail "build of build-fuzz/"
