@@ -151,6 +151,43 @@ class Metrics(SubgateTestCase):
             self.assertIn(f"# TYPE {family} ", text)
 
 
+class CodeCache(SubgateTestCase):
+    """An isolate stopped for idleness starts again from the cached code: a code cache hit, no
+    second /boot; and the per-deployment isolates gauge follows it."""
+
+    def test_code_cache_hit_after_idle_eviction(self):
+        origin = Origin()
+        self.addCleanup(origin.stop)
+        origin.deployments["hello"] = Deployment()
+        metrics_port = free_port()
+        sg = self.start_subgate(ingress_config(runtime="idle_timeout 1s;") + f"""
+            server {{
+                listen 127.0.0.1:{metrics_port};
+                location = /metrics {{ metrics; }}
+            }}
+        """)
+        headers = {"x-deno-subhost": relay_token("hello", origin.rpc_root),
+                   "x-forwarded-host": "example.com"}
+
+        def scrape():
+            text = request(metrics_port, path="/metrics").body.decode()
+            promtool_check(self, text)
+            return parse(text)
+
+        hello = ("subgate_deployment_isolates", '{deployment="hello",subhoster="test"}')
+        self.assertEqual(request(sg.port, headers=headers).status, 200)
+        wait_until(lambda: scrape()[hello] == 1, what="the isolate counted for its deployment")
+        wait_until(lambda: scrape()[("subgate_isolate_evictions_total", '{reason="idle"}')] == 1,
+                   what="the idle eviction")
+        wait_until(lambda: scrape()[hello] == 0, what="the isolate gone")
+        self.assertEqual(scrape()[("subgate_isolate_code_cache_hits_total", "")], 0)
+        self.assertEqual(request(sg.port, headers=headers).status, 200)
+        m = scrape()
+        self.assertEqual(m[("subgate_isolate_code_cache_hits_total", "")], 1)
+        self.assertEqual(m[("subgate_isolate_boots_total", "")], 1)
+        self.assertEqual(m[("subgate_isolate_boot_duration_seconds_count", '{spare="false"}')], 2)
+
+
 SLOW = "Deno.serve(async () => { await new Promise(r => setTimeout(r, 1000)); return new Response('done'); });"
 WS_HEAD = ("GET /ws/echo HTTP/1.1\r\nHost: edge.local\r\nConnection: upgrade\r\nUpgrade: websocket\r\n"
            "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
