@@ -385,13 +385,25 @@ class Traffic(SubgateTestCase):
                                 code="CAPACITY_EXCEEDED"), 1)
         self.assertEqual(sample(om, "subgate_http_request_duration_seconds_count", **ing), ingress_total)
 
-    def test_http2_connections_are_counted_by_protocol(self):
-        from h2_client import H2Client
+    def test_http2_connections_and_websockets_are_counted(self):
+        from h2_client import H2Client, ws_close_frame
         c = H2Client(self.edge_port)
         self.assertEqual(c.response(c.request("/hello", authority="edge.local")).status, 200)
         m = self.scrape()
         self.assertEqual(sample(m, "subgate_connections_total", protocol="http2"), 1)
         self.assertEqual(sample(m, "subgate_connections_open", protocol="http2"), 1)
+        # An RFC 8441 WebSocket: its 200 opens the tunnel, counted as a WebSocket.
+        s = c.websocket("/ws/echo", authority="edge.local")
+        c.wait(lambda: s.headers is not None or s.done, what="the WebSocket answer")
+        self.assertEqual(s.status, 200)
+        m = self.scrape()
+        self.assertEqual(sample(m, "subgate_websockets_total"), 1)
+        self.assertEqual(sample(m, "subgate_websockets_open"), 1)
+        c.send_data(s, ws_close_frame())
+        c.wait(lambda: s.ended, what="END_STREAM after the upstream closed")
+        c.end_stream(s)
+        wait_until(lambda: sample(self.scrape(), "subgate_websockets_open") == 0,
+                   what="the WebSocket counted closed")
         c.close()
         wait_until(lambda: sample(self.scrape(), "subgate_connections_open", protocol="http2") == 0,
                    what="the HTTP/2 connection counted closed")
