@@ -8,7 +8,8 @@
 #            default build/ tree configures the tests): all that configuring any tree needs
 #   test     what the tests drive: curl, nghttp, http-parser, clang + libFuzzer runtime, openssl,
 #            clang-format (scripts/test.sh checks formatting), prometheus (its promtool checks
-#            the `metrics;` output: tests/integration/test_metrics.py); needed to build the test targets,
+#            the `metrics;` output: tests/integration/test_metrics.py), chromium (headless, loads
+#            the status page: tests/integration/test_status_page.py); needed to build the test targets,
 #            never to configure (scripts/run.sh configures build/ without them; checked by
 #            scripts/check_config_deps.py)
 #   runtime  node + npm, then the Deno runtime pinned by package-lock.json (npm ci); bubblewrap
@@ -26,7 +27,7 @@ declare -A group_packages=(
   [build]="build-essential cmake ninja-build pkg-config libevent-dev libnghttp2-dev libssl-dev
            libjansson-dev libpcre2-dev liblua5.4-dev liburing-dev zlib1g-dev ca-certificates libgtest-dev python3"
   [test]="libgtest-dev python3 curl nghttp2-client libhttp-parser-dev clang libclang-rt-14-dev openssl clang-format
-          prometheus"
+          prometheus chromium"
   [runtime]="nodejs npm ca-certificates bubblewrap"
   [bench]="nginx-light haproxy wrk curl"
   [lint]="clang-format clang-tidy shellcheck"

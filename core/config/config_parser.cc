@@ -59,6 +59,17 @@ class Lexer {
     if (c == '"' || c == '\'') return quoted(c, token, err);
     while (pos_ < text_.size()) {
       c = text_[pos_];
+      // `${name}` inside a word is a variable (log_format), not a block: as nginx reads it.
+      if (c == '{' && !token.text.empty() && token.text.back() == '$') {
+        const size_t close = text_.find('}', pos_);
+        if (close != std::string_view::npos &&
+            text_.substr(pos_, close - pos_).find_first_of(" \t\r\n;\"'") ==
+                std::string_view::npos) {
+          token.text.append(text_.substr(pos_, close + 1 - pos_));
+          pos_ = close + 1;
+          continue;
+        }
+      }
       if (isSpace(c) || c == ';' || c == '{' || c == '}' || c == '"' || c == '\'') break;
       token.text += c;
       ++pos_;

@@ -114,12 +114,17 @@ std::string messagePayload(std::string_view msg) {
   return out;
 }
 
-std::string logPayload(std::string_view msg, LogEventLevel level) {
+std::string logPayload(std::string_view msg, LogEventLevel level, std::string_view request_id) {
   std::string out = "{\"msg\":";
   appendJsonText(out, msg);
   out += ",\"level\":\"";
   out += logEventLevelName(level);
-  out += "\"}";
+  out += '"';
+  if (!request_id.empty()) {
+    out += ",\"request_id\":";
+    appendJsonText(out, request_id);
+  }
+  out += '}';
   return out;
 }
 

@@ -37,8 +37,9 @@ struct EventRecord {
 std::string bootPayload(std::chrono::nanoseconds boot_time);
 // {"msg":MSG} (bootFailure, uncaughtException, memoryLimit, timeLimit).
 std::string messagePayload(std::string_view msg);
-// {"msg":MSG,"level":LEVEL}.
-std::string logPayload(std::string_view msg, LogEventLevel level);
+// {"msg":MSG,"level":LEVEL}, and "request_id":ID when the output came from a request's handler
+// (a subgate addition inside the event object: the six top-level fields stay as they are).
+std::string logPayload(std::string_view msg, LogEventLevel level, std::string_view request_id = {});
 
 // RFC 3339 in UTC with milliseconds: "2026-12-06T23:50:45.123Z".
 std::string rfc3339Millis(std::chrono::system_clock::time_point time);

@@ -9,8 +9,10 @@
 //   "<nonce> failed <message>" the code threw before serving, or served nothing
 //   "<nonce> cluster <json>"   a cluster message (core/isolates/cluster_hub.h)
 //   "<nonce> pong <seq>"       the answer to {"op":"ping","seq":N} (cpu_block_limit's watchdog)
-//   "<nonce> log <level> <json>"  a console call of user code (debug|info|warn|error; the message
-//                              as a JSON string), or an unhandled rejection (error)
+//   "<nonce> log <level> [<request id>] <json>"  a console call of user code (debug|info|warn|
+//                              error; the message as a JSON string), or an unhandled rejection
+//                              (error); the x-request-id of the request whose handler made the
+//                              call (however deep in its promises), absent outside one
 //   "<nonce> uncaught <json>"  an uncaught exception (the message as a JSON string); exits next
 // What user code writes to stdout and stderr itself stays raw output (logged as info / error).
 // After the assignment, stdin carries cluster deliveries and results and the supervisor's pings,
@@ -23,9 +25,14 @@ import { format } from "node:util";
 
 const realServe = Deno.serve;
 const realFetch = globalThis.fetch;
-// The loop count (CDN-Loop hops, core/ingress/cdn_loop.h) of the request whose handler runs,
-// for the fetches it makes, however deep in its promises.
-const requestHops = new AsyncLocalStorage();
+// The request whose handler runs, however deep in its promises: its loop count (CDN-Loop hops,
+// core/ingress/cdn_loop.h) for the fetches it makes, and its id (subgate's x-request-id) for the
+// console calls it makes. {hops, id}; undefined outside a handler (top-level code, timers set
+// up there).
+const requestContext = new AsyncLocalStorage();
+// What subgate sends as x-request-id (core/pipeline/request_trace.h): anything else is not put in
+// a report.
+const requestIdPattern = /^[A-Za-z0-9._:-]{1,128}$/;
 let userHandler = null;
 let userOnListen = null;
 
@@ -53,8 +60,10 @@ await new Promise((listening) => {
   }, (request, info) => {
     Object.defineProperty(request, "url", { value: clientUrl(request), configurable: true });
     const hops = subgateHops(request.headers.get("cdn-loop"));
+    const id = request.headers.get("x-request-id");
+    const context = { hops, id: id !== null && requestIdPattern.test(id) ? id : "" };
     // No user code yet: the spare's own warm-up request (below); it takes the same path.
-    return requestHops.run(hops, () => userHandler ? userHandler(request, info) : new Response(null, { status: 503 }));
+    return requestContext.run(context, () => userHandler ? userHandler(request, info) : new Response(null, { status: 503 }));
   });
 });
 
@@ -121,7 +130,8 @@ let consoleIndent = "";
 function logReport(level, message) {
   let text = consoleIndent ? message.replace(/^/gm, consoleIndent) : message;
   if (text.length > maxLogMessage) text = `${text.slice(0, maxLogMessage)}... (${text.length} characters)`;
-  report(`log ${level} ${JSON.stringify(text)}`);
+  const id = requestContext.getStore()?.id;
+  report(id ? `log ${level} ${id} ${JSON.stringify(text)}` : `log ${level} ${JSON.stringify(text)}`);
 }
 const consoleLevels = { debug: "debug", info: "info", log: "info", warn: "warn", error: "error" };
 for (const [method, level] of Object.entries(consoleLevels)) {
@@ -278,7 +288,7 @@ const taggedFetch = (input, init) => {
     const others = splitOutsideQuotes(request.headers.get("cdn-loop") ?? "", ",")
       .map((entry) => entry.trim())
       .filter((entry) => entry && !isSubgateEntry(entry));
-    others.push(`subgate; hops=${requestHops.getStore() ?? 1}`);
+    others.push(`subgate; hops=${requestContext.getStore()?.hops ?? 1}`);
     request.headers.set("cdn-loop", others.join(", "));
   }
   return realFetch(request);

@@ -13,6 +13,7 @@
 #include "core/events/event_record.h"
 #include "core/isolates/isolate_pool.h"
 #include "core/log/log.h"
+#include "core/pipeline/request_trace.h"
 
 namespace subgate {
 
@@ -91,17 +92,24 @@ void IsolateRegistry::Impl::bootEventLocked(Isolate& isolate, bool ok, std::stri
 }
 
 void IsolateRegistry::Impl::userLogLocked(Isolate& isolate, LogEventLevel level,
-                                          std::string_view msg) {
+                                          std::string_view msg, std::string_view request_id) {
   if (settings.isolate_log) {
     LogLevel at = settings.isolate_log_level.value_or(
         level <= LogEventLevel::kInfo ? LogLevel::kInfo : LogLevel::kWarn);
-    // One error log line per line of the message (a stack trace has several).
+    // One error log line per line of the message (a stack trace has several), each ending with
+    // the request's id as subgate's own lines about a request do.
     std::string_view rest = msg;
     do {
       const size_t nl = rest.find('\n');
       std::string_view line = rest.substr(0, nl);
-      logf(at, "isolate %s: %.*s", isolate.tag().c_str(), static_cast<int>(line.size()),
-           line.data());
+      if (request_id.empty()) {
+        logf(at, "isolate %s: %.*s", isolate.tag().c_str(), static_cast<int>(line.size()),
+             line.data());
+      } else {
+        logf(at, "isolate %s: %.*s, request_id: %.*s", isolate.tag().c_str(),
+             static_cast<int>(line.size()), line.data(), static_cast<int>(request_id.size()),
+             request_id.data());
+      }
       rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
     } while (!rest.empty());
   }
@@ -113,7 +121,7 @@ void IsolateRegistry::Impl::userLogLocked(Isolate& isolate, LogEventLevel level,
     ++counters.events_rate_limited;
     return;
   }
-  eventLocked(isolate, EventType::kLog, logPayload(msg, level));
+  eventLocked(isolate, EventType::kLog, logPayload(msg, level, request_id));
 }
 
 void IsolateRegistry::Impl::flushDroppedLocked(Isolate& isolate, SteadyTime now) {
@@ -133,7 +141,18 @@ void IsolateRegistry::Impl::logReportLocked(Isolate& isolate, std::string_view r
     userLogLocked(isolate, LogEventLevel::kInfo, report);  // not the harness's shape: as it is
     return;
   }
-  userLogLocked(isolate, level, jsonStringText(report.substr(space + 1)));
+  std::string_view rest = report.substr(space + 1);
+  // "<level> <request id> <json>" inside a request's handler: the message is a JSON string, so
+  // a word before it that does not start with a quote is the id (checked: it goes to the log).
+  std::string_view request_id;
+  if (!rest.empty() && rest.front() != '"') {
+    const size_t end = rest.find(' ');
+    if (end != std::string_view::npos && isValidRequestId(rest.substr(0, end))) {
+      request_id = rest.substr(0, end);
+      rest = rest.substr(end + 1);
+    }
+  }
+  userLogLocked(isolate, level, jsonStringText(rest), request_id);
 }
 
 void IsolateRegistry::Impl::uncaughtReportLocked(Isolate& isolate, std::string_view json) {

@@ -110,7 +110,8 @@ struct Isolate {
   // Took a spare: its replacement starts a moment after this one serves (refillSparesLater), not
   // while its code loads and its first request runs.
   bool took_spare = false;
-  SteadyTime created{};  // made for a request (the boot duration runs from here to ready)
+  SteadyTime created{};        // made for a request (the boot duration runs from here to ready)
+  bool boot_recorded = false;  // its end of boot is in Impl::recent_boots (recordBootLocked)
 
   // Supervisor thread (fields read elsewhere only under the registry mutex).
   ChildProcess process;
@@ -165,6 +166,10 @@ struct Deployment : std::enable_shared_from_this<Deployment> {
   std::string loop_tag;
   std::shared_ptr<const DeploymentCode> code;
   bool fetching = false;
+  SteadyTime fetch_started{};  // of the /boot call in flight (status: its duration)
+  // The isolate_limit of the last request placed under the registry lock (status only: the warm
+  // path does not write it). 0 before any.
+  uint32_t isolate_limit = 0;
   std::vector<std::shared_ptr<Isolate>> shared;
   std::unordered_map<std::string, std::shared_ptr<Isolate>, TransparentHash, std::equal_to<>>
       instances;
@@ -242,6 +247,8 @@ struct IsolateRegistry::Impl {
   // Sends the isolates' events to their origins on its own thread (core/events/event_sender.h).
   EventSender event_sender;
   BootBackoff boot_backoff;  // failed /boot calls, by deployment key (under mu)
+  // The last boots that ended, newest first, at most kRecentBoots (status; under mu).
+  std::deque<BootRecord> recent_boots;
 
   explicit Impl(IsolateRegistry& o);
 
@@ -307,6 +314,13 @@ struct IsolateRegistry::Impl {
 
   // ---- boot (isolate_boot.cc; mu held)
 
+  // The end of `isolate`'s boot, into recent_boots (once per isolate): ready (`ok`), or failed
+  // with `error` and `message`.
+  void recordBootLocked(Isolate& isolate, bool ok, ErrorKind error, std::string_view message);
+  // A /boot call for `d` that failed, into recent_boots.
+  void recordFetchFailureLocked(const Deployment& d, ErrorKind error, std::string_view message);
+  void pushBootLocked(BootRecord record);
+
   void fetchLocked(Deployment& d);
   // The remembered /boot failure to answer a request of deployment `key` with, or null.
   const BootBackoff::Failure* bootBlockedLocked(const std::string& key) const;
@@ -369,9 +383,12 @@ struct IsolateRegistry::Impl {
   // Its `boot` event (`ok`) or `bootFailure` with `msg`: the first of them only.
   void bootEventLocked(Isolate& isolate, bool ok, std::string_view msg);
   // A line of user code's output at `level`: the error log (isolate_log_level) and a `log`
-  // event (events_log_rate).
-  void userLogLocked(Isolate& isolate, LogEventLevel level, std::string_view msg);
-  // The harness's reports: "log LEVEL JSON-STRING" (a console call or an unhandled rejection)
+  // event (events_log_rate); `request_id` (empty: none) ends each error log line and goes in
+  // the event.
+  void userLogLocked(Isolate& isolate, LogEventLevel level, std::string_view msg,
+                     std::string_view request_id = {});
+  // The harness's reports: "log LEVEL [REQUEST-ID] JSON-STRING" (a console call, with the id of
+  // the request whose handler made it, or an unhandled rejection)
   // and "uncaught JSON-STRING" (an uncaught exception; the harness exits next).
   void logReportLocked(Isolate& isolate, std::string_view report);
   void uncaughtReportLocked(Isolate& isolate, std::string_view json);

@@ -641,6 +641,7 @@ IsolateRegistry::Placement IsolateRegistry::acquire(const IsolateRequest& reques
   const std::shared_ptr<Deployment>& shared_d = m.deploymentFor(*request.token);
   Deployment& d = *shared_d;
   d.last_used.store(steadyNow());
+  d.isolate_limit = request.limit;
   if (!cached) cached = &placement.deployments[d.key];
   if (cached->deployment != shared_d) {
     *cached = WorkerPlacement::Entry();

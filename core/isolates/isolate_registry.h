@@ -141,17 +141,23 @@ class IsolateRegistry : public std::enable_shared_from_this<IsolateRegistry> {
     uint64_t stopped_memory_limit = 0;  // isolates that passed a memory limit (MEMORY_LIMIT)
     uint64_t events_rate_limited = 0;   // log lines events_log_rate kept out of events
     uint64_t code_cache_hits = 0;       // isolates started with their deployment's code cached
-    // Deployments' isolates now, by state (spares are `spares`).
+    // Deployments' isolates now, by state (spares are `spares`); stats() only, not counts().
     size_t waiting_code = 0;  // waiting for their deployment's /boot
     size_t starting = 0;      // process started or adopted, not ready yet
     size_t ready_now = 0;     // ready to serve
     size_t stopping = 0;      // asked to stop, not exited yet
-    size_t queued = 0;        // requests waiting in deployment queues for room
     // From an isolate's creation for a request (its /boot, or the spare it took) to ready.
     LatencyHistogram boot_cold;   // started a process of its own
     LatencyHistogram boot_spare;  // took a spare
+
+    // For the status page.
+    uint64_t isolate_boot_failures = 0;  // isolates that failed or died before they were ready
+    size_t queued = 0;                   // requests waiting for room in deployment queues
   };
   Stats stats() const;
+  // stats() without `sticky`, which sums every deployment's table: constant time under the
+  // mutex, for the status page's sampler (every 2 s whatever the number of deployments).
+  Stats counts() const;
   // Isolates alive per deployment now (for per-deployment metrics), by deployment
   // (subhoster name, deployment id).
   struct DeploymentIsolates {
@@ -168,8 +174,23 @@ class IsolateRegistry : public std::enable_shared_from_this<IsolateRegistry> {
     EventSender::Totals events;
   };
   Snapshot snapshot() const;
+  // One boot the pool saw end, for the status page: an isolate that became ready or failed
+  // before it was, or a failed fetch of a deployment's code from its origin (`isolate` 0).
+  struct BootRecord {
+    std::string deployment_id;
+    std::string instance_id;
+    uint64_t isolate = 0;     // "iso-N"; 0: the deployment's /boot call
+    int64_t time_ms = 0;      // when it ended, Unix milliseconds
+    int64_t duration_ms = 0;  // from the isolate's launch (its code at hand), or the /boot call's
+    bool ok = false;
+    std::string error;    // x-deno-error code of a failure (DEPLOYMENT_FAILED, ...)
+    std::string message;  // what failed, for the operator (bounded)
+  };
+  // How many of the last boots statusJson() lists ("recent_boots", newest first).
+  static constexpr size_t kRecentBoots = 32;
   // The pool as JSON for the `status` handler: deployments, their isolates with active
-  // connections each, queue and sticky table sizes (see modules/status/status_module.h).
+  // connections each, queue and sticky table sizes, their most recent identifiers, and the
+  // recent boots (see modules/status/status_module.h).
   std::string statusJson() const;
 
   // Private to core/isolates (isolate_pool.h); named here so that its parts can point to it.

@@ -6,20 +6,36 @@
 #include <cstdlib>
 #include <mutex>
 #include <string>
+#include <string_view>
 
 #include "core/isolates/isolate_pool.h"
 #include "core/isolates/isolate_registry.h"
 
 namespace subgate {
 
-IsolateRegistry::Stats IsolateRegistry::stats() const {
-  Impl& m = *impl_;
-  std::lock_guard<std::mutex> lock(m.mu);
-  Stats s = m.counters;
+namespace {
+
+IsolateRegistry::Stats countsLocked(const IsolateRegistry::Impl& m) {
+  IsolateRegistry::Stats s = m.counters;
   s.isolates = m.live;
   s.spares = m.spares.size();
   s.deployments = m.deployments.size();
   s.queued = m.queued.load();
+  return s;
+}
+
+}  // namespace
+
+IsolateRegistry::Stats IsolateRegistry::counts() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return countsLocked(*impl_);
+}
+
+IsolateRegistry::Stats IsolateRegistry::stats() const {
+  Impl& m = *impl_;
+  std::lock_guard<std::mutex> lock(m.mu);
+  Stats s = countsLocked(m);
+  // Isolates by state: a walk over every deployment's isolates (so not in counts()).
   auto countState = [&s](const Isolate& isolate) {
     switch (isolate.state) {
       case Isolate::State::kWaitingCode: ++s.waiting_code; break;
@@ -79,6 +95,34 @@ const char* stateName(Isolate::State state) {
   return "unknown";
 }
 
+// A JSON string of `text`, which may come from a tenant (identify()'s answer): bytes that are
+// not valid UTF-8 become '?' rather than dropping the value.
+json_t* textJson(std::string_view text) {
+  if (json_t* value = json_stringn(text.data(), text.size())) return value;
+  std::string ascii(text);
+  for (char& c : ascii)
+    if (static_cast<unsigned char>(c) >= 0x80 || c == '\0') c = '?';
+  return json_stringn(ascii.data(), ascii.size());
+}
+
+json_t* integerJson(uint64_t value) { return json_integer(static_cast<json_int_t>(value)); }
+
+// The identifiers status lists per deployment: its most recently used ones.
+constexpr size_t kStatusIdentifiers = 20;
+
+json_t* bootJson(const IsolateRegistry::BootRecord& boot) {
+  json_t* out = json_object();
+  json_object_set_new(out, "deployment_id", textJson(boot.deployment_id));
+  json_object_set_new(out, "instance_id", textJson(boot.instance_id));
+  json_object_set_new(out, "isolate", integerJson(boot.isolate));
+  json_object_set_new(out, "time_ms", json_integer(static_cast<json_int_t>(boot.time_ms)));
+  json_object_set_new(out, "duration_ms", json_integer(static_cast<json_int_t>(boot.duration_ms)));
+  json_object_set_new(out, "outcome", json_string(boot.ok ? "ready" : "failed"));
+  json_object_set_new(out, "error", textJson(boot.error));
+  json_object_set_new(out, "message", textJson(boot.message));
+  return out;
+}
+
 json_t* isolateJson(const Isolate& isolate) {
   json_t* out = json_object();
   json_object_set_new(out, "id", json_integer(static_cast<json_int_t>(isolate.id)));
@@ -121,6 +165,12 @@ std::string IsolateRegistry::statusJson() const {
                         json_integer(static_cast<json_int_t>(m.counters.stopped_memory_limit)));
     json_object_set_new(root, "events_rate_limited",
                         json_integer(static_cast<json_int_t>(m.counters.events_rate_limited)));
+    json_object_set_new(root, "isolate_boot_failures",
+                        integerJson(m.counters.isolate_boot_failures));
+    json_object_set_new(root, "queued", integerJson(m.queued.load()));
+    json_t* boots = json_array();
+    for (const BootRecord& boot : m.recent_boots) json_array_append_new(boots, bootJson(boot));
+    json_object_set_new(root, "recent_boots", boots);
     for (const auto& [key, d] : m.deployments) {
       json_t* entry = json_object();
       json_object_set_new(entry, "deployment_id",
@@ -129,13 +179,25 @@ std::string IsolateRegistry::statusJson() const {
                           json_string(d->subhoster ? d->subhoster->name.c_str() : ""));
       json_object_set_new(entry, "rpc_root", json_stringn(d->rpc_root.data(), d->rpc_root.size()));
       json_object_set_new(entry, "queued", json_integer(static_cast<json_int_t>(d->queue.size())));
+      json_object_set_new(entry, "isolate_limit", integerJson(d->isolate_limit));
       json_object_set_new(entry, "warm_leases",
                           json_integer(static_cast<json_int_t>(d->warm_leases.load())));
       size_t sticky_size = 0;
+      json_t* identifiers = json_array();
       {
         std::lock_guard<std::mutex> sticky_lock(d->sticky_mu);
         sticky_size = d->sticky.size();
+        d->sticky.forEachRecent(
+            kStatusIdentifiers,
+            [&](std::string_view id, const std::shared_ptr<Isolate>& target, uint32_t open) {
+              json_t* item = json_object();
+              json_object_set_new(item, "id", textJson(id));
+              json_object_set_new(item, "isolate", integerJson(target ? target->id : 0));
+              json_object_set_new(item, "open", integerJson(open));
+              json_array_append_new(identifiers, item);
+            });
       }
+      json_object_set_new(entry, "identifiers", identifiers);
       json_object_set_new(entry, "sticky", json_integer(static_cast<json_int_t>(sticky_size)));
       sticky += sticky_size;
       json_t* isolates = json_array();

@@ -149,6 +149,8 @@ void IsolateRegistry::Impl::launch(const std::shared_ptr<Isolate>& isolate) {
     LOG_ERROR("isolate %s: cannot start: %s", isolate->tag().c_str(), error.c_str());
     if (isolate->process.pid > 0) kill(isolate->process.pid, SIGKILL);
     std::lock_guard<std::mutex> lock(mu);
+    recordBootLocked(*isolate, false, ErrorKind::kDeploymentFailed,
+                     "the isolate could not be started: " + error);
     failWaitersLocked(*isolate, ErrorKind::kDeploymentFailed,
                       "the isolate could not be started: " + error);
     detachLocked(*isolate);
@@ -368,6 +370,7 @@ void IsolateRegistry::Impl::lineLocked(Isolate& isolate, std::string_view line, 
       LOG_WARN("isolate %s: failed to load the deployment: %s", isolate.tag().c_str(),
                isolate.failure.c_str());
       bootEventLocked(isolate, false, isolate.failure);
+      recordBootLocked(isolate, false, ErrorKind::kDeploymentFailed, isolate.failure);
     } else if (report.starts_with("pong ")) {
       uint64_t seq = 0;
       std::string_view digits = report.substr(5);
@@ -405,6 +408,7 @@ void IsolateRegistry::Impl::readyLocked(Isolate& isolate) {
   if (!self) return;
   LOG_INFO("isolate %s: ready", isolate.tag().c_str());
   bootEventLocked(isolate, true, {});
+  recordBootLocked(isolate, true, ErrorKind::kDeploymentFailed, {});
   ++counters.ready;
   if (isolate.created != SteadyTime{}) {
     const uint64_t nanos = LatencyBuckets::nanosOf(steadyNow() - isolate.created);
@@ -442,6 +446,7 @@ void IsolateRegistry::Impl::onTimer(evutil_socket_t, short, void* arg) {
              isolate->tag().c_str(), static_cast<long long>(m.settings.boot_timeout.count()));
     isolate->failure = "the isolate did not start serving within boot_timeout";
     m.bootEventLocked(*isolate, false, isolate->failure);
+    m.recordBootLocked(*isolate, false, ErrorKind::kDeploymentFailed, isolate->failure);
     m.failWaitersLocked(*isolate, ErrorKind::kDeploymentFailed, isolate->failure);
     m.detachLocked(*isolate);
     isolate->state = Isolate::State::kStopping;
@@ -487,6 +492,7 @@ void IsolateRegistry::Impl::exited(const std::shared_ptr<Isolate>& isolate, int 
     ErrorKind kind = isolate->memory_limit ? ErrorKind::kMemoryLimit
                      : isolate->time_limit ? ErrorKind::kTimeLimit
                                            : ErrorKind::kDeploymentFailed;
+    recordBootLocked(*isolate, false, kind, isolate->failure);  // when it never was ready
     failWaitersLocked(*isolate, kind, isolate->failure);
     detachLocked(*isolate);
     isolate->state = Isolate::State::kDead;

@@ -87,6 +87,13 @@ class StickyTable {
   }
 
   size_t size() const { return entries_.size(); }
+  // Calls fn(id, target, open) for the `n` most recently used entries, most recent first
+  // (`target` null when it is gone); for status.
+  template <class Fn>
+  void forEachRecent(size_t n, Fn fn) const {
+    for (auto it = entries_.begin(); it != entries_.end() && n > 0; ++it, --n)
+      fn(std::string_view(it->id), it->target.lock(), it->open);
+  }
   // Open requests of `id` on its current target (0 when unknown); for tests.
   uint32_t openCount(std::string_view id) const {
     auto it = index_.find(id);

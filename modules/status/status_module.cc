@@ -1,13 +1,13 @@
 #include "modules/status/status_module.h"
 
-#include <jansson.h>
-
-#include <cstdlib>
-
 #include "core/isolates/isolate_registry.h"
 #include "core/pipeline/config_model.h"
 #include "core/pipeline/request.h"
 #include "modules/status/status_command.h"
+#include "modules/status/status_history.h"
+#include "modules/status/status_json.h"
+#include "modules/status/status_page.h"
+#include "modules/status/status_sampler.h"
 
 namespace subgate {
 namespace {
@@ -18,13 +18,24 @@ constexpr DirectiveSpec kDirectives[] = {
     {"status", kServerContext | kLocationContext, 0, 0, false, false, true},
 };
 
+bool servesStatus(const RuntimeConfig& config, const Module* status) {
+  for (const auto& server : config.servers) {
+    if (server->unmatched.content.module == status) return true;
+    for (const auto& location : server->locations)
+      if (location->content.module == status) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 std::span<const DirectiveSpec> StatusModule::directives() const { return kDirectives; }
 
 std::span<const SubcommandSpec> StatusModule::subcommands() const {
   static constexpr SubcommandSpec kCommands[] = {
-      {"status", "[URL]   print a status location (default http://127.0.0.1:8081/status)",
+      {"status",
+       "[--watch [--interval SECONDS] [--count N]] [URL]   print a status location (default "
+       "http://127.0.0.1:8081/status); --watch redraws a table of it",
        runStatusCommand},
   };
   return kCommands;
@@ -36,24 +47,38 @@ std::shared_ptr<const ModuleConf> StatusModule::compileLocation(const Scope& sco
   return std::make_shared<StatusConf>();
 }
 
+bool StatusModule::activate(const RuntimeConfig& config, std::string&) const {
+  if (servesStatus(config, this)) {
+    statusSampler().start(statusHistory(), config.isolates);
+  } else {
+    statusSampler().stop();
+  }
+  return true;
+}
+
+void StatusModule::deactivate(const RuntimeConfig&) const { statusSampler().stop(); }
+
 void StatusModule::content(Request& req, const ModuleConf&) const {
   LocalReply reply;
-  reply.body = req.config().isolates ? req.config().isolates->statusJson() : "{}";
-  // The counters every module keeps (Module::counters(): token_cache_hits, ...) at the top level.
-  if (json_t* root = json_loadb(reply.body.data(), reply.body.size(), 0, nullptr)) {
-    for (const Module* module : allModules())
-      for (const ModuleCounter& counter : module->counters())
-        json_object_set_new(root, std::string(counter.name).c_str(),
-                            json_integer(static_cast<json_int_t>(counter.value)));
-    if (char* text = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS)) {
-      reply.body = text;
-      free(text);
-    }
-    json_decref(root);
+  reply.headers.emplace_back("cache-control", "no-store");
+  reply.headers.emplace_back("vary", "Accept");
+  if (prefersHtml(req.header("accept"))) {
+    reply.body = std::string(statusPageHtml());
+    reply.content_type = "text/html; charset=utf-8";
+    reply.headers.emplace_back("content-security-policy", statusPagePolicy());
+    reply.headers.emplace_back("x-content-type-options", "nosniff");
+    reply.headers.emplace_back("referrer-policy", "no-referrer");
+    req.respond(std::move(reply));
+    return;
   }
+  const IsolateRegistry* registry = req.config().isolates.get();
+  const int64_t now = unixMillisNow();
+  // A read takes a sample when the sampler thread has not lately (none runs in a process whose
+  // config has no status location yet, nor in the in-memory tests).
+  statusHistory().sampleIfDue(now, [registry] { return takeStatusSample(registry); });
+  reply.body = renderStatusJson(registry, statusHistory(), now);
   reply.body += '\n';
   reply.content_type = "application/json";
-  reply.headers.emplace_back("cache-control", "no-store");
   req.respond(std::move(reply));
 }
 

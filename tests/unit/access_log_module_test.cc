@@ -119,7 +119,7 @@ TEST_F(AccessLogModuleTest, WritesOneJsonLinePerRequestInTheLogPhase) {
   std::vector<std::string> lines = jsonLines();
   ASSERT_EQ(lines.size(), 1u);
   JsonLine line(lines[0]);
-  EXPECT_EQ(line.size(), 12u);
+  EXPECT_EQ(line.size(), 19u);
   EXPECT_TRUE(fullMatch(line.string("time"), R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4})"))
       << line.string("time");
   EXPECT_EQ(line.string("remote"), "192.0.2.7");
@@ -136,6 +136,13 @@ TEST_F(AccessLogModuleTest, WritesOneJsonLinePerRequestInTheLogPhase) {
   EXPECT_TRUE(fullMatch(line.string("request_id"), "[0-9a-f]{32}")) << line.string("request_id");
   EXPECT_EQ(line.string("request_id"), exchange->transport.header("x-request-id").value_or(""));
   EXPECT_EQ(line.string("trace_id"), "");
+  // No deployment, isolate or request body here (log_format_test.cc has them).
+  EXPECT_EQ(line.string("deployment_id"), "");
+  EXPECT_EQ(line.string("isolate"), "");
+  EXPECT_EQ(line.integer("request_bytes"), 0);
+  EXPECT_EQ(line.number("isolate_wait_ms"), 0.0);
+  EXPECT_GE(line.number("first_byte_ms"), 0.0);
+  EXPECT_LE(line.number("first_byte_ms"), line.number("duration_ms"));
 }
 
 TEST_F(AccessLogModuleTest, RecordsTheClientsRequestIdAndTraceId) {
@@ -206,14 +213,14 @@ TEST_F(AccessLogModuleTest, CombinedIsTheDefaultFormat) {
                               R"("test \\x22agent\\x22")"))
       << lines[0];
   EXPECT_TRUE(fullMatch(lines[1], R"(198\.51\.100\.1 - - )" + time +
-                                      R"( "GET /also-combined HTTP/1\.1" 200 0 "" "")"))
+                                      R"( "GET /also-combined HTTP/1\.1" 200 0 "-" "-")"))
       << lines[1];
   EXPECT_EQ(dir_.read("access.json"), "");  // the location's own access_log replaces the server's
 }
 
 TEST(AccessLogModule, RefusesUnknownFormatsAndUnopenableFiles) {
   EXPECT_EQ(serverDirectiveError("access_log /tmp/a.log xml;"),
-            "<embedded>:3: unknown access_log format \"xml\" (combined or json)");
+            "<embedded>:3: unknown log format \"xml\" (combined, json or a log_format name)");
   EXPECT_EQ(serverDirectiveError("access_log /nonexistent-folder/a.log;"),
             "<embedded>:3: cannot open access log \"/nonexistent-folder/a.log\": No such file or "
             "directory");

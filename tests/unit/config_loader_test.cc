@@ -75,7 +75,7 @@ TEST(ConfigLoader, ErrorsNameFileLineAndDirective) {
   EXPECT_EQ(errorOf("server {\n location / { return 200; request_timeout 0s; }\n}"),
             "<embedded>:2: invalid duration \"0s\" in \"request_timeout\" directive");
   EXPECT_EQ(errorOf("server {\n location / { access_log stderr xml; return 200; }\n}"),
-            "<embedded>:2: unknown access_log format \"xml\" (combined or json)");
+            "<embedded>:2: unknown log format \"xml\" (combined, json or a log_format name)");
   EXPECT_EQ(errorOf("keepalive 3;\nserver { location / { return 200; } }"),
             "<embedded>:1: \"keepalive\" directive is not allowed here");
   EXPECT_EQ(errorOf("workers 2;"), "<embedded>: no \"server\" block");

@@ -77,6 +77,18 @@ TEST(ConfigParser, EscapesAndMultilineStrings) {
   EXPECT_EQ(root->children[2].line, 4);  // lines inside strings are counted
 }
 
+// nginx reads `${name}` inside an unquoted word as a variable, not as a block (log_format).
+TEST(ConfigParser, BracedVariablesStayInTheirWord) {
+  std::string err;
+  auto root = parse("f a${x}b ${y} $ {\n  inner;\n}\n", err);
+  ASSERT_TRUE(root) << err;
+  ASSERT_EQ(root->children.size(), 1u);
+  const Node& f = root->children[0];
+  EXPECT_EQ(f.args, (std::vector<std::string>{"a${x}b", "${y}", "$"}));
+  EXPECT_TRUE(f.is_block);  // a `{` after whitespace still opens a block
+  ASSERT_EQ(f.children.size(), 1u);
+}
+
 TEST(ConfigParser, EveryErrorMessage) {
   EXPECT_EQ(errorOf("a;\n}\n"), "t.conf:2: unexpected \"}\"");
   EXPECT_EQ(errorOf("a;\n;\n"), "t.conf:2: unexpected \";\"");

@@ -75,6 +75,8 @@ TEST(EventRecord, Payloads) {
   EXPECT_EQ(bootPayload(std::chrono::microseconds(14100)), R"({"boot_time":0.014})");
   EXPECT_EQ(messagePayload("out of memory"), R"({"msg":"out of memory"})");
   EXPECT_EQ(logPayload("x", LogEventLevel::kDebug), R"({"msg":"x","level":"debug"})");
+  EXPECT_EQ(logPayload("x", LogEventLevel::kInfo, "rid-1"),
+            R"({"msg":"x","level":"info","request_id":"rid-1"})");
 }
 
 TEST(EventRecord, Rfc3339InUtcWithMilliseconds) {

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+#include <vector>
+
 namespace subgate {
 namespace {
 
@@ -85,6 +88,27 @@ TEST(StickyTable, BoundedWithLeastRecentlyUsedEviction) {
   table.setMax(0);
   table.opened("5", a, t0);
   EXPECT_EQ(table.size(), 0u) << "sticky_max 0 turns stickiness off";
+}
+
+TEST(StickyTable, ListsTheMostRecentlyUsedFirstForStatus) {
+  Table table;
+  auto a = std::make_shared<Target>(Target{1});
+  Table::Time t0{};
+  {
+    auto b = std::make_shared<Target>(Target{2});
+    for (const char* id : {"1", "2", "3"}) table.opened(id, a, t0);
+    table.opened("2", b, t0);  // moved to b, which then goes away
+    table.opened("1", a, t0);
+  }
+  std::vector<std::string> seen;
+  table.forEachRecent(2, [&](std::string_view id, std::shared_ptr<Target> target, uint32_t open) {
+    seen.push_back(std::string(id) + "@" + (target ? std::to_string(target->id) : "gone") + "/" +
+                   std::to_string(open));
+  });
+  EXPECT_EQ(seen, (std::vector<std::string>{"1@1/2", "2@gone/1"}));
+  seen.clear();
+  table.forEachRecent(10, [&](std::string_view id, auto, uint32_t) { seen.emplace_back(id); });
+  EXPECT_EQ(seen, (std::vector<std::string>{"1", "2", "3"}));
 }
 
 }  // namespace
