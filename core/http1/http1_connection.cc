@@ -14,6 +14,7 @@
 #include "core/log/log.h"
 #include "core/net/socket_address.h"
 #include "core/net/socket_io.h"
+#include "core/pipeline/request_counters.h"
 
 namespace subgate {
 namespace {
@@ -70,6 +71,7 @@ void Http1Connection::advanceHandshake() {
     const tls::Channel::Status status = tls_->handshake();
     writeOut();  // the server's flight, or an alert
     if (status == tls::Channel::Status::kDone) {
+      RequestCounters::note(RequestCounters::Event::kTlsHandshake);
       if (http2_ && tls_->alpn() == "h2") {
         handOffToHttp2();
         return;
@@ -84,6 +86,7 @@ void Http1Connection::advanceHandshake() {
     if (status != tls::Channel::Status::kNeedInput) {
       // Plaintext on a TLS port, an unknown CA, no common protocol: this connection only.
       LOG_DEBUG("TLS handshake with %s failed: %s", remote_ip_.c_str(), tls::lastError().c_str());
+      RequestCounters::note(RequestCounters::Event::kTlsHandshakeFailed);
       close();
       return;
     }
@@ -96,6 +99,7 @@ void Http1Connection::advanceHandshake() {
     }
     if (n <= 0) {
       LOG_DEBUG("client %s closed the connection during the TLS handshake", remote_ip_.c_str());
+      RequestCounters::note(RequestCounters::Event::kTlsHandshakeFailed);
       close();
       return;
     }
@@ -293,7 +297,7 @@ void Http1Connection::startRequest() {
   const http1::MessageHead& head = parser_.head();
   state_ = State::kRequest;
   head_deadline_set_ = false;
-  ++requests_;
+  if (++requests_ == 1) RequestCounters::note(RequestCounters::Event::kHttp1Served);
   in_used_ = head.head_bytes;
   response_done_ = false;
   response_chunked_ = false;
@@ -468,6 +472,7 @@ void Http1Connection::handleTimeout() {
   switch (state_) {
     case State::kHandshake:
       LOG_DEBUG("TLS handshake with %s timed out", remote_ip_.c_str());
+      RequestCounters::note(RequestCounters::Event::kTlsHandshakeFailed);
       close();
       return;
     case State::kHead:

@@ -110,6 +110,7 @@ struct Isolate {
   // Took a spare: its replacement starts a moment after this one serves (refillSparesLater), not
   // while its code loads and its first request runs.
   bool took_spare = false;
+  SteadyTime created{};        // made for a request (the boot duration runs from here to ready)
   bool boot_recorded = false;  // its end of boot is in Impl::recent_boots (recordBootLocked)
 
   // Supervisor thread (fields read elsewhere only under the registry mutex).

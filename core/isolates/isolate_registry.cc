@@ -285,7 +285,8 @@ std::shared_ptr<Isolate> IsolateRegistry::Impl::startNewLocked(Deployment& d,
   isolate->deployment_id = d.deployment_id;
   isolate->instance_id = instance_id;
   isolate->counted = true;
-  isolate->last_used.store(steadyNow());
+  isolate->created = steadyNow();
+  isolate->last_used.store(isolate->created);
   ++live;
   if (instance_id.empty()) {
     d.shared.push_back(isolate);
@@ -294,6 +295,7 @@ std::shared_ptr<Isolate> IsolateRegistry::Impl::startNewLocked(Deployment& d,
     d.instances[instance_id] = isolate;
   }
   if (d.code) {
+    ++counters.code_cache_hits;  // no /boot: the code is still cached (boot_cache)
     launchLocked(isolate);
   } else {
     isolate->state = Isolate::State::kWaitingCode;

@@ -34,6 +34,7 @@
 #include "core/ingress/ingress.h"
 #include "core/isolates/cluster_hub.h"
 #include "core/isolates/runtime_settings.h"
+#include "core/pipeline/latency_histogram.h"
 #include "core/upstream/upstream_group.h"
 
 namespace subgate {
@@ -139,6 +140,15 @@ class IsolateRegistry : public std::enable_shared_from_this<IsolateRegistry> {
     uint64_t stopped_time_limit = 0;    // isolates killed for CPU time (TIME_LIMIT)
     uint64_t stopped_memory_limit = 0;  // isolates that passed a memory limit (MEMORY_LIMIT)
     uint64_t events_rate_limited = 0;   // log lines events_log_rate kept out of events
+    uint64_t code_cache_hits = 0;       // isolates started with their deployment's code cached
+    // Deployments' isolates now, by state (spares are `spares`); stats() only, not counts().
+    size_t waiting_code = 0;  // waiting for their deployment's /boot
+    size_t starting = 0;      // process started or adopted, not ready yet
+    size_t ready_now = 0;     // ready to serve
+    size_t stopping = 0;      // asked to stop, not exited yet
+    // From an isolate's creation for a request (its /boot, or the spare it took) to ready.
+    LatencyHistogram boot_cold;   // started a process of its own
+    LatencyHistogram boot_spare;  // took a spare
 
     // For the status page.
     uint64_t isolate_boot_failures = 0;  // isolates that failed or died before they were ready
@@ -148,6 +158,14 @@ class IsolateRegistry : public std::enable_shared_from_this<IsolateRegistry> {
   // stats() without `sticky`, which sums every deployment's table: constant time under the
   // mutex, for the status page's sampler (every 2 s whatever the number of deployments).
   Stats counts() const;
+  // Isolates alive per deployment now (for per-deployment metrics), by deployment
+  // (subhoster name, deployment id).
+  struct DeploymentIsolates {
+    std::string subhoster;
+    std::string deployment_id;
+    size_t isolates = 0;
+  };
+  std::vector<DeploymentIsolates> isolatesByDeployment() const;
   // Every count `status` shows, from the same sources, for the `metrics` handler: the pool's
   // stats(), the cluster hub's totals (zero before any isolate ran) and the events sender's.
   struct Snapshot {

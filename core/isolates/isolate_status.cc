@@ -35,11 +35,39 @@ IsolateRegistry::Stats IsolateRegistry::stats() const {
   Impl& m = *impl_;
   std::lock_guard<std::mutex> lock(m.mu);
   Stats s = countsLocked(m);
+  // Isolates by state: a walk over every deployment's isolates (so not in counts()).
+  auto countState = [&s](const Isolate& isolate) {
+    switch (isolate.state) {
+      case Isolate::State::kWaitingCode: ++s.waiting_code; break;
+      case Isolate::State::kStarting: ++s.starting; break;
+      case Isolate::State::kReady: ++s.ready_now; break;
+      case Isolate::State::kStopping:  // detached from their deployment: counted below
+      case Isolate::State::kSpare:
+      case Isolate::State::kDead: break;
+    }
+  };
   for (const auto& [key, d] : m.deployments) {
+    for (const auto& isolate : d->shared) countState(*isolate);
+    for (const auto& [id, isolate] : d->instances) countState(*isolate);
     std::lock_guard<std::mutex> sticky_lock(d->sticky_mu);
     s.sticky += d->sticky.size();
   }
+  for (const auto& [id, isolate] : m.processes)
+    if (isolate->state == Isolate::State::kStopping) ++s.stopping;
   return s;
+}
+
+std::vector<IsolateRegistry::DeploymentIsolates> IsolateRegistry::isolatesByDeployment() const {
+  Impl& m = *impl_;
+  std::lock_guard<std::mutex> lock(m.mu);
+  std::vector<DeploymentIsolates> out;
+  out.reserve(m.deployments.size());
+  for (const auto& [key, d] : m.deployments) {
+    const size_t n = d->shared.size() + d->instances.size();
+    if (n == 0) continue;
+    out.push_back({d->subhoster ? d->subhoster->name : std::string(), d->deployment_id, n});
+  }
+  return out;
 }
 
 IsolateRegistry::Snapshot IsolateRegistry::snapshot() const {

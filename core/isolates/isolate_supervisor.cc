@@ -410,6 +410,10 @@ void IsolateRegistry::Impl::readyLocked(Isolate& isolate) {
   bootEventLocked(isolate, true, {});
   recordBootLocked(isolate, true, ErrorKind::kDeploymentFailed, {});
   ++counters.ready;
+  if (isolate.created != SteadyTime{}) {
+    const uint64_t nanos = LatencyBuckets::nanosOf(steadyNow() - isolate.created);
+    (isolate.took_spare ? counters.boot_spare : counters.boot_cold).add(nanos);
+  }
   std::vector<Waiter> waiters = std::move(isolate.waiters);
   isolate.waiters.clear();
   Deployment* d = isolate.deployment;

@@ -85,6 +85,8 @@ struct CallResult {
   // "path:line: instruction budget exhausted (N instructions)" or
   // "path: memory limit exceeded (N bytes)". Meant for the error log; the client gets a 500.
   std::string error;
+  // When !ok: the instruction budget or a memory cap stopped the call (not a script error).
+  bool aborted = false;
   std::optional<std::string> identity;   // identify(): the returned string; nil -> nullopt
   std::optional<RespondAction> respond;  // access() or route() returned subgate.respond(...)
   std::optional<RouteAction> route;      // route() returned a table

@@ -381,6 +381,7 @@ CallResult VmState::call(const Script& script, Hook hook, const RequestView& req
     result = CallResult();
     result.ok = false;
     result.error = std::move(error);
+    result.aborted = abort != Abort::kNone;
     if (abort == Abort::kMemory) {
       // Whatever the script piled up in its globals goes with its environment.
       evictScript(script.id());

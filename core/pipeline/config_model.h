@@ -110,6 +110,9 @@ struct RuntimeConfig {
   // config's on (CompileContext::previous) so that isolates outlive reloads; read by the
   // isolates and status modules. Null only in a build without the isolates module.
   std::shared_ptr<IsolateRegistry> isolates;
+  // `metrics_deployments N`: requests are counted per deployment (deployment_counters.h) and
+  // the scrape shows the N busiest; 0: not counted. Written by the metrics module's compileMain.
+  uint32_t metrics_deployments = 100;
   // Main-level compiled data of modules (e.g. upstream groups), by module.
   std::vector<std::pair<const Module*, std::shared_ptr<const void>>> module_main;
 

@@ -1,6 +1,7 @@
 #include "core/pipeline/request.h"
 
 #include "core/log/log.h"
+#include "core/pipeline/deployment_counters.h"
 #include "core/pipeline/request_counters.h"
 #include "core/pipeline/request_trace.h"
 
@@ -33,6 +34,7 @@ void Request::reset() {
   logged_ = false;
   secure_ = false;
   extended_connect_ = false;
+  websocket_ = false;
   status_ = 0;
   body_bytes_sent_ = 0;
   body_bytes_received_ = 0;
@@ -196,6 +198,11 @@ void Request::sendHead(const ResponseHead& head) {
   response_start_ = std::chrono::steady_clock::now();
   startTrace();
   status_ = transport_->transportStatus(head.status);
+  // A tunnel opened (a WebSocket): a 101, or the 2xx that opens an extended CONNECT's tunnel.
+  if (status_ == 101 || (extended_connect_ && status_ / 100 == 2)) {
+    websocket_ = true;
+    RequestCounters::note(RequestCounters::Event::kWebSocketOpened);
+  }
   std::optional<ResponseHeadEdit> edit;
   // Most locations have no response-head filter: one test, and the head goes out with at most
   // the request id added.
@@ -276,7 +283,27 @@ std::unique_ptr<ModuleRequestState>& Request::slotOf(const Module& module) {
 void Request::runLogPhase() {
   if (logged_ || !location_) return;
   logged_ = true;
-  if (server_) RequestCounters::count(server_->metrics_slot, status_);
+  if (server_) {
+    RequestSample sample;
+    sample.status = status_;
+    sample.error = error_;
+    sample.request_body_bytes = body_bytes_received_;
+    sample.response_body_bytes = body_bytes_sent_;
+    const SteadyTime now = std::chrono::steady_clock::now();
+    sample.duration_nanos = LatencyBuckets::nanosOf(now - start_);
+    if (response_start_)
+      sample.first_byte_nanos = LatencyBuckets::nanosOf(*response_start_ - start_);
+    // Placed by the isolate runtime: it named the isolate, or the request waited for one.
+    if (!isolate_name_.empty() || isolate_wait_.count() > 0)
+      sample.isolate_wait_nanos = LatencyBuckets::nanosOf(isolate_wait_);
+    RequestCounters::count(server_->metrics_slot, sample);
+    if (route_.token && config_->metrics_deployments > 0) {
+      const VerifiedToken& token = *route_.token;
+      DeploymentCounters::count(token.subhoster ? std::string_view(token.subhoster->name) : "",
+                                token.deployment_id, sample);
+    }
+  }
+  if (websocket_) RequestCounters::note(RequestCounters::Event::kWebSocketClosed);
   for (const HookEntry& entry : location_->log) entry.module->log(*this, *entry.conf);
 }
 

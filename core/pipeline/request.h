@@ -269,6 +269,7 @@ class Request {
   bool logged_ = false;
   bool secure_ = false;
   bool extended_connect_ = false;
+  bool websocket_ = false;  // a tunnel opened (counted open until the log phase)
   int status_ = 0;
   uint64_t body_bytes_sent_ = 0;
   uint64_t body_bytes_received_ = 0;

@@ -13,6 +13,7 @@
 #include "core/http2/http2_connection.h"
 #include "core/log/log.h"
 #include "core/net/io_batch.h"
+#include "core/pipeline/request_counters.h"
 #include "core/upstream/connection_pool.h"
 
 namespace subgate {
@@ -205,6 +206,7 @@ void Worker::acceptFrom(ListenerSlot& slot) {
       setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     }
     auto* connection = new Http1Connection(*this, fd, reinterpret_cast<sockaddr*>(&peer), slot);
+    RequestCounters::note(RequestCounters::Event::kConnectionAccepted);
     connections_.insert(connection);
     connection->start();
   }
@@ -215,11 +217,16 @@ void Worker::startHttp2(int fd, std::unique_ptr<tls::Channel> tls, const std::st
                         const ListenConf* listen, std::string_view initial) {
   auto* connection =
       new Http2Connection(*this, fd, std::move(tls), remote_ip, slot, std::move(config), listen);
+  RequestCounters::note(RequestCounters::Event::kHttp2Started);
   connections_.insert(connection);
   connection->start(initial);
 }
 
 void Worker::connectionClosed(ClientConnection* connection) {
+  // Once per connection object: an HTTP/1.x one handed over to HTTP/2 closes here too.
+  RequestCounters::note(dynamic_cast<Http2Connection*>(connection)
+                            ? RequestCounters::Event::kHttp2Closed
+                            : RequestCounters::Event::kHttp1Closed);
   connections_.erase(connection);
   if (stopping_) maybeExit();
 }

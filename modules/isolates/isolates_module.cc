@@ -476,6 +476,7 @@ class IsolateWait final : public RequestTask {
     // A grant already on its way wins over the timeout.
     if (!self->req_.config().isolates->cancel(self->ticket_)) return;
     self->waiting_ = false;
+    self->req_.setIsolateWait(steadyNow() - self->started_);  // waited in vain, still waited
     // Which deadline the timer was armed for decides the error; comparing clocks here would
     // not, because libevent measures the wait from its cached loop time.
     if (self->queue_timer_) {

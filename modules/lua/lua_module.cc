@@ -1,6 +1,9 @@
 #include "modules/lua/lua_module.h"
 
+#include <atomic>
+#include <deque>
 #include <map>
+#include <mutex>
 #include <unordered_map>
 #include <vector>
 
@@ -55,7 +58,39 @@ WorkerLua& workerLua() {
   return *t_lua;
 }
 
-HookResult fail(Request& req, const lua::Script& script, std::string_view error) {
+// Failed calls, per worker, kept after its thread exits (a deque does not move its elements).
+// Only its worker writes one; counters() sums them. Never destroyed: a worker may still count
+// while the process exits.
+struct alignas(64) FailureCounter {
+  std::atomic<uint64_t> errors{0};  // every failed call (500 INTERNAL_SERVER_ERROR)
+  std::atomic<uint64_t> aborts{0};  // of which the instruction budget or a memory cap stopped
+};
+struct FailureCounters {
+  std::mutex mu;
+  std::deque<FailureCounter> counters;
+};
+FailureCounters& failureCounters() {
+  static FailureCounters* all = new FailureCounters;
+  return *all;
+}
+thread_local FailureCounter* t_failures = nullptr;
+
+void countFailure(bool aborted) {
+  if (!t_failures) {
+    FailureCounters& all = failureCounters();
+    std::lock_guard<std::mutex> lock(all.mu);
+    t_failures = &all.counters.emplace_back();
+  }
+  auto bump = [](std::atomic<uint64_t>& c) {
+    c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  };
+  bump(t_failures->errors);
+  if (aborted) bump(t_failures->aborts);
+}
+
+HookResult fail(Request& req, const lua::Script& script, std::string_view error,
+                bool aborted = false) {
+  countFailure(aborted);
   // The VM's messages already start with the script's name ("file:line: ..."); ours do not.
   if (error.starts_with(script.name())) {
     LOG_ERROR("lua %.*s", static_cast<int>(error.size()), error.data());
@@ -190,6 +225,21 @@ bool applyRoute(Request& req, const LuaConf& conf, WorkerLua& lua, lua::RouteAct
 
 std::span<const DirectiveSpec> LuaModule::directives() const { return kDirectives; }
 
+std::vector<ModuleCounter> LuaModule::counters() const {
+  FailureCounters& all = failureCounters();
+  std::lock_guard<std::mutex> lock(all.mu);
+  uint64_t errors = 0;
+  uint64_t aborts = 0;
+  for (const FailureCounter& counter : all.counters) {
+    errors += counter.errors.load(std::memory_order_relaxed);
+    aborts += counter.aborts.load(std::memory_order_relaxed);
+  }
+  return {{"lua_errors", errors,
+           "Lua hook calls that failed (error, budget, memory cap, bad return): answered 500."},
+          {"lua_budget_hits", aborts,
+           "Lua hook calls stopped by the instruction budget or a memory cap (also lua_errors)."}};
+}
+
 bool LuaModule::compileMain(const config::Node&, CompileContext& ctx) const {
   ctx.config.module_main.emplace_back(this, std::make_shared<ScriptCache>());
   return true;
@@ -281,7 +331,7 @@ HookResult LuaModule::access(Request& req, const ModuleConf& module_conf) const 
   WorkerLua& lua = workerLua();
   lua::RequestView view = requestView(req, lua);
   lua::CallResult result = lua.vm.call(script, lua::Hook::kAccess, view, conf.limits);
-  if (!result.ok) return fail(req, script, result.error);
+  if (!result.ok) return fail(req, script, result.error, result.aborted);
   if (result.respond) return respond(req, std::move(*result.respond));
   return HookResult::kContinue;
 }
@@ -297,7 +347,7 @@ HookResult LuaModule::route(Request& req, const ModuleConf& module_conf) const {
   bool to_upstream = false;
   if (script.has(lua::Hook::kRoute)) {
     lua::CallResult result = lua.vm.call(script, lua::Hook::kRoute, view, conf.limits);
-    if (!result.ok) return fail(req, script, result.error);
+    if (!result.ok) return fail(req, script, result.error, result.aborted);
     if (result.respond) return respond(req, std::move(*result.respond));
     if (result.route) {
       std::string error;
@@ -310,7 +360,7 @@ HookResult LuaModule::route(Request& req, const ModuleConf& module_conf) const {
   }
   if (!to_upstream && script.has(lua::Hook::kIdentify)) {
     lua::CallResult result = lua.vm.call(script, lua::Hook::kIdentify, view, conf.limits);
-    if (!result.ok) return fail(req, script, result.error);
+    if (!result.ok) return fail(req, script, result.error, result.aborted);
     if (result.identity) {
       if (result.identity->size() > kMaxIdentity)
         return fail(req, script, "identify() returned more than 4096 bytes");

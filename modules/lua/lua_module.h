@@ -29,6 +29,8 @@ class LuaModule final : public Module {
  public:
   std::string_view name() const override { return "lua"; }
   std::span<const DirectiveSpec> directives() const override;
+  // lua_errors (failed calls) and lua_budget_hits (of which the budget or a memory cap).
+  std::vector<ModuleCounter> counters() const override;
   bool compileMain(const config::Node& root, CompileContext& ctx) const override;
   std::shared_ptr<const ModuleConf> compileLocation(const Scope& scope,
                                                     CompileContext& ctx) const override;

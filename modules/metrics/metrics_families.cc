@@ -10,6 +10,10 @@ constexpr const char* kGauge = "gauge";
 constexpr std::string_view kClassNames[RequestCounters::kClasses] = {"1xx", "2xx", "3xx", "4xx",
                                                                      "5xx"};
 
+constexpr const char* kHistogram = "histogram";
+
+std::string_view errorCode(size_t kind) { return errorInfo(static_cast<ErrorKind>(kind)).code; }
+
 void renderRequests(PrometheusText& out, const std::vector<RequestCounters::Row>& rows) {
   out.family("subgate_http_requests_total", kCounter,
              "Requests answered, by server (its first server_name, else its first listen "
@@ -17,6 +21,64 @@ void renderRequests(PrometheusText& out, const std::vector<RequestCounters::Row>
   for (const RequestCounters::Row& row : rows)
     for (size_t k = 0; k < RequestCounters::kClasses; ++k)
       out.sample({{"server", row.label}, {"code", kClassNames[k]}}, row.by_class[k]);
+  out.family("subgate_http_errors_total", kCounter,
+             "Answers subgate made itself with an x-deno-error, by server and error code.");
+  for (const RequestCounters::Row& row : rows)
+    for (size_t k = 0; k < RequestCounters::kErrorKinds; ++k)
+      out.sample({{"server", row.label}, {"code", errorCode(k)}}, row.errors[k]);
+  out.family("subgate_http_request_duration_seconds", kHistogram,
+             "Requests by time from their head's arrival to the end of their response, by "
+             "server.",
+             "seconds");
+  for (const RequestCounters::Row& row : rows) out.histogram({{"server", row.label}}, row.duration);
+  out.family("subgate_http_time_to_first_byte_seconds", kHistogram,
+             "Requests by time from their head's arrival to their response head, by server.",
+             "seconds");
+  for (const RequestCounters::Row& row : rows)
+    out.histogram({{"server", row.label}}, row.first_byte);
+  out.family("subgate_http_request_body_bytes_total", kCounter,
+             "Request body bytes received from clients, by server.", "bytes");
+  for (const RequestCounters::Row& row : rows)
+    out.sample({{"server", row.label}}, row.request_body_bytes);
+  out.family("subgate_http_response_body_bytes_total", kCounter,
+             "Response body bytes sent to clients, by server.", "bytes");
+  for (const RequestCounters::Row& row : rows)
+    out.sample({{"server", row.label}}, row.response_body_bytes);
+}
+
+// Counts of events that other events undo (opened, closed) as a gauge; never below zero while
+// a thread's pair is read between its two writes.
+uint64_t difference(uint64_t up, uint64_t down) { return up > down ? up - down : 0; }
+
+void renderConnections(PrometheusText& out, const RequestCounters::Totals& t) {
+  using Event = RequestCounters::Event;
+  out.single("subgate_connections_accepted_total", kCounter,
+             "Client connections accepted (HTTP/2 ones start as HTTP/1.x until ALPN or the "
+             "preface).",
+             t.of(Event::kConnectionAccepted));
+  out.family("subgate_connections_total", kCounter,
+             "Client connections by protocol: http1, those that sent an HTTP/1.x request; http2, "
+             "those that continued as HTTP/2.");
+  out.sample({{"protocol", "http1"}}, t.of(Event::kHttp1Served));
+  out.sample({{"protocol", "http2"}}, t.of(Event::kHttp2Started));
+  out.family("subgate_connections_open", kGauge,
+             "Client connections open now, by protocol (http1 includes those that have not sent "
+             "anything yet).");
+  out.sample({{"protocol", "http1"}},
+             difference(t.of(Event::kConnectionAccepted), t.of(Event::kHttp1Closed)));
+  out.sample({{"protocol", "http2"}},
+             difference(t.of(Event::kHttp2Started), t.of(Event::kHttp2Closed)));
+  out.single("subgate_tls_handshakes_total", kCounter, "TLS handshakes completed.",
+             t.of(Event::kTlsHandshake));
+  out.single("subgate_tls_handshake_failures_total", kCounter,
+             "TLS handshakes that failed, timed out or whose client went away.",
+             t.of(Event::kTlsHandshakeFailed));
+  out.single("subgate_websockets_total", kCounter,
+             "WebSockets (and other upgrades) opened: 101 answers, and 2xx answers to an HTTP/2 "
+             "extended CONNECT.",
+             t.of(Event::kWebSocketOpened));
+  out.single("subgate_websockets_open", kGauge, "WebSockets open now.",
+             difference(t.of(Event::kWebSocketOpened), t.of(Event::kWebSocketClosed)));
 }
 
 void renderPool(PrometheusText& out, const IsolateRegistry::Stats& s) {
@@ -48,6 +110,33 @@ void renderPool(PrometheusText& out, const IsolateRegistry::Stats& s) {
   out.sample({{"reason", "memory_limit"}}, s.stopped_memory_limit);
   out.single("subgate_isolate_egress_denied_total", kCounter,
              "Connections and listens of isolates the egress policy refused.", s.egress_denied);
+  out.single("subgate_isolate_code_cache_hits_total", kCounter,
+             "Isolates started with their deployment's code still cached (no /boot call).",
+             s.code_cache_hits);
+  out.family("subgate_isolates_by_state", kGauge,
+             "Deployments' isolates now, by state: waiting_code (for /boot), starting, ready, "
+             "stopping.");
+  out.sample({{"state", "waiting_code"}}, s.waiting_code);
+  out.sample({{"state", "starting"}}, s.starting);
+  out.sample({{"state", "ready"}}, s.ready_now);
+  out.sample({{"state", "stopping"}}, s.stopping);
+  out.single("subgate_isolate_queued_requests", kGauge,
+             "Requests waiting in deployment queues for room under isolate_limit.", s.queued);
+  out.family("subgate_isolate_boot_duration_seconds", kHistogram,
+             "Isolates by time from their creation for a request to ready: spare=\"false\" "
+             "started a process (and waited for /boot unless the code was cached), "
+             "spare=\"true\" took a spare process.",
+             "seconds");
+  out.histogram({{"spare", "false"}}, s.boot_cold);
+  out.histogram({{"spare", "true"}}, s.boot_spare);
+}
+
+void renderIsolateWait(PrometheusText& out, const LatencyHistogram& wait) {
+  out.family("subgate_isolate_wait_seconds", kHistogram,
+             "Requests the isolate runtime placed, by time they waited for an isolate (a boot, a "
+             "spare, a queue; zero when one was ready), including waits that ended in an error.",
+             "seconds");
+  out.histogram({}, wait);
 }
 
 void renderCluster(PrometheusText& out, const ClusterHub::Counters& c) {
@@ -82,10 +171,13 @@ void renderEvents(PrometheusText& out, const EventSender::Totals& e, uint64_t ra
 
 }  // namespace
 
-std::string renderMetrics(const MetricsSnapshot& snapshot) {
-  PrometheusText out;
+std::string renderMetrics(const MetricsSnapshot& snapshot, PrometheusText::Format format) {
+  PrometheusText out(format);
   renderRequests(out, snapshot.requests);
+  renderConnections(out, snapshot.totals);
   renderPool(out, snapshot.isolates.pool);
+  renderIsolateWait(out, snapshot.totals.isolate_wait);
+  renderDeployments(out, snapshot);
   renderCluster(out, snapshot.isolates.cluster);
   renderEvents(out, snapshot.isolates.events, snapshot.isolates.pool.events_rate_limited);
   for (const ModuleCounter& counter : snapshot.modules) {

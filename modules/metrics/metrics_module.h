@@ -16,6 +16,8 @@ class MetricsModule final : public Module {
  public:
   std::string_view name() const override { return "metrics"; }
   std::span<const DirectiveSpec> directives() const override;
+  // `metrics_deployments N` (main): RuntimeConfig::metrics_deployments.
+  bool compileMain(const config::Node& root, CompileContext& ctx) const override;
   std::shared_ptr<const ModuleConf> compileLocation(const Scope& scope,
                                                     CompileContext& ctx) const override;
   bool isContentHandler() const override { return true; }

@@ -7,6 +7,7 @@
 #include <sstream>
 #include <thread>
 
+#include "core/pipeline/deployment_counters.h"
 #include "core/pipeline/request_counters.h"
 #include "modules/metrics/metrics_families.h"
 #include "modules/metrics/prometheus_text.h"
@@ -109,7 +110,10 @@ TEST(MetricsFamilies, RendersEverySourceOfStatus) {
   snapshot.isolates.cluster.rejected = 17;
   snapshot.isolates.events.sent = 18;
   snapshot.isolates.events.queued = 19;
-  snapshot.requests.push_back({"api.example", {0, 20, 0, 21, 22}});
+  RequestCounters::Row requests;
+  requests.label = "api.example";
+  requests.by_class = {0, 20, 0, 21, 22};
+  snapshot.requests.push_back(requests);
   snapshot.modules.push_back({"token_cache_hits", 23, "Cache hits."});
   const std::string text = renderMetrics(snapshot);
   for (const char* line : {
@@ -162,9 +166,306 @@ TEST(MetricsFamilies, RendersEverySourceOfStatus) {
       EXPECT_EQ(family.rfind("subgate_", 0), 0u) << family;
       continue;
     }
-    EXPECT_EQ(line.substr(0, line.find_first_of("{ ")), family) << line;
+    if (line.rfind("# UNIT ", 0) == 0) continue;  // OpenMetrics only
+    std::string name = line.substr(0, line.find_first_of("{ "));
+    if (type == "histogram") {
+      for (const char* suffix : {"_bucket", "_sum", "_count"})
+        if (name.ends_with(suffix)) name.resize(name.size() - std::string_view(suffix).size());
+    }
+    EXPECT_EQ(name, family) << line;
   }
-  EXPECT_EQ(seen.size(), 30u);
+  EXPECT_EQ(seen.size(), 47u);
+}
+
+TEST(LatencyBuckets, PutsADurationInTheFirstBucketAtOrAboveIt) {
+  EXPECT_EQ(LatencyBuckets::bucketOf(0), 0u);
+  EXPECT_EQ(LatencyBuckets::bucketOf(500'000), 0u);  // le is inclusive
+  EXPECT_EQ(LatencyBuckets::bucketOf(500'001), 1u);
+  EXPECT_EQ(LatencyBuckets::bucketOf(1'000'000'000), 10u);  // 1 s
+  EXPECT_EQ(LatencyBuckets::bucketOf(10'000'000'000ull), LatencyBuckets::kBounds - 1);
+  EXPECT_EQ(LatencyBuckets::bucketOf(10'000'000'001ull), LatencyBuckets::kBounds);  // +Inf
+  for (size_t i = 0; i < LatencyBuckets::kBounds; ++i)
+    EXPECT_EQ(static_cast<uint64_t>(LatencyBuckets::kSeconds[i] * 1e9 + 0.5),
+              LatencyBuckets::kNanos[i]);
+  EXPECT_EQ(LatencyBuckets::nanosOf(std::chrono::milliseconds(-3)), 0u);
+}
+
+TEST(PrometheusText, WritesAHistogramCumulatively) {
+  LatencyHistogram h;
+  h.add(400'000);         // 0.0005
+  h.add(3'000'000);       // 0.005
+  h.add(3'000'000);       // 0.005
+  h.add(60'000'000'000);  // +Inf
+  PrometheusText out;
+  out.family("subgate_x_seconds", "histogram", "X.", "seconds");
+  out.histogram({{"server", "a"}}, h);
+  const std::string& text = out.text();
+  EXPECT_EQ(text.rfind("# HELP subgate_x_seconds X.\n# TYPE subgate_x_seconds histogram\n"
+                       "subgate_x_seconds_bucket{server=\"a\",le=\"0.0005\"} 1\n"
+                       "subgate_x_seconds_bucket{server=\"a\",le=\"0.001\"} 1\n"
+                       "subgate_x_seconds_bucket{server=\"a\",le=\"0.0025\"} 1\n"
+                       "subgate_x_seconds_bucket{server=\"a\",le=\"0.005\"} 3\n",
+                       0),
+            0u)
+      << text;
+  for (const char* line : {"subgate_x_seconds_bucket{server=\"a\",le=\"1.0\"} 3\n",
+                           "subgate_x_seconds_bucket{server=\"a\",le=\"10.0\"} 3\n",
+                           "subgate_x_seconds_bucket{server=\"a\",le=\"+Inf\"} 4\n",
+                           "subgate_x_seconds_sum{server=\"a\"} 60.0064\n",
+                           "subgate_x_seconds_count{server=\"a\"} 4\n"})
+    EXPECT_NE(text.find(line), std::string::npos) << line << text;
+  EXPECT_EQ(text.find("# UNIT"), std::string::npos);  // the text format has no units
+  PrometheusText bare;
+  bare.family("subgate_y_seconds", "histogram", "Y.");
+  bare.histogram({}, LatencyHistogram{});
+  EXPECT_NE(bare.text().find("subgate_y_seconds_bucket{le=\"+Inf\"} 0\nsubgate_y_seconds_sum 0.0\n"
+                             "subgate_y_seconds_count 0\n"),
+            std::string::npos)
+      << bare.text();
+}
+
+TEST(PrometheusText, WritesOpenMetrics) {
+  PrometheusText out(PrometheusText::Format::kOpenMetrics);
+  out.single("subgate_things_total", "counter", "Things \"counted\".", 3);
+  out.single("subgate_body_bytes_total", "counter", "Bytes.", 7, "bytes");
+  out.single("subgate_open", "gauge", "Open.", 2);
+  EXPECT_EQ(out.take(),
+            "# HELP subgate_things Things \\\"counted\\\".\n"
+            "# TYPE subgate_things counter\n"
+            "subgate_things_total 3\n"
+            "# HELP subgate_body_bytes Bytes.\n"
+            "# TYPE subgate_body_bytes counter\n"
+            "# UNIT subgate_body_bytes bytes\n"
+            "subgate_body_bytes_total 7\n"
+            "# HELP subgate_open Open.\n"
+            "# TYPE subgate_open gauge\n"
+            "subgate_open 2\n"
+            "# EOF\n");
+  PrometheusText text;
+  text.single("subgate_things_total", "counter", "Things.", 3);
+  EXPECT_EQ(text.take().find("# EOF"), std::string::npos);
+}
+
+TEST(PrometheusText, NegotiatesOpenMetricsByAccept) {
+  using F = PrometheusText::Format;
+  EXPECT_EQ(PrometheusText::negotiate(""), F::kText);
+  EXPECT_EQ(PrometheusText::negotiate("text/plain;version=0.0.4"), F::kText);
+  EXPECT_EQ(PrometheusText::negotiate("*/*"), F::kText);
+  // What Prometheus sends.
+  EXPECT_EQ(PrometheusText::negotiate(
+                "application/openmetrics-text;version=1.0.0,application/openmetrics-text;"
+                "version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"),
+            F::kOpenMetrics);
+  EXPECT_EQ(PrometheusText::negotiate("text/plain, Application/OpenMetrics-Text ; q=0.2"),
+            F::kOpenMetrics);
+  EXPECT_EQ(PrometheusText::negotiate("application/openmetrics-text;q=0, text/plain"), F::kText);
+  EXPECT_EQ(PrometheusText::negotiate("application/openmetrics-text; q=0.000"), F::kText);
+}
+
+TEST(RequestCounters, CountsErrorsBytesAndDurationsOfASlot) {
+  const uint32_t slot = RequestCounters::slotFor("counters-test-samples");
+  const RequestCounters::Row before = RequestCounters::snapshot()[slot];
+  const RequestCounters::Totals totals_before = RequestCounters::totals();
+  RequestSample sample;
+  sample.status = 503;
+  sample.error = ErrorKind::kCapacityExceeded;
+  sample.request_body_bytes = 10;
+  sample.response_body_bytes = 100;
+  sample.duration_nanos = 3'000'000;
+  sample.first_byte_nanos = 2'000'000;
+  sample.isolate_wait_nanos = 1'500'000;
+  RequestCounters::count(slot, sample);
+  sample.status = 0;  // no response: nothing of it counted
+  RequestCounters::count(slot, sample);
+  RequestCounters::note(RequestCounters::Event::kWebSocketOpened);
+  std::thread other([] { RequestCounters::note(RequestCounters::Event::kWebSocketOpened); });
+  other.join();
+  const RequestCounters::Row after = RequestCounters::snapshot()[slot];
+  const RequestCounters::Totals totals_after = RequestCounters::totals();
+  const auto capacity = static_cast<size_t>(ErrorKind::kCapacityExceeded);
+  EXPECT_EQ(after.errors[capacity] - before.errors[capacity], 1u);
+  EXPECT_EQ(after.request_body_bytes - before.request_body_bytes, 10u);
+  EXPECT_EQ(after.response_body_bytes - before.response_body_bytes, 100u);
+  EXPECT_EQ(after.duration.count() - before.duration.count(), 1u);
+  EXPECT_EQ(after.duration.buckets[3] - before.duration.buckets[3], 1u);  // le 0.005
+  EXPECT_EQ(after.duration.sum_nanos - before.duration.sum_nanos, 3'000'000u);
+  EXPECT_EQ(after.first_byte.buckets[2] - before.first_byte.buckets[2], 1u);  // le 0.0025
+  EXPECT_EQ(totals_after.isolate_wait.count() - totals_before.isolate_wait.count(), 1u);
+  EXPECT_EQ(totals_after.of(RequestCounters::Event::kWebSocketOpened) -
+                totals_before.of(RequestCounters::Event::kWebSocketOpened),
+            2u);
+}
+
+TEST(DeploymentCounters, CountsPerDeploymentSummedOverThreads) {
+  RequestSample ok;
+  ok.status = 200;
+  ok.duration_nanos = 700'000;
+  RequestSample full = ok;
+  full.status = 503;
+  full.error = ErrorKind::kCapacityExceeded;
+  DeploymentCounters::count("sub", "dc-test-a", ok);
+  DeploymentCounters::count("sub", "dc-test-a", full);
+  DeploymentCounters::count("other-sub", "dc-test-a", ok);         // another subhoster's
+  DeploymentCounters::count("sub", "dc-test-a", RequestSample{});  // no status: not counted
+  std::thread other([&] { DeploymentCounters::count("sub", "dc-test-a", ok); });
+  other.join();
+  const DeploymentCounters::Snapshot snapshot = DeploymentCounters::snapshot();
+  const DeploymentCounters::Row* a = nullptr;
+  const DeploymentCounters::Row* b = nullptr;
+  for (const auto& row : snapshot.rows) {
+    if (row.deployment_id != "dc-test-a") continue;
+    (row.subhoster == "sub" ? a : b) = &row;
+  }
+  ASSERT_TRUE(a && b);
+  EXPECT_EQ(a->by_class[1], 2u);
+  EXPECT_EQ(a->by_class[4], 1u);
+  EXPECT_EQ(a->errors[static_cast<size_t>(ErrorKind::kCapacityExceeded)], 1u);
+  EXPECT_EQ(a->duration.count(), 3u);
+  EXPECT_EQ(a->requests(), 3u);
+  EXPECT_EQ(b->requests(), 1u);
+}
+
+TEST(DeploymentCounters, BoundsEachThreadsTableAndKeepsEvictedCounts) {
+  // On a thread of its own, so that its table starts empty.
+  std::thread writer([] {
+    RequestSample ok;
+    ok.status = 200;
+    for (int i = 0; i < 50; ++i) DeploymentCounters::count("", "dc-busy", ok);
+    const size_t n = DeploymentCounters::kCellsPerThread * 3;
+    for (size_t i = 0; i < n; ++i)
+      DeploymentCounters::count("", "dc-tail-" + std::to_string(i), ok);
+  });
+  writer.join();
+  const DeploymentCounters::Snapshot snapshot = DeploymentCounters::snapshot();
+  uint64_t tail_rows = 0;
+  uint64_t tail_requests = 0;
+  bool busy = false;
+  for (const auto& row : snapshot.rows) {
+    if (row.deployment_id.starts_with("dc-tail-")) {
+      ++tail_rows;
+      tail_requests += row.requests();
+    }
+    if (row.deployment_id == "dc-busy") busy = row.requests() == 50;
+  }
+  EXPECT_TRUE(busy);  // the heavy hitter stays
+  EXPECT_LT(tail_rows, DeploymentCounters::kCellsPerThread);
+  // Nothing is lost: what left the table is in `evicted`.
+  EXPECT_GE(snapshot.evicted.requests(), DeploymentCounters::kCellsPerThread * 3 - tail_requests);
+}
+
+TEST(MetricsFamilies, RendersTrafficConnectionsAndIsolateFamilies) {
+  MetricsSnapshot snapshot;
+  RequestCounters::Row row;
+  row.label = "api.example";
+  row.by_class = {0, 1, 0, 0, 1};
+  row.errors[static_cast<size_t>(ErrorKind::kCapacityExceeded)] = 1;
+  row.request_body_bytes = 5;
+  row.response_body_bytes = 6;
+  row.duration.add(2'000'000);
+  row.first_byte.add(1'000'000);
+  snapshot.requests.push_back(row);
+  using Event = RequestCounters::Event;
+  auto set = [&](Event e, uint64_t n) { snapshot.totals.events[static_cast<size_t>(e)] = n; };
+  set(Event::kConnectionAccepted, 10);
+  set(Event::kHttp1Served, 6);
+  set(Event::kHttp1Closed, 7);
+  set(Event::kHttp2Started, 3);
+  set(Event::kHttp2Closed, 1);
+  set(Event::kTlsHandshake, 4);
+  set(Event::kTlsHandshakeFailed, 2);
+  set(Event::kWebSocketOpened, 5);
+  set(Event::kWebSocketClosed, 4);
+  snapshot.totals.isolate_wait.add(20'000'000);
+  IsolateRegistry::Stats& pool = snapshot.isolates.pool;
+  pool.code_cache_hits = 8;
+  pool.waiting_code = 1;
+  pool.starting = 2;
+  pool.ready_now = 3;
+  pool.stopping = 4;
+  pool.queued = 9;
+  pool.boot_cold.add(300'000'000);
+  pool.boot_spare.add(30'000'000);
+  const std::string text = renderMetrics(snapshot);
+  for (const char* line : {
+           "subgate_http_errors_total{server=\"api.example\",code=\"CAPACITY_EXCEEDED\"} 1\n",
+           "subgate_http_errors_total{server=\"api.example\",code=\"DEPLOYMENT_FAILED\"} 0\n",
+           "subgate_http_request_duration_seconds_bucket{server=\"api.example\",le=\"0.0025\"} 1\n",
+           "subgate_http_request_duration_seconds_bucket{server=\"api.example\",le=\"0.001\"} 0\n",
+           "subgate_http_request_duration_seconds_count{server=\"api.example\"} 1\n",
+           "subgate_http_time_to_first_byte_seconds_bucket{server=\"api.example\",le=\"0.001\"} "
+           "1\n",
+           "subgate_http_request_body_bytes_total{server=\"api.example\"} 5\n",
+           "subgate_http_response_body_bytes_total{server=\"api.example\"} 6\n",
+           "subgate_connections_accepted_total 10\n",
+           "subgate_connections_total{protocol=\"http1\"} 6\n",
+           "subgate_connections_total{protocol=\"http2\"} 3\n",
+           "subgate_connections_open{protocol=\"http1\"} 3\n",
+           "subgate_connections_open{protocol=\"http2\"} 2\n",
+           "subgate_tls_handshakes_total 4\n",
+           "subgate_tls_handshake_failures_total 2\n",
+           "subgate_websockets_total 5\n",
+           "subgate_websockets_open 1\n",
+           "subgate_isolate_code_cache_hits_total 8\n",
+           "subgate_isolates_by_state{state=\"waiting_code\"} 1\n",
+           "subgate_isolates_by_state{state=\"starting\"} 2\n",
+           "subgate_isolates_by_state{state=\"ready\"} 3\n",
+           "subgate_isolates_by_state{state=\"stopping\"} 4\n",
+           "subgate_isolate_queued_requests 9\n",
+           "subgate_isolate_boot_duration_seconds_bucket{spare=\"false\",le=\"0.25\"} 0\n",
+           "subgate_isolate_boot_duration_seconds_bucket{spare=\"false\",le=\"0.5\"} 1\n",
+           "subgate_isolate_boot_duration_seconds_bucket{spare=\"true\",le=\"0.05\"} 1\n",
+           "subgate_isolate_wait_seconds_bucket{le=\"0.025\"} 1\n",
+           "subgate_isolate_wait_seconds_count 1\n",
+       })
+    EXPECT_NE(text.find(line), std::string::npos) << line << "\nin:\n" << text;
+  EXPECT_EQ(text.find("subgate_deployment_"), std::string::npos);  // metrics_deployments 0
+}
+
+TEST(MetricsFamilies, ShowsTheBusiestDeploymentsAndSumsTheRest) {
+  MetricsSnapshot snapshot;
+  snapshot.deployments_shown = 2;
+  auto add = [&](std::string id, uint64_t ok, uint64_t full) {
+    DeploymentCounters::Row row;
+    row.subhoster = "sub";
+    row.deployment_id = std::move(id);
+    row.by_class[1] = ok;
+    row.by_class[4] = full;
+    row.errors[static_cast<size_t>(ErrorKind::kCapacityExceeded)] = full;
+    for (uint64_t i = 0; i < ok + full; ++i) row.duration.add(1'000'000);
+    snapshot.deployments.rows.push_back(row);
+  };
+  add("small", 1, 0);
+  add("big", 10, 3);
+  add("mid", 5, 0);
+  add("tiny", 0, 1);
+  snapshot.deployments.evicted.by_class[1] = 100;
+  snapshot.deployment_isolates = {{"sub", "big", 2}, {"sub", "small", 1}, {"sub", "idle", 4}};
+  const std::string text = renderMetrics(snapshot);
+  for (
+      const char* line : {
+          "subgate_deployment_requests_total{deployment=\"big\",subhoster=\"sub\",code=\"2xx\"} "
+          "10\n",
+          "subgate_deployment_requests_total{deployment=\"mid\",subhoster=\"sub\",code=\"2xx\"} "
+          "5\n",
+          "subgate_deployment_requests_total{deployment=\"_other\",subhoster=\"\",code=\"2xx\"} "
+          "101\n",
+          "subgate_deployment_requests_total{deployment=\"_other\",subhoster=\"\",code=\"5xx\"} "
+          "1\n",
+          "subgate_deployment_errors_total{deployment=\"big\",subhoster=\"sub\",code=\"CAPACITY_"
+          "EXCEEDED\"} 3\n",
+          "subgate_deployment_errors_total{deployment=\"_other\",subhoster=\"\",code=\"CAPACITY_"
+          "EXCEEDED\"} 1\n",
+          "subgate_deployment_request_duration_seconds_count{deployment=\"big\",subhoster=\"sub\"} "
+          "13\n",
+          "subgate_deployment_request_duration_seconds_count{deployment=\"_other\",subhoster=\"\"} "
+          "2\n",
+          "subgate_deployment_isolates{deployment=\"big\",subhoster=\"sub\"} 2\n",
+          "subgate_deployment_isolates{deployment=\"mid\",subhoster=\"sub\"} 0\n",
+          "subgate_deployment_isolates{deployment=\"_other\",subhoster=\"\"} 5\n",
+      })
+    EXPECT_NE(text.find(line), std::string::npos) << line << "\nin:\n" << text;
+  EXPECT_EQ(text.find("deployment=\"small\""), std::string::npos);
+  EXPECT_EQ(text.find("deployment=\"tiny\""), std::string::npos);
 }
 
 constexpr const char* kConfig = R"(
@@ -222,6 +523,49 @@ TEST(MetricsModule, LabelsAServerWithoutANameByItsFirstListen) {
   const uint64_t before = sampleOf(harness.get("/metrics")->transport.body, series);
   harness.get("/x")->request.runLogPhase();
   EXPECT_EQ(sampleOf(harness.get("/metrics")->transport.body, series), before + 1);
+}
+
+TEST(MetricsModule, AnswersOpenMetricsWhenAsked) {
+  PipelineHarness harness(kConfig);
+  ASSERT_TRUE(harness.ok()) << harness.error();
+  auto om = harness.get("/metrics",
+                        "Accept: application/openmetrics-text;version=1.0.0,"
+                        "text/plain;version=0.0.4;q=0.5\r\n");
+  EXPECT_EQ(om->transport.status, 200);
+  EXPECT_EQ(om->transport.header("content-type"),
+            "application/openmetrics-text; version=1.0.0; charset=utf-8");
+  const std::string& body = om->transport.body;
+  EXPECT_TRUE(body.ends_with("\n# EOF\n")) << body;
+  EXPECT_NE(body.find("# TYPE subgate_http_requests counter\n"), std::string::npos);
+  EXPECT_NE(body.find("# UNIT subgate_http_request_duration_seconds seconds\n"), std::string::npos);
+  auto text = harness.get("/metrics", "Accept: text/plain\r\n");
+  EXPECT_EQ(text->transport.header("content-type"), "text/plain; version=0.0.4; charset=utf-8");
+  EXPECT_EQ(text->transport.body.find("# EOF"), std::string::npos);
+}
+
+TEST(MetricsModule, CountsErrorAnswersByCode) {
+  PipelineHarness harness(kConfig);
+  ASSERT_TRUE(harness.ok()) << harness.error();
+  const std::string series =
+      R"(subgate_http_errors_total{server="metrics-unit.example",code="NOT_FOUND"})";
+  const uint64_t before = sampleOf(harness.get("/metrics")->transport.body, series);
+  harness.get("/nowhere")->request.runLogPhase();
+  EXPECT_EQ(sampleOf(harness.get("/metrics")->transport.body, series), before + 1);
+}
+
+TEST(MetricsModule, ReadsMetricsDeployments) {
+  PipelineHarness shown("metrics_deployments 3;\n" + std::string(kConfig));
+  ASSERT_TRUE(shown.ok()) << shown.error();
+  EXPECT_NE(shown.get("/metrics")->transport.body.find("subgate_deployment_requests_total{"),
+            std::string::npos);
+  PipelineHarness off("metrics_deployments 0;\n" + std::string(kConfig));
+  ASSERT_TRUE(off.ok()) << off.error();
+  EXPECT_EQ(off.get("/metrics")->transport.body.find("subgate_deployment_"), std::string::npos);
+  EXPECT_EQ(configError("metrics_deployments 1025;\nserver { listen 127.0.0.1:8081; }\n")
+                .find("<embedded>:1:"),
+            0u);
+  EXPECT_EQ(configError("server {\n listen 127.0.0.1:8081;\n metrics_deployments 5;\n}\n"),
+            "<embedded>:3: \"metrics_deployments\" directive is not allowed here");
 }
 
 TEST(MetricsModule, HeadGetsTheHeadOnly) {

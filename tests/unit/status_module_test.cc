@@ -20,14 +20,16 @@ namespace {
 using test_support::PipelineHarness;
 
 // The body without what counts for the whole process and so depends on the tests that ran
-// before: the modules' counters (Module::counters(): token_cache_hits), the requests by server
+// before: the modules' counters (Module::counters(): token_cache_hits, lua_errors,
+// lua_budget_hits), the requests by server
 // and the history (status_json.h), and the time. Checks that they are there.
 std::string withoutProcessCounts(const std::string& body) {
   json_error_t error;
   json_t* root = json_loads(body.c_str(), 0, &error);
   EXPECT_TRUE(json_is_object(root)) << error.text << body;
   if (!root) return body;
-  for (const char* key : {"token_cache_hits", "requests", "servers", "history", "time_ms"}) {
+  for (const char* key : {"token_cache_hits", "lua_errors", "lua_budget_hits", "requests",
+                          "servers", "history", "time_ms"}) {
     EXPECT_TRUE(json_object_get(root, key)) << key;
     json_object_del(root, key);
   }
