@@ -1,6 +1,8 @@
 """A real Prometheus server (Debian's `prometheus`) scrapes subgate's `metrics;` on loopback, and
 the test reads back, through Prometheus's HTTP API, a query whose value the test caused: the
-CAPACITY_EXCEEDED answers of one deployment, as a count and as a rate."""
+CAPACITY_EXCEEDED answers of one deployment, as a count and as a rate. The server loads the
+example alert rules subgate ships (conf/prometheus/subgate-alerts.yml), and the test sees them
+pass `promtool check rules` and the capacity alert go pending for that deployment."""
 
 import json
 import os
@@ -8,33 +10,33 @@ import shutil
 import subprocess
 import tempfile
 import threading
-import time
 import unittest
 import urllib.parse
 import urllib.request
 
 import sys
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import SubgateTestCase, request, wait_until, free_port, port_open  # noqa: E402
+from harness import ROOT, SubgateTestCase, request, wait_until, free_port, port_open  # noqa: E402
 from ingress import Origin, Deployment, relay_token, ingress_config  # noqa: E402
 
-# Holds its isolate for 4 s per request.
+# Holds its isolate for 10 s per request (the test ends it sooner by stopping subgate).
 SLOW_CODE = """
 Deno.serve(async () => {
-  await new Promise((r) => setTimeout(r, 4000));
+  await new Promise((r) => setTimeout(r, 10000));
   return new Response("done");
 });
 """
 
 REJECTED = 3  # CAPACITY_EXCEEDED answers the test causes
-QUERY_COUNT = 'sum(subgate_http_requests_total{server="ingress.local",code="5xx"})'
-QUERY_RATE = 'sum(rate(subgate_http_requests_total{server="ingress.local",code="5xx"}[1m]))'
+QUERY_COUNT = 'subgate_deployment_errors_total{deployment="slow",code="CAPACITY_EXCEEDED"}'
+QUERY_RATE = f"rate({QUERY_COUNT}[1m])"
+ALERT_RULES = os.path.join(ROOT, "conf", "prometheus", "subgate-alerts.yml")
 
 
 class PrometheusServer:
     """A Prometheus process scraping `target` every second, its API on a free loopback port."""
 
-    def __init__(self, binary, target):
+    def __init__(self, binary, target, rules):
         self.dir = tempfile.mkdtemp(prefix="subgate-prometheus-")
         self.port = free_port()
         config = os.path.join(self.dir, "prometheus.yml")
@@ -44,6 +46,7 @@ global:
   scrape_interval: 1s
   scrape_timeout: 900ms
   evaluation_interval: 1s
+rule_files: ["{rules}"]
 scrape_configs:
   - job_name: subgate
     static_configs:
@@ -107,13 +110,22 @@ class RealPrometheus(SubgateTestCase):
             }}
         """
         self.sg = self.start_subgate(config)
-        self.prometheus = PrometheusServer(binary, f"127.0.0.1:{self.metrics_port}")
+        check = subprocess.run([shutil.which("promtool") or "promtool", "check", "rules", ALERT_RULES],
+                               capture_output=True, text=True)
+        self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
+        self.prometheus = PrometheusServer(binary, f"127.0.0.1:{self.metrics_port}", ALERT_RULES)
         self.addCleanup(self.prometheus.stop)
 
     def get(self):
         token = relay_token("slow", self.origin.rpc_root)
         return request(self.sg.port, path="/",
                        headers={"x-deno-subhost": token, "x-forwarded-host": "example.com"})
+
+    def reject(self, count):
+        """`count` requests, each answered CAPACITY_EXCEEDED (the holder keeps the isolate)."""
+        for _ in range(count):
+            r = self.get()
+            self.assertEqual((r.status, r.error()["code"]), (503, "CAPACITY_EXCEEDED"), r.body)
 
     def scrape(self, name):
         """One unlabelled sample of subgate's own scrape."""
@@ -138,29 +150,36 @@ class RealPrometheus(SubgateTestCase):
 
         # One request holds the deployment's only isolate (isolate_limit 1); the next ones wait
         # 100 ms in the queue and get CAPACITY_EXCEEDED.
-        results = []
-        holder = threading.Thread(target=lambda: results.append(self.get()))
+        holder = threading.Thread(target=self.get)
         holder.start()
         self.addCleanup(holder.join, 30)
         wait_until(lambda: self.scrape("subgate_isolate_ready_total") == 1, timeout=30,
                    what="the isolate (leased to the first request as it became ready)")
-        rejected = 0
-        deadline = time.monotonic() + 30
-        while rejected < REJECTED and time.monotonic() < deadline:
-            r = self.get()
-            if r.status == 503:
-                self.assertEqual(r.error()["code"], "CAPACITY_EXCEEDED")
-                rejected += 1
-            else:
-                self.assertEqual(r.status, 200, r.body)  # the holder's lease came later: again
-        self.assertEqual(rejected, REJECTED)
-        holder.join(30)
-
+        # A deployment's series appear with its first answer, so the first rejection makes the
+        # series (at 1) and the next ones, after Prometheus has seen it, make a rate.
+        self.reject(1)
+        wait_until(lambda: self.prometheus.query(QUERY_COUNT) == 1, timeout=30,
+                   interval=0.25, what="prometheus to see the first answer")
+        self.reject(REJECTED - 1)
         wait_until(lambda: self.prometheus.query(QUERY_COUNT) == REJECTED, timeout=30,
                    interval=0.25, what=f"prometheus to see {REJECTED} answers")
-        # Two samples of the counter are enough for rate(): positive while they are in the window.
         wait_until(lambda: (self.prometheus.query(QUERY_RATE) or 0) > 0, timeout=30,
                    interval=0.25, what="a positive rate of the answers")
+
+        # The shipped rules loaded, and the capacity alert is pending (its `for` is 5m) for the
+        # deployment the test overloaded, and for no other.
+        groups = self.prometheus.api("rules")["groups"]
+        rules = {r["name"]: r for g in groups for r in g["rules"]}
+        self.assertEqual(set(rules), {"SubgateDeploymentOverCapacity", "SubgateServerErrors"})
+        self.assertTrue(all(r["health"] == "ok" for r in rules.values()), rules)
+
+        def capacity_alerts():
+            return [a for a in self.prometheus.api("alerts")["alerts"]
+                    if a["labels"]["alertname"] == "SubgateDeploymentOverCapacity"]
+        wait_until(lambda: capacity_alerts(), timeout=30, interval=0.25, what="the capacity alert")
+        alert, = capacity_alerts()
+        self.assertEqual(alert["labels"]["deployment"], "slow")
+        self.assertIn(alert["state"], ("pending", "firing"))
 
 
 if __name__ == "__main__":
