@@ -2,58 +2,13 @@
 
 #include <charconv>
 
+#include "core/pipeline/content_negotiation.h"
+
 namespace subgate {
-namespace {
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    char x = a[i];
-    char y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
-}
-
-// q=0 (or 0.0, 0.00 ...) refuses a media range (RFC 9110 12.4.2).
-bool refused(std::string_view params) {
-  while (!params.empty()) {
-    const size_t semi = params.find(';');
-    std::string_view param = trim(params.substr(0, semi));
-    params = semi == std::string_view::npos ? std::string_view() : params.substr(semi + 1);
-    if (param.size() < 2 || (param[0] != 'q' && param[0] != 'Q') || param[1] != '=') continue;
-    std::string_view q = param.substr(2);
-    if (q.empty() || q[0] != '0') return false;
-    for (char c : q.substr(1))
-      if (c != '.' && c != '0') return false;
-    return true;
-  }
-  return false;
-}
-
-}  // namespace
 
 PrometheusText::Format PrometheusText::negotiate(std::string_view accept) {
-  while (!accept.empty()) {
-    const size_t comma = accept.find(',');
-    std::string_view range = accept.substr(0, comma);
-    accept = comma == std::string_view::npos ? std::string_view() : accept.substr(comma + 1);
-    const size_t semi = range.find(';');
-    const std::string_view type = trim(range.substr(0, semi));
-    const std::string_view params =
-        semi == std::string_view::npos ? std::string_view() : range.substr(semi + 1);
-    if (iequals(type, "application/openmetrics-text") && !refused(params))
-      return Format::kOpenMetrics;
-  }
-  return Format::kText;
+  return acceptQuality(accept, "application/openmetrics-text") > 0 ? Format::kOpenMetrics
+                                                                   : Format::kText;
 }
 
 void PrometheusText::appendLabelValue(std::string& out, std::string_view value) {
