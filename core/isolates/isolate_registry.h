@@ -139,8 +139,11 @@ class IsolateRegistry : public std::enable_shared_from_this<IsolateRegistry> {
     uint64_t egress_denied = 0;         // connections and listens the egress policy refused
     uint64_t stopped_time_limit = 0;    // isolates killed for CPU time (TIME_LIMIT)
     uint64_t stopped_memory_limit = 0;  // isolates that passed a memory limit (MEMORY_LIMIT)
-    uint64_t events_rate_limited = 0;   // log lines events_log_rate kept out of events
-    uint64_t code_cache_hits = 0;       // isolates started with their deployment's code cached
+    // Isolates of a deployment that ended unasked and not for a limit (DEPLOYMENT_FAILED): their
+    // code failed to load, threw an uncaught exception, or the process exited or crashed.
+    uint64_t stopped_failed = 0;
+    uint64_t events_rate_limited = 0;  // log lines events_log_rate kept out of events
+    uint64_t code_cache_hits = 0;      // isolates started with their deployment's code cached
     // Deployments' isolates now, by state (spares are `spares`); stats() only, not counts().
     size_t waiting_code = 0;  // waiting for their deployment's /boot
     size_t starting = 0;      // process started or adopted, not ready yet

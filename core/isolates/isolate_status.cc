@@ -163,6 +163,7 @@ std::string IsolateRegistry::statusJson() const {
                         json_integer(static_cast<json_int_t>(m.counters.stopped_time_limit)));
     json_object_set_new(root, "stopped_memory_limit",
                         json_integer(static_cast<json_int_t>(m.counters.stopped_memory_limit)));
+    json_object_set_new(root, "stopped_failed", integerJson(m.counters.stopped_failed));
     json_object_set_new(root, "events_rate_limited",
                         json_integer(static_cast<json_int_t>(m.counters.events_rate_limited)));
     json_object_set_new(root, "isolate_boot_failures",

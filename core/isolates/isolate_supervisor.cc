@@ -489,6 +489,9 @@ void IsolateRegistry::Impl::exited(const std::shared_ptr<Isolate>& isolate, int 
     exitEventsLocked(*isolate);
     if (isolate->memory_limit) ++counters.stopped_memory_limit;
     if (isolate->time_limit) ++counters.stopped_time_limit;
+    if (!expected && !isolate->memory_limit && !isolate->time_limit &&
+        !isolate->deployment_id.empty())
+      ++counters.stopped_failed;  // a spare's failure is spare_failures
     ErrorKind kind = isolate->memory_limit ? ErrorKind::kMemoryLimit
                      : isolate->time_limit ? ErrorKind::kTimeLimit
                                            : ErrorKind::kDeploymentFailed;

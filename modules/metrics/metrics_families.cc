@@ -108,6 +108,11 @@ void renderPool(PrometheusText& out, const IsolateRegistry::Stats& s) {
              "memory_limit (MEMORY_LIMIT).");
   out.sample({{"reason", "time_limit"}}, s.stopped_time_limit);
   out.sample({{"reason", "memory_limit"}}, s.stopped_memory_limit);
+  out.single("subgate_isolate_failures_total", kCounter,
+             "Isolates of a deployment that ended unasked and not for a limit "
+             "(DEPLOYMENT_FAILED): their code failed to load, threw an uncaught exception, or the "
+             "process exited or crashed.",
+             s.stopped_failed);
   out.single("subgate_isolate_egress_denied_total", kCounter,
              "Connections and listens of isolates the egress policy refused.", s.egress_denied);
   out.single("subgate_isolate_code_cache_hits_total", kCounter,

@@ -146,9 +146,28 @@ class Metrics(SubgateTestCase):
         self.assertGreaterEqual(after[("subgate_token_cache_hits_total", "")], 1)
         for reason in ("idle", "lru"):
             self.assertEqual(after[("subgate_isolate_evictions_total", f'{{reason="{reason}"}}')], 0)
+        self.assertEqual(after[("subgate_isolate_failures_total", "")], 0)
         for family in ("subgate_cluster_broadcasts_total", "subgate_events_sent_total",
                        "subgate_events_queued"):
             self.assertIn(f"# TYPE {family} ", text)
+
+    def test_isolates_that_fail_are_counted(self):
+        # One whose code throws while loading, one that throws later from a timer (an uncaught
+        # exception ends its isolate after it served).
+        self.origin.deployments["broken"] = Deployment(code='throw new Error("broken on load");')
+        self.origin.deployments["later"] = Deployment(code=(
+            'Deno.serve(() => { setTimeout(() => { throw new Error("later"); }, 0);'
+            ' return new Response("ok"); });'))
+        for name, status in (("broken", 502), ("later", 200)):
+            token = relay_token(name, self.origin.rpc_root)
+            r = request(self.sg.port, path="/",
+                        headers={"x-deno-subhost": token, "x-forwarded-host": "example.com"})
+            self.assertEqual(r.status, status, r.body)
+        wait_until(lambda: self.scrape()[1][("subgate_isolate_failures_total", "")] == 2,
+                   what="two failed isolates counted")
+        _, after = self.scrape()
+        self.assertEqual(after[("subgate_isolate_limit_stops_total", '{reason="time_limit"}')], 0)
+        self.assertEqual(after[("subgate_isolate_limit_stops_total", '{reason="memory_limit"}')], 0)
 
 
 class CodeCache(SubgateTestCase):

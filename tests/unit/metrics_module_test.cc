@@ -105,6 +105,7 @@ TEST(MetricsFamilies, RendersEverySourceOfStatus) {
   pool.egress_denied = 12;
   pool.stopped_time_limit = 13;
   pool.stopped_memory_limit = 14;
+  pool.stopped_failed = 24;
   pool.events_rate_limited = 15;
   snapshot.isolates.cluster.broadcasts = 16;
   snapshot.isolates.cluster.rejected = 17;
@@ -135,6 +136,7 @@ TEST(MetricsFamilies, RendersEverySourceOfStatus) {
            "subgate_isolate_egress_denied_total 12\n",
            "subgate_isolate_limit_stops_total{reason=\"time_limit\"} 13\n",
            "subgate_isolate_limit_stops_total{reason=\"memory_limit\"} 14\n",
+           "subgate_isolate_failures_total 24\n",
            "subgate_events_rate_limited_total 15\n",
            "subgate_cluster_broadcasts_total 16\n",
            "subgate_cluster_rejected_total 17\n",
@@ -174,7 +176,7 @@ TEST(MetricsFamilies, RendersEverySourceOfStatus) {
     }
     EXPECT_EQ(name, family) << line;
   }
-  EXPECT_EQ(seen.size(), 47u);
+  EXPECT_EQ(seen.size(), 48u);
 }
 
 TEST(LatencyBuckets, PutsADurationInTheFirstBucketAtOrAboveIt) {

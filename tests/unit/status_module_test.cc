@@ -65,7 +65,7 @@ TEST(StatusModule, AnswersThePoolAsJsonThatIsNeverCached) {
       R"("events_origins":0,"events_posts":0,"events_queued":0,"events_rate_limited":0,)"
       R"("events_retries":0,"events_sent":0,"evicted_idle":0,"evicted_lru":0,)"
       R"("isolate_boot_failures":0,"isolates":0,"processes":0,"queued":0,"ready":0,)"
-      R"("recent_boots":[],"spares":0,"sticky":0,"stopped_memory_limit":0,"stopped_time_limit":0})");
+      R"("recent_boots":[],"spares":0,"sticky":0,"stopped_failed":0,"stopped_memory_limit":0,"stopped_time_limit":0})");
   EXPECT_EQ(status->transport.content_length, status->transport.body.size());
 
   json_error_t error;
