@@ -21,7 +21,9 @@ ingress path (isolates) cannot run under valgrind: the confinement a forked chil
 it runs Deno (core/process/confinement.h: Landlock, seccomp filters) fails under valgrind, so
 no isolate starts; bench/ingress_bench.py measures that path's CPU time instead.
 
-Environment: REQUESTS (20000), WARMUP (2000), CONNECTIONS (10), BASELINE=PATH.
+Environment: REQUESTS (20000), WARMUP (2000), CONNECTIONS (10), BASELINE=PATH, DIRECTIVES
+(added to the server block of the subgate under test, not the baseline's: `request_id off;`
+shows what request ids cost).
 """
 
 import glob
@@ -38,6 +40,7 @@ REQUESTS = int(os.environ.get("REQUESTS", "20000"))
 WARMUP = int(os.environ.get("WARMUP", "2000"))
 CONNECTIONS = int(os.environ.get("CONNECTIONS", "10"))
 SETUPS = ["proxy"]
+DIRECTIVES = os.environ.get("DIRECTIVES", "")
 
 
 def h2load(port, headers, count):
@@ -101,7 +104,7 @@ def main():
                 headers = {}
                 config = f"""workers 1; error_log stderr warn;
                     upstream backend {{ server 127.0.0.1:{backend_port}; keepalive 64; }}
-                    server {{ listen 127.0.0.1:{port}; access_log off;
+                    server {{ listen 127.0.0.1:{port}; access_log off; {DIRECTIVES if label == "subgate" else ""}
                       location / {{ proxy_pass http://backend; }} }}"""
                 ir = count_instructions(tmp, f"{setup}-{label}", binary, config, headers, port)
                 results[(setup, label)] = ir
