@@ -151,7 +151,7 @@ class LocalOrigin(SubgateTestCase):
 
 class ShippedConfig(SubgateTestCase):
     """conf/subgate.conf itself, on free ports: the demo listener routes by path with
-    lua/demo.lua (no token) and the status endpoint shows the pool."""
+    lua/demo.lua (no token), the status endpoint shows the pool and /metrics the metrics."""
 
     def setUp(self):
         with open(os.path.join(ROOT, "conf", "subgate.conf")) as f:
@@ -184,6 +184,10 @@ class ShippedConfig(SubgateTestCase):
         # The default config turns events on: the origin shows them.
         wait_until(lambda: any(e["event_type"] == "boot" for e in origin_events(self.ports["8081"], "hello")),
                    what="the boot event at the built-in origin")
+        # And serves its metrics beside the status.
+        r = request(self.ports["8081"], path="/metrics")
+        self.assertEqual(r.status, 200, r.body)
+        self.assertIn(b'subgate_deployment_requests_total{deployment="hello"', r.body)
 
     def test_demo_chat_room(self):
         from test_websockets import WsClient
