@@ -34,7 +34,7 @@ void Request::reset() {
   logged_ = false;
   secure_ = false;
   extended_connect_ = false;
-  websocket_ = false;
+  noteTunnelClosed();
   status_ = 0;
   body_bytes_sent_ = 0;
   body_bytes_received_ = 0;
@@ -280,6 +280,12 @@ std::unique_ptr<ModuleRequestState>& Request::slotOf(const Module& module) {
   return slots_[module.index()];
 }
 
+void Request::noteTunnelClosed() {
+  if (!websocket_) return;
+  websocket_ = false;
+  RequestCounters::note(RequestCounters::Event::kWebSocketClosed);
+}
+
 void Request::runLogPhase() {
   if (logged_ || !location_) return;
   logged_ = true;
@@ -303,7 +309,7 @@ void Request::runLogPhase() {
                                 token.deployment_id, sample);
     }
   }
-  if (websocket_) RequestCounters::note(RequestCounters::Event::kWebSocketClosed);
+  noteTunnelClosed();
   for (const HookEntry& entry : location_->log) entry.module->log(*this, *entry.conf);
 }
 

@@ -123,6 +123,9 @@ class RequestTransport {
 class Request {
  public:
   Request() = default;
+  // A tunnel still counted open is counted closed (its connection went away before the log
+  // phase ran).
+  ~Request() { noteTunnelClosed(); }
   Request(const Request&) = delete;
   Request& operator=(const Request&) = delete;
 
@@ -247,6 +250,10 @@ class Request {
 
  private:
   void runFrom(size_t access_index);
+  // Counts the request's WebSocket tunnel closed, once, if one opened (the gauge of open
+  // WebSockets): from the log phase, or from reset() and the destructor when a transport went
+  // away without running it.
+  void noteTunnelClosed();
   // Settles the request id and trace context once per request.
   void startTrace();
   // Runs the response-head filters of the location over a final head; false when there are

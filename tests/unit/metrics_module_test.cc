@@ -298,6 +298,45 @@ TEST(RequestCounters, CountsErrorsBytesAndDurationsOfASlot) {
             2u);
 }
 
+// A tunnel is counted closed once, whether its log phase ran or its connection went away first
+// (Http1Connection::close() cancels the request and resets it without a log phase).
+TEST(RequestCounters, ATunnelIsCountedClosedOnceHoweverItEnds) {
+  using Event = RequestCounters::Event;
+  auto open = [] {
+    const RequestCounters::Totals t = RequestCounters::totals();
+    return static_cast<int64_t>(t.of(Event::kWebSocketOpened)) -
+           static_cast<int64_t>(t.of(Event::kWebSocketClosed));
+  };
+  const int64_t before = open();
+  ServerConf server;
+  http1::HeadParser parser{http1::HeadParser::Mode::kRequest};
+  ASSERT_EQ(parser.parse("GET /ws HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n\r\n"),
+            http1::ParseStatus::kDone);
+  test_support::RecordingTransport transport;
+  ResponseHead head;
+  head.status = 101;
+  {
+    Request request;
+    for (int round = 0; round < 2; ++round) {
+      request.begin(&transport, nullptr, nullptr, &server, &parser.head(), "127.0.0.1");
+      request.sendHead(head);
+      EXPECT_EQ(open(), before + 1);
+      if (round == 0) {
+        request.runLogPhase();  // the tunnel ended, logged
+        EXPECT_EQ(open(), before);
+      } else {
+        request.cancel();  // the client went away: no log phase
+      }
+      request.reset();
+      EXPECT_EQ(open(), before);
+    }
+    request.begin(&transport, nullptr, nullptr, &server, &parser.head(), "127.0.0.1");
+    request.sendHead(head);
+    EXPECT_EQ(open(), before + 1);
+  }  // destroyed with its connection
+  EXPECT_EQ(open(), before);
+}
+
 TEST(DeploymentCounters, CountsPerDeploymentSummedOverThreads) {
   RequestSample ok;
   ok.status = 200;
