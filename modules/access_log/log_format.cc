@@ -8,6 +8,7 @@
 #include <ctime>
 
 #include "core/error/error_kind.h"
+#include "core/log/json_text.h"
 #include "core/pipeline/request.h"
 
 namespace subgate {
@@ -117,32 +118,6 @@ std::string_view number(uint64_t n, char* buf, size_t size) {
   return std::string_view(buf, static_cast<size_t>(std::to_chars(buf, buf + size, n).ptr - buf));
 }
 
-// Bytes a valid UTF-8 sequence starting at `s[0]` takes, or 0 when it is not one (overlong
-// forms, surrogates and code points past U+10FFFF included).
-size_t utf8Length(std::string_view s) {
-  const auto b = [&](size_t i) { return static_cast<unsigned char>(s[i]); };
-  const unsigned char lead = b(0);
-  size_t n;
-  unsigned char lo = 0x80, hi = 0xbf;
-  if (lead >= 0xc2 && lead <= 0xdf) {
-    n = 2;
-  } else if (lead >= 0xe0 && lead <= 0xef) {
-    n = 3;
-    if (lead == 0xe0) lo = 0xa0;
-    if (lead == 0xed) hi = 0x9f;
-  } else if (lead >= 0xf0 && lead <= 0xf4) {
-    n = 4;
-    if (lead == 0xf0) lo = 0x90;
-    if (lead == 0xf4) hi = 0x8f;
-  } else {
-    return 0;
-  }
-  if (s.size() < n || b(1) < lo || b(1) > hi) return 0;
-  for (size_t i = 2; i < n; ++i)
-    if (b(i) < 0x80 || b(i) > 0xbf) return 0;
-  return n;
-}
-
 constexpr char kHex[] = "0123456789ABCDEF";
 
 void appendValue(std::string& out, std::string_view value, LogEscape escape) {
@@ -171,38 +146,7 @@ void appendLogDefault(std::string& out, std::string_view text) {
   }
 }
 
-void appendLogJson(std::string& out, std::string_view text) {
-  for (size_t i = 0; i < text.size();) {
-    const char c = text[i];
-    const auto u = static_cast<unsigned char>(c);
-    if (u >= 0x80) {
-      const size_t n = utf8Length(text.substr(i));
-      if (n == 0) {
-        out.append("\\ufffd");
-        ++i;
-      } else {
-        out.append(text.substr(i, n));
-        i += n;
-      }
-      continue;
-    }
-    ++i;
-    switch (c) {
-      case '"': out.append("\\\""); break;
-      case '\\': out.append("\\\\"); break;
-      case '\n': out.append("\\n"); break;
-      case '\r': out.append("\\r"); break;
-      case '\t': out.append("\\t"); break;
-      default:
-        if (u < 0x20) {
-          const char escaped[6] = {'\\', 'u', '0', '0', kHex[u >> 4], kHex[u & 15]};
-          out.append(escaped, 6);
-        } else {
-          out += c;
-        }
-    }
-  }
-}
+void appendLogJson(std::string& out, std::string_view text) { appendJsonStringBody(out, text); }
 
 bool LogFormat::parseEscape(std::string_view value, LogEscape& out) {
   if (value == "default") {

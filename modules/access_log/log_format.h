@@ -8,9 +8,10 @@
 // Escaping applies to variable values, never to the format's own literals:
 //   default  `"`, `\`, control bytes and bytes >= 0x7f become \xHH (nginx's default): a
 //            client's header cannot end a quoted field or start a new line.
-//   json     a JSON string body: `"`, `\` and control bytes escaped (\n, \u00HH), valid UTF-8
-//            kept, every byte of an invalid sequence written as U+FFFD, so the line stays valid
-//            JSON for any input; a missing value is empty (nginx's escape=json).
+//   json     a JSON string body (core/log/json_text.h): `"`, `\`, control bytes and DEL escaped
+//            (\n, \u00hh), valid UTF-8 kept, every byte of an invalid sequence written as U+FFFD,
+//            so the line stays valid JSON for any input; a missing value is empty (nginx's
+//            escape=json).
 //   none     the value as it is (a hostile header can then write a line break).
 // Outside json, a missing or empty value is written as `-`, as nginx writes a missing one.
 //
@@ -88,8 +89,8 @@ class LogFormat {
   LogEscape escape_ = LogEscape::kDefault;
 };
 
-// Appends `text` escaped for a JSON string body (the json escaping above, without quotes). The
-// built-in `json` format uses it too.
+// Appends `text` escaped for a JSON string body (the json escaping above, without quotes:
+// core/log/json_text.h). The built-in `json` format uses it too.
 void appendLogJson(std::string& out, std::string_view text);
 
 // Appends `text` with nginx's default escaping (above).
