@@ -12,6 +12,7 @@ import tempfile
 import threading
 import unittest
 import urllib.parse
+import urllib.error
 import urllib.request
 
 import sys
@@ -139,8 +140,15 @@ class RealPrometheus(SubgateTestCase):
             raise AssertionError("prometheus exited: " + self.prometheus.output())
         if not port_open(self.prometheus.port):
             return False
+        # Its API answers 503 until its storage is open: /-/ready says when.
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.prometheus.port}/-/ready",
+                                        timeout=5) as r:
+                if r.status != 200:
+                    return False
+        except (urllib.error.URLError, ConnectionError):
+            return False
         targets = self.prometheus.api("targets")["activeTargets"]
-        self.last_targets = targets
         return any(t["health"] == "up" for t in targets)
 
     def test_prometheus_reads_the_answers_the_test_caused(self):
