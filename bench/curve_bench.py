@@ -86,6 +86,8 @@ def run_wrk(url, connections, seconds):
 
 def run_h2load(url, clients, streams, seconds, log):
     """(requests, requests/s, p50 ms, p99 ms), from h2load's per-request log."""
+    if os.path.exists(log):
+        os.remove(log)  # h2load appends to it
     out = subprocess.run(["taskset", "-c", ib.CLIENT_CPU, "h2load", "-D", str(seconds), "-c", str(clients),
                           "-m", str(streams), "-t", "1", f"--log-file={log}", url],
                          capture_output=True, text=True, timeout=seconds + 60).stdout

@@ -40,6 +40,8 @@ def certificate(d):
 
 def h2load(url, log):
     """One h2load run: (requests/s, p99 latency in ms from its per-request log)."""
+    if os.path.exists(log):
+        os.remove(log)  # h2load appends to it: without this, p99 mixed every earlier run's requests
     out = subprocess.run(["taskset", "-c", ib.CLIENT_CPU, "h2load", "-n", str(REQUESTS), "-c", str(CLIENTS),
                           "-m", str(STREAMS), f"--log-file={log}", url],
                          capture_output=True, text=True, timeout=300).stdout
