@@ -1,7 +1,8 @@
 #include "core/error/error_kind.h"
 
 #include <array>
-#include <cstdio>
+
+#include "core/log/json_text.h"
 
 namespace subgate {
 namespace {
@@ -74,25 +75,7 @@ std::string_view reasonPhrase(int status) {
   }
 }
 
-void appendJsonEscaped(std::string& out, std::string_view text) {
-  for (char c : text) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(c));
-          out += buf;
-        } else {
-          out += c;
-        }
-    }
-  }
-}
+void appendJsonEscaped(std::string& out, std::string_view text) { appendJsonStringBody(out, text); }
 
 std::string errorHeaderValue(ErrorKind kind, std::string_view message) {
   std::string out;

@@ -51,7 +51,8 @@ std::string_view reasonPhrase(int status);
 // The one-line JSON value of the x-deno-error header: {"code":"...","message":"..."}.
 std::string errorHeaderValue(ErrorKind kind, std::string_view message);
 
-// Appends `text` to `out` as the inside of a JSON string (quotes not included).
+// Appends `text` to `out` as the inside of a JSON string (quotes not included):
+// core/log/json_text.h.
 void appendJsonEscaped(std::string& out, std::string_view text);
 
 }  // namespace subgate
