@@ -27,10 +27,21 @@ std::string_view trimmed(std::string_view s) {
   return s;
 }
 
-nghttp2_nv field(std::string_view name, std::string_view value) {
+nghttp2_nv field(std::string_view name, std::string_view value,
+                 uint8_t flags = NGHTTP2_NV_FLAG_NONE) {
   return {reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
           reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(),
-          NGHTTP2_NV_FLAG_NONE};
+          flags};
+}
+
+// A field whose value is new in every response (the request id) is sent as a literal that
+// HPACK does not index. Indexed, each one would take a dynamic table entry that no later
+// response reuses, evict fields that would be reused (date, server, content-type), and, since
+// nghttp2 files entries of one name under one hash, make every later search walk all of that
+// name's entries: about 100 comparisons and 7,000 instructions per response (callgrind, h2c
+// 10x10; docs/performance.md).
+uint8_t indexingFlags(std::string_view lower_name) {
+  return lower_name == "x-request-id" ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE;
 }
 
 }  // namespace
@@ -79,7 +90,8 @@ void Http2Connection::Stream::transportSendHead(
   auto add_field = [&](std::string_view name, std::string_view value) {
     if (isConnectionSpecific(name) || name.empty()) return;
     if (tunnel && http1::iequals(name, "sec-websocket-accept")) return;
-    nva.push_back(field(names.emplace_back(lowercase(name)), value));
+    const std::string& lower = names.emplace_back(lowercase(name));
+    nva.push_back(field(lower, value, indexingFlags(lower)));
   };
   for (const http1::HeaderField& header : head.headers) add_field(header.name, header.value);
   for (const auto& [name, value] : extra) add_field(name, value);

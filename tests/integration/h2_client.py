@@ -117,6 +117,7 @@ class HpackDecoder:
         self.table = []  # newest first
         self.size = 0
         self.max_size = max_size
+        self.never_indexed = []  # (name, value) of each field sent as "never indexed" (RFC 7541 §6.2.3)
 
     @staticmethod
     def _integer(data, pos, prefix_bits):
@@ -170,6 +171,7 @@ class HpackDecoder:
                 self._evict()
                 continue
             incremental = byte & 0xC0 == 0x40
+            never = byte & 0xF0 == 0x10
             index, pos = self._integer(data, pos, 6 if incremental else 4)
             if index:
                 name = self._entry(index)[0]
@@ -179,6 +181,8 @@ class HpackDecoder:
             fields.append((name, value))
             if incremental:
                 self._add(name, value)
+            if never:
+                self.never_indexed.append((name, value))
         return fields
 
 

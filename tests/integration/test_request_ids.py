@@ -8,6 +8,7 @@ import os
 import re
 import signal
 
+from h2_client import H2Client
 from harness import SubgateTestCase, request, wait_until
 from ingress import Deployment, Origin, ingress_config, relay_token
 
@@ -16,13 +17,13 @@ TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 
 
 class RequestIdTest(SubgateTestCase):
-    def start(self, location_extra=""):
+    def start(self, location_extra="", listen_extra=""):
         self.backend = self.start_backend()
         sg = self.start_subgate(f"""
             error_log stderr info;
             upstream backend {{ server 127.0.0.1:{self.backend.port}; }}
             server {{
-                listen 127.0.0.1:@PORT@;
+                listen 127.0.0.1:@PORT@ {listen_extra};
                 access_log access.json json;
                 location /headers {{ {location_extra} proxy_pass http://backend; }}
                 location = /local {{ return 200 "local"; }}
@@ -62,6 +63,25 @@ class RequestIdTest(SubgateTestCase):
         self.assertEqual(missing.status, 404)
         ids = {sent[0], local.header("x-request-id"), missing.header("x-request-id")}
         self.assertEqual(len(ids), 3)
+
+    def test_http2_sends_ids_unindexed(self):
+        # Each id is new, so HPACK must not index it: indexed, each would take a dynamic table
+        # entry no later response reuses and evict the fields that repeat.
+        sg = self.start(listen_extra="http2")
+        client = H2Client(sg.port)
+        try:
+            ids = []
+            for _ in range(60):  # 60 ids x 76 bytes would overflow the 4,096-byte table
+                stream = client.response(client.request("/local"))
+                self.assertEqual(stream.status, 200)
+                ids.append(stream.header("x-request-id"))
+            self.assertEqual(len(set(ids)), 60)
+            self.assertEqual([v for k, v in client.decoder.never_indexed if k == "x-request-id"], ids)
+            self.assertEqual([e for e in client.decoder.table if e[0] == "x-request-id"], [])
+            # What repeats is still indexed: the second and later heads are small.
+            self.assertIn("content-type", [name for name, _ in client.decoder.table])
+        finally:
+            client.close()
 
     def test_a_well_formed_client_id_is_kept(self):
         sg = self.start()
