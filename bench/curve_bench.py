@@ -21,14 +21,14 @@ gives subgate's CPU per request over the best peer's at that point (target <= 0.
 median of each round's own ratio, "per rd"), and its p50 and p99 over that peer's (target <= 1).
 
 Environment: ROUNDS (3), DURATION (5), WARMUP (1), POINTS (comma-separated names; the curve),
-PROXY_CPU (0), CLIENT_CPU (1), SUBGATE_DIRECTIVES (added to subgate's config, main context,
-say 'io_coalesce off;' or 'request_id off;'; not to BASELINE's: with BASELINE a copy of the same
-binary, the ratio to it is the directives' effect), DIRECT=1 (also subgate with `io_uring off;` as "subgate-direct", and
-subgate's CPU ratio to it per point: what the I/O batching saves), BASELINE=PATH (another
-subgate binary, say a copy of build-release/subgate from before a change, as "subgate-base",
-and subgate's CPU ratio to it per point: a change's effect in one run), KEEP_TMP=1 (keep the
-configs). One point at one load, as the old proxy_bench.sh and h2_bench.py measured:
-POINTS=h1-50, or POINTS=h2c-10x10,h2tls-10x10.
+PROXY_CPU (0), CLIENT_CPU (1), SUBGATE_DIRECTIVES (added to subgate's config, main context, say
+'io_coalesce off;' or 'request_id off;'; not to BASELINE's: with BASELINE a copy of the same
+binary, the ratio to it is the directives' effect), DIRECT=1 (also subgate with `io_uring off;`
+as "subgate-direct", and subgate's CPU ratio to it per point: what the I/O batching saves),
+BASELINE=PATH (another subgate binary, say a copy of build-release/subgate from before a change,
+as "subgate-base", and subgate's CPU ratio to it per point: a change's effect in one run),
+KEEP_TMP=1 (keep the configs). One point, as the former bench/proxy_bench.sh and
+bench/h2_bench.py measured: POINTS=h1-50, or POINTS=h2c-10x10,h2tls-10x10.
 """
 
 import os

@@ -3,7 +3,7 @@
 
     bench/instructions_bench.py       (after scripts/setup.sh build test bench runtime)
 
-CPU time per request (bench/proxy_bench.sh) is what users pay, but on a shared machine two runs
+CPU time per request (bench/curve_bench.py) is what users pay, but on a shared machine two runs
 of the same binary differ by several percent, more than a small change costs. Valgrind's
 callgrind counts the instructions subgate executes, which is the same from run to run within a
 fraction of a percent: the way to show that a change to the hot path (a counter, a log field)
