@@ -23,6 +23,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchlib as bl  # noqa: E402  (processes, ports, CPU time, nginx)
 import ingress_bench as ib  # noqa: E402
 
 CONNECTIONS = int(os.environ.get("CONNECTIONS", "1000"))
@@ -46,8 +47,8 @@ def percentile(values, fraction):
 
 
 def main():
-    subprocess.run([os.path.join(ib.ROOT, "scripts", "setup.sh"), "build", "bench", "runtime"], check=True)
-    subprocess.run([os.path.join(ib.ROOT, "scripts", "build.sh"), "release", "subgate"], check=True)
+    subprocess.run([os.path.join(bl.ROOT, "scripts", "setup.sh"), "build", "bench", "runtime"], check=True)
+    subprocess.run([os.path.join(bl.ROOT, "scripts", "build.sh"), "release", "subgate"], check=True)
     tmp = tempfile.mkdtemp(prefix="subgate-cluster-bench-")
     try:
         os.makedirs(os.path.join(tmp, "deployments", "fanout"))
@@ -55,7 +56,7 @@ def main():
             f.write(FANOUT)
         with open(os.path.join(tmp, "identify.lua"), "w") as f:
             f.write(IDENTIFY)
-        port, origin_port = ib.free_port(), ib.free_port()
+        port, origin_port = bl.free_port(), bl.free_port()
         conf = os.path.join(tmp, "subgate.conf")
         with open(conf, "w") as f:
             f.write(f"""
@@ -73,11 +74,11 @@ def main():
                 }}
                 server {{ listen 127.0.0.1:{origin_port}; location / {{ origin_local deployments; }} }}
             """)
-        ib.start([ib.subgate_bin(), "-c", conf, "-p", tmp])
-        ib.wait_ready_port(port)
+        bl.start([bl.subgate_bin(), "-c", conf, "-p", tmp])
+        bl.wait_ready_port(port)
         headers = {"x-deno-subhost": ib.token("fanout", f"http://127.0.0.1:{origin_port}/"),
                    "x-forwarded-host": "bench.example"}
-        client = subprocess.run([ib.deno_bin(), "run", "--allow-net", os.path.join(HERE, "ws_fanout_client.js"),
+        client = subprocess.run([bl.deno_bin(), "run", "--allow-net", os.path.join(HERE, "ws_fanout_client.js"),
                                  f"ws://127.0.0.1:{port}/ws", str(CONNECTIONS), str(ROUNDS), json.dumps(headers)],
                                 capture_output=True, text=True, timeout=600)
         result = json.loads(client.stdout.strip().splitlines()[-1])
@@ -88,7 +89,7 @@ def main():
               f"{len(samples)} rounds (send to last delivery, ms)")
         print(f"p50 {statistics.median(samples):.2f}  p90 {percentile(samples, 0.9):.2f}  "
               f"p99 {percentile(samples, 0.99):.2f}  max {max(samples):.2f}  mean {statistics.mean(samples):.2f}")
-        shown = subprocess.run([ib.subgate_bin(), "status", f"http://127.0.0.1:{port}/status"], capture_output=True,
+        shown = subprocess.run([bl.subgate_bin(), "status", f"http://127.0.0.1:{port}/status"], capture_output=True,
                                text=True, timeout=10).stdout
         snapshot = json.loads(shown)
         cluster = snapshot["cluster"]
@@ -96,7 +97,7 @@ def main():
         print(f"isolates {isolates}, cluster counters: broadcasts {cluster['broadcasts']}, deliveries "
               f"{cluster['deliveries']}, failed {cluster['failed']}, timed out {cluster['timed_out']}")
     finally:
-        ib.stop_all()
+        bl.stop_all()
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -3,7 +3,7 @@
 
     bench/instructions_bench.py       (after scripts/setup.sh build test bench runtime)
 
-CPU time per request (bench/proxy_bench.sh) is what users pay, but on a shared machine two runs
+CPU time per request (bench/curve_bench.py) is what users pay, but on a shared machine two runs
 of the same binary differ by several percent, more than a small change costs. Valgrind's
 callgrind counts the instructions subgate executes, which is the same from run to run within a
 fraction of a percent: the way to show that a change to the hot path (a counter, a log field)
@@ -34,7 +34,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import ingress_bench as ib  # noqa: E402  (processes, nginx, tokens, deployments, configs)
+import benchlib as bl  # noqa: E402  (processes, ports, CPU time, nginx)
 
 REQUESTS = int(os.environ.get("REQUESTS", "20000"))
 WARMUP = int(os.environ.get("WARMUP", "2000"))
@@ -60,9 +60,9 @@ def count_instructions(tmp, name, binary, config, headers, port):
     with open(conf, "w") as f:
         f.write(config)
     out = os.path.join(tmp, f"cg-{name}")
-    proc = ib.start(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}.%p",
+    proc = bl.start(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}.%p",
                      binary, "-c", conf, "-p", tmp])
-    ib.wait_ready(port, headers, timeout=120)
+    bl.wait_ready(port, headers, timeout=120)
     h2load(port, headers, WARMUP)
     subprocess.run(["callgrind_control", "-z", str(proc.pid)], check=True, capture_output=True)
     h2load(port, headers, REQUESTS)
@@ -86,21 +86,21 @@ def main():
     for tool in ("valgrind", "callgrind_control", "h2load"):
         if not shutil.which(tool):
             raise SystemExit(f"bench: {tool} is missing (scripts/setup.sh test bench; valgrind from Debian)")
-    subprocess.run([os.path.join(ib.ROOT, "scripts", "build.sh"), "release", "subgate"], check=True)
-    binaries = {"subgate": ib.subgate_bin()}
+    subprocess.run([os.path.join(bl.ROOT, "scripts", "build.sh"), "release", "subgate"], check=True)
+    binaries = {"subgate": bl.subgate_bin()}
     if os.environ.get("BASELINE"):
         binaries["baseline"] = os.path.abspath(os.environ["BASELINE"])
     tmp = tempfile.mkdtemp(prefix="subgate-instructions-")
     results = {}
     try:
-        backend_port = ib.free_port()
-        ib.start_nginx(os.path.join(tmp, "backend"), f"""
+        backend_port = bl.free_port()
+        bl.start_nginx(os.path.join(tmp, "backend"), f"""
             server {{ listen 127.0.0.1:{backend_port}; keepalive_requests 1000000;
               location / {{ return 200 "hello world\\n"; }} }}""", cpu=None)
-        ib.wait_ready(backend_port)
+        bl.wait_ready(backend_port)
         for setup in SETUPS:
             for label, binary in binaries.items():
-                port = ib.free_port()
+                port = bl.free_port()
                 headers = {}
                 config = f"""workers 1; error_log stderr warn;
                     upstream backend {{ server 127.0.0.1:{backend_port}; keepalive 64; }}
@@ -108,9 +108,9 @@ def main():
                       location / {{ proxy_pass http://backend; }} }}"""
                 ir = count_instructions(tmp, f"{setup}-{label}", binary, config, headers, port)
                 results[(setup, label)] = ir
-                ib.log(f"{setup} {label}: {ir:.0f} instructions per request")
+                bl.log(f"{setup} {label}: {ir:.0f} instructions per request")
     finally:
-        ib.stop_all()
+        bl.stop_all()
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"\ninstructions per request (callgrind, h2load --h1 -c{CONNECTIONS}, {REQUESTS} requests after {WARMUP})")
     print(f"{'setup':10} " + " ".join(f"{label:>12}" for label in binaries) +

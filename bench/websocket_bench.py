@@ -22,7 +22,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import ingress_bench as ib  # noqa: E402
+import benchlib as bl  # noqa: E402  (processes, ports, CPU time, nginx)
 
 CONNECTIONS = int(os.environ.get("CONNECTIONS", "9000"))
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -52,7 +52,7 @@ def hold(deno, port, settle_pids):
 
 
 def measure(name, deno, port, pids):
-    ib.wait_ready(port)
+    bl.wait_ready(port)
     time.sleep(0.5)
     before = rss_kib(pids())
     client = hold(deno, port, pids)
@@ -66,18 +66,18 @@ def measure(name, deno, port, pids):
 
 
 def main():
-    subprocess.run([os.path.join(ib.ROOT, "scripts", "setup.sh"), "build", "bench", "runtime"], check=True)
-    subprocess.run([os.path.join(ib.ROOT, "scripts", "build.sh"), "release", "subgate"], check=True)
-    deno = ib.deno_bin()
+    subprocess.run([os.path.join(bl.ROOT, "scripts", "setup.sh"), "build", "bench", "runtime"], check=True)
+    subprocess.run([os.path.join(bl.ROOT, "scripts", "build.sh"), "release", "subgate"], check=True)
+    deno = bl.deno_bin()
     tmp = tempfile.mkdtemp(prefix="subgate-ws-bench-")
     try:
-        backend = ib.free_port()
-        ib.start([deno, "run", "--allow-net", os.path.join(HERE, "ws_idle_server.js"), str(backend)],
-                 cpu=ib.CLIENT_CPU)
-        ib.wait_ready(backend)
+        backend = bl.free_port()
+        bl.start([deno, "run", "--allow-net", os.path.join(HERE, "ws_idle_server.js"), str(backend)],
+                 cpu=bl.CLIENT_CPU)
+        bl.wait_ready(backend)
         results = {}
 
-        port = ib.free_port()
+        port = bl.free_port()
         conf = os.path.join(tmp, "subgate.conf")
         with open(conf, "w") as f:
             f.write(f"""
@@ -88,13 +88,13 @@ def main():
                     location / {{ proxy_pass http://127.0.0.1:{backend}; proxy_read_timeout 1h; }}
                 }}
             """)
-        sg = ib.start([ib.subgate_bin(), "-c", conf, "-p", tmp], cpu=ib.PROXY_CPU)
+        sg = bl.start([bl.subgate_bin(), "-c", conf, "-p", tmp], cpu=bl.PROXY_CPU)
         results["subgate"] = measure("subgate", deno, port, lambda: [sg.pid])
         sg.terminate()
         sg.wait(30)
 
-        port = ib.free_port()
-        nginx = ib.start_nginx(os.path.join(tmp, "nginx"), f"""
+        port = bl.free_port()
+        nginx = bl.start_nginx(os.path.join(tmp, "nginx"), f"""
             server {{
                 listen 127.0.0.1:{port};
                 location / {{
@@ -104,12 +104,12 @@ def main():
                     proxy_set_header Connection "upgrade";
                     proxy_read_timeout 1h;
                 }}
-            }}""", cpu=ib.PROXY_CPU, connections=19500, nofile=20000)
-        results["nginx"] = measure("nginx", deno, port, lambda: ib.pids_of(nginx, True))
+            }}""", cpu=bl.PROXY_CPU, connections=19500, nofile=20000)
+        results["nginx"] = measure("nginx", deno, port, lambda: bl.pids_of(nginx, True))
         print(f"subgate/nginx memory per idle WebSocket: {results['subgate'] / results['nginx']:.2f}x; "
               f"subgate {results['subgate'] / 1024:.2f} KiB per connection (target <= 4 KiB)")
     finally:
-        ib.stop_all()
+        bl.stop_all()
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -14,7 +14,8 @@
 #            scripts/check_config_deps.py)
 #   runtime  node + npm, then the Deno runtime pinned by package-lock.json (npm ci); bubblewrap
 #            for the isolate sandbox (docs/security.md)
-#   bench    nginx, HAProxy and wrk for bench/proxy_bench.sh
+#   bench    nginx, HAProxy, wrk, h2load (nghttp2-client) and openssl (a test certificate) for
+#            the benches in bench/ (bench/curve_bench.py, bench/ingress_bench.py, ...)
 #   lint     clang-format, clang-tidy, shellcheck for scripts/lint.sh
 #
 # Debian 12 packages are checked with dpkg and installed with apt-get only when some are
@@ -29,7 +30,7 @@ declare -A group_packages=(
   [test]="libgtest-dev python3 curl nghttp2-client libhttp-parser-dev clang libclang-rt-14-dev openssl clang-format
           prometheus chromium"
   [runtime]="nodejs npm ca-certificates bubblewrap"
-  [bench]="nginx-light haproxy wrk curl"
+  [bench]="nginx-light haproxy wrk nghttp2-client openssl curl"
   [lint]="clang-format clang-tidy shellcheck"
 )
 # Packages that also count as present when their command is (e.g. NodeSource's nodejs bundles

@@ -1,0 +1,286 @@
+"""What the benches in bench/ share: processes pinned to CPUs, free ports, readiness polls, CPU
+time from /proc, nginx in a private prefix, a TLS certificate; and the load curve (issue 20):
+its points, the wrk and h2load runners, and the rounds that measure a set of servers at each
+point (bench/curve_bench.py, bench/ingress_bench.py).
+
+Environment read here: PROXY_CPU (0: the servers under test), CLIENT_CPU (1: load generators and
+backends), KEEP_TMP=1 (temp_dir's folder is kept and its path logged).
+"""
+
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PROXY_CPU = os.environ.get("PROXY_CPU", "0")
+CLIENT_CPU = os.environ.get("CLIENT_CPU", "1")
+TICK = os.sysconf("SC_CLK_TCK")
+
+procs = []  # every process start() started, stopped by stop_all()
+
+
+def log(*args):
+    print("bench:", *args, file=sys.stderr, flush=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(cmd, cpu=None, **kw):
+    if cpu is not None:
+        cmd = ["taskset", "-c", cpu] + cmd
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=kw.pop("stderr", subprocess.DEVNULL), **kw)
+    procs.append(p)
+    return p
+
+
+def stop_all():
+    for p in reversed(procs):
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+def temp_dir(prefix):
+    return tempfile.mkdtemp(prefix=prefix)
+
+
+def remove_temp_dir(path):
+    if os.environ.get("KEEP_TMP") == "1":
+        log(f"kept {path}")
+    else:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def http_get(port, headers=None, timeout=5.0, path="/"):
+    """One GET on a fresh connection: (status, body)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        lines = [f"GET {path} HTTP/1.1", "Host: bench", "Connection: close"]
+        lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+        s.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body
+
+
+def wait_ready(port, headers=None, timeout=15.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if http_get(port, headers, timeout=2)[0] == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.01)
+    raise SystemExit(f"bench: nothing answered 200 on port {port} within {timeout}s")
+
+
+def wait_ready_port(port, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.01)
+    raise SystemExit(f"bench: port {port} did not open")
+
+
+def cpu_seconds(pid):
+    """utime+stime of one process (its children excluded)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def pids_of(proc, include_children):
+    pids = [proc.pid]
+    if include_children:  # nginx: the master and its workers
+        out = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout
+        pids += [int(p) for p in out.split()]
+    return pids
+
+
+def start_nginx(prefix, http_body, cpu, connections=4096, nofile=None):
+    """Starts nginx (one worker, in the foreground) with `http_body` inside its http block, its
+    files under `prefix`. Returns the process (the master; its worker is a child)."""
+    os.makedirs(prefix, exist_ok=True)
+    conf = os.path.join(prefix, "nginx.conf")
+    rlimit = f"worker_rlimit_nofile {nofile};" if nofile else ""
+    with open(conf, "w") as f:
+        f.write(f"""worker_processes 1; daemon off; {rlimit}
+            pid {prefix}/nginx.pid; error_log {prefix}/error.log warn;
+            events {{ worker_connections {connections}; }}
+            http {{ access_log off; client_body_temp_path {prefix}/body; proxy_temp_path {prefix}/proxy;
+              {http_body} }}""")
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    return start([nginx, "-p", prefix, "-e", os.path.join(prefix, "error.log"), "-c", conf], cpu=cpu)
+
+
+def subgate_bin():
+    return os.path.join(ROOT, "build-release", "subgate")
+
+
+def deno_bin():
+    return subprocess.run([os.path.join(ROOT, "scripts", "deno_path.sh")], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def certificate(d):
+    """A self-signed certificate for 127.0.0.1 in d: cert.pem, key.pem, and both.pem (HAProxy's)."""
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+                    "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", f"{d}/key.pem",
+                    "-out", f"{d}/cert.pem"], check=True, capture_output=True, timeout=60)
+    with open(f"{d}/both.pem", "w") as out:
+        out.write(open(f"{d}/cert.pem").read() + open(f"{d}/key.pem").read())
+
+
+# --- the load curve ------------------------------------------------------------------------
+# A point is (client, listener, connections, streams). Its name says it: h1-N (wrk over
+# HTTP/1.1 keep-alive, N connections), h1tls-N (the same over TLS), h2c-CxS (h2load over h2c
+# by prior knowledge, C clients x S streams), h2tls-CxS (the same over TLS, ALPN h2). A server
+# under test listens on three ports: "h1" (HTTP/1.1), "h2c" (http2) and "tls" (ssl http2).
+CURVE = ("h1-1", "h1-10", "h1-50", "h1-200", "h1tls-50", "h2c-1x1", "h2c-10x5", "h2c-10x10", "h2c-20x20",
+         "h2tls-1x1", "h2tls-10x5", "h2tls-10x10", "h2tls-20x20")
+_POINT = re.compile(r"(h1|h1tls)-([1-9][0-9]*)|(h2c|h2tls)-([1-9][0-9]*)x([1-9][0-9]*)")
+
+
+def point(name):
+    """(client, listener, connections, streams) of a point's name; SystemExit if it is none."""
+    m = _POINT.fullmatch(name)
+    if not m:
+        raise SystemExit(f"bench: {name!r} is no point: h1-N, h1tls-N, h2c-CxS or h2tls-CxS "
+                         f"(the curve: {','.join(CURVE)})")
+    if m.group(1):
+        return "wrk", "h1" if m.group(1) == "h1" else "tls", int(m.group(2)), 1
+    return "h2load", "h2c" if m.group(3) == "h2c" else "tls", int(m.group(4)), int(m.group(5))
+
+
+def points_from_env(default=CURVE):
+    """POINTS (comma-separated names), else `default`; each name checked."""
+    names = [p for p in os.environ.get("POINTS", ",".join(default)).split(",") if p]
+    for name in names:
+        point(name)
+    return names
+
+
+def milliseconds(text):
+    """wrk's latency ("812.00us", "1.20ms", "2.00s") in ms."""
+    for unit, scale in (("us", 0.001), ("ms", 1.0), ("s", 1000.0)):
+        if text.endswith(unit):
+            return float(text[:-len(unit)]) * scale
+    raise ValueError(text)
+
+
+def _header_args(headers):
+    args = []
+    for k, v in (headers or {}).items():
+        args += ["-H", f"{k}: {v}"]
+    return args
+
+
+def run_wrk(url, connections, seconds, headers=None):
+    """One wrk -t1 run: (requests, requests/s, p50 ms, p99 ms); SystemExit on errors or non-2xx."""
+    out = subprocess.run(["taskset", "-c", CLIENT_CPU, "wrk", "-t1", f"-c{connections}", f"-d{seconds}s",
+                          "--latency"] + _header_args(headers) + [url],
+                         capture_output=True, text=True, timeout=seconds + 60).stdout
+    if "Non-2xx" in out or "Socket errors" in out or " requests in " not in out:
+        raise SystemExit(f"bench: wrk {url}: errors or non-2xx answers\n{out}")
+    requests = int(out.split(" requests in ")[0].split()[-1])
+    rps = float(out.split("Requests/sec:")[1].split()[0])
+    p50 = milliseconds(out.split(" 50%")[1].split()[0])
+    p99 = milliseconds(out.split(" 99%")[1].split()[0])
+    return requests, rps, p50, p99
+
+
+def run_h2load(url, clients, streams, seconds, log_path, headers=None):
+    """One h2load run (one thread): (requests, requests/s, p50 ms, p99 ms), the latencies from its
+    per-request log; SystemExit on errors or non-2xx."""
+    if os.path.exists(log_path):
+        os.remove(log_path)  # h2load appends to it
+    out = subprocess.run(["taskset", "-c", CLIENT_CPU, "h2load", "-D", str(seconds), "-c", str(clients),
+                          "-m", str(streams), "-t", "1", f"--log-file={log_path}"] + _header_args(headers) + [url],
+                         capture_output=True, text=True, timeout=seconds + 60).stdout
+    if ("errored" in out and " 0 errored" not in out) or not os.path.exists(log_path):
+        raise SystemExit(f"bench: h2load {url}: errors\n{out}")
+    with open(log_path) as f:  # start (µs since epoch), status, µs until the end of the response
+        rows = [line.split("\t") for line in f if line.strip()]
+    if not rows or any(not row[1].startswith("2") for row in rows):
+        raise SystemExit(f"bench: h2load {url}: no answers, or non-2xx ones\n{out}")
+    elapsed = sorted(int(row[2]) for row in rows)
+    rps = float(out.split("finished in ")[1].split(",")[1].split()[0])
+    pick = lambda q: elapsed[min(len(elapsed) - 1, len(elapsed) * q // 100)] / 1000  # noqa: E731
+    return len(elapsed), rps, pick(50), pick(99)
+
+
+class Target:
+    """A server under test: its process (CPU time is its own, plus its children's when
+    `with_children`: nginx's workers), its ports {"h1", "h2c", "tls"} and the headers every
+    request carries."""
+
+    def __init__(self, proc, ports, headers=None, with_children=False):
+        self.proc, self.ports, self.headers, self.with_children = proc, ports, headers or {}, with_children
+
+
+def sweep(points, targets, rounds, duration, warmup, tmp):
+    """Measures every target at every point: a warm-up run of `warmup` s each, then `rounds`
+    rounds of `duration` s, the targets in a rotating order (none always first). Returns
+    {(point, name): [(requests/s, p50 ms, p99 ms, CPU µs per request), one per round]}."""
+    names = list(targets)
+    log_path = os.path.join(tmp, "h2load.log")
+    results = {}
+    for name_of_point in points:
+        client, listener, connections, streams = point(name_of_point)
+        scheme = "https" if listener == "tls" else "http"
+
+        def once(name, seconds):
+            target = targets[name]
+            url = f"{scheme}://127.0.0.1:{target.ports[listener]}/"
+            if client == "wrk":
+                return run_wrk(url, connections, seconds, target.headers)
+            return run_h2load(url, connections, streams, seconds, log_path, target.headers)
+
+        if warmup > 0:
+            for name in names:
+                once(name, warmup)
+        for round_index in range(rounds):
+            shift = round_index % len(names)
+            for name in names[shift:] + names[:shift]:
+                pids = pids_of(targets[name].proc, targets[name].with_children)
+                before = sum(cpu_seconds(pid) for pid in pids)
+                requests, rps, p50, p99 = once(name, duration)
+                used = sum(cpu_seconds(pid) for pid in pids) - before
+                results.setdefault((name_of_point, name), []).append((rps, p50, p99, used * 1e6 / requests))
+        summary = "  ".join(f"{name} {median(results, name_of_point, name, 3):.1f}" for name in names)
+        log(f"{name_of_point}: CPU µs/req {summary}")
+    return results
+
+
+def median(results, point_name, name, column):
+    """The median over rounds of one column: 0 requests/s, 1 p50 ms, 2 p99 ms, 3 CPU µs/req."""
+    return statistics.median(row[column] for row in results[(point_name, name)])
+
+
+def round_ratio(results, point_name, a, b, column=3):
+    """The median of each round's own a/b ratio (runs next to each other see the same load on a
+    shared machine)."""
+    return statistics.median(x[column] / y[column] for x, y in zip(results[(point_name, a)], results[(point_name, b)]))
