@@ -121,7 +121,8 @@ class HeadParser {
  private:
   ParseStatus fail(ParseError error, const char* message);
   ParseStatus parseStartLine(std::string_view line);
-  ParseStatus parseHeaderLine(std::string_view line);
+  // `clean`: findLineBreak() found no byte in the line that a field value may not hold.
+  ParseStatus parseHeaderLine(std::string_view line, bool clean);
   ParseStatus finishHead(std::string_view data);
   ParseError badKind() const;
 

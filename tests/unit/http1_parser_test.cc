@@ -279,6 +279,40 @@ INSTANTIATE_TEST_SUITE_P(
                   ParseError::kBodyTooLarge}),
     [](const ::testing::TestParamInfo<Rejection>& info) { return info.param.name; });
 
+// The line scan takes 16 bytes a step (findLineBreak): every byte value, at every position of a
+// value around the steps' edges, must be taken or refused exactly as a field value allows
+// (HTAB, SP, VCHAR, obs-text), whole and byte by byte, and a value found clean must be kept.
+TEST(Http1Parser, EveryByteAtEveryPositionOfAValue) {
+  for (int c = 0; c < 256; ++c) {
+    if (c == '\r' || c == '\n') continue;  // line ends: covered by the rejections above
+    const bool allowed = c == '\t' || (c >= 0x20 && c != 0x7f);
+    for (size_t at = 0; at < 40; ++at) {
+      std::string value(40, 'v');
+      value[at] = static_cast<char>(c);
+      const std::string text = "GET / HTTP/1.1\r\nHost: h\r\nX-V: " + value + "\r\n\r\n";
+      for (bool bytewise : {false, true}) {
+        HeadParser parser(Mode::kRequest);
+        const ParseStatus status = bytewise ? parseBytewise(parser, text) : parser.parse(text);
+        SCOPED_TRACE("byte " + std::to_string(c) + " at " + std::to_string(at) +
+                     (bytewise ? " bytewise" : " whole"));
+        if (!allowed) {
+          EXPECT_EQ(status, ParseStatus::kError);
+          EXPECT_EQ(parser.error(), ParseError::kBadRequest);
+          continue;
+        }
+        ASSERT_EQ(status, ParseStatus::kDone);
+        std::string_view expected(value);
+        // Whitespace at either end of a value is not part of it.
+        while (!expected.empty() && (expected.front() == ' ' || expected.front() == '\t'))
+          expected.remove_prefix(1);
+        while (!expected.empty() && (expected.back() == ' ' || expected.back() == '\t'))
+          expected.remove_suffix(1);
+        EXPECT_EQ(parser.head().find("x-v"), expected);
+      }
+    }
+  }
+}
+
 TEST(Http1Parser, UriTooLongIsSeenBeforeTheLineEnds) {
   Limits limits;
   limits.max_uri_bytes = 64;
