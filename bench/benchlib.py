@@ -112,6 +112,47 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
+def context_switches(pid):
+    """Voluntary and involuntary context switches of every thread of one process so far."""
+    total = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/status") as f:
+                for line in f:
+                    if "ctxt_switches:" in line:  # voluntary_... and nonvoluntary_...
+                        total += int(line.split()[1])
+        except FileNotFoundError:  # a thread that ended meanwhile
+            pass
+    return total
+
+
+def count_syscalls(pids, run):
+    """System calls the processes `pids` make while `run()` runs (perf's raw_syscalls tracepoint;
+    needs root or kernel.perf_event_paranoid <= -1). Returns (run()'s result, count), count None
+    when perf cannot count them."""
+    if not shutil.which("perf"):
+        return run(), None
+    out = tempfile.NamedTemporaryFile(prefix="bench-perf-", suffix=".csv", delete=False)
+    out.close()
+    perf = subprocess.Popen(["perf", "stat", "-x,", "-e", "raw_syscalls:sys_enter", "-o", out.name,
+                             "-p", ",".join(map(str, pids))], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    time.sleep(0.2)  # perf attaches before the load starts (a count, not a readiness wait)
+    try:
+        result = run()
+    finally:
+        perf.send_signal(signal.SIGINT)
+        perf.wait(30)
+    count = None
+    with open(out.name) as f:
+        for line in f:
+            fields = line.split(",")
+            if len(fields) > 2 and fields[2] == "raw_syscalls:sys_enter" and fields[0].isdigit():
+                count = int(fields[0])
+    os.unlink(out.name)
+    return result, count
+
+
 def pids_of(proc, include_children):
     pids = [proc.pid]
     if include_children:  # nginx: the master and its workers
@@ -241,10 +282,12 @@ class Target:
         self.proc, self.ports, self.headers, self.with_children = proc, ports, headers or {}, with_children
 
 
-def sweep(points, targets, rounds, duration, warmup, tmp):
+def sweep(points, targets, rounds, duration, warmup, tmp, syscalls=False):
     """Measures every target at every point: a warm-up run of `warmup` s each, then `rounds`
     rounds of `duration` s, the targets in a rotating order (none always first). Returns
-    {(point, name): [(requests/s, p50 ms, p99 ms, CPU µs per request), one per round]}."""
+    {(point, name): [(requests/s, p50 ms, p99 ms, CPU µs per request, context switches per
+    request), one per round]}; with `syscalls`, also {(point, name, "syscalls"): system calls per
+    request}, from one more run of each target under perf (not one of the timed rounds)."""
     names = list(targets)
     log_path = os.path.join(tmp, "h2load.log")
     results = {}
@@ -267,16 +310,26 @@ def sweep(points, targets, rounds, duration, warmup, tmp):
             for name in names[shift:] + names[:shift]:
                 pids = pids_of(targets[name].proc, targets[name].with_children)
                 before = sum(cpu_seconds(pid) for pid in pids)
+                switches = sum(context_switches(pid) for pid in pids)
                 requests, rps, p50, p99 = once(name, duration)
                 used = sum(cpu_seconds(pid) for pid in pids) - before
-                results.setdefault((name_of_point, name), []).append((rps, p50, p99, used * 1e6 / requests))
+                switches = sum(context_switches(pid) for pid in pids) - switches
+                results.setdefault((name_of_point, name), []).append(
+                    (rps, p50, p99, used * 1e6 / requests, switches / requests))
+        if syscalls:
+            for name in names:
+                pids = pids_of(targets[name].proc, targets[name].with_children)
+                (requests, *_), count = count_syscalls(pids, lambda: once(name, duration))
+                if count is not None:
+                    results[(name_of_point, name, "syscalls")] = count / requests
         summary = "  ".join(f"{name} {median(results, name_of_point, name, 3):.1f}" for name in names)
         log(f"{name_of_point}: CPU µs/req {summary}")
     return results
 
 
 def median(results, point_name, name, column):
-    """The median over rounds of one column: 0 requests/s, 1 p50 ms, 2 p99 ms, 3 CPU µs/req."""
+    """The median over rounds of one column: 0 requests/s, 1 p50 ms, 2 p99 ms, 3 CPU µs/req,
+    4 context switches per request."""
     return statistics.median(row[column] for row in results[(point_name, name)])
 
 

@@ -27,7 +27,10 @@ binary, the ratio to it is the directives' effect), DIRECT=1 (also subgate with 
 as "subgate-direct", and subgate's CPU ratio to it per point: what the I/O batching saves),
 BASELINE=PATH (another subgate binary, say a copy of build-release/subgate from before a change,
 as "subgate-base", and subgate's CPU ratio to it per point: a change's effect in one run),
-KEEP_TMP=1 (keep the configs). One point, as the former bench/proxy_bench.sh and
+KEEP_TMP=1 (keep the configs), SYSCALLS=1 (one more run per point and proxy under
+`perf stat -e raw_syscalls:sys_enter`: system calls per request, "sg sys" and "peer sys"; needs
+root). Always: context switches per request ("sg cs", "peer cs", from /proc/PID/task/*/status),
+which with the system calls are most of what a proxy's request costs on a VM. One point, as the former bench/proxy_bench.sh and
 bench/h2_bench.py measured: POINTS=h1-50, or POINTS=h2c-10x10,h2tls-10x10.
 """
 
@@ -43,6 +46,7 @@ DURATION = int(os.environ.get("DURATION", "5"))
 WARMUP = int(os.environ.get("WARMUP", "1"))
 BASELINE = os.environ.get("BASELINE", "")
 DIRECT = os.environ.get("DIRECT") == "1"
+SYSCALLS = os.environ.get("SYSCALLS") == "1"
 SUBGATE_DIRECTIVES = os.environ.get("SUBGATE_DIRECTIVES", "")
 PEERS = ("nginx", "haproxy")
 
@@ -135,7 +139,7 @@ backend be
             for port in target.ports.values():
                 bl.wait_ready_port(port)
 
-        results = bl.sweep(points, targets, ROUNDS, DURATION, WARMUP, tmp)
+        results = bl.sweep(points, targets, ROUNDS, DURATION, WARMUP, tmp, syscalls=SYSCALLS)
 
         def median(point, name, i):
             return bl.median(results, point, name, i)
@@ -148,6 +152,9 @@ backend be
             header += f" {'vs direct':>9}"
         if BASELINE:
             header += f" {'vs base':>8}"
+        header += f" {'sg cs':>6} {'peer cs':>7}"
+        if SYSCALLS:
+            header += f" {'sg sys':>6} {'peer sys':>8}"
         print(header)
         for point in points:
             cpu = {name: median(point, name, 3) for name in targets}
@@ -162,6 +169,11 @@ backend be
                 line += f" {cpu['subgate'] / cpu['subgate-direct']:>8.2f}x"
             if BASELINE:
                 line += f" {cpu['subgate'] / cpu['subgate-base']:>7.2f}x"
+            line += f" {median(point, 'subgate', 4):>6.2f} {median(point, peer, 4):>7.2f}"
+            if SYSCALLS:
+                calls = [results.get((point, name, "syscalls")) for name in ("subgate", peer)]
+                line += "".join(f" {c:>{w}.2f}" if c is not None else f" {'-':>{w}}"
+                                for c, w in zip(calls, (6, 8)))
             print(line)
         print("targets: CPU <= 0.75x and p99 <= 1.00x the cheapest peer at every point")
     finally:
