@@ -153,6 +153,62 @@ def count_syscalls(pids, run):
     return result, count
 
 
+# What a kernel sample was doing, by the functions on its stack (the first rule that matches).
+PROFILE_KINDS = (
+    ("switch", ("__schedule", "schedule", "finish_task_switch")),  # sleeping, woken, switched in
+    ("wake", ("try_to_wake_up", "__wake_up_common", "__wake_up_sync_key", "ep_poll_callback",
+              "sock_def_readable", "default_wake_function")),  # waking the peer (an IPI on a VM)
+    ("tcp/ip", ("tcp_", "__tcp_", "ip_", "__ip_", "inet_", "__inet_", "skb_", "__skb_", "sock_",
+                "__sk_", "sk_", "net_rx_action", "__netif_", "__dev_queue_xmit", "process_backlog",
+                "loopback_xmit")),
+)
+PROFILE_COLUMNS = ("user", "switch", "wake", "tcp/ip", "other kernel")
+
+
+def profile(pids, run):
+    """Where the processes `pids` spend their CPU time while `run()` runs: perf record (cpu-clock,
+    call graphs; needs root or kernel.perf_event_paranoid <= -1) and each sample sorted into one
+    of PROFILE_COLUMNS: user space; in the kernel, context switches (its sleep and wake-up),
+    waking other processes, the TCP/IP stack, and everything else (system call entry and exit,
+    epoll, io_uring, copies). Returns (run()'s result, {column: CPU seconds}), the dict None when
+    perf cannot record."""
+    if not shutil.which("perf"):
+        return run(), None
+    data = tempfile.NamedTemporaryFile(prefix="bench-perf-", suffix=".data", delete=False)
+    data.close()
+    perf = subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "-F", "4000", "-g",
+                             "-o", data.name, "-p", ",".join(map(str, pids))],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.2)  # perf attaches before the load starts (a count, not a readiness wait)
+    try:
+        result = run()
+    finally:
+        perf.send_signal(signal.SIGINT)
+        perf.wait(60)
+    script = subprocess.run(["perf", "script", "-i", data.name, "-F", "period,ip,sym,dso"],
+                            capture_output=True, text=True, timeout=600).stdout
+    os.unlink(data.name)
+    totals = dict.fromkeys(PROFILE_COLUMNS, 0.0)
+    recorded = False
+    for sample in script.split("\n\n"):
+        lines = [line.strip() for line in sample.strip().splitlines()]
+        if len(lines) < 2 or not lines[0].isdigit():
+            continue
+        recorded = True
+        period = int(lines[0]) / 1e9  # cpu-clock periods are in ns
+        frames = [line.split(None, 1)[1] if " " in line else "" for line in lines[1:]]
+        if "[kernel.kallsyms]" not in frames[0]:
+            totals["user"] += period
+            continue
+        kind = "other kernel"
+        for name, prefixes in PROFILE_KINDS:
+            if any(frame.startswith(prefixes) for frame in frames if "[kernel.kallsyms]" in frame):
+                kind = name
+                break
+        totals[kind] += period
+    return result, totals if recorded else None
+
+
 def pids_of(proc, include_children):
     pids = [proc.pid]
     if include_children:  # nginx: the master and its workers
@@ -282,12 +338,13 @@ class Target:
         self.proc, self.ports, self.headers, self.with_children = proc, ports, headers or {}, with_children
 
 
-def sweep(points, targets, rounds, duration, warmup, tmp, syscalls=False):
+def sweep(points, targets, rounds, duration, warmup, tmp, syscalls=False, profiled=False):
     """Measures every target at every point: a warm-up run of `warmup` s each, then `rounds`
     rounds of `duration` s, the targets in a rotating order (none always first). Returns
     {(point, name): [(requests/s, p50 ms, p99 ms, CPU µs per request, context switches per
     request), one per round]}; with `syscalls`, also {(point, name, "syscalls"): system calls per
-    request}, from one more run of each target under perf (not one of the timed rounds)."""
+    request}, from one more run of each target under perf (not one of the timed rounds); with
+    `profiled`, {(point, name, "profile"): {PROFILE_COLUMNS: CPU µs per request}} the same way."""
     names = list(targets)
     log_path = os.path.join(tmp, "h2load.log")
     results = {}
@@ -322,6 +379,13 @@ def sweep(points, targets, rounds, duration, warmup, tmp, syscalls=False):
                 (requests, *_), count = count_syscalls(pids, lambda: once(name, duration))
                 if count is not None:
                     results[(name_of_point, name, "syscalls")] = count / requests
+        if profiled:
+            for name in names:
+                pids = pids_of(targets[name].proc, targets[name].with_children)
+                (requests, *_), spent = profile(pids, lambda: once(name, duration))
+                if spent is not None:
+                    results[(name_of_point, name, "profile")] = {
+                        column: seconds * 1e6 / requests for column, seconds in spent.items()}
         summary = "  ".join(f"{name} {median(results, name_of_point, name, 3):.1f}" for name in names)
         log(f"{name_of_point}: CPU µs/req {summary}")
     return results

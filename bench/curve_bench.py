@@ -30,7 +30,10 @@ as "subgate-base", and subgate's CPU ratio to it per point: a change's effect in
 KEEP_TMP=1 (keep the configs), SYSCALLS=1 (one more run per point and proxy under
 `perf stat -e raw_syscalls:sys_enter`: system calls per request, "sg sys" and "peer sys"; needs
 root). Always: context switches per request ("sg cs", "peer cs", from /proc/PID/task/*/status),
-which with the system calls are most of what a proxy's request costs on a VM. One point, as the former bench/proxy_bench.sh and
+which with the system calls are most of what a proxy's request costs on a VM. PROFILE=1 (one
+more run per point and proxy under `perf record -g`: each proxy's CPU per request split into
+user space, context switches, waking other processes, the TCP/IP stack and the rest of the
+kernel; needs root). One point, as the former bench/proxy_bench.sh and
 bench/h2_bench.py measured: POINTS=h1-50, or POINTS=h2c-10x10,h2tls-10x10.
 """
 
@@ -47,6 +50,7 @@ WARMUP = int(os.environ.get("WARMUP", "1"))
 BASELINE = os.environ.get("BASELINE", "")
 DIRECT = os.environ.get("DIRECT") == "1"
 SYSCALLS = os.environ.get("SYSCALLS") == "1"
+PROFILE = os.environ.get("PROFILE") == "1"
 SUBGATE_DIRECTIVES = os.environ.get("SUBGATE_DIRECTIVES", "")
 PEERS = ("nginx", "haproxy")
 
@@ -139,7 +143,8 @@ backend be
             for port in target.ports.values():
                 bl.wait_ready_port(port)
 
-        results = bl.sweep(points, targets, ROUNDS, DURATION, WARMUP, tmp, syscalls=SYSCALLS)
+        results = bl.sweep(points, targets, ROUNDS, DURATION, WARMUP, tmp, syscalls=SYSCALLS,
+                           profiled=PROFILE)
 
         def median(point, name, i):
             return bl.median(results, point, name, i)
@@ -176,6 +181,16 @@ backend be
                                 for c, w in zip(calls, (6, 8)))
             print(line)
         print("targets: CPU <= 0.75x and p99 <= 1.00x the cheapest peer at every point")
+        if PROFILE:
+            print("\nwhere the CPU goes (µs per request, perf record, one more run per point and proxy)")
+            print(f"{'point':<12} {'proxy':<8} " + " ".join(f"{c:>12}" for c in bl.PROFILE_COLUMNS)
+                  + f" {'total':>8}")
+            for point in points:
+                for name in targets:
+                    spent = results.get((point, name, "profile"))
+                    if spent:
+                        print(f"{point:<12} {name:<8} " + " ".join(f"{spent[c]:>12.1f}" for c in bl.PROFILE_COLUMNS)
+                              + f" {sum(spent.values()):>8.1f}")
     finally:
         bl.stop_all()
         bl.remove_temp_dir(tmp)
