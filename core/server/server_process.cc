@@ -45,6 +45,28 @@ int openListener(const SocketAddress& address, std::string& err) {
   return fd;
 }
 
+// Fails (with `err`) when a socket of another process is bound to `address` already. Each worker
+// listens with SO_REUSEPORT, which would let a second subgate (or anything else of the same user
+// that sets it) share the port silently, each taking a part of the connections: a probe bound
+// without it is refused while any socket holds the address.
+bool addressIsFree(const SocketAddress& address, std::string& err) {
+  int fd = ::socket(address.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    err = std::string("socket: ") + std::strerror(errno);
+    return false;
+  }
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);  // past connections' TIME_WAIT
+  if (address.family() == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  const bool free = ::bind(fd, address.get(), address.length) == 0;
+  if (!free) {
+    err = "cannot listen on " + address.text + ": " + std::strerror(errno);
+    if (errno == EADDRINUSE) err += " (another process listens there)";
+  }
+  ::close(fd);
+  return free;
+}
+
 // The listening sockets of all workers, by address.
 class ListenerSet {
  public:
@@ -53,16 +75,18 @@ class ListenerSet {
   // Opens sockets for the config's new addresses. On failure nothing changes.
   bool prepare(const RuntimeConfig& config, std::string& err) {
     std::map<std::string, std::vector<int>> opened;
+    auto fail = [&opened] {
+      for (auto& [addr, list] : opened)
+        for (int f : list) ::close(f);
+      return false;
+    };
     for (const ListenConf& listen : config.listens) {
-      if (current_.count(listen.address.text)) continue;
+      if (current_.count(listen.address.text) || opened.count(listen.address.text)) continue;
+      if (!addressIsFree(listen.address, err)) return fail();
       std::vector<int>& fds = opened[listen.address.text];
       for (int w = 0; w < workers_; ++w) {
         int fd = openListener(listen.address, err);
-        if (fd < 0) {
-          for (auto& [addr, list] : opened)
-            for (int f : list) ::close(f);
-          return false;
-        }
+        if (fd < 0) return fail();
         fds.push_back(fd);
       }
     }

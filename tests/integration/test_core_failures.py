@@ -1,8 +1,13 @@
 """Upstream failures map to the error table; retries, timeouts and deadlines."""
 
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
 import time
 
-from harness import Conn, SubgateTestCase, free_port, request
+from harness import BIN, Conn, SubgateTestCase, free_port, request
 
 
 class UpstreamFailureTest(SubgateTestCase):
@@ -182,3 +187,43 @@ class KeptAliveConnectionClosedTest(SubgateTestCase):
         r = c.read_response()
         c.close()
         self.assertEqual((r.status, r.body), (200, b"connection 1: complete"))
+
+
+class ListenerConflictTest(SubgateTestCase):
+    """Workers listen with SO_REUSEPORT, which would let a second process share their port and
+    take part of its connections: subgate refuses an address another process holds."""
+
+    CONFIG = """
+        workers 2;
+        error_log stderr warn;
+        server {{ listen 127.0.0.1:{port}; location / {{ return 200 "{name}"; }} }}
+    """
+
+    def run_second(self, port):
+        folder = tempfile.mkdtemp(prefix="subgate-test-")
+        self.addCleanup(shutil.rmtree, folder, ignore_errors=True)
+        conf = os.path.join(folder, "subgate.conf")
+        with open(conf, "w") as f:
+            f.write(self.CONFIG.format(port=port, name="second"))
+        return subprocess.run([BIN, "-c", conf, "-p", folder], capture_output=True, text=True,
+                              timeout=30)
+
+    def test_a_second_subgate_on_the_same_port_is_refused(self):
+        first = self.start_subgate(self.CONFIG.format(port="@PORT@", name="first"))
+        second = self.run_second(first.port)
+        self.assertNotEqual(second.returncode, 0)
+        self.assertIn(f"cannot listen on 127.0.0.1:{first.port}", second.stdout + second.stderr)
+        self.assertIn("another process listens there", second.stdout + second.stderr)
+        # Every connection still reaches the first.
+        for _ in range(20):
+            self.assertEqual(request(first.port).body, b"first")
+
+    def test_a_port_another_program_shares_is_refused(self):
+        # Another program that listens with SO_REUSEPORT itself, as a worker of another subgate.
+        with socket.socket() as other:
+            other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            other.bind(("127.0.0.1", 0))
+            other.listen()
+            second = self.run_second(other.getsockname()[1])
+        self.assertNotEqual(second.returncode, 0)
+        self.assertIn("another process listens there", second.stdout + second.stderr)
