@@ -5,8 +5,13 @@
 // cgroups before it executes the program, so that no instruction of the program runs outside
 // them.
 //
+// The child is started with clone(CLONE_VM | CLONE_VFORK), as posix_spawn does: it runs in the
+// caller's memory, on its own stack, until it executes the program, and the calling thread waits
+// until then; no page table is copied (a fork would stall subgate's other threads).
+//
 // Threading: spawnChild() may be called from any long-lived thread. The death signal follows
-// the thread that forked, so callers must not fork from threads that end before the process.
+// the thread that started the child, so callers must not spawn from threads that end before the
+// process.
 #pragma once
 
 #include <sys/resource.h>
@@ -31,7 +36,7 @@ struct ChildProcess {
   int notify_fd = -1;
 };
 
-// What the child does to itself between fork and exec.
+// What the child does to itself between its start and exec.
 struct SpawnOptions {
   // setrlimit(resource, {value, value}) each; the value must not exceed the caller's hard limit
   // unless the caller may raise it.
@@ -42,7 +47,7 @@ struct SpawnOptions {
   const PreparedConfinement* confinement = nullptr;
 };
 
-// argv[0] is the program path. False with `error` set when a pipe or the fork fails or the
+// argv[0] is the program path. False with `error` set when a pipe or the clone fails or the
 // program cannot be executed (reported through a close-on-exec pipe, so a missing binary is an
 // error here, not a child that exits at once; so is a limit, cgroup or confinement the child
 // cannot take).

@@ -1,4 +1,4 @@
-// What a child process gives up between fork and exec, before it runs anything untrusted: the
+// What a child process gives up between its start and exec, before it runs anything untrusted: the
 // operating system's half of the isolate sandbox that needs no helper program (bubblewrap adds the
 // namespaces; core/isolates/sandbox.h). In order:
 //   1. its user: when subgate runs as root, the child becomes `uid`/`gid` with no supplementary
@@ -16,7 +16,7 @@
 // Each is inherited across exec and by every descendant, and none can be undone.
 //
 // Threading: prepareConfinement() allocates and may run anywhere; applyConfinement() is
-// async-signal-safe and runs in the forked child only.
+// async-signal-safe and runs in the started child only (core/process/child_process.h).
 #pragma once
 
 #include <linux/filter.h>
@@ -37,7 +37,7 @@ struct ConfinementOptions {
 };
 
 // Built in the parent, applied in the child: holds the filter program, so it must outlive the
-// fork.
+// child's start.
 struct PreparedConfinement {
   ConfinementOptions options;
   std::vector<sock_filter> filter;

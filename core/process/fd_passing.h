@@ -1,6 +1,6 @@
 // Passing a file descriptor over a unix socket (SCM_RIGHTS), one message at a time.
 //
-// Threading: both are plain system calls; sendFd() is async-signal-safe (a forked child may
+// Threading: both are plain system calls; sendFd() is async-signal-safe (a started child may
 // call it before exec).
 #pragma once
 
