@@ -21,6 +21,14 @@ class LoopWatch {
  public:
   bool waiting() const { return waiting_; }
   uint64_t seq() const { return seq_; }
+  // Whether a ping should go out now that the process used `cpu`: none is unanswered, and the
+  // process used CPU time since the last one went out. An isolate that used none since its last
+  // ping, which it answered, is idle: a ping would be answered at once and count for nothing,
+  // as the first ping after it starts to run counts from the CPU time of that tick (a loop that
+  // blocks is caught as early as when every tick pings).
+  bool needsPing(std::chrono::nanoseconds cpu) const {
+    return !waiting_ && (seq_ == 0 || cpu != sent_cpu_);
+  }
   // A ping went out when the process had used `cpu`; returns its sequence number.
   uint64_t pinged(std::chrono::nanoseconds cpu) {
     waiting_ = true;

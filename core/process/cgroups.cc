@@ -12,6 +12,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/process/proc_stat.h"
+
 namespace subgate {
 namespace {
 
@@ -234,13 +236,19 @@ uint64_t CgroupSet::oomKills(const std::string& name) const {
 
 std::optional<std::chrono::nanoseconds> CgroupSet::cpuTime(const std::string& name) const {
   if (cpu_.empty()) return std::nullopt;
-  const std::string folder = cpu_ + "/" + name;
+  // Read at every limits tick for every isolate: into a stack buffer, without a stream.
+  std::string path = cpu_;
+  path.append("/").append(name).append(cpu_v2_ ? "/cpu.stat" : "/cpuacct.usage");
+  char buffer[1024];
+  const auto read = readSmallFile(path.c_str(), buffer, sizeof buffer);
+  if (!read) return std::nullopt;
   if (cpu_v2_) {
-    auto usec = keyedValue(readFile(folder + "/cpu.stat"), "usage_usec");
+    auto usec = keyedValue(*read, "usage_usec");
     if (!usec) return std::nullopt;
     return std::chrono::microseconds(*usec);
   }
-  const std::string text = trimmed(readFile(folder + "/cpuacct.usage"));
+  std::string_view text = *read;
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.remove_suffix(1);
   uint64_t ns = 0;
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), ns);
   if (ec != std::errc() || text.empty()) return std::nullopt;
