@@ -115,15 +115,15 @@ void IsolateRegistry::Impl::armLimits() {
   event_add(limits_ev, &tv);
 }
 
-IsolateRegistry::Impl::CpuSample IsolateRegistry::Impl::sampleCpu(ProcessTreeCpu& tree,
+IsolateRegistry::Impl::CpuSample IsolateRegistry::Impl::sampleCpu(Isolate& isolate,
                                                                   const std::string& cgroup,
                                                                   bool block, bool budget,
                                                                   SteadyTime now) const {
   CpuSample sample;
-  if (budget && !cgroup.empty()) sample.total = cgroups.cpuTime(cgroup);
+  if (budget && !cgroup.empty()) sample.total = cgroups.cpuTime(cgroup, isolate.cgroup_cpu);
   const bool tree_total = budget && !sample.total;
   if (!block && !tree_total) return sample;
-  const ProcessTreeCpu::Times times = tree.read(now, block, tree_total);
+  const ProcessTreeCpu::Times times = isolate.cpu_tree->read(now, block, tree_total);
   sample.loop = times.main_threads;
   if (tree_total) sample.total = times.all_threads;
   return sample;
@@ -149,14 +149,15 @@ void IsolateRegistry::Impl::onLimits(evutil_socket_t, short, void* arg) {
         probes.push_back({isolate, isolate->process.pid, isolate->cgroup, {}});
   }
   // Read /proc and the cgroups without the lock: workers take it on their cold paths. Each
-  // isolate's process tree is found at its first tick after it became ready and then only its
-  // members' stat files are read (ProcessTreeCpu, found again every kCpuTreeRefresh and when a
-  // member is gone): finding it costs a file per thread, some 25 for a sandboxed Deno.
+  // isolate's process tree is found at its first tick after it became ready (a file per thread,
+  // some 30 for a sandboxed Deno), and then only its members' stat files are read, held open
+  // (ProcessTreeCpu: found again every kCpuTreeRefresh and when a member is gone); so is its
+  // cgroup's CPU time file. Opening a /proc file costs more than reading it (the path lookup).
   SteadyTime now = steadyNow();
   for (Probe& probe : probes) {
     std::optional<ProcessTreeCpu>& tree = probe.isolate->cpu_tree;  // supervisor thread only
     if (!tree || tree->root() != probe.pid) tree.emplace(probe.pid, kCpuTreeRefresh);
-    probe.cpu = m.sampleCpu(*tree, probe.cgroup, block, budget, now);
+    probe.cpu = m.sampleCpu(*probe.isolate, probe.cgroup, block, budget, now);
   }
   now = steadyNow();
   std::lock_guard<std::mutex> lock(m.mu);

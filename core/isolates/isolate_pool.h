@@ -139,6 +139,7 @@ struct Isolate {
   // Its process tree as the limits tick reads it (made at the first tick after ready; only the
   // supervisor thread touches it, without the mutex).
   std::optional<ProcessTreeCpu> cpu_tree;
+  CgroupCpuFile cgroup_cpu;  // its cgroup's CPU time file, held open by the limits tick (idem)
   CpuWindow cpu_window;          // cpu_limit's samples (limits tick)
   SteadyTime denied_logged{};    // last egress refusal logged (one line a second at most)
   uint64_t denied_unlogged = 0;  // refusals since, counted but not logged
@@ -422,8 +423,9 @@ struct IsolateRegistry::Impl {
   // started later (none can be: no --allow-run) would hide its CPU time at most this long.
   static constexpr std::chrono::seconds kCpuTreeRefresh{5};
   // Reads the samples the rules in force need: the cgroup's CPU time for `cpu_limit` when there
-  // is one, else the tree's; the main threads' for `cpu_block_limit`.
-  CpuSample sampleCpu(ProcessTreeCpu& tree, const std::string& cgroup, bool block, bool budget,
+  // is one (isolate.cgroup_cpu), else the tree's; the main threads' for `cpu_block_limit`
+  // (isolate.cpu_tree, made by the caller). Supervisor thread, without the mutex.
+  CpuSample sampleCpu(Isolate& isolate, const std::string& cgroup, bool block, bool budget,
                       SteadyTime now) const;
   // One tick for a ready isolate: pings it, or kills it for TIME_LIMIT.
   void checkCpuLocked(Isolate& isolate, const CpuSample& cpu, SteadyTime now);
