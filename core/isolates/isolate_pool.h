@@ -136,13 +136,14 @@ struct Isolate {
   bool time_limit = false;
   std::string cgroup;            // its child cgroup's name in Impl::cgroups ("" without)
   LoopWatch loop_watch;          // cpu_block_limit's ping (limits tick)
-  // Its process tree as the limits tick reads it (made at the first tick after ready; only the
-  // supervisor thread touches it, without the mutex).
-  std::optional<ProcessTreeCpu> cpu_tree;
-  CgroupCpuFile cgroup_cpu;  // its cgroup's CPU time file, held open by the limits tick (idem)
   CpuWindow cpu_window;          // cpu_limit's samples (limits tick)
   SteadyTime denied_logged{};    // last egress refusal logged (one line a second at most)
   uint64_t denied_unlogged = 0;  // refusals since, counted but not logged
+  // The limits tick's files, held open from its first tick after ready until the exit: its
+  // process tree's stat files and its cgroup's CPU time file. Only the supervisor thread
+  // touches them, without the mutex.
+  std::optional<ProcessTreeCpu> cpu_tree;
+  CgroupCpuFile cgroup_cpu;
   UpstreamServer server;
   std::vector<Waiter> waiters;  // waiting for it to become ready
   IsolateEvents events;         // isolate_events.h (mu held)

@@ -4,9 +4,9 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
 #include <charconv>
-#include <array>
 #include <cstdio>
 #include <string>
 
@@ -233,8 +233,8 @@ void ProcessTreeCpu::discover(std::chrono::steady_clock::time_point now) {
   ++discoveries_;
 }
 
-bool ProcessTreeCpu::readMembers(bool main_threads, bool all_threads, bool skip_gone,
-                                 Times& times, bool& skipped) {
+bool ProcessTreeCpu::readMembers(bool main_threads, bool all_threads, bool skip_gone, Times& times,
+                                 bool& skipped) {
   uint64_t main_ticks = 0, all_ticks = 0;
   for (size_t i = 0; i < members_.size(); ++i) {
     const TreeMember& member = members_[i];
