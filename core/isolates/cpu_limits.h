@@ -21,6 +21,14 @@ class LoopWatch {
  public:
   bool waiting() const { return waiting_; }
   uint64_t seq() const { return seq_; }
+  // Whether a ping should go out at a tick where the process had used `cpu`: none is
+  // unanswered, and it used CPU time since the last one went out (the first tick always pings).
+  // An isolate idle since its last (answered) ping would answer another at once, so it is not
+  // sent: the first ping after the isolate runs again goes out at that tick and counts from that
+  // tick's CPU time, as the ping of that tick did when idle ticks pinged too.
+  bool needsPing(std::chrono::nanoseconds cpu) const {
+    return !waiting_ && (seq_ == 0 || cpu != sent_cpu_);
+  }
   // A ping went out when the process had used `cpu`; returns its sequence number.
   uint64_t pinged(std::chrono::nanoseconds cpu) {
     waiting_ = true;

@@ -115,15 +115,17 @@ void IsolateRegistry::Impl::armLimits() {
   event_add(limits_ev, &tv);
 }
 
-IsolateRegistry::Impl::CpuSample IsolateRegistry::Impl::sampleCpu(pid_t pid,
+IsolateRegistry::Impl::CpuSample IsolateRegistry::Impl::sampleCpu(Isolate& isolate,
                                                                   const std::string& cgroup,
-                                                                  bool block, bool budget) const {
+                                                                  bool block, bool budget,
+                                                                  SteadyTime now) const {
   CpuSample sample;
-  if (block) sample.loop = mainThreadsCpuTime(pid);
-  if (budget) {
-    if (!cgroup.empty()) sample.total = cgroups.cpuTime(cgroup);
-    if (!sample.total) sample.total = processTreeCpuTime(pid);
-  }
+  if (budget && !cgroup.empty()) sample.total = cgroups.cpuTime(cgroup, isolate.cgroup_cpu);
+  const bool tree_total = budget && !sample.total;
+  if (!block && !tree_total) return sample;
+  const ProcessTreeCpu::Times times = isolate.cpu_tree->read(now, block, tree_total);
+  sample.loop = times.main_threads;
+  if (tree_total) sample.total = times.all_threads;
   return sample;
 }
 
@@ -141,13 +143,23 @@ void IsolateRegistry::Impl::onLimits(evutil_socket_t, short, void* arg) {
     std::lock_guard<std::mutex> lock(m.mu);
     block = m.settings.cpu_block_limit.count() > 0;
     budget = m.settings.cpu_budget.count() > 0;
+    probes.reserve(m.processes.size());
     for (const auto& [id, isolate] : m.processes)
       if (isolate->state == Isolate::State::kReady && isolate->process.pid > 0)
         probes.push_back({isolate, isolate->process.pid, isolate->cgroup, {}});
   }
-  // Read /proc and the cgroups without the lock: workers take it on their cold paths.
-  for (Probe& probe : probes) probe.cpu = m.sampleCpu(probe.pid, probe.cgroup, block, budget);
-  const SteadyTime now = steadyNow();
+  // Read /proc and the cgroups without the lock: workers take it on their cold paths. Each
+  // isolate's process tree is found at its first tick after it became ready (a file per thread,
+  // some 30 for a sandboxed Deno), and then only its members' stat files are read, held open
+  // (ProcessTreeCpu: found again every kCpuTreeRefresh and when a member is gone); so is its
+  // cgroup's CPU time file. Opening a /proc file costs more than reading it (the path lookup).
+  SteadyTime now = steadyNow();
+  for (Probe& probe : probes) {
+    std::optional<ProcessTreeCpu>& tree = probe.isolate->cpu_tree;  // supervisor thread only
+    if (!tree || tree->root() != probe.pid) tree.emplace(probe.pid, kCpuTreeRefresh);
+    probe.cpu = m.sampleCpu(*probe.isolate, probe.cgroup, block, budget, now);
+  }
+  now = steadyNow();
   std::lock_guard<std::mutex> lock(m.mu);
   for (Probe& probe : probes)
     if (probe.isolate->state == Isolate::State::kReady)
@@ -164,7 +176,7 @@ void IsolateRegistry::Impl::checkCpuLocked(Isolate& isolate, const CpuSample& cp
                                      " ms of CPU time (cpu_block_limit)");
       return;
     }
-    if (!isolate.loop_watch.waiting() && hub) {
+    if (isolate.loop_watch.needsPing(*cpu.loop) && hub) {
       // Counted as sent only once queued: a ping that cannot reach the harness (no member of the
       // hub, its input over the bound) must not get a busy but turning isolate killed.
       const uint64_t seq = isolate.loop_watch.seq() + 1;

@@ -61,6 +61,7 @@
 #include "core/process/cgroups.h"
 #include "core/process/child_process.h"
 #include "core/process/event_thread.h"
+#include "core/process/proc_stat.h"
 #include "core/upstream/upstream_group.h"
 
 namespace subgate {
@@ -138,6 +139,11 @@ struct Isolate {
   CpuWindow cpu_window;          // cpu_limit's samples (limits tick)
   SteadyTime denied_logged{};    // last egress refusal logged (one line a second at most)
   uint64_t denied_unlogged = 0;  // refusals since, counted but not logged
+  // The limits tick's files, held open from its first tick after ready until the exit: its
+  // process tree's stat files and its cgroup's CPU time file. Only the supervisor thread
+  // touches them, without the mutex.
+  std::optional<ProcessTreeCpu> cpu_tree;
+  CgroupCpuFile cgroup_cpu;
   UpstreamServer server;
   std::vector<Waiter> waiters;  // waiting for it to become ready
   IsolateEvents events;         // isolate_events.h (mu held)
@@ -414,7 +420,14 @@ struct IsolateRegistry::Impl {
     // cpu_limit: every thread's, from its cgroup, else from /proc (its process tree).
     std::optional<std::chrono::nanoseconds> total;
   };
-  CpuSample sampleCpu(pid_t pid, const std::string& cgroup, bool block, bool budget) const;
+  // How often the limits tick finds an isolate's process tree again (ProcessTreeCpu): a process
+  // started later (none can be: no --allow-run) would hide its CPU time at most this long.
+  static constexpr std::chrono::seconds kCpuTreeRefresh{5};
+  // Reads the samples the rules in force need: the cgroup's CPU time for `cpu_limit` when there
+  // is one (isolate.cgroup_cpu), else the tree's; the main threads' for `cpu_block_limit`
+  // (isolate.cpu_tree, made by the caller). Supervisor thread, without the mutex.
+  CpuSample sampleCpu(Isolate& isolate, const std::string& cgroup, bool block, bool budget,
+                      SteadyTime now) const;
   // One tick for a ready isolate: pings it, or kills it for TIME_LIMIT.
   void checkCpuLocked(Isolate& isolate, const CpuSample& cpu, SteadyTime now);
   // Kills `isolate` (SIGKILL) for a CPU rule: it leaves placement now, and its requests and

@@ -506,6 +506,8 @@ void IsolateRegistry::Impl::exited(const std::shared_ptr<Isolate>& isolate, int 
   if (hub) hub->leave(isolate->id);  // before its input pipe closes
   unwatch(*isolate);
   closeChildFds(isolate->process);
+  isolate->cpu_tree.reset();  // the files the limits tick held open
+  isolate->cgroup_cpu.close();
   // After the flags above were set under the lock: failureOf() reads the cgroup only before.
   if (!isolate->cgroup.empty() && !cgroups.remove(isolate->cgroup)) {
     cgroups.killAll(isolate->cgroup);

@@ -12,6 +12,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/process/proc_stat.h"
+
 namespace subgate {
 namespace {
 
@@ -232,19 +234,53 @@ uint64_t CgroupSet::oomKills(const std::string& name) const {
   return keyedValue(readFile(file), "oom_kill").value_or(0);
 }
 
-std::optional<std::chrono::nanoseconds> CgroupSet::cpuTime(const std::string& name) const {
-  if (cpu_.empty()) return std::nullopt;
-  const std::string folder = cpu_ + "/" + name;
+std::string CgroupSet::cpuTimePath(const std::string& name) const {
+  std::string path = cpu_;
+  path.append("/").append(name).append(cpu_v2_ ? "/cpu.stat" : "/cpuacct.usage");
+  return path;
+}
+
+std::optional<std::chrono::nanoseconds> CgroupSet::parseCpuTime(std::string_view text) const {
   if (cpu_v2_) {
-    auto usec = keyedValue(readFile(folder + "/cpu.stat"), "usage_usec");
+    auto usec = keyedValue(text, "usage_usec");
     if (!usec) return std::nullopt;
     return std::chrono::microseconds(*usec);
   }
-  const std::string text = trimmed(readFile(folder + "/cpuacct.usage"));
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.remove_suffix(1);
   uint64_t ns = 0;
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), ns);
   if (ec != std::errc() || text.empty()) return std::nullopt;
   return std::chrono::nanoseconds(ns);
+}
+
+// Into a stack buffer, without a stream (the limits tick holds the file: the overload below).
+std::optional<std::chrono::nanoseconds> CgroupSet::cpuTime(const std::string& name) const {
+  if (cpu_.empty()) return std::nullopt;
+  char buffer[1024];
+  const auto text = readSmallFile(cpuTimePath(name).c_str(), buffer, sizeof buffer);
+  if (!text) return std::nullopt;
+  return parseCpuTime(*text);
+}
+
+std::optional<std::chrono::nanoseconds> CgroupSet::cpuTime(const std::string& name,
+                                                           CgroupCpuFile& file) const {
+  if (cpu_.empty()) return std::nullopt;
+  if (file.fd_ < 0) file.fd_ = ::open(cpuTimePath(name).c_str(), O_RDONLY | O_CLOEXEC);
+  if (file.fd_ < 0) return std::nullopt;
+  char buffer[1024];
+  ssize_t n;
+  do n = ::pread(file.fd_, buffer, sizeof buffer, 0);
+  while (n < 0 && errno == EINTR);
+  if (n <= 0) {
+    file.close();
+    return std::nullopt;
+  }
+  return parseCpuTime(std::string_view(buffer, static_cast<size_t>(n)));
+}
+
+void CgroupCpuFile::close() {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
 }
 
 bool CgroupSet::remove(const std::string& name) const {

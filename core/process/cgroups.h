@@ -30,6 +30,22 @@ std::string cgroupFolder(std::string_view proc_self_cgroup, std::string_view mou
 // The number after `key` on a "key N" line (memory.oom_control, memory.events, cpu.stat).
 std::optional<uint64_t> keyedValue(std::string_view text, std::string_view key);
 
+// A child cgroup's CPU time file kept open between reads (CgroupSet::cpuTime with it): one
+// open per child rather than one per read (the limits tick reads it every 250 ms). Closed when
+// destroyed or by close(). Threading: one thread.
+class CgroupCpuFile {
+ public:
+  CgroupCpuFile() = default;
+  CgroupCpuFile(const CgroupCpuFile&) = delete;
+  CgroupCpuFile& operator=(const CgroupCpuFile&) = delete;
+  ~CgroupCpuFile() { close(); }
+  void close();
+
+ private:
+  friend class CgroupSet;
+  int fd_ = -1;
+};
+
 class CgroupSet {
  public:
   struct Caps {
@@ -61,6 +77,10 @@ class CgroupSet {
   uint64_t oomKills(const std::string& name) const;
   // The CPU time the processes of child `name` used, or nullopt without CPU accounting.
   std::optional<std::chrono::nanoseconds> cpuTime(const std::string& name) const;
+  // The same through `file`, opened (close-on-exec) at its first use and read again from its
+  // start after; closed again when a read fails.
+  std::optional<std::chrono::nanoseconds> cpuTime(const std::string& name,
+                                                  CgroupCpuFile& file) const;
   // Removes child `name` once its processes exited (a cgroup with tasks cannot be removed):
   // false while some folder is still there. Then killAll() and try again later: a process that
   // outlived the one subgate watched (inside a sandbox, say) may still be leaving.
@@ -78,6 +98,9 @@ class CgroupSet {
   bool pids_v2_ = false;
   bool cpu_v2_ = false;
   std::string summary_;
+  // Parses the text of a child's CPU time file (cpu.stat or cpuacct.usage).
+  std::optional<std::chrono::nanoseconds> parseCpuTime(std::string_view text) const;
+  std::string cpuTimePath(const std::string& name) const;
 };
 
 }  // namespace subgate

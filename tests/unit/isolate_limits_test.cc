@@ -35,18 +35,34 @@ TEST(ProcStat, MalformedLinesGiveNothing) {
   EXPECT_FALSE(parseStatCpuTicks("1234 deno S 1 2 3"));
   EXPECT_FALSE(parseStatCpuTicks("1234 (deno) S 1 1234 1234 0 -1 4194560 100 0 0 0 250"));
   EXPECT_FALSE(parseStatCpuTicks("1234 (deno) S 1 1234 1234 0 -1 4194560 100 0 0 0 2x5 37 0"));
+  // The start time is field 22: a line cut before it gives nothing.
+  EXPECT_FALSE(parseStatFields("77 (x) R 1 77 77 0 -1 0 0 0 0 0 5 6 0 0 20 0 1 0"));
+  EXPECT_FALSE(parseStatFields("77 (x) R 1 77 77 0 -1 0 0 0 0 0 5 6 0 0 20 0 1 0 y 0"));
+}
+
+TEST(ProcStat, CpuTicksAndStartTime) {
+  const auto fields = parseStatFields(
+      "1234 (deno) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 37 0 0 20 0 12 0 500 100000 200\n");
+  ASSERT_TRUE(fields);
+  EXPECT_EQ(fields->cpu_ticks, 287u);
+  EXPECT_EQ(fields->start_time, 500u);
+  const auto odd = parseStatFields("77 (a) (b) R 1 77 77 0 -1 0 0 0 0 0 5 6 0 0 20 0 1 0 9");
+  ASSERT_TRUE(odd);
+  EXPECT_EQ(odd->cpu_ticks, 11u);
+  EXPECT_EQ(odd->start_time, 9u);
 }
 
 TEST(ProcStat, ThisProcessHasACpuTime) {
   // Read in this order, each at least the one before: CPU time only grows, and the process
-  // counts its main thread, its tree the process.
+  // counts its main thread, its tree the process. Give or take a clock tick between a thread's
+  // and its process's: each file rounds its user and system times down to ticks on its own.
   auto main_thread = mainThreadsCpuTime(getpid());
   ASSERT_TRUE(main_thread);
   auto own = processCpuTime(getpid());
   ASSERT_TRUE(own);
   auto tree = processTreeCpuTime(getpid());
   ASSERT_TRUE(tree);
-  EXPECT_GE(*own, *main_thread);
+  EXPECT_GE(*own + 10ms, *main_thread);
   EXPECT_GE(*tree, *own);
   EXPECT_FALSE(processCpuTime(-1));
 }
@@ -117,6 +133,23 @@ TEST(LoopWatch, BlockedOnlyAfterTheLimitInCpuTimeSinceAnUnansweredPing) {
   EXPECT_TRUE(watch.blocked(11s, 1s));
   watch.answered(second);
   EXPECT_FALSE(watch.waiting());
+}
+
+TEST(LoopWatch, PingsOnlyAProcessThatUsedCpuTimeSinceItsLastPing) {
+  LoopWatch watch;
+  EXPECT_TRUE(watch.needsPing(0s));  // the first tick always pings
+  const uint64_t first = watch.pinged(2s);
+  EXPECT_FALSE(watch.needsPing(3s)) << "one ping out at a time";
+  watch.answered(first);
+  // Idle since: no ping (it would be answered at once).
+  EXPECT_FALSE(watch.needsPing(2s));
+  EXPECT_FALSE(watch.blocked(2s, 1s));
+  // It ran: the ping goes out and counts from this tick's CPU time, as it would have if every
+  // idle tick had pinged (each such ping answered at once).
+  EXPECT_TRUE(watch.needsPing(2s + 10ms));
+  watch.pinged(2s + 10ms);
+  EXPECT_FALSE(watch.blocked(3s, 1s));
+  EXPECT_TRUE(watch.blocked(3s + 10ms, 1s));
 }
 
 TEST(CpuWindow, UsageOverTheLastWindowOfSamples) {
