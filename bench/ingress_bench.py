@@ -22,7 +22,8 @@ Medians over COLD_SAMPLES deployments.
 
 Environment: ROUNDS (3), DURATION (10), CONNECTIONS (50), PROXY_CPU (0), CLIENT_CPU (1),
 COLD_SAMPLES (10). BASELINE=PATH also runs the ingress setup with another subgate binary (say a
-copy from before a change) and prints ingress/baseline.
+copy from before a change) and prints ingress/baseline, and each cold-path setup after the same
+one with this binary, printing subgate/baseline. SKIP_WARM=1 or SKIP_COLD=1 leaves a part out.
 """
 
 import json
@@ -320,16 +321,16 @@ def raw_cold(tmp, deno, modules):
     return statistics.median(times)
 
 
-def subgate_cold(tmp, sandbox, spare, modules=1):
+def subgate_cold(tmp, sandbox, spare, modules=1, binary=None, label="subgate"):
     """The first request to each of COLD_SAMPLES never-seen deployments: the median, in seconds."""
-    folder = os.path.join(tmp, f"cold-{sandbox}-{spare}-{modules}")
+    folder = os.path.join(tmp, f"cold-{label}-{sandbox}-{spare}-{modules}")
     names = [f"cold{i}" for i in range(COLD_SAMPLES)]
     write_deployments(folder, names, modules)
     port, origin_port = free_port(), free_port()
-    conf = os.path.join(tmp, f"cold-{sandbox}-{spare}-{modules}.conf")
+    conf = os.path.join(tmp, f"cold-{label}-{sandbox}-{spare}-{modules}.conf")
     with open(conf, "w") as f:
         f.write(ingress_config(port, origin_port, folder, spare, sandbox=sandbox))
-    p = start([subgate_bin(), "-c", conf, "-p", tmp])
+    p = start([binary or subgate_bin(), "-c", conf, "-p", tmp])
     rpc_root = f"http://127.0.0.1:{origin_port}/"
     wait_ready_port(port)
     times = []
@@ -351,15 +352,23 @@ def cold_path(tmp):
     raw_ms = raw_cold(tmp, deno, 1) * 1000
     print(f"\ncold path (first request to a never-seen deployment, median of {COLD_SAMPLES})")
     print(f"raw deno run (warm Deno cache), start to first answer: {raw_ms:.1f} ms")
+    baseline = os.environ.get("BASELINE")
     for sandbox, spare in (("off", 0), ("on", 0), ("off", 2), ("on", 2)):
         ms = subgate_cold(tmp, sandbox, spare) * 1000
         print(f"subgate sandbox {sandbox:3} spare {spare}: {ms:.1f} ms = {ms / raw_ms:.2f}x raw"
               + ("  (target <= 0.3x)" if spare else ""))
+        if baseline:
+            base_ms = subgate_cold(tmp, sandbox, spare, binary=os.path.abspath(baseline), label="baseline") * 1000
+            print(f"baseline sandbox {sandbox:3} spare {spare}: {base_ms:.1f} ms = {base_ms / raw_ms:.2f}x raw;"
+                  f" subgate/baseline {ms / base_ms:.2f}x")
     # A 50-module deployment: origin_local serves the folder as one ESZIP.
     raw50_ms = raw_cold(tmp, deno, 50) * 1000
     ms = subgate_cold(tmp, "on", 2, 50) * 1000
     print(f"50 modules: raw deno run {raw50_ms:.1f} ms; subgate (ESZIP, sandbox on, spare 2) "
           f"{ms:.1f} ms = {ms / raw50_ms:.2f}x raw")
+    if baseline:
+        base_ms = subgate_cold(tmp, "on", 2, 50, binary=os.path.abspath(baseline), label="baseline") * 1000
+        print(f"50 modules, baseline: {base_ms:.1f} ms; subgate/baseline {ms / base_ms:.2f}x")
 
 
 def wait_spares(port, count, timeout=20.0):
