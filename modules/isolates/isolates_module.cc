@@ -204,12 +204,13 @@ bool eventsLogRate(const config::Node& node, CompileContext& ctx, RuntimeSetting
 bool v8Flags(const config::Node& node, CompileContext& ctx, RuntimeSettings& s) {
   s.v8_flags.clear();
   for (const std::string& flag : node.args) {
-    const bool printable = std::all_of(flag.begin(), flag.end(), [](char c) {
-      return c > ' ' && c < 0x7f && c != ',';
-    });
-    if (flag.size() < 3 || !flag.starts_with("--") || !printable)
-      return ctx.fail(node, "v8_flags: \"" + flag +
-                                "\" is not a V8 flag (--name or --name=value, no commas)");
+    const bool printable = std::all_of(flag.begin(), flag.end(),
+                                       [](char c) { return c > ' ' && c < 0x7f && c != ','; });
+    if (flag.size() < 3 || !flag.starts_with("--") || !printable) {
+      std::string error = "v8_flags: \"";
+      error.append(flag).append("\" is not a V8 flag (--name or --name=value, no commas)");
+      return ctx.fail(node, error);
+    }
     s.v8_flags.push_back(flag);
   }
   return true;
