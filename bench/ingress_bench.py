@@ -26,7 +26,8 @@ Environment: ROUNDS (3), DURATION (5), WARMUP (1): the warm path's rounds, secon
 warm-up seconds per point and setup; POINTS (comma-separated point names); PROXY_CPU (0),
 CLIENT_CPU (1); COLD_SAMPLES (10); SKIP_WARM=1, SKIP_COLD=1 (run one part only); BASELINE=PATH
 (also the ingress setup with another subgate binary, say a copy from before a change, and
-ingress/baseline per point); SUBGATE_DIRECTIVES (added to the ingress's and the plain proxy's
+ingress/baseline per point; each cold-path setup also runs after the same one with this binary,
+printing subgate/baseline); SUBGATE_DIRECTIVES (added to the ingress's and the plain proxy's
 configs, main context, not to BASELINE's: as in bench/curve_bench.py); KEEP_TMP=1 (keep the
 configs).
 """
@@ -233,16 +234,16 @@ def raw_cold(tmp, deno, modules):
     return statistics.median(times)
 
 
-def subgate_cold(tmp, sandbox, spare, modules=1):
+def subgate_cold(tmp, sandbox, spare, modules=1, binary=None, label="subgate"):
     """The first request to each of COLD_SAMPLES never-seen deployments: the median, in seconds."""
-    folder = os.path.join(tmp, f"cold-{sandbox}-{spare}-{modules}")
+    folder = os.path.join(tmp, f"cold-{label}-{sandbox}-{spare}-{modules}")
     names = [f"cold{i}" for i in range(COLD_SAMPLES)]
     write_deployments(folder, names, modules)
     port, origin_port = free_port(), free_port()
-    conf = os.path.join(tmp, f"cold-{sandbox}-{spare}-{modules}.conf")
+    conf = os.path.join(tmp, f"cold-{label}-{sandbox}-{spare}-{modules}.conf")
     with open(conf, "w") as f:
         f.write(ingress_config(port, origin_port, folder, spare, sandbox=sandbox))
-    p = start([subgate_bin(), "-c", conf, "-p", tmp])
+    p = start([binary or subgate_bin(), "-c", conf, "-p", tmp])
     rpc_root = f"http://127.0.0.1:{origin_port}/"
     wait_ready_port(port)
     times = []
@@ -268,11 +269,18 @@ def cold_path(tmp):
         ms = subgate_cold(tmp, sandbox, spare) * 1000
         print(f"subgate sandbox {sandbox:3} spare {spare}: {ms:.1f} ms = {ms / raw_ms:.2f}x raw"
               + ("  (target <= 0.3x)" if spare else ""))
+        if BASELINE:
+            base_ms = subgate_cold(tmp, sandbox, spare, binary=os.path.abspath(BASELINE), label="baseline") * 1000
+            print(f"baseline sandbox {sandbox:3} spare {spare}: {base_ms:.1f} ms = {base_ms / raw_ms:.2f}x raw;"
+                  f" subgate/baseline {ms / base_ms:.2f}x")
     # A 50-module deployment: origin_local serves the folder as one ESZIP.
     raw50_ms = raw_cold(tmp, deno, 50) * 1000
     ms = subgate_cold(tmp, "on", 2, 50) * 1000
     print(f"50 modules: raw deno run {raw50_ms:.1f} ms; subgate (ESZIP, sandbox on, spare 2) "
           f"{ms:.1f} ms = {ms / raw50_ms:.2f}x raw")
+    if BASELINE:
+        base_ms = subgate_cold(tmp, "on", 2, 50, binary=os.path.abspath(BASELINE), label="baseline") * 1000
+        print(f"50 modules, baseline: {base_ms:.1f} ms; subgate/baseline {ms / base_ms:.2f}x")
 
 
 def wait_spares(port, count, timeout=20.0):

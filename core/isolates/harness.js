@@ -20,8 +20,37 @@
 // Both user styles work: Deno.serve(handler | options) and `export default { fetch }`.
 // User code also gets `globalThis.subgate`, the cluster API (docs/cluster.md).
 
-import { AsyncLocalStorage } from "node:async_hooks";
-import { format } from "node:util";
+// Two things the harness needs come from Deno's own internals when this Deno has them, and from
+// its Node.js compatibility modules otherwise: a request's context carried through its promises
+// (the core's AsyncVariable, on which node:async_hooks' AsyncLocalStorage is built) and console
+// formatting (the console's own inspectArgs, what `deno run` prints). Importing node:async_hooks
+// and node:util loads and starts dozens of Node.js polyfill modules: about 3 MiB more in every
+// isolate, a sixth of an idle one (docs/performance.md, "Isolates per GiB"). User code that
+// imports them still gets them; the test that the harness loads neither is
+// tests/integration/test_isolate_memory.py.
+const denoInternals = Deno[Deno.internal] ?? {};
+const AsyncVariable = denoInternals.core?.AsyncVariable;
+const setAsyncContext = denoInternals.core?.setAsyncContext;
+const AsyncLocalStorage = typeof AsyncVariable === "function" && typeof setAsyncContext === "function"
+  ? class {
+    #variable = new AsyncVariable();
+    run(store, fn) {
+      const previous = this.#variable.enter(store);
+      try {
+        return fn();
+      } finally {
+        setAsyncContext(previous);
+      }
+    }
+    getStore() {
+      return this.#variable.get();
+    }
+  }
+  : (await import("node:async_hooks")).AsyncLocalStorage;
+const inspectArgs = denoInternals.inspectArgs;
+const format = typeof inspectArgs === "function"
+  ? (...args) => inspectArgs(args, { colors: false })
+  : (await import("node:util")).format;
 
 const realServe = Deno.serve;
 const realFetch = globalThis.fetch;
@@ -53,10 +82,10 @@ function contextOf(hops, id) {
   return seq * 1024 + Math.min(hops, kMaxHops);
 }
 function hopsOf(context) {
-  return context === undefined ? 1 : context % 1024;
+  return context == null ? 1 : context % 1024;
 }
 function requestIdOf(context) {
-  if (context === undefined) return "";
+  if (context == null) return "";
   const seq = Math.floor(context / 1024);
   const slot = seq % kIdRing;
   return idRingSeq[slot] === seq ? idRing[slot] : "";
@@ -111,8 +140,13 @@ async function warmServer() {
 
 // Lines from stdin. The harness keeps the reader locked for the process's life, so user code
 // cannot read subgate's messages.
-const stdinReader = Deno.stdin.readable.getReader();
+// A reader of its own buffer ("byob"): the default reader allocates a new 64 KiB buffer for every
+// read, and the supervisor's pings (cpu_block_limit) made four a second. Outside V8's heap, those
+// buffers were freed only by the next full GC, which an idle isolate rarely needs: it grew by
+// about 200 KiB a second, to some 20 MiB more than at its start.
+const stdinReader = Deno.stdin.readable.getReader({ mode: "byob" });
 const stdinDecoder = new TextDecoder();
+let stdinBuffer = new Uint8Array(16384);
 let stdinText = "";
 async function nextLine() {
   for (;;) {
@@ -122,9 +156,10 @@ async function nextLine() {
       stdinText = stdinText.slice(newline + 1);
       return line;
     }
-    const { value, done } = await stdinReader.read();
+    const { value, done } = await stdinReader.read(stdinBuffer);
     if (done) return null;
     stdinText += stdinDecoder.decode(value, { stream: true });
+    stdinBuffer = new Uint8Array(value.buffer); // the read took the buffer over: it comes back
   }
 }
 

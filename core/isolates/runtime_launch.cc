@@ -23,6 +23,10 @@ std::vector<std::string> runtimeArgv(const RuntimeLaunch& launch, const std::str
   // Remote modules come from the deployment's bundle, written into the isolate's Deno cache
   // (code_assembly.h): an import the bundle lacks fails instead of reaching the network.
   argv.push_back("--cached-only");
+  // Each isolate's Deno cache is its own and dies with it, so V8's code cache there was only
+  // ever written (a SQLite database and its thread; about 1 MiB resident and 1.5 MiB of files),
+  // never read back.
+  argv.push_back("--no-code-cache");
   const std::string shim = netShimPath(launch.harness_path);
   if (launch.sandbox->enabled) {
     // The deployment's modules may live anywhere in the isolate's own root (module_path.h), and
@@ -59,8 +63,13 @@ std::vector<std::string> runtimeArgv(const RuntimeLaunch& launch, const std::str
   }
   // Denials win over any grant, the deployment's own list included (egress_policy.h).
   argv.push_back("--deny-net=" + launch.sandbox->deny_net);
-  argv.push_back("--v8-flags=--max-old-space-size=" +
-                 std::to_string(std::max<uint64_t>(settings.memory_limit >> 20, 16)));
+  std::string v8_flags = "--v8-flags=--max-old-space-size=" +
+                         std::to_string(std::max<uint64_t>(settings.memory_limit >> 20, 16));
+  for (const std::string& flag : settings.v8_flags) {
+    v8_flags += ',';  // Deno splits the value on commas; v8_flags has none (isolates_module.cc)
+    v8_flags += flag;
+  }
+  argv.push_back(std::move(v8_flags));
   argv.push_back(launch.harness_path);
   argv.push_back(dir + "/sock/s.sock");
   return argv;

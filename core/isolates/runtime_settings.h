@@ -26,8 +26,12 @@ struct RuntimeSettings {
   std::chrono::milliseconds queue_timeout{5000};  // wait for a free isolate before 503
   std::chrono::milliseconds stop_timeout{5000};   // SIGINT to SIGKILL
   uint64_t memory_limit = 256ull << 20;           // V8 heap cap per isolate
-  uint32_t max_isolates = 100;                    // whole process; idle ones evicted LRU
-  uint32_t max_isolates_per_deployment = 10;      // shared isolates of one deployment
+  // `v8_flags FLAG...`: V8 flags of every isolate, after subgate's own (--max-old-space-size
+  // from memory_limit), so they can replace them. The default keeps a loaded isolate's young
+  // generation small (docs/performance.md, "Isolates per GiB").
+  std::vector<std::string> v8_flags{"--max-semi-space-size=4"};
+  uint32_t max_isolates = 100;                // whole process; idle ones evicted LRU
+  uint32_t max_isolates_per_deployment = 10;  // shared isolates of one deployment
   // Dedicated (instance id) isolates of one deployment; a new id past it stops the deployment's
   // least recently used idle instance, or gets 503 CAPACITY_EXCEEDED when all are busy.
   uint32_t max_instances_per_deployment = 10;

@@ -54,6 +54,7 @@ constexpr DirectiveSpec kDirectives[] = {
     {"queue_timeout", kRuntimeContext},
     {"stop_timeout", kRuntimeContext},
     {"memory_limit", kRuntimeContext},
+    {"v8_flags", kRuntimeContext, 0, -1},
     {"process_memory_limit", kRuntimeContext},
     {"cpu_block_limit", kRuntimeContext},
     {"cpu_limit", kRuntimeContext, 1, 3},
@@ -198,6 +199,23 @@ bool eventsLogRate(const config::Node& node, CompileContext& ctx, RuntimeSetting
   return true;
 }
 
+// `v8_flags FLAG...`: each `--name` or `--name=value`, printable, without a comma (Deno splits
+// --v8-flags on commas) or a space; none at all clears subgate's defaults.
+bool v8Flags(const config::Node& node, CompileContext& ctx, RuntimeSettings& s) {
+  s.v8_flags.clear();
+  for (const std::string& flag : node.args) {
+    const bool printable = std::all_of(flag.begin(), flag.end(),
+                                       [](char c) { return c > ' ' && c < 0x7f && c != ','; });
+    if (flag.size() < 3 || !flag.starts_with("--") || !printable) {
+      std::string error = "v8_flags: \"";
+      error.append(flag).append("\" is not a V8 flag (--name or --name=value, no commas)");
+      return ctx.fail(node, error);
+    }
+    s.v8_flags.push_back(flag);
+  }
+  return true;
+}
+
 bool compileRuntime(const config::Node& block, CompileContext& ctx, RuntimeSettings& s) {
   if (block.args[0] != "deno")
     return ctx.fail(block, "unknown runtime \"" + block.args[0] + "\" (only \"deno\")");
@@ -224,6 +242,8 @@ bool compileRuntime(const config::Node& block, CompileContext& ctx, RuntimeSetti
       ok = ctx.durationArg(node, s.stop_timeout, true);
     } else if (name == "memory_limit") {
       ok = ctx.sizeArg(node, s.memory_limit, 16ull << 20);
+    } else if (name == "v8_flags") {
+      ok = v8Flags(node, ctx, s);
     } else if (name == "process_memory_limit") {
       ok = ctx.sizeArg(node, s.process_memory_limit, 32ull << 20);
       process_memory = &node;

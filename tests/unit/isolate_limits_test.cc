@@ -1,14 +1,19 @@
 // The pure parts of the isolates' CPU and memory limits: /proc/PID/stat's CPU fields, where this
 // process's cgroups are (/proc/self/cgroup and mountinfo), "key N" files, the two CPU rules
-// (cpu_limits.h) and the runtime block's limit directives. The limits themselves, on real
+// (cpu_limits.h), the runtime block's limit directives and the isolate's lean launch
+// (runtime_launch.h). The limits themselves, on real
 // isolates: tests/integration/test_isolate_limits.py.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "core/isolates/cpu_limits.h"
+#include "core/isolates/runtime_launch.h"
 #include "core/isolates/runtime_settings.h"
 #include "core/process/cgroups.h"
 #include "core/process/proc_stat.h"
@@ -203,6 +208,42 @@ TEST(RuntimeLimits, RefusesMalformedLimits) {
             "<embedded>:1: invalid number \"4\" in \"max_files\" directive");
   EXPECT_EQ(runtimeError("max_processes 0;"),
             "<embedded>:1: invalid number \"0\" in \"max_processes\" directive");
+}
+
+TEST(RuntimeLimits, RefusesMalformedV8Flags) {
+  EXPECT_TRUE(PipelineHarness(std::string("runtime deno { v8_flags --max-semi-space-size=8 "
+                                          "--stack-size=900; }\n") +
+                              kServer)
+                  .ok());
+  EXPECT_TRUE(PipelineHarness(std::string("runtime deno { v8_flags; }\n") + kServer).ok());
+  EXPECT_EQ(runtimeError("v8_flags max-semi-space-size=8;"),
+            "<embedded>:1: v8_flags: \"max-semi-space-size=8\" is not a V8 flag (--name or "
+            "--name=value, no commas)");
+  EXPECT_EQ(runtimeError("v8_flags --a,--b;"),
+            "<embedded>:1: v8_flags: \"--a,--b\" is not a V8 flag (--name or --name=value, no "
+            "commas)");
+}
+
+// The memory-lean launch (docs/performance.md, "Isolates per GiB"): no V8 code cache, the
+// default V8 flags after the heap cap, the operator's in their place.
+TEST(RuntimeLaunch, StartsIsolatesLean) {
+  RuntimeLaunch launch;
+  launch.settings.deno_path = "/deno";
+  launch.harness_path = "/h/harness.js";
+  launch.sandbox = std::make_shared<SandboxPlan>();
+  launch.settings.memory_limit = 128ull << 20;
+  std::vector<std::string> argv = runtimeArgv(launch, "/tmp/iso", nullptr);
+  auto has = [&](const std::string& arg) {
+    return std::find(argv.begin(), argv.end(), arg) != argv.end();
+  };
+  EXPECT_TRUE(has("--no-code-cache"));
+  EXPECT_TRUE(has("--v8-flags=--max-old-space-size=128,--max-semi-space-size=4"));
+  launch.settings.v8_flags = {"--max-semi-space-size=16", "--stack-size=900"};
+  argv = runtimeArgv(launch, "/tmp/iso", nullptr);
+  EXPECT_TRUE(has("--v8-flags=--max-old-space-size=128,--max-semi-space-size=16,--stack-size=900"));
+  launch.settings.v8_flags.clear();
+  argv = runtimeArgv(launch, "/tmp/iso", nullptr);
+  EXPECT_TRUE(has("--v8-flags=--max-old-space-size=128"));
 }
 
 TEST(RuntimeSettings, TheProcessCapDefaultsToTwiceTheHeap) {
