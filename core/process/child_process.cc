@@ -17,6 +17,17 @@
 #include "core/process/fd_passing.h"
 
 namespace subgate {
+#if defined(__SANITIZE_ADDRESS__)
+#define SUBGATE_SPAWN_WITH_FORK 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SUBGATE_SPAWN_WITH_FORK 1
+#endif
+#endif
+#ifndef SUBGATE_SPAWN_WITH_FORK
+#define SUBGATE_SPAWN_WITH_FORK 0
+#endif
+
 namespace {
 
 void closeIf(int& fd) {
@@ -132,20 +143,32 @@ int startChild(void* arg) {
 // writes afterwards faults once more: 2 to 15 ms per fork on the development VM, where page
 // table changes are slow, against 0.03 to 0.4 ms (docs/performance.md). -1 with errno set when
 // the clone fails.
+//
+// AddressSanitizer builds fork instead: ASan's bookkeeping of the calling thread's stack (and the
+// shadow memory of the child's frames, which CLONE_VM would share) does not survive a child that
+// runs on a borrowed stack in the parent's memory; it reports a stack overflow at the child's
+// first no-return call.
 pid_t cloneChild(ChildStart& start) {
+  // No signal may reach the child before it reset the handlers it inherited (execChild).
+  sigset_t all, previous;
+  sigfillset(&all);
+#if SUBGATE_SPAWN_WITH_FORK
+  pthread_sigmask(SIG_SETMASK, &all, &previous);
+  const pid_t pid = fork();
+  if (pid == 0) startChild(&start);
+  const int clone_errno = errno;
+#else
   constexpr size_t kStackBytes = 256 * 1024;  // execChild's frames and the confinement's calls
   void* stack = mmap(nullptr, kStackBytes, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
   if (stack == MAP_FAILED) return -1;
-  // No signal may reach the child before it reset the handlers it inherited (execChild).
-  sigset_t all, previous;
-  sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &previous);
   const pid_t pid = clone(startChild, static_cast<char*>(stack) + kStackBytes,
                           CLONE_VM | CLONE_VFORK | SIGCHLD, &start);
   const int clone_errno = errno;
-  pthread_sigmask(SIG_SETMASK, &previous, nullptr);
   munmap(stack, kStackBytes);
+#endif
+  pthread_sigmask(SIG_SETMASK, &previous, nullptr);
   errno = clone_errno;
   return pid;
 }
