@@ -61,9 +61,10 @@ size_t findLineBreak(const char* p, size_t n) {
   for (; i + 16 <= n; i += 16) {
     const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
     const __m128i control = _mm_cmpeq_epi8(_mm_min_epu8(x, space), x);  // x <= 0x1f
-    const __m128i bad = _mm_or_si128(_mm_andnot_si128(_mm_cmpeq_epi8(x, tab), control),
-                                     _mm_cmpeq_epi8(x, del));
-    if (const int mask = _mm_movemask_epi8(bad)) return i + static_cast<size_t>(__builtin_ctz(mask));
+    const __m128i bad =
+        _mm_or_si128(_mm_andnot_si128(_mm_cmpeq_epi8(x, tab), control), _mm_cmpeq_epi8(x, del));
+    if (const int mask = _mm_movemask_epi8(bad))
+      return i + static_cast<size_t>(__builtin_ctz(mask));
   }
 #endif
   for (; i < n; ++i) {
