@@ -4,7 +4,8 @@ its points, the wrk and h2load runners, and the rounds that measure a set of ser
 point (bench/curve_bench.py, bench/ingress_bench.py).
 
 Environment read here: PROXY_CPU (0: the servers under test), CLIENT_CPU (1: load generators and
-backends), KEEP_TMP=1 (temp_dir's folder is kept and its path logged).
+backends), KEEP_TMP=1 (temp_dir's folder is kept and its path logged), SUBGATE=PATH (the subgate
+binary under test; nothing is built).
 """
 
 import os
@@ -234,7 +235,20 @@ def start_nginx(prefix, http_body, cpu, connections=4096, nofile=None):
 
 
 def subgate_bin():
+    """The subgate under test: SUBGATE=PATH (a binary built elsewhere), else build-release's."""
+    if os.environ.get("SUBGATE"):
+        return os.path.abspath(os.environ["SUBGATE"])
     return os.path.join(ROOT, "build-release", "subgate")
+
+
+def prepare(*groups, targets=("subgate",)):
+    """Installs the setup groups (scripts/setup.sh) and builds the release targets; returns
+    subgate_bin(). With SUBGATE set it does neither (the other targets must be built already)."""
+    if os.environ.get("SUBGATE"):
+        return subgate_bin()
+    subprocess.run([os.path.join(ROOT, "scripts", "setup.sh"), *groups], check=True)
+    subprocess.run([os.path.join(ROOT, "scripts", "build.sh"), "release", *targets], check=True)
+    return subgate_bin()
 
 
 def deno_bin():

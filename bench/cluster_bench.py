@@ -47,8 +47,7 @@ def percentile(values, fraction):
 
 
 def main():
-    subprocess.run([os.path.join(bl.ROOT, "scripts", "setup.sh"), "build", "bench", "runtime"], check=True)
-    subprocess.run([os.path.join(bl.ROOT, "scripts", "build.sh"), "release", "subgate"], check=True)
+    bl.prepare("build", "bench", "runtime")
     tmp = tempfile.mkdtemp(prefix="subgate-cluster-bench-")
     try:
         os.makedirs(os.path.join(tmp, "deployments", "fanout"))

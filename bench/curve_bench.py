@@ -38,7 +38,6 @@ bench/h2_bench.py measured: POINTS=h1-50, or POINTS=h2c-10x10,h2tls-10x10.
 """
 
 import os
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -57,8 +56,7 @@ PEERS = ("nginx", "haproxy")
 
 def main():
     points = bl.points_from_env()
-    subprocess.run([os.path.join(bl.ROOT, "scripts", "setup.sh"), "build", "bench"], check=True)
-    subprocess.run([os.path.join(bl.ROOT, "scripts", "build.sh"), "release", "subgate"], check=True)
+    bl.prepare("build", "bench")
     if BASELINE and not os.access(BASELINE, os.X_OK):
         raise SystemExit(f"bench: BASELINE={BASELINE} is not an executable")
     tmp = bl.temp_dir("subgate-curve-bench-")

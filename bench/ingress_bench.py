@@ -296,8 +296,7 @@ def wait_spares(port, count, timeout=20.0):
 
 
 def main():
-    subprocess.run([os.path.join(bl.ROOT, "scripts", "setup.sh"), "build", "bench", "runtime"], check=True)
-    subprocess.run([os.path.join(bl.ROOT, "scripts", "build.sh"), "release", "subgate"], check=True)
+    bl.prepare("build", "bench", "runtime")
     tmp = bl.temp_dir("subgate-ingress-bench-")
     try:
         if os.environ.get("SKIP_WARM") != "1":

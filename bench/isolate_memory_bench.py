@@ -257,11 +257,7 @@ def measure(label, binary, tmp):
 
 
 def main():
-    binary = os.environ.get("SUBGATE")
-    if not binary:
-        subprocess.run([os.path.join(ib.ROOT, "scripts", "setup.sh"), "build", "bench", "runtime"], check=True)
-        subprocess.run([os.path.join(ib.ROOT, "scripts", "build.sh"), "release", "subgate"], check=True)
-        binary = ib.subgate_bin()
+    binary = ib.bl.prepare("build", "bench", "runtime")
     setups = [("subgate", os.path.abspath(binary))]
     if os.environ.get("BASELINE"):
         setups.append(("baseline", os.path.abspath(os.environ["BASELINE"])))

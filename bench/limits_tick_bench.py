@@ -19,7 +19,6 @@ print both), KEEP_TMP=1 (keep the configs).
 """
 
 import os
-import subprocess
 import sys
 import time
 
@@ -101,11 +100,7 @@ def run(binary, tmp, name):
 
 
 def main():
-    binary = os.environ.get("SUBGATE")
-    if not binary:
-        subprocess.run([os.path.join(bl.ROOT, "scripts", "setup.sh"), "build", "bench", "runtime"], check=True)
-        subprocess.run([os.path.join(bl.ROOT, "scripts", "build.sh"), "release", "subgate"], check=True)
-        binary = bl.subgate_bin()
+    binary = bl.prepare("build", "bench", "runtime")
     baseline = os.environ.get("BASELINE", "")
     tmp = bl.temp_dir("subgate-limits-tick-bench-")
     try:

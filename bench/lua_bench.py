@@ -30,9 +30,7 @@ IDENTIFY = 'function identify(req)\n    return req.headers["x-user"]\nend\n'
 
 
 def main():
-    subprocess.run([os.path.join(bl.ROOT, "scripts", "setup.sh"), "build", "bench"], check=True)
-    subprocess.run([os.path.join(bl.ROOT, "scripts", "build.sh"), "release", "subgate", "lua_call_bench"],
-                   check=True)
+    bl.prepare("build", "bench", targets=("subgate", "lua_call_bench"))
     tmp = tempfile.mkdtemp(prefix="subgate-lua-bench-")
     try:
         micro = subprocess.run([os.path.join(bl.ROOT, "build-release", "lua_call_bench")],

@@ -19,7 +19,6 @@ import os
 import shutil
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -61,11 +60,7 @@ def get(port, path, headers, timeout=30.0):
 
 
 def main():
-    binary = os.environ.get("SUBGATE")
-    if not binary:
-        subprocess.run([os.path.join(bl.ROOT, "scripts", "setup.sh"), "build", "bench", "runtime"], check=True)
-        subprocess.run([os.path.join(bl.ROOT, "scripts", "build.sh"), "release", "subgate"], check=True)
-        binary = bl.subgate_bin()
+    binary = bl.prepare("build", "bench", "runtime")
     tmp = tempfile.mkdtemp(prefix="subgate-time-limit-bench-")
     try:
         os.makedirs(os.path.join(tmp, "deployments", "spin"))

@@ -66,8 +66,7 @@ def measure(name, deno, port, pids):
 
 
 def main():
-    subprocess.run([os.path.join(bl.ROOT, "scripts", "setup.sh"), "build", "bench", "runtime"], check=True)
-    subprocess.run([os.path.join(bl.ROOT, "scripts", "build.sh"), "release", "subgate"], check=True)
+    bl.prepare("build", "bench", "runtime")
     deno = bl.deno_bin()
     tmp = tempfile.mkdtemp(prefix="subgate-ws-bench-")
     try:

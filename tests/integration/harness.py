@@ -23,6 +23,15 @@ ROOT = os.environ.get("SUBGATE_SOURCE_DIR") or os.path.abspath(
 BIN = os.environ.get("SUBGATE_BIN") or os.path.join(ROOT, "build", "subgate")
 
 
+def deno():
+    """The Deno runtime the isolates use: SUBGATE_DENO, else the pinned one (scripts/deno_path.sh)."""
+    path = os.environ.get("SUBGATE_DENO")
+    if path:
+        return path
+    return subprocess.run([os.path.join(ROOT, "scripts", "deno_path.sh")], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -8,21 +8,16 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.environ.get("SUBGATE_SOURCE_DIR") or os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+from harness import ROOT, deno  # noqa: E402
+
 TOOL = os.environ.get("BUNDLE_TOOL") or os.path.join(ROOT, "build", "tests", "bundle_tool")
 CORPUS = os.path.join(ROOT, "tests", "fuzz", "corpus", "eszip")
-
-
-def deno():
-    path = os.environ.get("SUBGATE_DENO")
-    if path:
-        return path
-    return subprocess.run([os.path.join(ROOT, "scripts", "deno_path.sh")], capture_output=True, text=True,
-                          check=True).stdout.strip()
 
 
 def run(args, stdin=None, cwd=None, env=None):

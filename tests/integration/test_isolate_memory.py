@@ -20,20 +20,12 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import BIN, ROOT, free_port  # noqa: E402
+from harness import BIN, ROOT, deno, free_port  # noqa: E402
 from ingress import Deployment, ingress_config  # noqa: E402
 from test_ingress_isolates import IngressCase  # noqa: E402
 from test_isolate_sandbox import isolate_processes  # noqa: E402
 
 MIB = 1024 * 1024
-
-
-def deno():
-    path = os.environ.get("SUBGATE_DENO")
-    if path:
-        return path
-    return subprocess.run([os.path.join(ROOT, "scripts", "deno_path.sh")], capture_output=True, text=True,
-                          check=True).stdout.strip()
 
 
 def private_bytes(pid):

@@ -15,7 +15,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import SubgateTestCase, request, wait_until, free_port  # noqa: E402
+from harness import SubgateTestCase, deno, request, wait_until, free_port  # noqa: E402
 from ingress import Origin, Deployment, relay_token, ingress_config  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -34,14 +34,6 @@ Deno.serve((req) => {
     };
     return response;
 });"""
-
-
-def deno():
-    path = os.environ.get("SUBGATE_DENO")
-    if path:
-        return path
-    return subprocess.run([os.path.join(ROOT, "scripts", "deno_path.sh")], capture_output=True, text=True,
-                          check=True).stdout.strip()
 
 
 class WsClient:
