@@ -218,6 +218,32 @@ def pids_of(proc, include_children):
     return pids
 
 
+def descendants(pid):
+    """Every process below `pid` (its children, theirs, ...), from /proc."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    parent = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue  # gone meanwhile
+            children.setdefault(parent, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def pin_descendants(pid, cpu):
+    """Moves every thread of every process below `pid` to `cpu`: an isolate's Deno is a grandchild
+    (through bubblewrap) and inherited its parent's CPU when it was spawned."""
+    for child in descendants(pid):
+        subprocess.run(["taskset", "-a", "-p", "-c", cpu, str(child)], capture_output=True)
+
+
 def start_nginx(prefix, http_body, cpu, connections=4096, nofile=None):
     """Starts nginx (one worker, in the foreground) with `http_body` inside its http block, its
     files under `prefix`. Returns the process (the master; its worker is a child)."""

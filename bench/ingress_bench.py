@@ -149,8 +149,7 @@ def warm_path(tmp):
         headers = {"x-deno-subhost": token("warm", f"http://127.0.0.1:{origin_port}/"),
                    "x-forwarded-host": "bench.example"}
         wait_ready(p["h1"], headers)  # the first request starts the isolate
-        for child in subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split():
-            subprocess.run(["taskset", "-a", "-p", "-c", bl.CLIENT_CPU, child], capture_output=True)  # the isolate
+        bl.pin_descendants(proc.pid, bl.CLIENT_CPU)  # the isolate
         targets[name] = bl.Target(proc, p, headers)
 
     start_ingress("ingress", subgate_bin(), SUBGATE_DIRECTIVES)
