@@ -218,8 +218,8 @@ def pids_of(proc, include_children):
     return pids
 
 
-def descendants(pid):
-    """Every process below `pid` (its children, theirs, ...), from /proc."""
+def children_of():
+    """ppid -> [pid] for every process on the machine, from /proc."""
     children = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -229,6 +229,12 @@ def descendants(pid):
             except (OSError, IndexError, ValueError):
                 continue  # gone meanwhile
             children.setdefault(parent, []).append(int(entry))
+    return children
+
+
+def descendants(pid, children=None):
+    """Every process below `pid` (its children, theirs, ...); `children` as from children_of()."""
+    children = children_of() if children is None else children
     found, todo = [], [pid]
     while todo:
         for child in children.get(todo.pop(), []):

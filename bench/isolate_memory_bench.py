@@ -47,6 +47,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchlib as bl  # noqa: E402
 import ingress_bench as ib  # noqa: E402
 
 ISOLATES = int(os.environ.get("ISOLATES", "20"))
@@ -60,28 +61,9 @@ MIB = 1024 * 1024
 GIB = 1024 * MIB
 
 
-def children_of():
-    """ppid -> [pid] for every process on the machine."""
-    children = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(ppid, []).append(int(entry))
-    return children
-
-
 def tree(pid, children):
-    pids, stack = [], [pid]
-    while stack:
-        current = stack.pop()
-        pids.append(current)
-        stack.extend(children.get(current, []))
-    return pids
+    """`pid` and every process below it."""
+    return [pid] + bl.descendants(pid, children)
 
 
 def rollup(pid):
@@ -144,7 +126,7 @@ def cpu_seconds(pid):
             fields = f.read().rsplit(")", 1)[1].split()
     except OSError:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / ib.TICK
+    return (int(fields[11]) + int(fields[12])) / bl.TICK
 
 
 def mem_available():
@@ -157,7 +139,7 @@ def mem_available():
 
 def isolate_pids(port):
     """deployment id -> the pid of its isolate (the top of its tree), from `status;`."""
-    status, body = ib.http_get(port, path="/_pool")
+    status, body = bl.http_get(port, path="/_pool")
     pids = {}
     for deployment in json.loads(body)["deployments"]:
         for isolate in deployment["isolates"]:
@@ -167,7 +149,7 @@ def isolate_pids(port):
 
 
 def snapshot(port, names):
-    children = children_of()
+    children = bl.children_of()
     pids = isolate_pids(port)
     return [isolate_memory(pids[name], children) for name in names if name in pids]
 
@@ -188,15 +170,15 @@ def measure(label, binary, tmp):
     folder = os.path.join(tmp, f"deployments-{label}")
     names = [f"hello{i}" for i in range(ISOLATES)]
     for name in names:
-        shutil.copytree(os.path.join(ib.ROOT, "conf", "deployments", "hello"), os.path.join(folder, name))
-    port, origin_port = ib.free_port(), ib.free_port()
+        shutil.copytree(os.path.join(bl.ROOT, "conf", "deployments", "hello"), os.path.join(folder, name))
+    port, origin_port = bl.free_port(), bl.free_port()
     conf = os.path.join(tmp, f"{label}.conf")
     config = ib.ingress_config(port, origin_port, folder, 0, sandbox=SANDBOX).replace(
         "idle_timeout 10m;", f"idle_timeout 60m; max_isolates {ISOLATES + 10}; {RUNTIME_EXTRA}")
     with open(conf, "w") as f:
         f.write(config)
-    proc = ib.start([binary, "-c", conf, "-p", tmp])
-    ib.wait_ready_port(port)
+    proc = bl.start([binary, "-c", conf, "-p", tmp])
+    bl.wait_ready_port(port)
     rpc_root = f"http://127.0.0.1:{origin_port}/"
     headers = {name: {"x-deno-subhost": ib.token(name, rpc_root), "x-forwarded-host": "bench.example"}
                for name in names}
@@ -204,13 +186,13 @@ def measure(label, binary, tmp):
     try:
         available_before = mem_available()
         for name in names:
-            status, body = ib.http_get(port, headers[name], timeout=30)
+            status, body = bl.http_get(port, headers[name], timeout=30)
             if status != 200:
                 raise SystemExit(f"bench: {label} {name}: status {status} {body!r}")
         time.sleep(SETTLE)
         rows = snapshot(port, names)
         result["idle"] = medians(rows)
-        ib.log(f"{label}: {len(rows)} isolates up; idle {IDLE_SECONDS:.0f} s more")
+        bl.log(f"{label}: {len(rows)} isolates up; idle {IDLE_SECONDS:.0f} s more")
         time.sleep(IDLE_SECONDS)
         rows = snapshot(port, names)
         available_after = mem_available()
@@ -226,13 +208,13 @@ def measure(label, binary, tmp):
 
         def sample():
             while not done.is_set():
-                row = isolate_memory(pid, children_of())
+                row = isolate_memory(pid, bl.children_of())
                 for key in peak:
                     if row[key] is not None and (peak[key] is None or row[key] > peak[key]):
                         peak[key] = row[key]
                 done.wait(0.25)
 
-        cpu_before = sum(cpu_seconds(member) for member in tree(pid, children_of()))
+        cpu_before = sum(cpu_seconds(member) for member in tree(pid, bl.children_of()))
         sampler = threading.Thread(target=sample)
         sampler.start()
         cmd = ["wrk", "-t1", f"-c{LOAD_CONNECTIONS}", f"-d{LOAD_SECONDS}s"]
@@ -242,14 +224,14 @@ def measure(label, binary, tmp):
                              timeout=LOAD_SECONDS + 30).stdout
         done.set()
         sampler.join()
-        cpu = sum(cpu_seconds(member) for member in tree(pid, children_of())) - cpu_before
+        cpu = sum(cpu_seconds(member) for member in tree(pid, bl.children_of())) - cpu_before
         result["loaded"] = peak
         result["rps"] = float(out.split("Requests/sec:")[1].split()[0]) if "Requests/sec:" in out else 0.0
         requests = int(out.split(" requests in ")[0].split()[-1]) if " requests in " in out else 0
         result["cpu_us"] = cpu * 1e6 / max(requests, 1)
         # The same isolate once the load is over and it idled IDLE_SECONDS / 2.
         time.sleep(IDLE_SECONDS / 2)
-        result["after"] = isolate_memory(pid, children_of())
+        result["after"] = isolate_memory(pid, bl.children_of())
     finally:
         proc.terminate()
         proc.wait(30)
@@ -257,7 +239,7 @@ def measure(label, binary, tmp):
 
 
 def main():
-    binary = ib.bl.prepare("build", "bench", "runtime")
+    binary = bl.prepare("build", "bench", "runtime")
     setups = [("subgate", os.path.abspath(binary))]
     if os.environ.get("BASELINE"):
         setups.append(("baseline", os.path.abspath(os.environ["BASELINE"])))
@@ -267,7 +249,7 @@ def main():
         for label, path in setups:
             results[label] = measure(label, path, tmp)
     finally:
-        ib.stop_all()
+        bl.stop_all()
         shutil.rmtree(tmp, ignore_errors=True)
 
     print(f"\nisolate memory, hello deployment, sandbox {SANDBOX}, {ISOLATES} isolates "
