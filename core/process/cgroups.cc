@@ -12,8 +12,6 @@
 #include <fstream>
 #include <sstream>
 
-#include "core/process/proc_stat.h"
-
 namespace subgate {
 namespace {
 
@@ -251,15 +249,6 @@ std::optional<std::chrono::nanoseconds> CgroupSet::parseCpuTime(std::string_view
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), ns);
   if (ec != std::errc() || text.empty()) return std::nullopt;
   return std::chrono::nanoseconds(ns);
-}
-
-// Into a stack buffer, without a stream (the limits tick holds the file: the overload below).
-std::optional<std::chrono::nanoseconds> CgroupSet::cpuTime(const std::string& name) const {
-  if (cpu_.empty()) return std::nullopt;
-  char buffer[1024];
-  const auto text = readSmallFile(cpuTimePath(name).c_str(), buffer, sizeof buffer);
-  if (!text) return std::nullopt;
-  return parseCpuTime(*text);
 }
 
 std::optional<std::chrono::nanoseconds> CgroupSet::cpuTime(const std::string& name,

@@ -30,7 +30,7 @@ std::string cgroupFolder(std::string_view proc_self_cgroup, std::string_view mou
 // The number after `key` on a "key N" line (memory.oom_control, memory.events, cpu.stat).
 std::optional<uint64_t> keyedValue(std::string_view text, std::string_view key);
 
-// A child cgroup's CPU time file kept open between reads (CgroupSet::cpuTime with it): one
+// A child cgroup's CPU time file kept open between reads (CgroupSet::cpuTime): one
 // open per child rather than one per read (the limits tick reads it every 250 ms). Closed when
 // destroyed or by close(). Threading: one thread.
 class CgroupCpuFile {
@@ -75,10 +75,9 @@ class CgroupSet {
               std::string& error) const;
   // How many processes the kernel's OOM killer killed in child `name` (0 when unknown).
   uint64_t oomKills(const std::string& name) const;
-  // The CPU time the processes of child `name` used, or nullopt without CPU accounting.
-  std::optional<std::chrono::nanoseconds> cpuTime(const std::string& name) const;
-  // The same through `file`, opened (close-on-exec) at its first use and read again from its
-  // start after; closed again when a read fails.
+  // The CPU time the processes of child `name` used, or nullopt without CPU accounting; read
+  // through `file`, opened (close-on-exec) at its first use and read again from its start
+  // after; closed again when a read fails.
   std::optional<std::chrono::nanoseconds> cpuTime(const std::string& name,
                                                   CgroupCpuFile& file) const;
   // Removes child `name` once its processes exited (a cgroup with tasks cannot be removed):

@@ -122,13 +122,6 @@ void addDescendants(pid_t pid, int depth, std::vector<TreeMember>& members) {
   }
 }
 
-// The CPU time of `pid`'s tree, every thread's or the main threads', read once.
-std::optional<std::chrono::nanoseconds> treeCpuTime(pid_t pid, bool main_threads) {
-  ProcessTreeCpu tree(pid, std::chrono::steady_clock::duration::max());
-  const auto times = tree.read(std::chrono::steady_clock::now(), main_threads, !main_threads);
-  return main_threads ? times.main_threads : times.all_threads;
-}
-
 }  // namespace
 
 std::optional<StatFields> parseStatFields(std::string_view stat) {
@@ -186,14 +179,6 @@ std::optional<std::chrono::nanoseconds> processCpuTime(pid_t pid) {
   const auto stat = readStat(pid, false);
   if (!stat) return std::nullopt;
   return ticksToTime(stat->cpu_ticks);
-}
-
-std::optional<std::chrono::nanoseconds> processTreeCpuTime(pid_t pid) {
-  return treeCpuTime(pid, false);
-}
-
-std::optional<std::chrono::nanoseconds> mainThreadsCpuTime(pid_t pid) {
-  return treeCpuTime(pid, true);
 }
 
 std::vector<TreeMember> findProcessTree(pid_t root) {

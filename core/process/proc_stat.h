@@ -39,12 +39,6 @@ std::optional<std::string_view> readSmallFile(const char* path, char* buffer, si
 
 // The CPU time `pid` used so far; nullopt when it is gone or /proc is unreadable.
 std::optional<std::chrono::nanoseconds> processCpuTime(pid_t pid);
-// The same for `pid` and its living descendants (a launcher such as bubblewrap runs the real
-// program as its child), from /proc/PID/task/TID/children. Nullopt when `pid` is gone.
-std::optional<std::chrono::nanoseconds> processTreeCpuTime(pid_t pid);
-// The CPU time of the main thread (/proc/P/task/P/stat) of `pid` and of each of its living
-// descendants: where a runtime runs its event loop, without its helper and worker threads.
-std::optional<std::chrono::nanoseconds> mainThreadsCpuTime(pid_t pid);
 
 // A process in a tree, told from a later process with the same pid by its start time.
 struct TreeMember {
@@ -73,9 +67,11 @@ class ProcessTreeCpu {
   ProcessTreeCpu& operator=(const ProcessTreeCpu&) = delete;
 
   struct Times {
-    // The main threads' (as mainThreadsCpuTime), when asked for.
+    // The main thread's (/proc/P/task/P/stat) of each member, when asked for: where a runtime
+    // runs its event loop, without its helper and worker threads.
     std::optional<std::chrono::nanoseconds> main_threads;
-    // Every thread's (as processTreeCpuTime), when asked for.
+    // Every thread's of each member (a launcher such as bubblewrap runs the real program as its
+    // child), when asked for.
     std::optional<std::chrono::nanoseconds> all_threads;
   };
   // Samples the tree at `now`; both nullopt when the root is gone.

@@ -61,11 +61,12 @@ TEST(ProcStat, ThisProcessHasACpuTime) {
   // Read in this order, each at least the one before: CPU time only grows, and the process
   // counts its main thread, its tree the process. Give or take a clock tick between a thread's
   // and its process's: each file rounds its user and system times down to ticks on its own.
-  auto main_thread = mainThreadsCpuTime(getpid());
+  ProcessTreeCpu reader(getpid(), std::chrono::hours(1));
+  auto main_thread = reader.read(std::chrono::steady_clock::now(), true, false).main_threads;
   ASSERT_TRUE(main_thread);
   auto own = processCpuTime(getpid());
   ASSERT_TRUE(own);
-  auto tree = processTreeCpuTime(getpid());
+  auto tree = reader.read(std::chrono::steady_clock::now(), false, true).all_threads;
   ASSERT_TRUE(tree);
   EXPECT_GE(*own + 10ms, *main_thread);
   EXPECT_GE(*tree, *own);
