@@ -127,6 +127,18 @@ def context_switches(pid):
     return total
 
 
+def _under_perf(perf_args, pids, run):
+    """run() while `perf PERF_ARGS -p PIDS` watches; its result. perf is stopped (SIGINT) after."""
+    perf = subprocess.Popen(["perf", *perf_args, "-p", ",".join(map(str, pids))],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.2)  # perf attaches before the load starts (a count, not a readiness wait)
+    try:
+        return run()
+    finally:
+        perf.send_signal(signal.SIGINT)
+        perf.wait(60)
+
+
 def count_syscalls(pids, run):
     """System calls the processes `pids` make while `run()` runs (perf's raw_syscalls tracepoint;
     needs root or kernel.perf_event_paranoid <= -1). Returns (run()'s result, count), count None
@@ -135,15 +147,7 @@ def count_syscalls(pids, run):
         return run(), None
     out = tempfile.NamedTemporaryFile(prefix="bench-perf-", suffix=".csv", delete=False)
     out.close()
-    perf = subprocess.Popen(["perf", "stat", "-x,", "-e", "raw_syscalls:sys_enter", "-o", out.name,
-                             "-p", ",".join(map(str, pids))], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    time.sleep(0.2)  # perf attaches before the load starts (a count, not a readiness wait)
-    try:
-        result = run()
-    finally:
-        perf.send_signal(signal.SIGINT)
-        perf.wait(30)
+    result = _under_perf(["stat", "-x,", "-e", "raw_syscalls:sys_enter", "-o", out.name], pids, run)
     count = None
     with open(out.name) as f:
         for line in f:
@@ -177,15 +181,7 @@ def profile(pids, run):
         return run(), None
     data = tempfile.NamedTemporaryFile(prefix="bench-perf-", suffix=".data", delete=False)
     data.close()
-    perf = subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "-F", "4000", "-g",
-                             "-o", data.name, "-p", ",".join(map(str, pids))],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(0.2)  # perf attaches before the load starts (a count, not a readiness wait)
-    try:
-        result = run()
-    finally:
-        perf.send_signal(signal.SIGINT)
-        perf.wait(60)
+    result = _under_perf(["record", "-q", "-e", "cpu-clock", "-F", "4000", "-g", "-o", data.name], pids, run)
     script = subprocess.run(["perf", "script", "-i", data.name, "-F", "period,ip,sym,dso"],
                             capture_output=True, text=True, timeout=600).stdout
     os.unlink(data.name)

@@ -16,7 +16,7 @@
 
 #include "core/process/fd_passing.h"
 
-namespace subgate {
+// AddressSanitizer builds spawn with fork() (cloneChild says why).
 #if defined(__SANITIZE_ADDRESS__)
 #define SUBGATE_SPAWN_WITH_FORK 1
 #elif defined(__has_feature)
@@ -28,6 +28,7 @@ namespace subgate {
 #define SUBGATE_SPAWN_WITH_FORK 0
 #endif
 
+namespace subgate {
 namespace {
 
 void closeIf(int& fd) {
