@@ -22,31 +22,15 @@
 
 // Two things the harness needs come from Deno's own internals when this Deno has them, and from
 // its Node.js compatibility modules otherwise: a request's context carried through its promises
-// (the core's AsyncVariable, on which node:async_hooks' AsyncLocalStorage is built) and console
-// formatting (the console's own inspectArgs, what `deno run` prints). Importing node:async_hooks
-// and node:util loads and starts dozens of Node.js polyfill modules: about 3 MiB more in every
-// isolate, a sixth of an idle one (docs/performance.md, "Isolates per GiB"). User code that
-// imports them still gets them; the test that the harness loads neither is
-// tests/integration/test_isolate_memory.py.
+// (V8's continuation-preserved data, on which Deno's AsyncVariable and node:async_hooks'
+// AsyncLocalStorage are built) and console formatting (the console's own inspectArgs, what
+// `deno run` prints). Importing node:async_hooks and node:util loads and starts dozens of Node.js
+// polyfill modules: about 3 MiB more in every isolate, a sixth of an idle one
+// (docs/performance.md, "Isolates per GiB"). User code that imports them still gets them; the
+// test that the harness loads neither is tests/integration/test_isolate_memory.py.
 const denoInternals = Deno[Deno.internal] ?? {};
-const AsyncVariable = denoInternals.core?.AsyncVariable;
+const getAsyncContext = denoInternals.core?.getAsyncContext;
 const setAsyncContext = denoInternals.core?.setAsyncContext;
-const AsyncLocalStorage = typeof AsyncVariable === "function" && typeof setAsyncContext === "function"
-  ? class {
-    #variable = new AsyncVariable();
-    run(store, fn) {
-      const previous = this.#variable.enter(store);
-      try {
-        return fn();
-      } finally {
-        setAsyncContext(previous);
-      }
-    }
-    getStore() {
-      return this.#variable.get();
-    }
-  }
-  : (await import("node:async_hooks")).AsyncLocalStorage;
 const inspectArgs = denoInternals.inspectArgs;
 const format = typeof inspectArgs === "function"
   ? (...args) => inspectArgs(args, { colors: false })
@@ -57,55 +41,82 @@ const realFetch = globalThis.fetch;
 // The request whose handler runs, however deep in its promises: its loop count (CDN-Loop hops,
 // core/ingress/cdn_loop.h) for the fetches it makes, and its id (subgate's x-request-id) for the
 // console calls it makes; undefined outside a handler (top-level code, timers set up there).
-// The store is one small integer, seq * 1024 + hops (hops capped at 1023, above
-// isolate_loop_limit's largest), and the id waits in a ring under its seq:
-// a store that is an object or a string (allocated per request) cost the warm path about 5%
-// of its requests per second and doubled its p99 (bench/ingress_bench.py), an integer nothing.
-// An id is found while fewer than kIdRing requests came after its own (so a console call in a
-// timer that outlives its request by that many is logged without one).
-const requestContext = new AsyncLocalStorage();
-const kMaxHops = 1023;
-const kIdRing = 4096;
-const kSeqLimit = 1 << 20;  // seq * 1024 + hops stays a small integer (V8's Smi)
-const idRingSeq = new Int32Array(kIdRing).fill(-1);
-const idRing = new Array(kIdRing).fill("");
-let requestSeq = 0;
+// The context data is one object whose properties are AsyncVariables' entries (Deno keys them
+// by a number per variable, and each variable that is entered copies the object's own
+// properties into a new one): the harness adds its own entry under a symbol, so it follows into
+// the AsyncLocalStorage runs of user code too. Not Deno's AsyncVariable itself: its enter() puts
+// every value in a WeakMap under a new key object, whose ephemeron entries the GC pays for;
+// per request that cost the isolate about 1 µs and, with an object as the value, its p99
+// (docs/performance.md). Here a request costs two small objects that die young.
+const kRequestEntry = Symbol("subgate request");
+function ContextData(entry) {
+  this[kRequestEntry] = entry;
+}
+ContextData.prototype = Object.create(null);  // no inherited numeric keys for Deno's lookups
+const requestContext = typeof getAsyncContext === "function" && typeof setAsyncContext === "function"
+  ? {
+    run(entry, fn) {
+      const previous = getAsyncContext();
+      setAsyncContext(previous == null
+        ? new ContextData(entry)
+        : { __proto__: null, ...previous, [kRequestEntry]: entry });
+      try {
+        return fn();
+      } finally {
+        setAsyncContext(previous);
+      }
+    },
+    getStore() {
+      return getAsyncContext()?.[kRequestEntry];
+    },
+  }
+  : new (await import("node:async_hooks")).AsyncLocalStorage();
 // What subgate sends as x-request-id (core/pipeline/request_trace.h): anything else is not put in
 // a report.
 const requestIdPattern = /^[A-Za-z0-9._:-]{1,128}$/;
-function contextOf(hops, id) {
-  const seq = requestSeq;
-  requestSeq = (requestSeq + 1) % kSeqLimit;
-  const slot = seq % kIdRing;
-  idRingSeq[slot] = seq;
-  idRing[slot] = id !== null && requestIdPattern.test(id) ? id : "";
-  return seq * 1024 + Math.min(hops, kMaxHops);
-}
-function hopsOf(context) {
-  return context == null ? 1 : context % 1024;
-}
-function requestIdOf(context) {
-  if (context == null) return "";
-  const seq = Math.floor(context / 1024);
-  const slot = seq % kIdRing;
-  return idRingSeq[slot] === seq ? idRing[slot] : "";
+function requestEntry(hops, id) {
+  return { hops, id: id !== null && requestIdPattern.test(id) ? id : "" };
 }
 let userHandler = null;
 let userOnListen = null;
+
+// The request as the relay's client made it: scheme from x-forwarded-proto, host from Host
+// (which subgate sets to x-forwarded-host), as the request's own `url` (the native request stays
+// intact). Worked out when user code first reads it: parsing the native URL cost the isolate
+// about 3 µs per request, a quarter of a warm request, and most handlers never read it.
+const nativeUrl = Object.getOwnPropertyDescriptor(Request.prototype, "url").get;
+function clientUrl(request) {
+  const url = new URL(nativeUrl.call(request));
+  const scheme = request.headers.get("x-forwarded-proto") === "http" ? "http" : "https";
+  const host = request.headers.get("host") ?? "localhost";
+  return `${scheme}://${host}${url.pathname}${url.search}`;
+}
+const clientUrlProperty = {
+  get() {
+    const url = clientUrl(this);
+    Object.defineProperty(this, "url", { value: url, configurable: true });
+    return url;
+  },
+  configurable: true,
+};
+
+// One field of a request subgate sent, as the handler is about to run. Not through the request's
+// Headers object: built from every field when first used, it cost the isolate about 1.5 µs per
+// request, a sixth of a warm one. Deno's server keeps a lookup of one field on the request's
+// inner object, under a symbol it describes as "request"; where this Deno has none, the Headers.
+let innerRequestKey; // undefined: not looked for yet; null: this Deno has none
+function requestHeader(request, name) {
+  if (innerRequestKey === undefined) {
+    innerRequestKey = Object.getOwnPropertySymbols(request)
+      .find((key) => key.description === "request" && typeof request[key]?.header === "function") ?? null;
+  }
+  return innerRequestKey ? request[innerRequestKey].header(name) : request.headers.get(name);
+}
 
 // Listen at once on the socket subgate named (argument 1), while the permissions still allow
 // it: a spare is then ready to serve the moment its code arrives. User code is loaded after the
 // permissions are narrowed, so even its top-level code runs with the final set. Requests
 // arrive only after the "ready" report.
-function clientUrl(request) {
-  // The request as the relay's client made it: scheme from x-forwarded-proto, host from Host
-  // (which subgate sets to x-forwarded-host). Own property: the native request stays intact.
-  const url = new URL(request.url);
-  const scheme = request.headers.get("x-forwarded-proto") === "http" ? "http" : "https";
-  const host = request.headers.get("host") ?? "localhost";
-  return `${scheme}://${host}${url.pathname}${url.search}`;
-}
-
 await new Promise((listening) => {
   realServe({
     path: Deno.args[0],
@@ -115,11 +126,11 @@ await new Promise((listening) => {
       return new Response("Internal Server Error\n", { status: 500 });
     },
   }, (request, info) => {
-    Object.defineProperty(request, "url", { value: clientUrl(request), configurable: true });
-    const hops = subgateHops(request.headers.get("cdn-loop"));
-    const context = contextOf(hops, request.headers.get("x-request-id"));
+    Object.defineProperty(request, "url", clientUrlProperty);
+    const entry = requestEntry(subgateHops(requestHeader(request, "cdn-loop")),
+      requestHeader(request, "x-request-id"));
     // No user code yet: the spare's own warm-up request (below); it takes the same path.
-    return requestContext.run(context, () => userHandler ? userHandler(request, info) : new Response(null, { status: 503 }));
+    return requestContext.run(entry, () => userHandler ? userHandler(request, info) : new Response(null, { status: 503 }));
   });
 });
 
@@ -192,7 +203,7 @@ let consoleIndent = "";
 function logReport(level, message) {
   let text = consoleIndent ? message.replace(/^/gm, consoleIndent) : message;
   if (text.length > maxLogMessage) text = `${text.slice(0, maxLogMessage)}... (${text.length} characters)`;
-  const id = requestIdOf(requestContext.getStore());
+  const id = requestContext.getStore()?.id;
   report(id ? `log ${level} ${id} ${JSON.stringify(text)}` : `log ${level} ${JSON.stringify(text)}`);
 }
 const consoleLevels = { debug: "debug", info: "info", log: "info", warn: "warn", error: "error" };
@@ -329,13 +340,21 @@ function splitOutsideQuotes(text, separator) {
 
 const isSubgateEntry = (entry) => splitOutsideQuotes(entry, ";")[0].trim().toLowerCase() === "subgate";
 
-// The hops subgate counted for the request it gave this isolate (it always sends one entry).
+// The hops subgate counted for the request it gave this isolate (it always sends one entry,
+// after those of CDNs in front). Its entry alone, as subgate writes it, is read without the
+// general parse, which cost about 0.8 µs per request.
+const ownEntryPrefix = "subgate; hops=";
+const digits = /^[0-9]+$/;
 function subgateHops(value) {
+  if (value?.startsWith(ownEntryPrefix)) {
+    const count = value.slice(ownEntryPrefix.length);
+    if (digits.test(count)) return Number(count);
+  }
   for (const entry of splitOutsideQuotes(value ?? "", ",")) {
     if (!isSubgateEntry(entry)) continue;
     for (const parameter of splitOutsideQuotes(entry, ";").slice(1)) {
       const [name, number] = parameter.split("=").map((part) => part.trim());
-      if (name.toLowerCase() === "hops" && /^[0-9]+$/.test(number)) return Number(number);
+      if (name.toLowerCase() === "hops" && digits.test(number)) return Number(number);
     }
   }
   return 1;
@@ -350,7 +369,7 @@ const taggedFetch = (input, init) => {
     const others = splitOutsideQuotes(request.headers.get("cdn-loop") ?? "", ",")
       .map((entry) => entry.trim())
       .filter((entry) => entry && !isSubgateEntry(entry));
-    others.push(`subgate; hops=${hopsOf(requestContext.getStore())}`);
+    others.push(`subgate; hops=${requestContext.getStore()?.hops ?? 1}`);
     request.headers.set("cdn-loop", others.join(", "));
   }
   return realFetch(request);

@@ -692,21 +692,29 @@ class Loops(IngressCase):
     """Requests isolates send to subgate carry a hop count in CDN-Loop (RFC 8586) and the
     deployment's loop tag; requests to other hosts carry neither."""
 
-    def relay_code(self, target):
+    def relay_code(self, target, user_context=False):
         """Forwards each request to deployment `target` through subgate and answers with what
-        came back, after the CDN-Loop it was given."""
+        came back, after the CDN-Loop it was given. With `user_context`, the fetch is made in a
+        run of user code's own AsyncLocalStorage, after an await in it."""
         token = relay_token(target, self.origin.rpc_root)
-        return f"""Deno.serve(async (req) => {{
-            const seen = req.headers.get("cdn-loop");
-            const r = await fetch("http://127.0.0.1:{self.sg.port}/", {{ headers: {{
+        forward = f"""async () => {{
+            await new Promise((resolve) => setTimeout(resolve, 1));
+            return await fetch("http://127.0.0.1:{self.sg.port}/", {{ headers: {{
                 "x-deno-subhost": "{token}", "x-forwarded-host": "{target}.example" }} }});
+        }}"""
+        run = f"new AsyncLocalStorage().run({{ mine: 1 }}, {forward})" if user_context else f"({forward})()"
+        return f"""import {{ AsyncLocalStorage }} from "node:async_hooks";
+        Deno.serve(async (req) => {{
+            const seen = req.headers.get("cdn-loop");
+            const r = await {run};
             const inner = r.status === 200 ? await r.text() : r.status + " " + r.headers.get("x-deno-error");
             return new Response(seen + "\\n" + inner);
         }});"""
 
     def test_a_loop_through_another_deployment_ends_in_loop_detected(self):
         self.serve(runtime="egress_allow 127.0.0.1;", location="isolate_loop_limit 4;")
-        self.origin.deployments["ping"] = Deployment(code=self.relay_code("pong"))
+        # ping forwards from a context of its own (the count follows into it), pong from none.
+        self.origin.deployments["ping"] = Deployment(code=self.relay_code("pong", user_context=True))
         self.origin.deployments["pong"] = Deployment(code=self.relay_code("ping"))
         r = self.get("ping", headers={"cdn-loop": "cdn.example; v=1"})
         self.assertEqual(r.status, 200, r.body)

@@ -89,6 +89,8 @@ class ProxiedLogFormat(SubgateTestCase):
 
 class IsolateLogFormat(IngressCase):
     CODE = r"""
+import { AsyncLocalStorage } from "node:async_hooks";
+const mine = new AsyncLocalStorage();
 console.log("top-level output");
 Deno.serve(async (req) => {
   const url = new URL(req.url);
@@ -96,6 +98,10 @@ Deno.serve(async (req) => {
   await new Promise((resolve) => setTimeout(resolve, 1));
   console.warn("after a timer\nsecond line");
   setTimeout(() => console.log("in a timer of", url.pathname), 0);
+  await mine.run("user data", async () => {
+    await new Promise((resolve) => setTimeout(resolve, 1));
+    console.log("in a context of user code:", mine.getStore());
+  });
   return new Response("ok " + (await req.text()).length);
 });
 """
@@ -134,6 +140,7 @@ Deno.serve(async (req) => {
         self.assertRegex(out(), TAG + r"second line, request_id: relay-7\n")
         wait_until(lambda: "in a timer of /p" in out(), what="the timer's output")
         self.assertRegex(out(), TAG + r"in a timer of /p, request_id: relay-7\n")
+        self.assertRegex(out(), TAG + r"in a context of user code: user data, request_id: relay-7\n")
         self.assertRegex(out(), TAG + r"top-level output\n")
         # A second request gets its own id, a new one when the client sent none.
         r2 = self.get("app", path="/q", headers={"x-deno-isolate-instance-id": "inst-1"})
