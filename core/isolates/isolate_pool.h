@@ -43,6 +43,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/container/string_map.h"
 #include "core/error/error_kind.h"
 #include "core/events/event_record.h"
 #include "core/events/event_sender.h"
@@ -155,12 +156,6 @@ struct Isolate {
   }
 };
 
-// Lets a map keyed by std::string be searched with a string_view (no copy per lookup).
-struct TransparentHash {
-  using is_transparent = void;
-  size_t operator()(std::string_view text) const { return std::hash<std::string_view>{}(text); }
-};
-
 // The ready shared isolates of a deployment, as the lock-free placement path reads them.
 using ReadyList = std::vector<std::shared_ptr<Isolate>>;
 
@@ -177,8 +172,7 @@ struct Deployment : std::enable_shared_from_this<Deployment> {
   // path does not write it). 0 before any.
   uint32_t isolate_limit = 0;
   std::vector<std::shared_ptr<Isolate>> shared;
-  std::unordered_map<std::string, std::shared_ptr<Isolate>, TransparentHash, std::equal_to<>>
-      instances;
+  StringMap<std::shared_ptr<Isolate>> instances;
   // Guards `instances` for the warm path, which reads it without mu; writers hold mu and this.
   std::mutex instances_mu;
   std::deque<Waiter> queue;

@@ -613,28 +613,45 @@ void IsolateRegistry::shutdown() {
   std::filesystem::remove_all(dir, ec);
 }
 
+namespace {
+
+// The grant for a request that `d`'s own isolate sent back to it (its loop tag): LOOP_DETECTED.
+bool loopsBack(const IsolateRequest& request, const Deployment& d, IsolateGrant& grant) {
+  if (request.loop_tag.empty() || request.loop_tag != d.loop_tag) return false;
+  grant.error = ErrorKind::kLoopDetected;
+  grant.message =
+      clientMessage("deployment \"" + d.deployment_id + "\" sent a request to itself", {});
+  return true;
+}
+
+}  // namespace
+
+std::optional<IsolateGrant> IsolateRegistry::acquireWarm(const IsolateRequest& request) {
+  Impl& m = *impl_;
+  WorkerPlacement& placement = m.workerPlacement();
+  auto it = placement.deployments.find(request.token->deployment_key);
+  if (it == placement.deployments.end()) return std::nullopt;
+  IsolateGrant grant;
+  if (loopsBack(request, *it->second.deployment, grant)) return grant;
+  grant.lease = m.leaseWarm(it->second, request.limit, request.instance_id, request.identity);
+  if (!grant.lease) return std::nullopt;
+  return grant;
+}
+
 IsolateRegistry::Placement IsolateRegistry::acquire(const IsolateRequest& request, Worker* worker,
                                                     Callback callback) {
   Impl& m = *impl_;
   Placement placed;
   IsolateGrant& grant = placed.grant;
-  auto loops = [&](const Deployment& d) {
-    if (request.loop_tag.empty() || request.loop_tag != d.loop_tag) return false;
-    grant.error = ErrorKind::kLoopDetected;
-    grant.message =
-        clientMessage("deployment \"" + d.deployment_id + "\" sent a request to itself", {});
-    return true;
-  };
-  // The warm path: a deployment this worker has seen, a ready shared isolate with room.
+  if (std::optional<IsolateGrant> warm = acquireWarm(request)) {
+    grant = std::move(*warm);
+    return placed;
+  }
   WorkerPlacement& placement = m.workerPlacement();
   WorkerPlacement::Entry* cached = nullptr;
   if (auto it = placement.deployments.find(request.token->deployment_key);
-      it != placement.deployments.end()) {
+      it != placement.deployments.end())
     cached = &it->second;
-    if (loops(*cached->deployment)) return placed;
-    grant.lease = m.leaseWarm(*cached, request.limit, request.instance_id, request.identity);
-    if (grant.lease) return placed;
-  }
   std::lock_guard<std::mutex> lock(m.mu);
   if (const BootBackoff::Failure* failure = m.bootBlockedLocked(request.token->deployment_key)) {
     // The origin failed this deployment's /boot a moment ago: the same answer, not another call.
@@ -652,7 +669,7 @@ IsolateRegistry::Placement IsolateRegistry::acquire(const IsolateRequest& reques
     *cached = WorkerPlacement::Entry();
     cached->deployment = shared_d;
   }
-  if (loops(d)) return placed;
+  if (loopsBack(request, d, grant)) return placed;
   std::string instance_id(request.instance_id);
   std::string identity(request.identity);
   if (auto isolate = m.findRoomLocked(d, instance_id, request.limit, identity)) {

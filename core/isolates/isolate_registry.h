@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -112,6 +113,11 @@ class IsolateRegistry : public std::enable_shared_from_this<IsolateRegistry> {
   };
   // Worker thread: places `request` now, or makes it wait; `callback` runs on `worker`.
   Placement acquire(const IsolateRequest& request, Worker* worker, Callback callback);
+  // Worker thread: acquire()'s warm path alone, for a deployment this worker placed before: a
+  // lease when one of its ready isolates has room now, or LOOP_DETECTED; nullopt when the
+  // request needs acquire() (a boot, a wait, a deployment new to this worker). Takes no
+  // callback, so a warm request allocates none.
+  std::optional<IsolateGrant> acquireWarm(const IsolateRequest& request);
   // Worker thread: the waiter went away or timed out. True when it was still waiting (its
   // callback will never run); false when its grant is already on the way.
   bool cancel(uint64_t ticket);

@@ -6,6 +6,8 @@
 #include <unordered_map>
 #include <utility>
 
+#include "core/container/string_map.h"
+
 namespace subgate {
 namespace {
 
@@ -55,11 +57,6 @@ struct Cell {
   }
 };
 
-struct TransparentHash {
-  using is_transparent = void;
-  size_t operator()(std::string_view text) const { return std::hash<std::string_view>{}(text); }
-};
-
 // Odd while a scrape reads the tables. A writer that replaced a cell frees it at once when no
 // scrape was running after the replacement (seq_cst on both sides: a scrape that starts later
 // cannot load the old pointer), else once the counter moved past the value it saw.
@@ -69,7 +66,7 @@ std::atomic<uint64_t> g_scrape_seq{0};
 struct ThreadTable {
   std::array<std::atomic<Cell*>, DeploymentCounters::kCellsPerThread> cells{};
   Cell other;  // folded counts of evicted cells
-  std::unordered_map<std::string, size_t, TransparentHash, std::equal_to<>> index;
+  StringMap<size_t> index;
   size_t used = 0;
   size_t hand = 0;                                  // where the next eviction starts sampling
   std::vector<std::pair<Cell*, uint64_t>> retired;  // cells a running scrape may still read

@@ -231,7 +231,7 @@ class Request {
   std::optional<ErrorKind> errorKind() const { return error_; }
   SteadyTime startTime() const { return start_; }
   std::string_view upstreamAddress() const { return upstream_addr_; }
-  void setUpstreamAddress(std::string address) { upstream_addr_ = std::move(address); }
+  void setUpstreamAddress(std::string_view address) { upstream_addr_.assign(address); }
   void addBodyBytesSent(uint64_t n) { body_bytes_sent_ += n; }
   // Request body bytes the transport handed to the body sink (after de-chunking).
   uint64_t bodyBytesReceived() const { return body_bytes_received_; }

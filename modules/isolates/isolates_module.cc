@@ -643,6 +643,16 @@ void IsolatesModule::content(Request& req, const ModuleConf& module_conf) const 
   request.loop_tag = req.header("x-subgate-loop");
   request.identity = decision.identity;
 
+  IsolateRegistry& registry = *req.config().isolates;
+  if (std::optional<IsolateGrant> warm = registry.acquireWarm(request)) {
+    if (warm->lease) {
+      serveWithLease(req, conf, std::move(warm->lease));
+    } else {
+      req.fail(warm->error, warm->message);
+    }
+    return;
+  }
+  // Not warm: the registry may answer later, on this worker, by when the request may be gone.
   auto alive = std::make_shared<bool>(true);
   Request* req_ptr = &req;
   const IsolatesConf* conf_ptr = &conf;
@@ -653,8 +663,7 @@ void IsolatesModule::content(Request& req, const ModuleConf& module_conf) const 
     if (!live || !*live) return;
     IsolateWait::granted(*req_ptr, *conf_ptr, std::move(grant));
   };
-  IsolateRegistry::Placement placed =
-      req.config().isolates->acquire(request, &req.worker(), std::move(callback));
+  IsolateRegistry::Placement placed = registry.acquire(request, &req.worker(), std::move(callback));
   if (placed.grant.lease) {
     serveWithLease(req, conf, std::move(placed.grant.lease));
     return;

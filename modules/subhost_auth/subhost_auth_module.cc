@@ -10,6 +10,7 @@
 #include <sstream>
 #include <unordered_map>
 
+#include "core/container/string_map.h"
 #include "core/http_client/http_client.h"
 #include "core/jwt/jwt.h"
 #include "core/pipeline/config_model.h"
@@ -159,7 +160,7 @@ HitCounter& newHitCounter() {
 // tokens, so a full cache means an unusual load where clearing is as good as any policy).
 struct TokenCache {
   static constexpr size_t kMaxEntries = 4096;
-  std::unordered_map<std::string, std::shared_ptr<const VerifiedToken>> entries;
+  StringMap<std::shared_ptr<const VerifiedToken>> entries;  // by the token's text
   HitCounter& hits = newHitCounter();
 };
 
@@ -284,10 +285,7 @@ HookResult SubhostAuthModule::access(Request& req, const ModuleConf& module_conf
 
   const int64_t now = static_cast<int64_t>(std::time(nullptr));
   TokenCache& cache = t_token_cache;
-  // The lookup key must be a std::string for unordered_map before C++20 heterogeneous lookup;
-  // tokens are short enough that this stays one allocation-free SSO miss or one small copy.
-  std::string key(token);
-  if (auto it = cache.entries.find(key); it != cache.entries.end()) {
+  if (auto it = cache.entries.find(token); it != cache.entries.end()) {
     const VerifiedToken& cached = *it->second;
     auto current = conf.subhosters->find(cached.subhoster->name);
     // A hit re-checks the time claims under this location's leeway: another location may have
@@ -328,7 +326,7 @@ HookResult SubhostAuthModule::access(Request& req, const ModuleConf& module_conf
   verified->deployment_key =
       verified->subhoster->name + '\n' + verified->rpc_root + '\n' + verified->deployment_id;
   if (cache.entries.size() >= TokenCache::kMaxEntries) cache.entries.clear();
-  cache.entries.emplace(std::move(key), verified);
+  cache.entries.emplace(std::string(token), verified);
   req.route().token = std::move(verified);
   return HookResult::kContinue;
 }
