@@ -15,12 +15,12 @@
 // (client_message.h): no host path, printable, bounded.
 // A deployment's code is fetched once (single flight) and cached (bounded: boot_cache).
 //
-// Threading: acquire(), cancel(), release (through ~IsolateLease) and failureOf() are called
-// on worker threads. A warm request (a deployment the worker has seen, and a ready shared isolate
-// with room or its instance's ready dedicated isolate) is placed and released without the
-// registry's mutex (one with an identity or instance id takes a small lock of its deployment's);
-// everything else takes the mutex, held only for bookkeeping, never across I/O that can block.
-// Callbacks run on the worker that asked, through its mailbox.
+// Threading: acquire(), acquireWarm(), cancel(), release (through ~IsolateLease) and
+// failureOf() are called on worker threads. A warm request (a deployment the worker has seen, and a
+// ready shared isolate with room or its instance's ready dedicated isolate) is placed and released
+// without the registry's mutex (one with an identity or instance id takes a small lock of its
+// deployment's); everything else takes the mutex, held only for bookkeeping, never across I/O that
+// can block. Callbacks run on the worker that asked, through its mailbox.
 #pragma once
 
 #include <cstdint>
