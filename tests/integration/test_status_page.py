@@ -106,6 +106,9 @@ class StatusPage(StatusCase):
 
     def test_the_page_shows_what_the_test_caused(self):
         self.drive_traffic()
+        # The charts draw rates: differences of neighbouring history samples, taken every 2 s. A
+        # test that ran faster than that had one sample, and no lines to see.
+        wait_until(lambda: len(self.status()["history"]["samples"]) >= 2, what="two history samples")
         snapshot = self.status()
 
         # The same URL: a browser gets the page, with its policy; curl's */* the JSON.
