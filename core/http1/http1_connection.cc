@@ -160,6 +160,12 @@ void Http1Connection::onDeferred(evutil_socket_t, short, void* arg) {
     self->finish_scheduled_ = false;
     self->maybeFinishRequest();
   }
+  if (self->pump_scheduled_ && !self->closed_) {
+    self->pump_scheduled_ = false;
+    if (self->state_ == State::kRequest && self->body_mode_ != BodyMode::kNone &&
+        !self->body_done_ && !self->body_paused_)
+      self->pumpBody();
+  }
   --self->callback_depth_;
   self->destroyIfDone();
 }
@@ -305,6 +311,7 @@ void Http1Connection::startRequest() {
   response_bodiless_ = head.method == "HEAD";
   continue_sent_ = false;
   body_paused_ = false;
+  pump_scheduled_ = false;
   body_discarded_ = 0;
   body_mode_ = BodyMode::kNone;
   keep_alive_ = head.keep_alive && !draining_;

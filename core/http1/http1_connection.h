@@ -178,6 +178,7 @@ class Http1Connection final : public ClientConnection,
   bool keep_alive_ = true;
   bool finish_scheduled_ = false;
   bool abort_scheduled_ = false;
+  bool pump_scheduled_ = false;  // pumpBody() used its turn's share: it goes on from onDeferred
   uint32_t requests_ = 0;
 };
 

@@ -45,7 +45,9 @@ void Http1Connection::transportResumeBody() {
 // the sink pushes back, or the socket is drained.
 void Http1Connection::pumpBody() {
   const bool chunked = parser_.head().framing == http1::BodyFraming::kChunked;
-  for (int guard = 0; guard < 1024 && !body_done_ && !body_paused_ && !closed_; ++guard) {
+  constexpr int kStepsPerTurn = 1024;
+  int steps = 0;
+  for (; steps < kStepsPerTurn && !body_done_ && !body_paused_ && !closed_; ++steps) {
     std::string_view source;
     bool from_in = in_.readable() > in_used_;
     if (from_in) {
@@ -132,6 +134,14 @@ void Http1Connection::pumpBody() {
       return;
     }
     if (!more) body_paused_ = true;
+  }
+  if (steps == kStepsPerTurn && !body_done_ && !body_paused_ && !closed_) {
+    // The turn's share is used, and bytes may still wait in the buffers or the socket. The
+    // socket's edge was spent when this began: if the client already sent its last bytes, no
+    // event comes again, and the rest would wait until the upstream gave up on it. Go on in the
+    // next turn.
+    pump_scheduled_ = true;
+    event_active(&deferred_, EV_TIMEOUT, 1);
   }
   if (tunnel_) spill_.shrinkIfEmpty(0);  // idle tunnels hold no read buffer
   // Body delivery is often driven from the upstream's callbacks, not ours: re-arm here.
