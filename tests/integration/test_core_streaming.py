@@ -1,5 +1,5 @@
-"""Bodies stream both ways with back-pressure: chunked in and out, first bytes before the
-upstream finishes, a 1 GiB upload and a 512 MiB download to a slow reader in bounded memory."""
+"""Bodies stream both ways with back-pressure: chunked in and out (also more chunks at once than
+one loop turn takes), first bytes before the upstream finishes, a 1 GiB upload and a 512 MiB download to a slow reader in bounded memory."""
 
 import hashlib
 import json
@@ -32,6 +32,17 @@ class StreamingTest(SubgateTestCase):
         result = json.loads(c.read_response().body)
         joined = b"".join(pieces)
         self.assertEqual(result, {"bytes": len(joined), "sha256": hashlib.sha256(joined).hexdigest()})
+
+    def test_more_chunks_than_one_turn_takes_all_sent_at_once(self):
+        # 20,000 one-byte chunks arrive in one go, and nothing more comes after them. The body
+        # pump takes 1,024 steps per turn (one chunk each), so it needs about 20 turns. No socket
+        # event comes after the first one, so the pump must schedule the rest itself.
+        count = 20000
+        c = Conn(self.sg.port, timeout=10)
+        c.send(b"POST /count HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n" +
+               b"1\r\nx\r\n" * count + b"0\r\n\r\n")
+        result = json.loads(c.read_response().body)
+        self.assertEqual(result, {"bytes": count, "sha256": hashlib.sha256(b"x" * count).hexdigest()})
 
     def test_response_streams_before_the_upstream_finishes(self):
         c = Conn(self.sg.port)
