@@ -643,10 +643,6 @@ IsolateRegistry::Placement IsolateRegistry::acquire(const IsolateRequest& reques
   Impl& m = *impl_;
   Placement placed;
   IsolateGrant& grant = placed.grant;
-  if (std::optional<IsolateGrant> warm = acquireWarm(request)) {
-    grant = std::move(*warm);
-    return placed;
-  }
   WorkerPlacement& placement = m.workerPlacement();
   WorkerPlacement::Entry* cached = nullptr;
   if (auto it = placement.deployments.find(request.token->deployment_key);

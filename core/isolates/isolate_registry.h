@@ -111,13 +111,14 @@ class IsolateRegistry : public std::enable_shared_from_this<IsolateRegistry> {
     bool queued = false;   // waiting for room in a full pool (queue_timeout applies), not a boot
     uint64_t ticket = 0;   // while waiting: what cancel() takes
   };
-  // Worker thread: places `request` now, or makes it wait; `callback` runs on `worker`.
-  Placement acquire(const IsolateRequest& request, Worker* worker, Callback callback);
-  // Worker thread: acquire()'s warm path alone, for a deployment this worker placed before: a
-  // lease when one of its ready isolates has room now, or LOOP_DETECTED; nullopt when the
-  // request needs acquire() (a boot, a wait, a deployment new to this worker). Takes no
-  // callback, so a warm request allocates none.
+  // Worker thread, first: the warm path, for a deployment this worker placed before: a lease
+  // when one of its ready isolates has room now, or LOOP_DETECTED; nullopt when the request
+  // needs acquire() (a boot, a wait, a deployment new to this worker). Takes no callback and no
+  // lock of the registry, so a warm request allocates none.
   std::optional<IsolateGrant> acquireWarm(const IsolateRequest& request);
+  // Worker thread, when acquireWarm() gave nullopt: places `request` under the registry's
+  // mutex now, or makes it wait; `callback` runs on `worker`.
+  Placement acquire(const IsolateRequest& request, Worker* worker, Callback callback);
   // Worker thread: the waiter went away or timed out. True when it was still waiting (its
   // callback will never run); false when its grant is already on the way.
   bool cancel(uint64_t ticket);
