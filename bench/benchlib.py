@@ -433,6 +433,18 @@ def sweep(points, targets, rounds, duration, warmup, tmp, syscalls=False, profil
     return results
 
 
+def print_profile(results, points, names):
+    """The table of where each target's CPU went per point, from sweep(..., profiled=True)."""
+    print("\nwhere the CPU goes (µs per request, perf record, one more run per point and target)")
+    print(f"{'point':<12} {'target':<8} " + " ".join(f"{c:>12}" for c in PROFILE_COLUMNS) + f" {'total':>8}")
+    for point_name in points:
+        for name in names:
+            spent = results.get((point_name, name, "profile"))
+            if spent:
+                print(f"{point_name:<12} {name:<8} " + " ".join(f"{spent[c]:>12.1f}" for c in PROFILE_COLUMNS)
+                      + f" {sum(spent.values()):>8.1f}")
+
+
 def median(results, point_name, name, column):
     """The median over rounds of one column: 0 requests/s, 1 p50 ms, 2 p99 ms, 3 CPU µs/req,
     4 context switches per request."""

@@ -180,15 +180,7 @@ backend be
             print(line)
         print("targets: CPU <= 0.75x and p99 <= 1.00x the cheapest peer at every point")
         if PROFILE:
-            print("\nwhere the CPU goes (µs per request, perf record, one more run per point and proxy)")
-            print(f"{'point':<12} {'proxy':<8} " + " ".join(f"{c:>12}" for c in bl.PROFILE_COLUMNS)
-                  + f" {'total':>8}")
-            for point in points:
-                for name in targets:
-                    spent = results.get((point, name, "profile"))
-                    if spent:
-                        print(f"{point:<12} {name:<8} " + " ".join(f"{spent[c]:>12.1f}" for c in bl.PROFILE_COLUMNS)
-                              + f" {sum(spent.values()):>8.1f}")
+            bl.print_profile(results, points, targets)
     finally:
         bl.stop_all()
         bl.remove_temp_dir(tmp)

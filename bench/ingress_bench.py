@@ -29,7 +29,9 @@ CLIENT_CPU (1); COLD_SAMPLES (10); SKIP_WARM=1, SKIP_COLD=1 (run one part only);
 ingress/baseline per point; each cold-path setup also runs after the same one with this binary,
 printing subgate/baseline); SUBGATE_DIRECTIVES (added to the ingress's and the plain proxy's
 configs, main context, not to BASELINE's: as in bench/curve_bench.py); KEEP_TMP=1 (keep the
-configs).
+configs); SYSCALLS=1 and PROFILE=1 (one more run per point and setup under perf: system calls
+per request, and where the CPU went, as in bench/curve_bench.py). Every row also has each
+setup's context switches per request ("cs"): a proxy that sleeps more pays for it per request.
 """
 
 import json
@@ -50,6 +52,8 @@ WARMUP = int(os.environ.get("WARMUP", "1"))
 BASELINE = os.environ.get("BASELINE", "")
 SUBGATE_DIRECTIVES = os.environ.get("SUBGATE_DIRECTIVES", "")
 COLD_SAMPLES = int(os.environ.get("COLD_SAMPLES", "10"))
+SYSCALLS = os.environ.get("SYSCALLS") == "1"
+PROFILE = os.environ.get("PROFILE") == "1"
 # The warm path's default points: the curve's HTTP/1.1 and h2c points and HTTP/1.1 over TLS.
 WARM_POINTS = ("h1-1", "h1-10", "h1-50", "h1-200", "h1tls-50", "h2c-1x1", "h2c-10x5", "h2c-10x10", "h2c-20x20")
 SECRET = "bench-secret-0123456789abcdef"
@@ -177,7 +181,7 @@ def warm_path(tmp):
         wait_ready_port(target.ports["h2c"])
         wait_ready_port(target.ports["tls"])
 
-    results = bl.sweep(points, targets, ROUNDS, DURATION, WARMUP, tmp)
+    results = bl.sweep(points, targets, ROUNDS, DURATION, WARMUP, tmp, syscalls=SYSCALLS, profiled=PROFILE)
     isolates = subprocess.run(["pgrep", "-P", str(targets["ingress"].proc.pid)], capture_output=True,
                               text=True).stdout.split()
     if len(isolates) != 1:  # a second one would run on PROXY_CPU, unmeasured but in the way
@@ -191,7 +195,9 @@ def warm_path(tmp):
     names = list(targets)
     header = f"{'point':<11}"
     for name in names:
-        header += f" {name + ' req/s':>14} {'p50':>6} {'p99':>6} {'CPU':>6}"
+        header += f" {name + ' req/s':>14} {'p50':>6} {'p99':>6} {'CPU':>6} {'cs':>5}"
+        if SYSCALLS:
+            header += f" {'sys':>5}"
     header += f" {'ing/proxy':>9} {'ing/nginx':>9}"
     if BASELINE:
         header += f" {'ing/base':>8}"
@@ -200,12 +206,17 @@ def warm_path(tmp):
         line = f"{point:<11}"
         for name in names:
             line += (f" {median(point, name, 0):>14.0f} {median(point, name, 1):>6.2f} "
-                     f"{median(point, name, 2):>6.2f} {median(point, name, 3):>6.1f}")
+                     f"{median(point, name, 2):>6.2f} {median(point, name, 3):>6.1f} {median(point, name, 4):>5.2f}")
+            if SYSCALLS:
+                calls = results.get((point, name, "syscalls"))
+                line += f" {calls:>5.2f}" if calls is not None else f" {'-':>5}"
         for other in ("proxy", "nginx") + (("baseline",) if BASELINE else ()):
             width = 8 if other == "baseline" else 9
             line += f" {median(point, 'ingress', 3) / median(point, other, 3):>{width - 1}.2f}x"
         print(line)
     print("p50, p99 in ms; targets: ingress/proxy <= 1.00x (issue 20) and ingress/nginx < 1 at every point")
+    if PROFILE:
+        bl.print_profile(results, points, names)
     for target in targets.values():
         target.proc.send_signal(signal.SIGTERM)
         target.proc.wait(15)

@@ -195,7 +195,10 @@ class CodeCache(SubgateTestCase):
 
         hello = ("subgate_deployment_isolates", '{deployment="hello",subhoster="test"}')
         self.assertEqual(request(sg.port, headers=headers).status, 200)
-        wait_until(lambda: scrape()[hello] == 1, what="the isolate counted for its deployment")
+        # The deployment's series appear once its request was counted at the end of the
+        # request, which may come a little after the client read the answer (and on the other
+        # worker than the scrape): until then the series is absent, not 0.
+        wait_until(lambda: scrape().get(hello) == 1, what="the isolate counted for its deployment")
         wait_until(lambda: scrape()[("subgate_isolate_evictions_total", '{reason="idle"}')] == 1,
                    what="the idle eviction")
         wait_until(lambda: scrape()[hello] == 0, what="the isolate gone")
