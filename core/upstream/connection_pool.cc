@@ -15,6 +15,7 @@ namespace subgate {
 
 UpstreamConnection::~UpstreamConnection() {
   if (timer_pending_) evtimer_del(&timer_);
+  if (write_on_demand_) event_del(&write_event_);
   if (ev_) event_free(ev_);
   if (fd_ >= 0) ::close(fd_);
 }
@@ -35,6 +36,13 @@ void UpstreamConnection::armTimer(std::chrono::steady_clock::time_point due) {
   evtimer_add(&timer_, &tv);
   timer_pending_ = true;
   timer_due_ = due;
+}
+
+void UpstreamConnection::noRoom() {
+  writable = false;
+  // Edge-triggered: added while the socket already has room, the event fires at once.
+  if (write_on_demand_ && !event_pending(&write_event_, EV_WRITE, nullptr))
+    event_add(&write_event_, nullptr);
 }
 
 void UpstreamConnection::onTimer(evutil_socket_t, short, void* arg) {
@@ -106,8 +114,17 @@ std::unique_ptr<UpstreamConnection> ConnectionPool::acquire() {
   }
   connection->connected = rc == 0;
   evtimer_assign(&connection->timer_, base_, UpstreamConnection::onTimer, connection.get());
-  connection->ev_ = event_new(base_, fd, EV_READ | EV_WRITE | EV_CLOSED | EV_PERSIST | EV_ET,
-                              UpstreamConnection::onEvent, connection.get());
+  // A connect under way (TCP) is told complete by EV_WRITE. A unix connection is complete at
+  // once and asks for write events only when a write finds no room (noRoom()).
+  short events = EV_READ | EV_WRITE | EV_CLOSED | EV_PERSIST | EV_ET;
+  if (address_.family() == AF_UNIX && connection->connected) {
+    events &= ~EV_WRITE;
+    connection->writable = true;
+    connection->write_on_demand_ = true;
+    event_assign(&connection->write_event_, base_, fd, EV_WRITE | EV_ET, UpstreamConnection::onEvent,
+                 connection.get());
+  }
+  connection->ev_ = event_new(base_, fd, events, UpstreamConnection::onEvent, connection.get());
   if (!connection->ev_ || event_add(connection->ev_, nullptr) != 0) {
     errno = ENOMEM;
     return nullptr;

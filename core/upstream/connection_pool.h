@@ -50,6 +50,12 @@ class UpstreamConnection {
   // request costs no timer operations; the handler re-arms when it fires early.
   void armTimer(std::chrono::steady_clock::time_point due);
 
+  // A write found no room (EAGAIN or a short write): clears `writable`, which the next EV_WRITE
+  // sets again. A unix connection registers write interest only from here to that event: a unix
+  // socket signals room each time its peer reads (unix_write_space), so a standing EPOLLOUT
+  // woke the worker once more per request, just after the isolate read it.
+  void noRoom();
+
   IoBuffer in;   // bytes read from the upstream, not yet consumed
   IoBuffer out;  // bytes to write to the upstream
   http1::HeadParser parser{http1::HeadParser::Mode::kResponse};
@@ -69,6 +75,9 @@ class UpstreamConnection {
   ConnectionPool& pool_;
   event timer_{};
   bool timer_pending_ = false;
+  // Unix connections: their EV_WRITE, one-shot, added by noRoom() (ev_ has no EV_WRITE then).
+  event write_event_{};
+  bool write_on_demand_ = false;
   std::chrono::steady_clock::time_point timer_due_{};
   int fd_;
   event* ev_ = nullptr;

@@ -27,7 +27,7 @@ void ProxySession::writeUpstream() {
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) {
-        conn_->writable = false;
+        conn_->noRoom();
         break;
       }
       upstreamFailed(ErrorKind::kUpstreamError, "write", errno);
@@ -60,7 +60,7 @@ void ProxySession::batchedSendSettle(ssize_t result) {
   if (result > 0) {
     wroteUpstream(static_cast<size_t>(result));
   } else {
-    conn_->writable = false;  // -EAGAIN: the next edge says when there is room
+    conn_->noRoom();  // -EAGAIN: the next edge says when there is room
   }
 }
 
@@ -77,7 +77,7 @@ void ProxySession::batchedSendDone(ssize_t result) {
 void ProxySession::wroteUpstream(size_t n) {
   IoBuffer& out = conn_->out;
   io_deadline_ = steadyNow() + (tunnel_ ? options_.read_timeout : options_.send_timeout);
-  if (n < out.readable()) conn_->writable = false;
+  if (n < out.readable()) conn_->noRoom();
   out.consume(n);
 }
 

@@ -38,14 +38,22 @@ def pattern_bytes(n):
 
 
 class Backend:
-    def __init__(self, host="127.0.0.1"):
-        """Listens on `host` (a loopback address) and a free port."""
+    def __init__(self, host="127.0.0.1", unix_path=None):
+        """Listens on `host` (a loopback address) and a free port, or on the unix socket
+        `unix_path`; `address` is what an upstream block's `server` takes."""
         self.host = host
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((host, 0))
+        if unix_path:
+            self.sock = socket.socket(socket.AF_UNIX)
+            self.sock.bind(unix_path)
+            self.port = None
+            self.address = "unix:" + unix_path
+        else:
+            self.sock = socket.socket()
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self.sock.bind((host, 0))
+            self.port = self.sock.getsockname()[1]
+            self.address = f"{host}:{self.port}"
         self.sock.listen(128)
-        self.port = self.sock.getsockname()[1]
         self.ids = itertools.count(1)
         self.connections = 0
         self.requests = 0

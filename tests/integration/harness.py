@@ -233,9 +233,9 @@ def request(port, method="GET", path="/", headers=None, body=None, host="test"):
 class SubgateTestCase(unittest.TestCase):
     """Starts subgate (and optionally the backend) per test; prints subgate's log on failure."""
 
-    def start_backend(self, host="127.0.0.1"):
+    def start_backend(self, host="127.0.0.1", unix_path=None):
         from backend_server import Backend
-        backend = Backend(host)
+        backend = Backend(host, unix_path)
         self.addCleanup(backend.stop)
         return backend
 

@@ -1,8 +1,13 @@
 """Bodies stream both ways with back-pressure: chunked in and out (also more chunks at once than
-one loop turn takes), first bytes before the upstream finishes, a 1 GiB upload and a 512 MiB download to a slow reader in bounded memory."""
+one loop turn takes), first bytes before the upstream finishes, a 1 GiB upload and a 512 MiB
+download to a slow reader in bounded memory; and to an upstream on a unix socket, for which
+subgate asks for write events only while a write waits for room."""
 
 import hashlib
 import json
+import os
+import shutil
+import tempfile
 import time
 
 from backend_server import pattern_bytes
@@ -106,3 +111,85 @@ class StreamingTest(SubgateTestCase):
         self.assertEqual(digest.hexdigest(), expected.hexdigest())
         peak = self.sg.rss_kib("VmHWM")
         self.assertLess(peak, 100 * 1024, f"subgate peaked at {peak} KiB")
+
+
+def unix_socket_inodes():
+    """The inodes of every unix socket on the machine (/proc/net/unix)."""
+    with open("/proc/net/unix") as f:
+        next(f)
+        return {line.split()[6] for line in f}
+
+
+def epoll_interest(pid):
+    """{fd: the events mask it is registered with} over every epoll instance of process `pid`
+    (/proc/PID/fdinfo of each epoll descriptor)."""
+    interest = {}
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") != "anon_inode:[eventpoll]":
+                continue
+            with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                for line in f:
+                    if line.startswith("tfd:"):  # "tfd: FD events: MASK data: ..."
+                        fields = line.split()
+                        interest[int(fields[1])] = int(fields[3], 16)
+        except OSError:  # closed meanwhile
+            continue
+    return interest
+
+
+EPOLLOUT = 0x4
+
+
+class UnixUpstreamTest(SubgateTestCase):
+    """A unix socket signals room to its writer each time its reader takes bytes: with a
+    standing EPOLLOUT, subgate's worker woke once more per request (3 context switches per
+    request at one connection instead of 2). Write interest is registered only while a write
+    waits for room."""
+
+    def setUp(self):
+        folder = tempfile.mkdtemp(prefix="subgate-unix-")
+        self.addCleanup(shutil.rmtree, folder, True)
+        self.backend = self.start_backend(unix_path=os.path.join(folder, "backend.sock"))
+        self.sg = self.start_subgate(f"""
+            workers 1;
+            error_log stderr warn;
+            upstream backend {{ server {self.backend.address}; keepalive 8; }}
+            server {{
+                listen 127.0.0.1:@PORT@;
+                client_max_body_size 0;
+                location / {{ proxy_pass http://backend; }}
+            }}
+        """)
+
+    def test_upload_through_writes_that_wait_for_room(self):
+        # 64 MiB through socket buffers of some 200 KiB: subgate's writes find no room again and
+        # again, and each time only the write event it asks for then lets it go on.
+        size = 64 * MIB
+        c = Conn(self.sg.port, timeout=30)
+        c.send(b"POST /count HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % size)
+        digest = hashlib.sha256()
+        for piece in pattern_bytes(size):
+            c.sock.sendall(piece)
+            digest.update(piece)
+        result = json.loads(c.read_response().body)
+        self.assertEqual(result, {"bytes": size, "sha256": digest.hexdigest()})
+
+    def test_a_kept_alive_connection_asks_for_no_write_events(self):
+        c = Conn(self.sg.port)
+        for _ in range(3):
+            c.send(b"GET /hello HTTP/1.1\r\nHost: t\r\n\r\n")
+            self.assertEqual(c.read_response().status, 200)
+        unix = unix_socket_inodes()
+        upstream = {}
+        for fd, mask in epoll_interest(self.sg.proc.pid).items():
+            try:
+                target = os.readlink(f"/proc/{self.sg.proc.pid}/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith("socket:[") and target[8:-1] in unix:
+                upstream[fd] = mask
+        self.assertEqual(len(upstream), 1, f"subgate's unix sockets in its epoll sets: {upstream}")
+        for fd, mask in upstream.items():
+            self.assertFalse(mask & EPOLLOUT, f"fd {fd} is registered with EPOLLOUT ({mask:#x})")
+
