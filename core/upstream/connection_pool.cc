@@ -121,8 +121,8 @@ std::unique_ptr<UpstreamConnection> ConnectionPool::acquire() {
     events &= ~EV_WRITE;
     connection->writable = true;
     connection->write_on_demand_ = true;
-    event_assign(&connection->write_event_, base_, fd, EV_WRITE | EV_ET, UpstreamConnection::onEvent,
-                 connection.get());
+    event_assign(&connection->write_event_, base_, fd, EV_WRITE | EV_ET,
+                 UpstreamConnection::onEvent, connection.get());
   }
   connection->ev_ = event_new(base_, fd, events, UpstreamConnection::onEvent, connection.get());
   if (!connection->ev_ || event_add(connection->ev_, nullptr) != 0) {

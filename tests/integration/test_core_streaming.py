@@ -16,6 +16,19 @@ from harness import Conn, SubgateTestCase
 MIB = 1 << 20
 
 
+def upload_and_check(case, port, size, timeout):
+    """POSTs `size` bytes of the test pattern to the backend's /count through subgate on `port`
+    and checks that all of them arrived, in order."""
+    c = Conn(port, timeout=timeout)
+    c.send(b"POST /count HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % size)
+    digest = hashlib.sha256()
+    for piece in pattern_bytes(size):
+        c.sock.sendall(piece)
+        digest.update(piece)
+    result = json.loads(c.read_response().body)
+    case.assertEqual(result, {"bytes": size, "sha256": digest.hexdigest()})
+
+
 class StreamingTest(SubgateTestCase):
     def setUp(self):
         self.backend = self.start_backend()
@@ -70,15 +83,7 @@ class StreamingTest(SubgateTestCase):
         self.assertIn(b"X-Trailer: done", rest)  # trailers pass through
 
     def test_one_gib_upload_in_bounded_memory(self):
-        size = 1024 * MIB
-        c = Conn(self.sg.port, timeout=60)
-        c.send(b"POST /count HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % size)
-        digest = hashlib.sha256()
-        for piece in pattern_bytes(size):
-            c.sock.sendall(piece)
-            digest.update(piece)
-        result = json.loads(c.read_response().body)
-        self.assertEqual(result, {"bytes": size, "sha256": digest.hexdigest()})
+        upload_and_check(self, self.sg.port, 1024 * MIB, timeout=60)
         peak = self.sg.rss_kib("VmHWM")
         self.assertLess(peak, 100 * 1024, f"subgate peaked at {peak} KiB")
 
@@ -165,15 +170,7 @@ class UnixUpstreamTest(SubgateTestCase):
     def test_upload_through_writes_that_wait_for_room(self):
         # 64 MiB through socket buffers of some 200 KiB: subgate's writes find no room again and
         # again, and each time only the write event it asks for then lets it go on.
-        size = 64 * MIB
-        c = Conn(self.sg.port, timeout=30)
-        c.send(b"POST /count HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % size)
-        digest = hashlib.sha256()
-        for piece in pattern_bytes(size):
-            c.sock.sendall(piece)
-            digest.update(piece)
-        result = json.loads(c.read_response().body)
-        self.assertEqual(result, {"bytes": size, "sha256": digest.hexdigest()})
+        upload_and_check(self, self.sg.port, 64 * MIB, timeout=30)
 
     def test_a_kept_alive_connection_asks_for_no_write_events(self):
         c = Conn(self.sg.port)
