@@ -39,13 +39,20 @@ struct ConfigError {
   explicit operator bool() const { return !message.empty(); }
 };
 
-// Parses a file. `prefix` is the directory relative include patterns resolve against.
+// Parses a file. `prefix` is the directory relative include patterns resolve against. The file
+// and every file an include matches must be regular files (not a directory, device or FIFO).
 // Returns the root node (name "", is_block true, children = top-level statements).
 std::optional<Node> parseFile(const std::string& path, const std::string& prefix, ConfigError& err);
 
+// What parseText does with `include`: kFollow expands it as parseFile does; kRefuse makes it an
+// error without touching the filesystem (for text from an untrusted source, such as a fuzzer's,
+// whose `include /*/*/*/*` would walk the whole host).
+enum class IncludeMode { kFollow, kRefuse };
+
 // Parses text already in memory; `file_name` is used in error messages.
 std::optional<Node> parseText(std::string_view text, const std::string& file_name,
-                              const std::string& prefix, ConfigError& err);
+                              const std::string& prefix, ConfigError& err,
+                              IncludeMode includes = IncludeMode::kFollow);
 
 // "512", "64k", "16m", "1g" (case-insensitive suffix, powers of 1024). nullopt if malformed
 // or overflowing.

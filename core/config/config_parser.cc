@@ -9,11 +9,14 @@
 //   unterminated string                    a quote with no closing quote
 //   include "P": no such file              a pattern without wildcards that matches nothing
 //   include "P": cannot read               glob(3) failed
+//   include "P": "F" is not a regular file a match that is a directory, device, FIFO, ...
+//   "include" is not allowed here          IncludeMode::kRefuse
 //   include nesting is deeper than 16      includes of includes of ...
 //   include cycle through "F"              a file that includes itself, directly or not
 //   "include" takes one argument / takes no block
-// and "FILE: cannot open: REASON" for a file that cannot be read.
+// and "FILE: cannot open: REASON" for a file that cannot be read, "FILE: not a regular file".
 #include <glob.h>
+#include <sys/stat.h>
 
 #include <cerrno>
 #include <cstring>
@@ -130,11 +133,24 @@ class Lexer {
   int line_ = 1;
 };
 
+// Whether `path` names a regular file (following symlinks). Checked before opening: opening a
+// FIFO blocks, and a device such as /dev/zero never ends.
+bool isRegularFile(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
 class Parser {
  public:
-  Parser(const std::string& prefix, ConfigError& err) : prefix_(prefix), err_(err) {}
+  Parser(const std::string& prefix, IncludeMode includes, ConfigError& err)
+      : prefix_(prefix), includes_(includes), err_(err) {}
 
   bool parseFileInto(const std::string& path, std::vector<Node>& out, int depth) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
+      err_.message = path + ": not a regular file";
+      return false;
+    }
     std::ifstream in(path, std::ios::binary);
     if (!in) {
       err_.message = path + ": cannot open: " + std::strerror(errno);
@@ -223,6 +239,8 @@ class Parser {
     if (depth + 1 > kMaxIncludeDepth)
       return fail(node.file, node.line,
                   "include nesting is deeper than " + std::to_string(kMaxIncludeDepth));
+    if (includes_ == IncludeMode::kRefuse)
+      return fail(node.file, node.line, "\"include\" is not allowed here");
     std::string pattern = node.args[0];
     if (!pattern.empty() && pattern[0] != '/' && !prefix_.empty())
       pattern = prefix_ + "/" + pattern;
@@ -241,6 +259,9 @@ class Parser {
     std::vector<std::string> files(matches.gl_pathv, matches.gl_pathv + matches.gl_pathc);
     globfree(&matches);  // glob sorts its results
     for (const std::string& path : files) {
+      if (!isRegularFile(path))
+        return fail(node.file, node.line,
+                    "include \"" + node.args[0] + "\": \"" + path + "\" is not a regular file");
       for (const std::string& open : stack_) {
         if (open == path)
           return fail(node.file, node.line, "include cycle through \"" + path + "\"");
@@ -251,6 +272,7 @@ class Parser {
   }
 
   const std::string& prefix_;
+  IncludeMode includes_;
   ConfigError& err_;
   std::vector<std::string> stack_;  // files being parsed, outermost first
 };
@@ -262,17 +284,17 @@ std::optional<Node> parseFile(const std::string& path, const std::string& prefix
   Node root;
   root.is_block = true;
   root.file = path;
-  Parser parser(prefix, err);
+  Parser parser(prefix, IncludeMode::kFollow, err);
   if (!parser.parseFileInto(path, root.children, 0)) return std::nullopt;
   return root;
 }
 
 std::optional<Node> parseText(std::string_view text, const std::string& file_name,
-                              const std::string& prefix, ConfigError& err) {
+                              const std::string& prefix, ConfigError& err, IncludeMode includes) {
   Node root;
   root.is_block = true;
   root.file = file_name;
-  Parser parser(prefix, err);
+  Parser parser(prefix, includes, err);
   if (!parser.parseTextInto(text, file_name, root.children, 0)) return std::nullopt;
   return root;
 }

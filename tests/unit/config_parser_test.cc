@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -142,6 +143,41 @@ TEST(ConfigParser, IncludeCyclesAndDepth) {
   dir.write("d20.conf", "end;\n");
   std::string err = errorOf("include d0.conf;", dir.path());
   EXPECT_NE(err.find("include nesting is deeper than 16"), std::string::npos) << err;
+}
+
+// A device never ends (/dev/zero) and opening a FIFO blocks: only regular files are read, and
+// anything else is named in the error before it is opened.
+TEST(ConfigParser, OnlyRegularFilesAreRead) {
+  TempDir dir;
+  ASSERT_EQ(mkdir((dir.path() + "/sub.conf").c_str(), 0700), 0);
+  ASSERT_EQ(mkfifo((dir.path() + "/pipe.conf").c_str(), 0600), 0);
+  EXPECT_EQ(errorOf("include /dev/zero;"),
+            "t.conf:1: include \"/dev/zero\": \"/dev/zero\" is not a regular file");
+  EXPECT_EQ(
+      errorOf("include pipe.conf;", dir.path()),
+      "t.conf:1: include \"pipe.conf\": \"" + dir.path() + "/pipe.conf\" is not a regular file");
+  // A wildcard's matches are checked too: here the directory sorts first.
+  dir.write("z.conf", "ok;\n");
+  EXPECT_EQ(errorOf("\ninclude s*.conf;", dir.path()),
+            "t.conf:2: include \"s*.conf\": \"" + dir.path() + "/sub.conf\" is not a regular file");
+  ConfigError error;
+  EXPECT_FALSE(parseFile("/dev/zero", "", error));
+  EXPECT_EQ(error.message, "/dev/zero: not a regular file");
+  EXPECT_FALSE(parseFile(dir.path() + "/pipe.conf", "", error));
+  EXPECT_EQ(error.message, dir.path() + "/pipe.conf: not a regular file");
+}
+
+// Untrusted text (the fuzz target's) may not make the parser read the host's files.
+TEST(ConfigParser, RefusedIncludesNeverTouchTheFilesystem) {
+  TempDir dir;
+  dir.write("a.conf", "from_a;\n");
+  ConfigError error;
+  EXPECT_FALSE(parseText("x;\ninclude a.conf;", "t.conf", dir.path(), error, IncludeMode::kRefuse));
+  EXPECT_EQ(error.message, "t.conf:2: \"include\" is not allowed here");
+  error = {};
+  EXPECT_FALSE(parseText("include /*/*/*/*/*/*;", "t.conf", "", error, IncludeMode::kRefuse));
+  EXPECT_EQ(error.message, "t.conf:1: \"include\" is not allowed here");
+  EXPECT_TRUE(parseText("include a.conf;", "t.conf", dir.path(), error));
 }
 
 TEST(ConfigValues, Sizes) {
