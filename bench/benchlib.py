@@ -386,13 +386,16 @@ def sweep(points, targets, rounds, duration, warmup, tmp, syscalls=False, profil
     {(point, name): [(requests/s, p50 ms, p99 ms, CPU µs per request, context switches per
     request), one per round]}; with `syscalls`, also {(point, name, "syscalls"): system calls per
     request}, from one more run of each target under perf (not one of the timed rounds); with
-    `profiled`, {(point, name, "profile"): {PROFILE_COLUMNS: CPU µs per request}} the same way."""
-    names = list(targets)
+    `profiled`, {(point, name, "profile"): {PROFILE_COLUMNS: CPU µs per request}} the same way.
+    A target is measured at the points whose listener ("h1", "h2c", "tls") is in its ports."""
     log_path = os.path.join(tmp, "h2load.log")
     results = {}
     for name_of_point in points:
         client, listener, connections, streams = point(name_of_point)
         scheme = "https" if listener == "tls" else "http"
+        # A target without this point's listener (bench/floor_relay.c: plain HTTP/1.1 only)
+        # sits the point out.
+        names = [name for name in targets if listener in targets[name].ports]
 
         def once(name, seconds):
             target = targets[name]
@@ -436,12 +439,12 @@ def sweep(points, targets, rounds, duration, warmup, tmp, syscalls=False, profil
 def print_profile(results, points, names):
     """The table of where each target's CPU went per point, from sweep(..., profiled=True)."""
     print("\nwhere the CPU goes (µs per request, perf record, one more run per point and target)")
-    print(f"{'point':<12} {'target':<8} " + " ".join(f"{c:>12}" for c in PROFILE_COLUMNS) + f" {'total':>8}")
+    print(f"{'point':<12} {'target':<11} " + " ".join(f"{c:>12}" for c in PROFILE_COLUMNS) + f" {'total':>8}")
     for point_name in points:
         for name in names:
             spent = results.get((point_name, name, "profile"))
             if spent:
-                print(f"{point_name:<12} {name:<8} " + " ".join(f"{spent[c]:>12.1f}" for c in PROFILE_COLUMNS)
+                print(f"{point_name:<12} {name:<11} " + " ".join(f"{spent[c]:>12.1f}" for c in PROFILE_COLUMNS)
                       + f" {sum(spent.values()):>8.1f}")
 
 

@@ -30,7 +30,11 @@ as "subgate-base", and subgate's CPU ratio to it per point: a change's effect in
 KEEP_TMP=1 (keep the configs), SYSCALLS=1 (one more run per point and proxy under
 `perf stat -e raw_syscalls:sys_enter`: system calls per request, "sg sys" and "peer sys"; needs
 root). Always: context switches per request ("sg cs", "peer cs", from /proc/PID/task/*/status),
-which with the system calls are most of what a proxy's request costs on a VM. PROFILE=1 (one
+which with the system calls are most of what a proxy's request costs on a VM. FLOOR=1 (also
+bench/floor_relay.c at the plain HTTP/1.1 points, with epoll and with io_uring: a relay that copies
+bytes between each client and its own backend connection and does nothing else, the least any
+proxy's process can spend per request through either interface; printed as its CPU over the
+cheapest peer, "floor ep" and "floor ur", "-" where it does not run). PROFILE=1 (one
 more run per point and proxy under `perf record -g`: each proxy's CPU per request split into
 user space, context switches, waking other processes, the TCP/IP stack and the rest of the
 kernel; needs root). One point, as the former bench/proxy_bench.sh and
@@ -38,6 +42,7 @@ bench/h2_bench.py measured: POINTS=h1-50, or POINTS=h2c-10x10,h2tls-10x10.
 """
 
 import os
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -50,7 +55,9 @@ BASELINE = os.environ.get("BASELINE", "")
 DIRECT = os.environ.get("DIRECT") == "1"
 SYSCALLS = os.environ.get("SYSCALLS") == "1"
 PROFILE = os.environ.get("PROFILE") == "1"
+FLOOR = os.environ.get("FLOOR") == "1"
 SUBGATE_DIRECTIVES = os.environ.get("SUBGATE_DIRECTIVES", "")
+FLOORS = ("floor-epoll", "floor-uring")
 PEERS = ("nginx", "haproxy")
 
 
@@ -137,6 +144,15 @@ backend be
     server b1 127.0.0.1:{backend}
 """)
         targets["haproxy"] = bl.Target(bl.start(["haproxy", "-f", hconf], cpu=bl.PROXY_CPU), p)
+        if FLOOR:
+            relay = os.path.join(tmp, "floor_relay")
+            source = os.path.join(os.path.dirname(os.path.abspath(__file__)), "floor_relay.c")
+            subprocess.run(["cc", "-O2", "-Wall", "-Wextra", "-o", relay, source, "-luring"],
+                           check=True)
+            for name in FLOORS:
+                port = bl.free_port()
+                targets[name] = bl.Target(bl.start([relay, name.split("-")[1], str(port), str(backend)],
+                                                   cpu=bl.PROXY_CPU), {"h1": port})
         for target in targets.values():
             for port in target.ports.values():
                 bl.wait_ready_port(port)
@@ -158,9 +174,11 @@ backend be
         header += f" {'sg cs':>6} {'peer cs':>7}"
         if SYSCALLS:
             header += f" {'sg sys':>6} {'peer sys':>8}"
+        if FLOOR:
+            header += f" {'floor ep':>8} {'floor ur':>8}"
         print(header)
         for point in points:
-            cpu = {name: median(point, name, 3) for name in targets}
+            cpu = {name: median(point, name, 3) for name in targets if (point, name) in results}
             peer = min(PEERS, key=lambda name: cpu[name])
             line = (f"{point:<12} {cpu['subgate']:>8.1f} {cpu['nginx']:>8.1f} {cpu['haproxy']:>8.1f} "
                     f"{peer:>8} {cpu['subgate'] / cpu[peer]:>5.2f}x "
@@ -177,8 +195,23 @@ backend be
                 calls = [results.get((point, name, "syscalls")) for name in ("subgate", peer)]
                 line += "".join(f" {c:>{w}.2f}" if c is not None else f" {'-':>{w}}"
                                 for c, w in zip(calls, (6, 8)))
+            if FLOOR:
+                line += "".join(f" {cpu[name] / cpu[peer]:>7.2f}x" if name in cpu else f" {'-':>8}"
+                                for name in FLOORS)
             print(line)
         print("targets: CPU <= 0.75x and p99 <= 1.00x the cheapest peer at every point")
+        if FLOOR:
+            print("\nthe floor relays (CPU µs, context switches and, with SYSCALLS, system calls per request)")
+            print(f"{'point':<12} {'target':<12} {'CPU':>6} {'cs':>6} {'sys':>6} {'vs subgate':>10}")
+            for point in points:
+                for name in FLOORS:
+                    if (point, name) not in results:
+                        continue
+                    calls = results.get((point, name, "syscalls"))
+                    print(f"{point:<12} {name:<12} {median(point, name, 3):>6.1f} "
+                          f"{median(point, name, 4):>6.2f} "
+                          + (f"{calls:>6.2f}" if calls is not None else f"{'-':>6}")
+                          + f" {median(point, name, 3) / median(point, 'subgate', 3):>9.2f}x")
         if PROFILE:
             bl.print_profile(results, points, targets)
     finally:

@@ -1,0 +1,245 @@
+// floor_relay: the least a proxy's process can do per HTTP/1.1 keep-alive request, as a yardstick
+// for bench/floor_bench.py (issue 20). Not part of subgate, and not a proxy anyone should run.
+//
+//     floor_relay epoll|uring LISTEN_PORT BACKEND_PORT     (both on 127.0.0.1)
+//
+// For each client connection it opens one connection to the backend and copies bytes both ways,
+// unchanged: no parsing, no headers added, no pool, no timeouts, no limits. Any real proxy does
+// all of that and more, so its CPU per request cannot be below this relay's with the same kernel
+// interface. Two interfaces:
+//   epoll  readiness, as nginx, HAProxy and subgate's libevent loop: level-triggered epoll_wait,
+//          then one recv and one send per readable socket. At one connection: 6 system calls per
+//          request (a wait, a recv and a send on each side).
+//   uring  completion, the loop issue 20's notes estimate: every socket always has a receive
+//          armed in an io_uring; a completed receive queues the send to the other side (its
+//          success posts no completion) and the next receive, and one io_uring_enter submits them
+//          and waits for the next completion. At one connection: 2 system calls per request.
+//
+// Single-threaded; the caller pins it. Stops on SIGTERM/SIGINT (the default action). Each
+// connection pair's memory is freed a second after it closed, when no operation can still point
+// at it.
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <liburing.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { kBufferSize = 16384 };
+
+// One client connection and its backend connection. Side d reads fd[d] and writes fd[1 - d].
+// uring mode alternates two buffers per side: a send may still be in flight while the next
+// receive fills the other buffer.
+struct pair {
+  int fd[2];
+  int current[2];
+  int dead;
+  time_t died;
+  struct pair* next_dead;
+  char buffer[2][2][kBufferSize];
+};
+
+static struct pair* graveyard;
+static uint16_t backend_port;
+
+static void die(const char* what) {
+  perror(what);
+  exit(1);
+}
+
+static int listen_on(uint16_t port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons(port)};
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (bind(fd, (struct sockaddr*)&addr, sizeof addr) != 0 || listen(fd, 1024) != 0) die("listen");
+  return fd;
+}
+
+// A pair for an accepted client, with its backend connection made (loopback: at once), or NULL.
+static struct pair* open_pair(int client) {
+  int backend = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons(backend_port)};
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(backend, (struct sockaddr*)&addr, sizeof addr) != 0) {
+    close(backend);
+    close(client);
+    return NULL;
+  }
+  int one = 1;
+  setsockopt(client, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  setsockopt(backend, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  struct pair* p = calloc(1, sizeof *p);
+  if (!p) die("calloc");
+  p->fd[0] = client;
+  p->fd[1] = backend;
+  return p;
+}
+
+// Closes both connections; the memory goes to the graveyard (an event or operation of the same
+// turn may still name the pair).
+static void close_pair(struct pair* p) {
+  if (p->dead) return;
+  p->dead = 1;
+  for (int d = 0; d < 2; ++d) {
+    shutdown(p->fd[d], SHUT_RDWR);  // fails any send still in the ring
+    close(p->fd[d]);
+  }
+  p->died = time(NULL);
+  p->next_dead = graveyard;
+  graveyard = p;
+}
+
+static void bury_old_pairs(void) {
+  time_t now = time(NULL);
+  struct pair** link = &graveyard;
+  while (*link) {
+    struct pair* p = *link;
+    if (now - p->died >= 2) {
+      *link = p->next_dead;
+      free(p);
+    } else {
+      link = &p->next_dead;
+    }
+  }
+}
+
+static int send_all(int fd, const char* data, size_t size) {
+  while (size > 0) {
+    ssize_t n = send(fd, data, size, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return -1;
+    data += n;
+    size -= (size_t)n;
+  }
+  return 0;
+}
+
+// epoll: the listener's data is NULL; a socket's is the pair with the side in the low bit.
+static void run_epoll(int listener) {
+  int ep = epoll_create1(0);
+  struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+  epoll_ctl(ep, EPOLL_CTL_ADD, listener, &ev);
+  struct epoll_event events[64];
+  for (;;) {
+    int n = epoll_wait(ep, events, 64, 1000);
+    if (n < 0 && errno != EINTR) die("epoll_wait");
+    for (int i = 0; i < n; ++i) {
+      if (!events[i].data.ptr) {
+        int client = accept4(listener, NULL, NULL, SOCK_CLOEXEC);
+        struct pair* p = client >= 0 ? open_pair(client) : NULL;
+        for (int d = 0; p && d < 2; ++d) {
+          ev.events = EPOLLIN;
+          ev.data.ptr = (void*)((uintptr_t)p | (uintptr_t)d);
+          epoll_ctl(ep, EPOLL_CTL_ADD, p->fd[d], &ev);
+        }
+        continue;
+      }
+      struct pair* p = (struct pair*)((uintptr_t)events[i].data.ptr & ~(uintptr_t)1);
+      int d = (int)((uintptr_t)events[i].data.ptr & 1);
+      if (p->dead) continue;
+      ssize_t got = recv(p->fd[d], p->buffer[d][0], kBufferSize, MSG_DONTWAIT);
+      if (got < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+      if (got <= 0 || send_all(p->fd[1 - d], p->buffer[d][0], (size_t)got) != 0) close_pair(p);
+    }
+    if (graveyard) bury_old_pairs();
+  }
+}
+
+// uring user data: the pair with the side in bit 0; kAccept for the listener's multishot accept.
+static const uint64_t kAccept = 2;
+
+static struct io_uring_sqe* next_sqe(struct io_uring* ring) {
+  struct io_uring_sqe* sqe = io_uring_get_sqe(ring);
+  if (!sqe) {
+    io_uring_submit(ring);
+    sqe = io_uring_get_sqe(ring);
+  }
+  return sqe;
+}
+
+static void arm_receive(struct io_uring* ring, struct pair* p, int d) {
+  struct io_uring_sqe* sqe = next_sqe(ring);
+  io_uring_prep_recv(sqe, p->fd[d], p->buffer[d][p->current[d]], kBufferSize, 0);
+  io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)p | (uint64_t)d);
+}
+
+static void arm_accept(struct io_uring* ring, int listener) {
+  struct io_uring_sqe* sqe = next_sqe(ring);
+  io_uring_prep_multishot_accept(sqe, listener, NULL, NULL, SOCK_CLOEXEC);
+  io_uring_sqe_set_data64(sqe, kAccept);
+}
+
+static void run_uring(int listener) {
+  struct io_uring ring;
+  struct io_uring_params params = {.flags =
+                                       IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN};
+  int rc = io_uring_queue_init_params(1024, &ring, &params);
+  if (rc < 0) {
+    fprintf(stderr, "io_uring_queue_init_params: %s\n", strerror(-rc));
+    exit(1);
+  }
+  arm_accept(&ring, listener);
+  for (;;) {
+    rc = io_uring_submit_and_wait(&ring, 1);
+    if (rc < 0 && rc != -EINTR && rc != -ETIME) {
+      fprintf(stderr, "io_uring_submit_and_wait: %s\n", strerror(-rc));
+      exit(1);
+    }
+    struct io_uring_cqe* cqe;
+    unsigned head, seen = 0;
+    io_uring_for_each_cqe(&ring, head, cqe) {
+      ++seen;
+      uint64_t data = io_uring_cqe_get_data64(cqe);
+      if (data == kAccept) {
+        if (!(cqe->flags & IORING_CQE_F_MORE)) arm_accept(&ring, listener);
+        struct pair* p = cqe->res >= 0 ? open_pair(cqe->res) : NULL;
+        for (int d = 0; p && d < 2; ++d) arm_receive(&ring, p, d);
+        continue;
+      }
+      struct pair* p = (struct pair*)(uintptr_t)(data & ~(uint64_t)1);
+      int d = (int)(data & 1);
+      if (p->dead) continue;
+      if (cqe->res <= 0) {  // the peer's end, or a failed send (only failures post)
+        close_pair(p);
+        continue;
+      }
+      // The send goes from the filled buffer, the next receive into the other one. MSG_WAITALL
+      // makes a short send retry inside the ring, so success needs no completion.
+      struct io_uring_sqe* sqe = next_sqe(&ring);
+      io_uring_prep_send(sqe, p->fd[1 - d], p->buffer[d][p->current[d]], (size_t)cqe->res,
+                         MSG_NOSIGNAL | MSG_WAITALL);
+      io_uring_sqe_set_data64(sqe, data);
+      sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+      p->current[d] ^= 1;
+      arm_receive(&ring, p, d);
+    }
+    io_uring_cq_advance(&ring, seen);
+    if (graveyard) bury_old_pairs();
+  }
+}
+
+int main(int argc, char** argv) {
+  if (argc != 4 || (strcmp(argv[1], "epoll") != 0 && strcmp(argv[1], "uring") != 0)) {
+    fprintf(stderr, "usage: floor_relay epoll|uring LISTEN_PORT BACKEND_PORT\n");
+    return 2;
+  }
+  signal(SIGPIPE, SIG_IGN);
+  backend_port = (uint16_t)atoi(argv[3]);
+  int listener = listen_on((uint16_t)atoi(argv[2]));
+  if (strcmp(argv[1], "epoll") == 0)
+    run_epoll(listener);
+  else
+    run_uring(listener);
+  return 0;
+}
