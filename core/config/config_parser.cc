@@ -14,16 +14,13 @@
 //   include nesting is deeper than 16      includes of includes of ...
 //   include cycle through "F"              a file that includes itself, directly or not
 //   "include" takes one argument / takes no block
-// and "FILE: cannot open: REASON" for a file that cannot be read, "FILE: not a regular file".
+// and the file reader's errors (core/files/read_file.h): "FILE: cannot open: REASON", "FILE: not
+// a regular file", ...
 #include <glob.h>
 #include <sys/stat.h>
 
-#include <cerrno>
-#include <cstring>
-#include <fstream>
-#include <sstream>
-
 #include "core/config/config_ast.h"
+#include "core/files/read_file.h"
 
 namespace subgate::config {
 namespace {
@@ -146,18 +143,12 @@ class Parser {
       : prefix_(prefix), includes_(includes), err_(err) {}
 
   bool parseFileInto(const std::string& path, std::vector<Node>& out, int depth) {
-    struct stat st {};
-    if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
-      err_.message = path + ": not a regular file";
+    std::string text;
+    std::string error;
+    if (!files::readRegularFile(path, text, error)) {
+      err_.message = error;
       return false;
     }
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
-      err_.message = path + ": cannot open: " + std::strerror(errno);
-      return false;
-    }
-    std::stringstream buffer;
-    buffer << in.rdbuf();
     for (const std::string& open : stack_) {
       if (open == path) {
         err_.message = path + ": include cycle through \"" + path + "\"";
@@ -165,7 +156,7 @@ class Parser {
       }
     }
     stack_.push_back(path);
-    bool ok = parseTextInto(buffer.str(), path, out, depth);
+    bool ok = parseTextInto(text, path, out, depth);
     stack_.pop_back();
     return ok;
   }

@@ -1,38 +1,15 @@
 #include "core/lua/script.h"
 
 #include <atomic>
-#include <cerrno>
-#include <cstdio>
-#include <cstring>
 #include <exception>
 
+#include "core/files/read_file.h"
 #include "core/lua/vm_state.h"
 
 namespace subgate::lua {
 namespace {
 
 std::atomic<uint64_t> next_script_id{1};
-
-// Reads the whole file into `text`; false with `error` set ("path: reason") when it cannot.
-bool readFile(const std::string& path, std::string& text, std::string& error) {
-  FILE* file = std::fopen(path.c_str(), "rb");
-  if (!file) {
-    error = path + ": " + std::strerror(errno);
-    return false;
-  }
-  char buffer[16384];
-  size_t n = 0;
-  while ((n = std::fread(buffer, 1, sizeof buffer, file)) > 0) text.append(buffer, n);
-  // fopen() succeeds on a directory; the read then fails with EISDIR.
-  bool failed = std::ferror(file) != 0;
-  int saved = errno;
-  std::fclose(file);
-  if (failed) {
-    error = path + ": " + std::strerror(saved);
-    return false;
-  }
-  return true;
-}
 
 }  // namespace
 
@@ -54,7 +31,7 @@ Script::Script(std::string text, std::string name)
 std::shared_ptr<const Script> Script::load(const std::string& path, std::string& error,
                                            const Limits& limits) {
   std::string text;
-  if (!readFile(path, text, error)) return nullptr;
+  if (!files::readRegularFile(path, text, error)) return nullptr;
   return fromText(text, path, error, limits);
 }
 

@@ -6,13 +6,12 @@
 #include <algorithm>
 #include <ctime>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "core/bundle/eszip.h"
 #include "core/bundle/eszip_writer.h"
+#include "core/files/read_file.h"
 #include "core/jwt/jwt.h"
 #include "core/pipeline/config_model.h"
 #include "core/pipeline/request.h"
@@ -31,13 +30,11 @@ constexpr DirectiveSpec kDirectives[] = {
     {"origin_local", kServerContext | kLocationContext, 1, 1, false, false, true},
 };
 
+// A deployment's file; false when it is missing, unreadable or not a regular file (a FIFO
+// named main.ts must not block the worker serving /boot).
 bool readFile(const std::string& path, std::string& out) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return false;
-  std::stringstream text;
-  text << in.rdbuf();
-  out = text.str();
-  return static_cast<bool>(in) || in.eof();
+  std::string error;
+  return files::readRegularFile(path, out, error);
 }
 
 bool isDeploymentId(std::string_view id) {

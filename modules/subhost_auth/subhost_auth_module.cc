@@ -4,13 +4,12 @@
 #include <atomic>
 #include <ctime>
 #include <deque>
-#include <fstream>
 #include <map>
 #include <mutex>
-#include <sstream>
 #include <unordered_map>
 
 #include "core/container/string_map.h"
+#include "core/files/read_file.h"
 #include "core/http_client/http_client.h"
 #include "core/jwt/jwt.h"
 #include "core/pipeline/config_model.h"
@@ -42,15 +41,12 @@ constexpr DirectiveSpec kDirectives[] = {
 
 constexpr size_t kMinSecretBytes = 16;
 
+// The secret is the file's bytes without trailing line ends.
 bool readSecretFile(const std::string& path, std::string& secret, std::string& error) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    error = "cannot read secret_file \"" + path + "\"";
+  if (!files::readRegularFile(path, secret, error)) {
+    error = "secret_file " + error;
     return false;
   }
-  std::stringstream text;
-  text << in.rdbuf();
-  secret = text.str();
   while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r')) secret.pop_back();
   return true;
 }

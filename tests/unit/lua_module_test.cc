@@ -307,7 +307,7 @@ TEST_F(LuaModuleTest, RefusesScriptsThatDoNotLoadOrDefineNoHook) {
   };
   std::string missing = dir_.path() + "/missing.lua";
   EXPECT_EQ(errorOf(missing),
-            "<embedded>:3: lua_script: " + missing + ": No such file or directory");
+            "<embedded>:3: lua_script: " + missing + ": cannot open: No such file or directory");
   std::string syntax = dir_.write("syntax.lua", "function route(req)\n  return {\nend\n");
   EXPECT_EQ(errorOf(syntax).rfind("<embedded>:3: lua_script: " + syntax + ":3: ", 0), 0u)
       << errorOf(syntax);

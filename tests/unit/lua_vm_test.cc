@@ -257,7 +257,7 @@ TEST_F(ScriptTest, LoadReportsMissingFile) {
   std::string path = ::testing::TempDir() + "subgate_lua_does_not_exist.lua";
   std::string error;
   EXPECT_FALSE(Script::load(path, error));
-  EXPECT_EQ(error, path + ": No such file or directory");
+  EXPECT_EQ(error, path + ": cannot open: No such file or directory");
 }
 
 TEST_F(ScriptTest, LoadRunsTopLevelUnderLimits) {

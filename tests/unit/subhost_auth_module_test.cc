@@ -391,7 +391,7 @@ TEST(SubhostAuthModule, RefusesBadSubhosterBlocksAndSettings) {
             "<embedded>:3: subhoster \"a\" has more than one secret");
   EXPECT_EQ(
       configError("subhoster a {\n secret_file /nonexistent/secret;\n}\nserver { return 200; }\n"),
-      "<embedded>:2: cannot read secret_file \"/nonexistent/secret\"");
+      "<embedded>:2: secret_file /nonexistent/secret: cannot open: No such file or directory");
   EXPECT_EQ(configError("subhoster a {\n secret 0123456789abcdef;\n rpc_root_allow ftp://x/;\n}\n"
                         "server { return 200; }\n"),
             "<embedded>:3: rpc_root_allow \"ftp://x/\" is not an absolute http:// or https:// "

@@ -1,0 +1,21 @@
+// Reading a whole file that the configuration names: the config and its includes, Lua scripts,
+// secret files, the local origin's deployment files.
+//
+// Only regular files are read. A device such as /dev/zero never ends, and opening a FIFO blocks
+// until a writer comes, which would hang a config load (or a worker serving a request). The file
+// is opened without blocking and checked with fstat, so a FIFO is refused, not waited on.
+//
+// Thread-safe; blocking disk reads (callers run at config load, or serve local files knowingly).
+#pragma once
+
+#include <string>
+
+namespace subgate::files {
+
+// Replaces `text` with the file's bytes. On failure returns false, leaves `text` unspecified and
+// sets `error` to "PATH: cannot open: REASON", "PATH: cannot read: REASON" (REASON is
+// strerror's text: "No such file or directory", "Permission denied", ...) or "PATH: not a
+// regular file".
+bool readRegularFile(const std::string& path, std::string& text, std::string& error);
+
+}  // namespace subgate::files

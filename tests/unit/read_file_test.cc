@@ -1,0 +1,58 @@
+#include "core/files/read_file.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+
+namespace subgate::files {
+namespace {
+
+class ReadFileTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char pattern[] = "/tmp/subgate-read-file-XXXXXX";
+    ASSERT_NE(mkdtemp(pattern), nullptr);
+    dir_ = pattern;
+  }
+  void TearDown() override { std::system(("rm -rf " + dir_).c_str()); }
+  std::string dir_;
+};
+
+TEST_F(ReadFileTest, ReadsARegularFileWhole) {
+  std::string big(100000, 'x');
+  big += "end\n";
+  std::ofstream(dir_ + "/a.conf", std::ios::binary) << big;
+  std::string text = "replaced", error;
+  ASSERT_TRUE(readRegularFile(dir_ + "/a.conf", text, error)) << error;
+  EXPECT_EQ(text, big);
+  std::ofstream(dir_ + "/empty.conf");
+  ASSERT_TRUE(readRegularFile(dir_ + "/empty.conf", text, error)) << error;
+  EXPECT_EQ(text, "");
+}
+
+TEST_F(ReadFileTest, NamesWhatIsWrong) {
+  std::string text, error;
+  EXPECT_FALSE(readRegularFile(dir_ + "/missing", text, error));
+  EXPECT_EQ(error, dir_ + "/missing: cannot open: No such file or directory");
+  EXPECT_FALSE(readRegularFile(dir_, text, error));
+  EXPECT_EQ(error, dir_ + ": not a regular file");
+  // A device that never ends.
+  EXPECT_FALSE(readRegularFile("/dev/zero", text, error));
+  EXPECT_EQ(error, "/dev/zero: not a regular file");
+}
+
+// Opening a FIFO for reading waits for a writer; the reader must refuse it at once instead (a
+// hang here fails the test by its timeout).
+TEST_F(ReadFileTest, RefusesAFifoWithoutWaitingForAWriter) {
+  const std::string fifo = dir_ + "/pipe.conf";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  std::string text, error;
+  EXPECT_FALSE(readRegularFile(fifo, text, error));
+  EXPECT_EQ(error, fifo + ": not a regular file");
+}
+
+}  // namespace
+}  // namespace subgate::files
