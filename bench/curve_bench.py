@@ -31,10 +31,12 @@ KEEP_TMP=1 (keep the configs), SYSCALLS=1 (one more run per point and proxy unde
 `perf stat -e raw_syscalls:sys_enter`: system calls per request, "sg sys" and "peer sys"; needs
 root). Always: context switches per request ("sg cs", "peer cs", from /proc/PID/task/*/status),
 which with the system calls are most of what a proxy's request costs on a VM. FLOOR=1 (also
-bench/floor_relay.c at the plain HTTP/1.1 points, with epoll and with io_uring: a relay that copies
-bytes between each client and its own backend connection and does nothing else, the least any
-proxy's process can spend per request through either interface; printed as its CPU over the
-cheapest peer, "floor ep" and "floor ur", "-" where it does not run). PROFILE=1 (one
+bench/floor_relay.c at the plain HTTP/1.1 and h2c points, with epoll and with io_uring: a relay
+that copies bytes between each client and its own backend connection and does nothing else, the
+least any proxy's process can spend per request through either interface; at h2c it relays to the
+backend's h2c port, one multiplexed upstream connection per client, what an HTTP/2 upstream
+would give; printed as its CPU over the cheapest peer, "floor ep" and "floor ur", "-" where it
+does not run). PROFILE=1 (one
 more run per point and proxy under `perf record -g`: each proxy's CPU per request split into
 user space, context switches, waking other processes, the TCP/IP stack and the rest of the
 kernel; needs root). One point, as the former bench/proxy_bench.sh and
@@ -70,10 +72,13 @@ def main():
     try:
         bl.certificate(tmp)
         backend = bl.free_port()
+        backend_h2c = bl.free_port()  # for FLOOR's relays at the h2c points
         bl.start_nginx(os.path.join(tmp, "backend"), f"""
-            server {{ listen 127.0.0.1:{backend}; keepalive_requests 1000000;
+            server {{ listen 127.0.0.1:{backend}; listen 127.0.0.1:{backend_h2c} http2;
+                     keepalive_requests 1000000;
                      location / {{ return 200 "hello world\\n"; }} }}""", cpu=bl.CLIENT_CPU)
         bl.wait_ready(backend)
+        bl.wait_ready_port(backend_h2c)
         # Idle upstream connections kept above the most requests in flight (20 x 20 = 400, 200
         # connections), else subgate and nginx reconnect upstream (HAProxy keeps every one).
         upstream = f"upstream backend {{ server 127.0.0.1:{backend}; keepalive 512; }}"
@@ -150,9 +155,10 @@ backend be
             subprocess.run(["cc", "-O2", "-Wall", "-Wextra", "-o", relay, source, "-luring"],
                            check=True)
             for name in FLOORS:
-                port = bl.free_port()
-                targets[name] = bl.Target(bl.start([relay, name.split("-")[1], str(port), str(backend)],
-                                                   cpu=bl.PROXY_CPU), {"h1": port})
+                p = {"h1": bl.free_port(), "h2c": bl.free_port()}
+                routes = [f"{p['h1']}:{backend}", f"{p['h2c']}:{backend_h2c}"]
+                targets[name] = bl.Target(bl.start([relay, name.split("-")[1], *routes],
+                                                   cpu=bl.PROXY_CPU), p)
         for target in targets.values():
             for port in target.ports.values():
                 bl.wait_ready_port(port)

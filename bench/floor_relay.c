@@ -1,9 +1,10 @@
 // floor_relay: the least a proxy's process can do per HTTP/1.1 keep-alive request, as a yardstick
 // for bench/floor_bench.py (issue 20). Not part of subgate, and not a proxy anyone should run.
 //
-//     floor_relay epoll|uring LISTEN_PORT BACKEND_PORT     (both on 127.0.0.1)
+//     floor_relay epoll|uring LISTEN_PORT:BACKEND_PORT...     (up to 4 pairs, all on 127.0.0.1)
 //
-// For each client connection it opens one connection to the backend and copies bytes both ways,
+// For each client connection it opens one connection to the listener's backend and copies bytes
+// both ways (HTTP/1.1 to an HTTP/1.1 backend, h2c to an h2c one: a multiplexing proxy's floor),
 // unchanged: no parsing, no headers added, no pool, no timeouts, no limits. Any real proxy does
 // all of that and more, so its CPU per request cannot be below this relay's with the same kernel
 // interface. Two interfaces:
@@ -49,7 +50,15 @@ struct pair {
 };
 
 static struct pair* graveyard;
-static uint16_t backend_port;
+
+// Listeners are named in epoll data and io_uring user data as (index << 2) | kListenerBit; a
+// pair's pointer (malloc-aligned) never has that bit, and carries its side in bit 0.
+enum { kMaxListeners = 4, kListenerBit = 2 };
+static struct listener {
+  int fd;
+  uint16_t backend_port;
+} listeners[kMaxListeners];
+static int listener_count;
 
 static void die(const char* what) {
   perror(what);
@@ -67,7 +76,7 @@ static int listen_on(uint16_t port) {
 }
 
 // A pair for an accepted client, with its backend connection made (loopback: at once), or NULL.
-static struct pair* open_pair(int client) {
+static struct pair* open_pair(int client, uint16_t backend_port) {
   int backend = socket(AF_INET, SOCK_STREAM, 0);
   struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons(backend_port)};
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -125,19 +134,22 @@ static int send_all(int fd, const char* data, size_t size) {
   return 0;
 }
 
-// epoll: the listener's data is NULL; a socket's is the pair with the side in the low bit.
-static void run_epoll(int listener) {
+static void run_epoll(void) {
   int ep = epoll_create1(0);
-  struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
-  epoll_ctl(ep, EPOLL_CTL_ADD, listener, &ev);
+  struct epoll_event ev = {.events = EPOLLIN};
+  for (int i = 0; i < listener_count; ++i) {
+    ev.data.u64 = ((uint64_t)i << 2) | kListenerBit;
+    epoll_ctl(ep, EPOLL_CTL_ADD, listeners[i].fd, &ev);
+  }
   struct epoll_event events[64];
   for (;;) {
     int n = epoll_wait(ep, events, 64, 1000);
     if (n < 0 && errno != EINTR) die("epoll_wait");
     for (int i = 0; i < n; ++i) {
-      if (!events[i].data.ptr) {
-        int client = accept4(listener, NULL, NULL, SOCK_CLOEXEC);
-        struct pair* p = client >= 0 ? open_pair(client) : NULL;
+      if (events[i].data.u64 & kListenerBit) {
+        const struct listener* l = &listeners[events[i].data.u64 >> 2];
+        int client = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
+        struct pair* p = client >= 0 ? open_pair(client, l->backend_port) : NULL;
         for (int d = 0; p && d < 2; ++d) {
           ev.events = EPOLLIN;
           ev.data.ptr = (void*)((uintptr_t)p | (uintptr_t)d);
@@ -156,9 +168,6 @@ static void run_epoll(int listener) {
   }
 }
 
-// uring user data: the pair with the side in bit 0; kAccept for the listener's multishot accept.
-static const uint64_t kAccept = 2;
-
 static struct io_uring_sqe* next_sqe(struct io_uring* ring) {
   struct io_uring_sqe* sqe = io_uring_get_sqe(ring);
   if (!sqe) {
@@ -174,13 +183,13 @@ static void arm_receive(struct io_uring* ring, struct pair* p, int d) {
   io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)p | (uint64_t)d);
 }
 
-static void arm_accept(struct io_uring* ring, int listener) {
+static void arm_accept(struct io_uring* ring, int index) {
   struct io_uring_sqe* sqe = next_sqe(ring);
-  io_uring_prep_multishot_accept(sqe, listener, NULL, NULL, SOCK_CLOEXEC);
-  io_uring_sqe_set_data64(sqe, kAccept);
+  io_uring_prep_multishot_accept(sqe, listeners[index].fd, NULL, NULL, SOCK_CLOEXEC);
+  io_uring_sqe_set_data64(sqe, ((uint64_t)index << 2) | kListenerBit);
 }
 
-static void run_uring(int listener) {
+static void run_uring(void) {
   struct io_uring ring;
   struct io_uring_params params = {.flags =
                                        IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN};
@@ -189,7 +198,7 @@ static void run_uring(int listener) {
     fprintf(stderr, "io_uring_queue_init_params: %s\n", strerror(-rc));
     exit(1);
   }
-  arm_accept(&ring, listener);
+  for (int i = 0; i < listener_count; ++i) arm_accept(&ring, i);
   for (;;) {
     rc = io_uring_submit_and_wait(&ring, 1);
     if (rc < 0 && rc != -EINTR && rc != -ETIME) {
@@ -201,9 +210,10 @@ static void run_uring(int listener) {
     io_uring_for_each_cqe(&ring, head, cqe) {
       ++seen;
       uint64_t data = io_uring_cqe_get_data64(cqe);
-      if (data == kAccept) {
-        if (!(cqe->flags & IORING_CQE_F_MORE)) arm_accept(&ring, listener);
-        struct pair* p = cqe->res >= 0 ? open_pair(cqe->res) : NULL;
+      if (data & kListenerBit) {
+        const int index = (int)(data >> 2);
+        if (!(cqe->flags & IORING_CQE_F_MORE)) arm_accept(&ring, index);
+        struct pair* p = cqe->res >= 0 ? open_pair(cqe->res, listeners[index].backend_port) : NULL;
         for (int d = 0; p && d < 2; ++d) arm_receive(&ring, p, d);
         continue;
       }
@@ -230,16 +240,24 @@ static void run_uring(int listener) {
 }
 
 int main(int argc, char** argv) {
-  if (argc != 4 || (strcmp(argv[1], "epoll") != 0 && strcmp(argv[1], "uring") != 0)) {
-    fprintf(stderr, "usage: floor_relay epoll|uring LISTEN_PORT BACKEND_PORT\n");
+  if (argc < 3 || argc - 2 > kMaxListeners ||
+      (strcmp(argv[1], "epoll") != 0 && strcmp(argv[1], "uring") != 0)) {
+    fprintf(stderr, "usage: floor_relay epoll|uring LISTEN_PORT:BACKEND_PORT...\n");
     return 2;
   }
   signal(SIGPIPE, SIG_IGN);
-  backend_port = (uint16_t)atoi(argv[3]);
-  int listener = listen_on((uint16_t)atoi(argv[2]));
+  for (int i = 2; i < argc; ++i) {
+    unsigned listen_port, backend_port;
+    if (sscanf(argv[i], "%u:%u", &listen_port, &backend_port) != 2) {
+      fprintf(stderr, "floor_relay: %s is not LISTEN_PORT:BACKEND_PORT\n", argv[i]);
+      return 2;
+    }
+    listeners[listener_count].fd = listen_on((uint16_t)listen_port);
+    listeners[listener_count++].backend_port = (uint16_t)backend_port;
+  }
   if (strcmp(argv[1], "epoll") == 0)
-    run_epoll(listener);
+    run_epoll();
   else
-    run_uring(listener);
+    run_uring();
   return 0;
 }
