@@ -5,9 +5,10 @@
 //
 // For each client connection it opens one connection to the listener's backend and copies bytes
 // both ways (HTTP/1.1 to an HTTP/1.1 backend, h2c to an h2c one: a multiplexing proxy's floor),
-// unchanged: no parsing, no headers added, no pool, no timeouts, no limits. Any real proxy does
-// all of that and more, so its CPU per request cannot be below this relay's with the same kernel
-// interface. Two interfaces:
+// unchanged: no parsing, no headers added, no pool, no timeouts, no limits. With one request in
+// flight a real proxy makes the same trips through the kernel and does all that work on top, so
+// its CPU per request cannot be below this relay's with the same kernel interface. Under load it
+// can: the relay does not batch or pause, and wakes for each segment. Two interfaces:
 //   epoll  readiness, as nginx, HAProxy and subgate's libevent loop: level-triggered epoll_wait,
 //          then one recv and one send per readable socket. At one connection: 6 system calls per
 //          request (a wait, a recv and a send on each side).
