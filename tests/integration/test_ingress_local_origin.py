@@ -4,7 +4,9 @@ the README's first command runs, on free ports."""
 import gzip
 import json
 import os
+import shutil
 import subprocess
+import tempfile
 import sys
 import time
 import unittest
@@ -210,6 +212,34 @@ class ShippedConfig(SubgateTestCase):
         who = json.loads(members["bob"].expect("message")["data"])
         self.assertEqual((who["type"], who["here"]), ("who", ["alice", "bob"]))
 
+
+
+class LocalOriginFiles(SubgateTestCase):
+    """origin_local reads only regular files: a FIFO where main.ts should be would block a read
+    until a writer came, and the worker serving /boot with it."""
+
+    def test_a_fifo_as_main_ts_is_no_deployment_and_blocks_nothing(self):
+        folder = tempfile.mkdtemp(prefix="subgate-origin-")
+        self.addCleanup(shutil.rmtree, folder, True)
+        os.mkdir(os.path.join(folder, "fifo"))
+        os.mkfifo(os.path.join(folder, "fifo", "main.ts"))
+        os.mkdir(os.path.join(folder, "hello"))
+        with open(os.path.join(folder, "hello", "main.ts"), "w") as f:
+            f.write("Deno.serve(() => new Response('hi'));\n")
+        sg = self.start_subgate(f"""
+            workers 1;
+            subhoster local {{ secret "{SECRET}"; }}
+            server {{
+                listen 127.0.0.1:@PORT@;
+                location / {{ origin_local {folder}; }}
+            }}
+        """)
+        base = f"http://127.0.0.1:{sg.port}/"
+        for deployment, status in (("fifo", 404), ("hello", 200)):
+            token = relay_token(deployment, base, secret=SECRET, kid="local")
+            r = request(sg.port, path=f"/boot?deployment_id={deployment}",
+                        headers={"authorization": "Bearer " + token})
+            self.assertEqual(r.status, status, r.body)
 
 if __name__ == "__main__":
     unittest.main()
