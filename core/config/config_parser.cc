@@ -130,8 +130,8 @@ class Lexer {
   int line_ = 1;
 };
 
-// Whether `path` names a regular file (following symlinks). Checked before opening: opening a
-// FIFO blocks, and a device such as /dev/zero never ends.
+// Whether `path` names a regular file (following symlinks). Each include match is checked here
+// so that the error names the include and its line; readRegularFile checks again as it opens.
 bool isRegularFile(const std::string& path) {
   struct stat st {};
   return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
