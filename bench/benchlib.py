@@ -393,8 +393,8 @@ def sweep(points, targets, rounds, duration, warmup, tmp, syscalls=False, profil
     for name_of_point in points:
         client, listener, connections, streams = point(name_of_point)
         scheme = "https" if listener == "tls" else "http"
-        # A target without this point's listener (bench/floor_relay.c: plain HTTP/1.1 only)
-        # sits the point out.
+        # A target without this point's listener (bench/floor_relay.c: no TLS) sits the point
+        # out.
         names = [name for name in targets if listener in targets[name].ports]
 
         def once(name, seconds):

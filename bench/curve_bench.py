@@ -32,8 +32,9 @@ KEEP_TMP=1 (keep the configs), SYSCALLS=1 (one more run per point and proxy unde
 root). Always: context switches per request ("sg cs", "peer cs", from /proc/PID/task/*/status),
 which with the system calls are most of what a proxy's request costs on a VM. FLOOR=1 (also
 bench/floor_relay.c at the plain HTTP/1.1 and h2c points, with epoll and with io_uring: a relay
-that copies bytes between each client and its own backend connection and does nothing else, the
-least any proxy's process can spend per request through either interface; at h2c it relays to the
+that copies bytes between each client and its own backend connection and does nothing else: at
+one connection the least any proxy's process can spend per request through either interface
+(under load a proxy that batches can spend less); at h2c it relays to the
 backend's h2c port, one multiplexed upstream connection per client, what an HTTP/2 upstream
 would give; printed as its CPU over the cheapest peer, "floor ep" and "floor ur", "-" where it
 does not run). PROFILE=1 (one

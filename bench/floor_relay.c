@@ -1,5 +1,5 @@
-// floor_relay: the least a proxy's process can do per HTTP/1.1 keep-alive request, as a yardstick
-// for bench/floor_bench.py (issue 20). Not part of subgate, and not a proxy anyone should run.
+// floor_relay: the least a proxy's process can do per keep-alive request, as a yardstick for
+// `FLOOR=1 bench/curve_bench.py` (issue 20). Not part of subgate; not a proxy anyone should run.
 //
 //     floor_relay epoll|uring LISTEN_PORT:BACKEND_PORT...     (up to 4 pairs, all on 127.0.0.1)
 //
@@ -18,8 +18,8 @@
 //          and waits for the next completion. At one connection: 2 system calls per request.
 //
 // Single-threaded; the caller pins it. Stops on SIGTERM/SIGINT (the default action). Each
-// connection pair's memory is freed a second after it closed, when no operation can still point
-// at it.
+// connection pair's memory is freed two seconds after it closed, when no operation can still
+// point at it (closing shuts the sockets down, which fails any send still in the ring).
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
