@@ -24,17 +24,29 @@ bool iequal(std::string_view a, std::string_view b) {
   return true;
 }
 
-// Splits `text` on `separator` outside quoted strings (a backslash escapes inside them).
+// Splits `text` on `separator` outside quoted strings (a backslash escapes inside them). A quote
+// that is never closed opens no string: from it on, every separator splits. Else a tenant's fetch
+// with `CDN-Loop: x"` would hide the entry the harness appends after it, and with it the hop count
+// that isolate_loop_limit checks.
 std::vector<std::string_view> splitOutsideQuotes(std::string_view text, char separator) {
   std::vector<std::string_view> parts;
   bool quoted = false;
   size_t start = 0;
+  size_t opened = 0;  // where the quoted string being scanned began
   for (size_t i = 0; i < text.size(); ++i) {
     if (quoted && text[i] == '\\') {
       ++i;
     } else if (text[i] == '"') {
       quoted = !quoted;
+      opened = i;
     } else if (!quoted && text[i] == separator) {
+      parts.push_back(text.substr(start, i - start));
+      start = i + 1;
+    }
+  }
+  if (quoted) {
+    for (size_t i = opened + 1; i < text.size(); ++i) {
+      if (text[i] != separator) continue;
       parts.push_back(text.substr(start, i - start));
       start = i + 1;
     }

@@ -28,7 +28,8 @@ struct CdnLoop {
 };
 
 // Reads every CDN-Loop field value of a request (a list may span several fields). Entries are
-// split on commas outside quoted strings; a cdn-id is compared case-insensitively.
+// split on commas outside quoted strings (a quote never closed opens none: the entries after it
+// stay entries); a cdn-id is compared case-insensitively.
 CdnLoop parseCdnLoop(std::span<const std::string_view> values);
 
 // The CDN-Loop value to pass on: the others' entries, then subgate's with `hops`.

@@ -321,18 +321,28 @@ function isSubgate(url) {
   return literal && ownHosts.has(`*:${port}`);
 }
 
-// CDN-Loop entries: split on commas and semicolons outside quoted strings.
+// CDN-Loop entries: split on commas and semicolons outside quoted strings. A quote that is never
+// closed opens no string: from it on every separator splits, as in subgate's parse
+// (core/ingress/cdn_loop.cc), so that user code's `x"` cannot hide the entry appended after it.
 function splitOutsideQuotes(text, separator) {
   const parts = [];
   let quoted = false;
   let start = 0;
+  let opened = 0;
   for (let i = 0; i < text.length; i++) {
     if (quoted && text[i] === "\\") i++;
-    else if (text[i] === '"') quoted = !quoted;
-    else if (!quoted && text[i] === separator) {
+    else if (text[i] === '"') {
+      quoted = !quoted;
+      opened = i;
+    } else if (!quoted && text[i] === separator) {
       parts.push(text.slice(start, i));
       start = i + 1;
     }
+  }
+  for (let i = quoted ? opened + 1 : text.length; i < text.length; i++) {
+    if (text[i] !== separator) continue;
+    parts.push(text.slice(start, i));
+    start = i + 1;
   }
   parts.push(text.slice(start));
   return parts;

@@ -730,6 +730,33 @@ class Loops(IngressCase):
         r = self.get("ping", headers={"cdn-loop": "subgate; hops=4"})
         self.assertEqual((r.status, r.error()["code"]), (508, "LOOP_DETECTED"))
 
+    def test_user_code_cannot_hide_the_count(self):
+        """An unclosed quote in the CDN-Loop user code sends (`x"`) opens no quoted string, so the
+        entry the harness appends after it still counts. It used to hide it: each hop counted 0,
+        and this chain ran to its own end (depth 8) instead of stopping at the limit."""
+        self.serve(runtime="egress_allow 127.0.0.1;", location="isolate_loop_limit 4;")
+
+        def chain_code(target):
+            token = relay_token(target, self.origin.rpc_root)
+            return f"""Deno.serve(async (req) => {{
+                const depth = Number(req.headers.get("x-depth") ?? "0");
+                if (depth >= 8) return new Response("the end of the chain");
+                const r = await fetch("http://127.0.0.1:{self.sg.port}/", {{ headers: {{
+                    "x-deno-subhost": "{token}", "x-forwarded-host": "{target}.example",
+                    "cdn-loop": 'x"', "x-depth": String(depth + 1) }} }});
+                const inner = r.status === 200 ? await r.text() : r.status + " " + r.headers.get("x-deno-error");
+                return new Response(req.headers.get("cdn-loop") + "\\n" + inner);
+            }});"""
+        self.origin.deployments["ping"] = Deployment(code=chain_code("pong"))
+        self.origin.deployments["pong"] = Deployment(code=chain_code("ping"))
+        r = self.get("ping")
+        self.assertEqual(r.status, 200, r.body)
+        lines = r.body.decode().split("\n")
+        self.assertEqual(lines[:4], [
+            "subgate; hops=1", 'x", subgate; hops=2', 'x", subgate; hops=3', 'x", subgate; hops=4'])
+        self.assertTrue(lines[4].startswith("508 "), lines)
+        self.assertEqual(json.loads(lines[4][4:])["code"], "LOOP_DETECTED")
+
     def test_other_hosts_get_no_marker(self):
         third_party = self.start_backend(host="127.0.0.2")
         self.serve(runtime="egress_allow 127.0.0.0/8;")  # subgate and the third party

@@ -40,5 +40,19 @@ TEST(CdnLoop, AnEntryWithoutAValidCountCountsOne) {
   EXPECT_EQ(parse({" , ,"}).others, "");
 }
 
+// A quote that is never closed must not hide the entries after it: the harness appends subgate's
+// entry to whatever CDN-Loop a tenant's fetch carries, and a hidden entry was a count of 0, so a
+// loop through other deployments went on past isolate_loop_limit.
+TEST(CdnLoop, AnUnclosedQuoteHidesNoEntry) {
+  CdnLoop loop = parse({R"(x", subgate; hops=5)"});
+  EXPECT_EQ(loop.hops, 5u);
+  EXPECT_EQ(loop.others, R"(x")");
+  EXPECT_EQ(parse({R"(cdn; v="a\, subgate; hops=3)"}).hops, 3u) << "an escape at the end";
+  EXPECT_EQ(parse({R"(a="b,c", d"e, subgate; hops=4)"}).hops, 4u)
+      << "a closed string, then one that is never closed";
+  // What subgate passes on parses back the same.
+  EXPECT_EQ(parse({cdnLoopValue(loop, 6)}).hops, 6u);
+}
+
 }  // namespace
 }  // namespace subgate
