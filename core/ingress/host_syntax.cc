@@ -59,6 +59,10 @@ bool isValidIpLiteral(std::string_view inside) {
     return true;
   }
   if (inside.size() > 45) return false;
+  // inet_pton reads a C string: a NUL inside would end the address early and let what follows
+  // it through unchecked.
+  for (char c : inside)
+    if (!isHex(c) && c != ':' && c != '.') return false;
   std::string text(inside);
   in6_addr addr;
   return inet_pton(AF_INET6, text.c_str(), &addr) == 1;

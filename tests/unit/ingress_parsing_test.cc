@@ -41,6 +41,10 @@ TEST(HostSyntax, RejectsEverythingElse) {
     EXPECT_FALSE(isValidHostHeader(host)) << host;
   }
   EXPECT_FALSE(isValidHostHeader(std::string(256, 'a')));
+  // A NUL inside an IPv6 literal: inet_pton saw "::" and the rest went unchecked.
+  EXPECT_FALSE(isValidHostHeader(std::string("[::\0evil]", 9)));
+  EXPECT_FALSE(isValidHostHeader(std::string("[::1\0]:80", 9)));
+  EXPECT_TRUE(isValidHostHeader("[::ffff:192.0.2.1]")) << "an IPv4 tail stays valid";
 }
 
 TEST(DenoConfig, ParsesFields) {
