@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -23,7 +24,9 @@ bool readRegularFile(const std::string& path, std::string& text, std::string& er
     return false;
   }
   text.clear();
-  text.reserve(static_cast<size_t>(st.st_size));
+  // The size is a hint: some files under /proc report terabytes (kcore) or nothing at all.
+  constexpr off_t kMostReserved = off_t{64} << 20;
+  text.reserve(static_cast<size_t>(std::min(st.st_size, kMostReserved)));
   char buffer[16384];
   for (;;) {
     const ssize_t n = ::read(fd, buffer, sizeof buffer);

@@ -54,5 +54,12 @@ TEST_F(ReadFileTest, RefusesAFifoWithoutWaitingForAWriter) {
   EXPECT_EQ(error, fifo + ": not a regular file");
 }
 
+// A regular file whose read fails: /proc/self/mem at offset 0, which no process maps.
+TEST_F(ReadFileTest, NamesAReadThatFails) {
+  std::string text, error;
+  EXPECT_FALSE(readRegularFile("/proc/self/mem", text, error));
+  EXPECT_EQ(error, "/proc/self/mem: cannot read: Input/output error");
+}
+
 }  // namespace
 }  // namespace subgate::files
