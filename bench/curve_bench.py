@@ -40,7 +40,9 @@ would give; printed as its CPU over the cheapest peer, "floor ep" and "floor ur"
 does not run). PROFILE=1 (one
 more run per point and proxy under `perf record -g`: each proxy's CPU per request split into
 user space, context switches, waking other processes, the TCP/IP stack and the rest of the
-kernel; needs root). One point, as the former bench/proxy_bench.sh and
+kernel; needs root). PEER_H2=1 (also HAProxy with `proto h2` to the backend's h2c port, as
+"haproxy-h2": not a peer for the ratios; printed as its CPU and p99 against HAProxy's with
+HTTP/1.1 upstreams: what HTTP/2 upstreams save a proxy that has them). One point, as the former bench/proxy_bench.sh and
 bench/h2_bench.py measured: POINTS=h1-50, or POINTS=h2c-10x10,h2tls-10x10.
 """
 
@@ -59,6 +61,7 @@ DIRECT = os.environ.get("DIRECT") == "1"
 SYSCALLS = os.environ.get("SYSCALLS") == "1"
 PROFILE = os.environ.get("PROFILE") == "1"
 FLOOR = os.environ.get("FLOOR") == "1"
+PEER_H2 = os.environ.get("PEER_H2") == "1"
 SUBGATE_DIRECTIVES = os.environ.get("SUBGATE_DIRECTIVES", "")
 FLOORS = ("floor-epoll", "floor-uring")
 PEERS = ("nginx", "haproxy")
@@ -73,7 +76,7 @@ def main():
     try:
         bl.certificate(tmp)
         backend = bl.free_port()
-        backend_h2c = bl.free_port()  # for FLOOR's relays at the h2c points
+        backend_h2c = bl.free_port()  # for FLOOR's relays at the h2c points and PEER_H2
         bl.start_nginx(os.path.join(tmp, "backend"), f"""
             server {{ listen 127.0.0.1:{backend}; listen 127.0.0.1:{backend_h2c} http2;
                      keepalive_requests 1000000;
@@ -128,10 +131,12 @@ def main():
                              proxy_set_header Connection ""; }}
             }}""", cpu=bl.PROXY_CPU)
         targets["nginx"] = bl.Target(proc, p, with_children=True)
-        p = ports()
-        hconf = os.path.join(tmp, "haproxy.cfg")
-        with open(hconf, "w") as f:
-            f.write(f"""
+
+        def start_haproxy(name, server):
+            p = ports()
+            conf = os.path.join(tmp, f"{name}.cfg")
+            with open(conf, "w") as f:
+                f.write(f"""
 global
     nbthread 1
     maxconn 4096
@@ -147,9 +152,15 @@ frontend fe
     bind 127.0.0.1:{p["tls"]} ssl crt {tmp}/both.pem alpn h2,http/1.1
     default_backend be
 backend be
-    server b1 127.0.0.1:{backend}
+    {server}
 """)
-        targets["haproxy"] = bl.Target(bl.start(["haproxy", "-f", hconf], cpu=bl.PROXY_CPU), p)
+            targets[name] = bl.Target(bl.start(["haproxy", "-f", conf], cpu=bl.PROXY_CPU), p)
+
+        start_haproxy("haproxy", f"server b1 127.0.0.1:{backend}")
+        if PEER_H2:
+            # Not a peer for the ratios: what HTTP/2 upstreams (multiplexed, with HAProxy's own
+            # batching) cost a proxy that has them, against its HTTP/1.1 keep-alive upstreams.
+            start_haproxy("haproxy-h2", f"server b1 127.0.0.1:{backend_h2c} proto h2")
         if FLOOR:
             relay = os.path.join(tmp, "floor_relay")
             source = os.path.join(os.path.dirname(os.path.abspath(__file__)), "floor_relay.c")
@@ -219,6 +230,17 @@ backend be
                           f"{median(point, name, 4):>6.2f} "
                           + (f"{calls:>6.2f}" if calls is not None else f"{'-':>6}")
                           + f" {median(point, name, 3) / median(point, 'subgate', 3):>9.2f}x")
+        if PEER_H2:
+            print("\nHAProxy with HTTP/2 to its backend (proto h2): CPU µs per request, p99 ms")
+            print(f"{'point':<12} {'h1 CPU':>7} {'h2 CPU':>7} {'h2/h1':>6} {'h1 p99':>7} {'h2 p99':>7}"
+                  f" {'subgate/h2':>10}")
+            for point in points:
+                if (point, "haproxy-h2") not in results:
+                    continue
+                h1, h2 = median(point, "haproxy", 3), median(point, "haproxy-h2", 3)
+                print(f"{point:<12} {h1:>7.1f} {h2:>7.1f} {h2 / h1:>5.2f}x "
+                      f"{median(point, 'haproxy', 2):>7.3f} {median(point, 'haproxy-h2', 2):>7.3f} "
+                      f"{median(point, 'subgate', 3) / h2:>9.2f}x")
         if PROFILE:
             bl.print_profile(results, points, targets)
     finally:
