@@ -177,7 +177,7 @@ void ClusterHub::report(uint64_t id, std::string_view text) {
     if (!json_is_object(message)) {
       ++clusterOf(member).counters.rejected;
       LOG_WARN("isolate #%llu: malformed cluster report: %s", static_cast<unsigned long long>(id),
-               message ? "not a JSON object" : error.text);
+               message ? "not a JSON object" : logSafe(error.text).c_str());
       json_decref(message);
       return;
     }
@@ -242,7 +242,7 @@ void ClusterHub::handle(Member& from, json_t* message, std::vector<uint64_t>& do
   } else {
     ++cluster.counters.rejected;
     LOG_WARN("isolate #%llu: unknown or incomplete cluster report \"%s\"",
-             static_cast<unsigned long long>(from.id), op ? op : "");
+             static_cast<unsigned long long>(from.id), logSafe(kind).c_str());
   }
 }
 

@@ -101,14 +101,12 @@ void IsolateRegistry::Impl::userLogLocked(Isolate& isolate, LogEventLevel level,
     std::string_view rest = msg;
     do {
       const size_t nl = rest.find('\n');
-      std::string_view line = rest.substr(0, nl);
+      const std::string line = logSafe(rest.substr(0, nl));
       if (request_id.empty()) {
-        logf(at, "isolate %s: %.*s", isolate.tag().c_str(), static_cast<int>(line.size()),
-             line.data());
+        logf(at, "isolate %s: %s", isolate.tag().c_str(), line.c_str());
       } else {
-        logf(at, "isolate %s: %.*s, request_id: %.*s", isolate.tag().c_str(),
-             static_cast<int>(line.size()), line.data(), static_cast<int>(request_id.size()),
-             request_id.data());
+        logf(at, "isolate %s: %s, request_id: %.*s", isolate.tag().c_str(), line.c_str(),
+             static_cast<int>(request_id.size()), request_id.data());
       }
       rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
     } while (!rest.empty());
@@ -157,7 +155,7 @@ void IsolateRegistry::Impl::logReportLocked(Isolate& isolate, std::string_view r
 
 void IsolateRegistry::Impl::uncaughtReportLocked(Isolate& isolate, std::string_view json) {
   const std::string msg = jsonStringText(json);
-  LOG_WARN("isolate %s: uncaught exception: %s", isolate.tag().c_str(), msg.c_str());
+  LOG_WARN("isolate %s: uncaught exception: %s", isolate.tag().c_str(), logSafe(msg).c_str());
   // What the requests in flight are told when the process exits next.
   isolate.failure.assign("uncaught exception: ").append(msg, 0, msg.find('\n'));
   eventLocked(isolate, EventType::kUncaughtException, messagePayload(msg));

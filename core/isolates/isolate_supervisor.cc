@@ -368,7 +368,7 @@ void IsolateRegistry::Impl::lineLocked(Isolate& isolate, std::string_view line, 
       // The full detail, for the operator; clients get clientMessage()'s copy (failLocked).
       isolate.failure = std::string(report.substr(7));
       LOG_WARN("isolate %s: failed to load the deployment: %s", isolate.tag().c_str(),
-               isolate.failure.c_str());
+               logSafe(isolate.failure).c_str());
       bootEventLocked(isolate, false, isolate.failure);
       recordBootLocked(isolate, false, ErrorKind::kDeploymentFailed, isolate.failure);
     } else if (report.starts_with("pong ")) {

@@ -83,6 +83,26 @@ bool logEnabled(LogLevel level) {
   return static_cast<int>(level) >= g_level.load(std::memory_order_relaxed);
 }
 
+void appendLogSafe(std::string& out, std::string_view text) {
+  constexpr char kHex[] = "0123456789abcdef";
+  for (char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte >= 0x20 && byte != 0x7f) {
+      out += c;
+    } else {
+      const char escaped[4] = {'\\', 'x', kHex[byte >> 4], kHex[byte & 0xf]};
+      out.append(escaped, sizeof escaped);
+    }
+  }
+}
+
+std::string logSafe(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  appendLogSafe(out, text);
+  return out;
+}
+
 void logRaw(std::string_view line) {
   ssize_t ignored = ::write(g_fd.load(std::memory_order_relaxed), line.data(), line.size());
   (void)ignored;

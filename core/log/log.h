@@ -36,6 +36,14 @@ void logf(LogLevel level, const char* format, ...) __attribute__((format(printf,
 // Writes a whole preformatted line (newline included) to the error log, unconditionally.
 void logRaw(std::string_view line);
 
+// Appends `text` for an error log line: each control byte (below 0x20, and DEL) as \xhh, every
+// other byte as it is. Text from outside (user code's output and errors, a script's message)
+// can then neither start a line of its own, hide the rest of one (a NUL ends a %s) nor write
+// terminal escapes.
+void appendLogSafe(std::string& out, std::string_view text);
+// The same, as a string of its own.
+std::string logSafe(std::string_view text);
+
 }  // namespace subgate
 
 #define SUBGATE_LOG(level, ...)                                            \

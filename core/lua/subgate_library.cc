@@ -29,40 +29,25 @@ int luaLog(lua_State* L) {
   }
   if (!logEnabled(level)) return 0;
   int n = lua_gettop(L);
-  // Convert first: a luaL_Buffer must not share the stack top with other pushes.
+  // Convert first (tostring may raise an error): nothing below raises, so the std::string
+  // cannot be skipped over by Lua's longjmp.
   for (int i = 2; i <= n; ++i) {
     luaL_tolstring(L, i, nullptr);
     lua_replace(L, i);
   }
-  luaL_Buffer buffer;
-  luaL_buffinit(L, &buffer);
-  size_t length = 0;
-  for (int i = 2; i <= n && length < kMaxLogMessage; ++i) {
+  // A script must not be able to forge log lines or write terminal escapes.
+  std::string message;
+  for (int i = 2; i <= n && message.size() < kMaxLogMessage; ++i) {
     size_t size = 0;
     const char* piece = lua_tolstring(L, i, &size);
-    for (size_t j = 0; j < size && length < kMaxLogMessage; ++j) {
-      auto c = static_cast<unsigned char>(piece[j]);
-      // A script must not be able to forge log lines or write terminal escapes.
-      if (c < 0x20 || c == 0x7f) {
-        char escaped[5];
-        std::snprintf(escaped, sizeof escaped, "\\x%02x", c);
-        luaL_addlstring(&buffer, escaped, 4);
-        length += 4;
-      } else {
-        luaL_addchar(&buffer, static_cast<char>(c));
-        ++length;
-      }
-    }
+    appendLogSafe(message, std::string_view(piece, std::min(size, kMaxLogMessage)));
   }
-  luaL_pushresult(&buffer);
-  size_t message_len = 0;
-  const char* message = lua_tolstring(L, -1, &message_len);
+  if (message.size() > kMaxLogMessage) message.resize(kMaxLogMessage);
   lua_Debug ar;
   int line = 0;
   if (lua_getstack(L, 1, &ar) && lua_getinfo(L, "l", &ar)) line = ar.currentline;
   const Script* script = VmState::of(L).script();
-  logf(level, "lua %s:%d: %.*s", script ? script->name().c_str() : "?", line,
-       static_cast<int>(message_len), message);
+  logf(level, "lua %s:%d: %s", script ? script->name().c_str() : "?", line, message.c_str());
   return 0;
 }
 

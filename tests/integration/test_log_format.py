@@ -95,6 +95,7 @@ console.log("top-level output");
 Deno.serve(async (req) => {
   const url = new URL(req.url);
   console.log("handling", url.pathname);
+  console.log("control: bell\x07 ansi\x1b[31m cr\r nul\0 end");
   await new Promise((resolve) => setTimeout(resolve, 1));
   console.warn("after a timer\nsecond line");
   setTimeout(() => console.log("in a timer of", url.pathname), 0);
@@ -142,6 +143,10 @@ Deno.serve(async (req) => {
         self.assertRegex(out(), TAG + r"in a timer of /p, request_id: relay-7\n")
         self.assertRegex(out(), TAG + r"in a context of user code: user data, request_id: relay-7\n")
         self.assertRegex(out(), TAG + r"top-level output\n")
+        # Control bytes of user code's output are escaped in the error log (no forged line, no
+        # terminal escape, no NUL cutting the line short); its log event keeps them.
+        self.assertRegex(out(), TAG + re.escape(r"control: bell\x07 ansi\x1b[31m cr\x0d nul\x00 end")
+                         + r", request_id: relay-7\n")
         # A second request gets its own id, a new one when the client sent none.
         r2 = self.get("app", path="/q", headers={"x-deno-isolate-instance-id": "inst-1"})
         self.assertEqual(r2.status, 200, r2.body)
@@ -158,6 +163,8 @@ Deno.serve(async (req) => {
         handled = [e for e in events if e["event"]["msg"] == "handling /p"]
         self.assertEqual([e["event"].get("request_id") for e in handled], ["relay-7"])
         self.assertEqual(len(handled[0]), 6)
+        self.assertIn("control: bell\x07 ansi\x1b[31m cr\r nul\x00 end",
+                      [e["event"]["msg"] for e in events])
 
     def test_the_json_format_carries_the_isolate_fields(self):
         path = self.serve_with("access_log access.log json;")
