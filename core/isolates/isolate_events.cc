@@ -93,9 +93,10 @@ void IsolateRegistry::Impl::bootEventLocked(Isolate& isolate, bool ok, std::stri
 
 void IsolateRegistry::Impl::userLogLocked(Isolate& isolate, LogEventLevel level,
                                           std::string_view msg, std::string_view request_id) {
-  if (settings.isolate_log) {
-    LogLevel at = settings.isolate_log_level.value_or(
-        level <= LogEventLevel::kInfo ? LogLevel::kInfo : LogLevel::kWarn);
+  const LogLevel at = settings.isolate_log_level.value_or(
+      level <= LogEventLevel::kInfo ? LogLevel::kInfo : LogLevel::kWarn);
+  // logf() writes whatever the level: the error_log level is checked here, as LOG_* do.
+  if (settings.isolate_log && logEnabled(at)) {
     // One error log line per line of the message (a stack trace has several), each ending with
     // the request's id as subgate's own lines about a request do.
     std::string_view rest = msg;

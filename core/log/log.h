@@ -30,7 +30,8 @@ bool reopenOnto(const std::string& path, int target_fd, std::string& err);
 
 bool logEnabled(LogLevel level);
 
-// printf-style; a newline is added.
+// printf-style; a newline is added. Written whatever the level: callers check logEnabled() first
+// (the LOG_* macros below do).
 void logf(LogLevel level, const char* format, ...) __attribute__((format(printf, 2, 3)));
 
 // Writes a whole preformatted line (newline included) to the error log, unconditionally.

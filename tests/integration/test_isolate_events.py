@@ -204,6 +204,21 @@ class Delivered(EventsCase):
         self.wait_events(lambda events: any("raw stderr" in e["event"].get("msg", "") for e in events), "logs")
         self.assertNotIn("warn line", self.sg.output())
 
+    def test_the_error_log_level_decides_which_output_is_written(self):
+        """`error_log stderr warn;`: user code's info lines stay out of the error log (they were
+        written whatever its level) and still reach the log events."""
+        self.origin.deployments["app"] = Deployment(code=CODE)
+        config = ingress_config(FAST, server="location = /_pool { status; }", subhoster="events on;")
+        self.sg = self.start_subgate(config.replace("error_log stderr info;", "error_log stderr warn;"))
+        self.ok("app", "/levels")
+        self.wait_events(lambda events: any("raw stderr" in e["event"].get("msg", "") for e in events), "logs")
+        out = self.sg.output()
+        for written in ("warn line", "error line", "second line", "raw stderr"):
+            self.assertIn(written, out)
+        for left_out in ("top-level code runs", "info line", "log line", "raw stdout"):
+            self.assertNotIn(left_out, out)
+        self.assertIn(("info", "info line"), self.logs())
+
 
 class Off(EventsCase):
     def test_a_subhoster_with_events_off_sends_nothing(self):
