@@ -4,8 +4,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 
 namespace subgate::files {
@@ -17,27 +17,29 @@ bool readRegularFile(const std::string& path, std::string& text, std::string& er
     error = path + ": cannot open: " + std::strerror(errno);
     return false;
   }
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+  auto refuse = [&](const char* why) {
     ::close(fd);
-    error = path + ": not a regular file";
+    error = path + why;
     return false;
-  }
+  };
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return refuse(": not a regular file");
+  if (static_cast<uint64_t>(st.st_size) > kMaxFileBytes) return refuse(": larger than 1 GiB");
   text.clear();
-  // The size is a hint: some files under /proc report terabytes (kcore) or nothing at all.
-  constexpr off_t kMostReserved = off_t{64} << 20;
-  text.reserve(static_cast<size_t>(std::min(st.st_size, kMostReserved)));
+  // The size is a hint (a file under /proc may report none), so the reads decide.
+  text.reserve(static_cast<size_t>(st.st_size));
   char buffer[16384];
   for (;;) {
     const ssize_t n = ::read(fd, buffer, sizeof buffer);
     if (n > 0) {
+      if (text.size() + static_cast<size_t>(n) > kMaxFileBytes)
+        return refuse(": larger than 1 GiB");
       text.append(buffer, static_cast<size_t>(n));
     } else if (n == 0) {
       break;
     } else if (errno != EINTR) {
-      error = path + ": cannot read: " + std::strerror(errno);
-      ::close(fd);
-      return false;
+      const std::string reason = std::strerror(errno);
+      return refuse((": cannot read: " + reason).c_str());
     }
   }
   ::close(fd);

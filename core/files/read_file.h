@@ -8,14 +8,18 @@
 // Thread-safe; blocking disk reads (callers run at config load, or serve local files knowingly).
 #pragma once
 
+#include <cstddef>
 #include <string>
 
 namespace subgate::files {
 
+// The largest file read: some files under /proc are regular and report terabytes (kcore).
+constexpr size_t kMaxFileBytes = size_t{1} << 30;
+
 // Replaces `text` with the file's bytes. On failure returns false, leaves `text` unspecified and
 // sets `error` to "PATH: cannot open: REASON", "PATH: cannot read: REASON" (REASON is
-// strerror's text: "No such file or directory", "Permission denied", ...) or "PATH: not a
-// regular file".
+// strerror's text: "No such file or directory", "Permission denied", ...), "PATH: not a
+// regular file" or "PATH: larger than 1 GiB".
 bool readRegularFile(const std::string& path, std::string& text, std::string& error);
 
 }  // namespace subgate::files

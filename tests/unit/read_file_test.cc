@@ -54,6 +54,20 @@ TEST_F(ReadFileTest, RefusesAFifoWithoutWaitingForAWriter) {
   EXPECT_EQ(error, fifo + ": not a regular file");
 }
 
+// A regular file larger than the limit is refused from its size, without reading (a sparse
+// file: it takes no space).
+TEST_F(ReadFileTest, RefusesAFileOverTheLimit) {
+  const std::string path = dir_ + "/huge.conf";
+  { std::ofstream(path) << "x"; }
+  ASSERT_EQ(truncate(path.c_str(), static_cast<off_t>(kMaxFileBytes) + 1), 0);
+  std::string text, error;
+  EXPECT_FALSE(readRegularFile(path, text, error));
+  EXPECT_EQ(error, path + ": larger than 1 GiB");
+  ASSERT_EQ(truncate(path.c_str(), 3), 0);
+  EXPECT_TRUE(readRegularFile(path, text, error)) << error;
+  EXPECT_EQ(text, std::string("x\0\0", 3));
+}
+
 // A regular file whose read fails: /proc/self/mem at offset 0, which no process maps.
 TEST_F(ReadFileTest, NamesAReadThatFails) {
   std::string text, error;
