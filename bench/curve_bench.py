@@ -42,8 +42,9 @@ more run per point and proxy under `perf record -g`: each proxy's CPU per reques
 user space, context switches, waking other processes, the TCP/IP stack and the rest of the
 kernel; needs root). PEER_H2=1 (also HAProxy with `proto h2` to the backend's h2c port, as
 "haproxy-h2": not a peer for the ratios; printed as its CPU and p99 against HAProxy's with
-HTTP/1.1 upstreams: what HTTP/2 upstreams save a proxy that has them). One point, as the former bench/proxy_bench.sh and
-bench/h2_bench.py measured: POINTS=h1-50, or POINTS=h2c-10x10,h2tls-10x10.
+HTTP/1.1 upstreams: what HTTP/2 upstreams cost or save a proxy that has them). One point, as
+the former bench/proxy_bench.sh and bench/h2_bench.py measured: POINTS=h1-50, or
+POINTS=h2c-10x10,h2tls-10x10.
 """
 
 import os
