@@ -21,24 +21,30 @@ class LoopWatch {
  public:
   bool waiting() const { return waiting_; }
   uint64_t seq() const { return seq_; }
-  // Whether a ping should go out at a tick where the process had used `cpu`: none is
-  // unanswered, and it used CPU time since the last one went out (the first tick always pings).
-  // An isolate idle since its last (answered) ping would answer another at once, so it is not
-  // sent: the first ping after the isolate runs again goes out at that tick and counts from that
-  // tick's CPU time, as the ping of that tick did when idle ticks pinged too.
-  bool needsPing(std::chrono::nanoseconds cpu) const {
-    return !waiting_ && (seq_ == 0 || cpu != sent_cpu_);
-  }
+  // Whether a ping should go out at a tick where the process had used `cpu`: it used CPU time
+  // since the last ping went out (the first tick always pings). An isolate idle since its last
+  // (answered) ping would answer another at once, so it is not sent: the first ping after the
+  // isolate runs again goes out at that tick and counts from that tick's CPU time, as the ping of
+  // that tick did when idle ticks pinged too. While one is unanswered, another goes out at each
+  // tick that used CPU: a ping can be lost (user code can read the isolate's stdin, and a line it
+  // takes never reaches the harness), and a loop that turns answers the next one.
+  bool needsPing(std::chrono::nanoseconds cpu) const { return seq_ == 0 || cpu != last_cpu_; }
   // A ping went out when the process had used `cpu`; returns its sequence number.
   uint64_t pinged(std::chrono::nanoseconds cpu) {
-    waiting_ = true;
-    sent_cpu_ = cpu;
+    if (!waiting_) {
+      waiting_ = true;
+      first_seq_ = seq_ + 1;
+      sent_cpu_ = cpu;
+    }
+    last_cpu_ = cpu;
     return ++seq_;
   }
-  // The answer to ping `seq` arrived (an older one's is ignored).
+  // The answer to ping `seq` arrived. An answer to the first unanswered ping or a later one
+  // shows the loop turned since the wait began; an older one's is ignored.
   void answered(uint64_t seq) {
-    if (seq == seq_) waiting_ = false;
+    if (waiting_ && seq >= first_seq_ && seq <= seq_) waiting_ = false;
   }
+  // No answer while the process used `limit` of CPU time since the first unanswered ping.
   bool blocked(std::chrono::nanoseconds cpu, std::chrono::nanoseconds limit) const {
     return waiting_ && cpu - sent_cpu_ >= limit;
   }
@@ -46,7 +52,9 @@ class LoopWatch {
  private:
   bool waiting_ = false;
   uint64_t seq_ = 0;
-  std::chrono::nanoseconds sent_cpu_{0};
+  uint64_t first_seq_ = 0;                // the first unanswered ping
+  std::chrono::nanoseconds sent_cpu_{0};  // the CPU time when that one went out
+  std::chrono::nanoseconds last_cpu_{0};  // the CPU time when the last one went out
 };
 
 // cpu_limit BUDGET per WINDOW: samples (time, CPU used so far) taken at each tick; a sample older

@@ -149,8 +149,10 @@ async function warmServer() {
   }
 }
 
-// Lines from stdin. The harness keeps the reader locked for the process's life, so user code
-// cannot read subgate's messages.
+// Lines from stdin. The harness keeps the stream's reader locked for the process's life. That does
+// not keep user code out (Deno.stdin.read, node:fs on fd 0 and process.stdin read the descriptor
+// itself), so nothing secret comes here after the assignment, which is read before user code
+// loads: a line user code takes is lost for its own isolate only (docs/config.md, "Isolates").
 // A reader of its own buffer ("byob"): the default reader allocates a new 64 KiB buffer for every
 // read, and the supervisor's pings (cpu_block_limit) made four a second. Outside V8's heap, those
 // buffers were freed only by the next full GC, which an idle isolate rarely needs: it grew by

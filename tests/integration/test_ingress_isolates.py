@@ -773,6 +773,40 @@ class Loops(IngressCase):
         self.assertNotIn("cdn-loop", received)
 
 
+class Stdin(IngressCase):
+    def test_what_user_code_reads_on_stdin_is_its_own(self):
+        """User code can read its isolate's stdin: Deno.stdin.read() ignores the harness's locked
+        reader, and node:fs and process.stdin read fd 0 as well. What it finds there must be its
+        own isolate's traffic only (the supervisor's pings here), never the assignment carrying
+        the reports' secret prefix, which the harness reads before user code is loaded."""
+        # Pings go out while the loop uses CPU: the handler works in slices of 20 ms, letting the
+        # loop turn between them, until its read returns (or 5 s passed).
+        code = """Deno.serve(async () => {
+            const buffer = new Uint8Array(65536);
+            let got = null;
+            Deno.stdin.read(buffer).then((n) => { got = n ?? 0; });
+            for (const end = Date.now() + 5000; got === null && Date.now() < end;) {
+                for (const slice = Date.now() + 20; Date.now() < slice;);
+                await new Promise((resolve) => setTimeout(resolve, 0));
+            }
+            return new Response(new TextDecoder().decode(buffer.subarray(0, got ?? 0)));
+        });"""
+        self.origin.deployments["reader"] = Deployment(code=code)
+        self.serve()
+        r = self.get("reader")
+        self.assertEqual(r.status, 200, r.body)
+        lines = r.body.decode().splitlines()
+        self.assertTrue(lines, "a ping came within cpu_block_limit")
+        self.assertEqual({json.loads(line)["op"] for line in lines}, {"ping"})
+        self.assertNotIn(b"nonce", r.body)
+        # The ping it took never reaches the harness. The watchdog pings again at its next tick,
+        # which the harness answers: the isolate serves on. With one ping out at a time, the
+        # next second of CPU time killed it (TIME_LIMIT).
+        for _ in range(3):
+            r = self.get("reader")
+            self.assertEqual(r.status, 200, (r.body, r.header("x-deno-error")))
+
+
 def process_state(pid):
     try:
         with open(f"/proc/{pid}/stat") as f:

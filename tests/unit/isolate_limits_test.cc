@@ -145,7 +145,7 @@ TEST(LoopWatch, PingsOnlyAProcessThatUsedCpuTimeSinceItsLastPing) {
   LoopWatch watch;
   EXPECT_TRUE(watch.needsPing(0s));  // the first tick always pings
   const uint64_t first = watch.pinged(2s);
-  EXPECT_FALSE(watch.needsPing(3s)) << "one ping out at a time";
+  EXPECT_FALSE(watch.needsPing(2s)) << "no CPU time used since it went out";
   watch.answered(first);
   // Idle since: no ping (it would be answered at once).
   EXPECT_FALSE(watch.needsPing(2s));
@@ -156,6 +156,30 @@ TEST(LoopWatch, PingsOnlyAProcessThatUsedCpuTimeSinceItsLastPing) {
   watch.pinged(2s + 10ms);
   EXPECT_FALSE(watch.blocked(3s, 1s));
   EXPECT_TRUE(watch.blocked(3s + 10ms, 1s));
+}
+
+// User code can read its isolate's stdin and take a ping off it, which the harness then never
+// answers. With one ping out at a time, the isolate was killed after its next second of CPU time
+// however well its loop turned.
+TEST(LoopWatch, ALostPingIsFollowedByAnotherAndALaterAnswerEndsTheWait) {
+  LoopWatch watch;
+  const uint64_t lost = watch.pinged(2s);
+  EXPECT_FALSE(watch.needsPing(2s)) << "idle since";
+  EXPECT_TRUE(watch.needsPing(2s + 250ms)) << "it used CPU time: another goes out";
+  const uint64_t next = watch.pinged(2s + 250ms);
+  EXPECT_EQ(next, lost + 1);
+  EXPECT_TRUE(watch.blocked(3s, 1s)) << "a block counts from the first unanswered ping";
+  watch.answered(next);
+  EXPECT_FALSE(watch.waiting());
+  EXPECT_FALSE(watch.blocked(5s, 1s));
+  // A late answer to a ping from before the wait began does not end it.
+  const uint64_t third = watch.pinged(6s);
+  watch.answered(lost);
+  EXPECT_TRUE(watch.waiting());
+  watch.answered(third + 1) /* never sent */;
+  EXPECT_TRUE(watch.waiting());
+  watch.answered(third);
+  EXPECT_FALSE(watch.waiting());
 }
 
 TEST(CpuWindow, UsageOverTheLastWindowOfSamples) {
