@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <string_view>
 
 namespace subgate::files {
 
@@ -17,14 +18,16 @@ bool readRegularFile(const std::string& path, std::string& text, std::string& er
     error = path + ": cannot open: " + std::strerror(errno);
     return false;
   }
-  auto refuse = [&](const char* why) {
+  auto refuse = [&](std::string_view why) {
     ::close(fd);
-    error = path + why;
+    error = path;
+    error += why;
     return false;
   };
+  constexpr std::string_view kTooLarge = ": larger than 1 GiB";
   struct stat st {};
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return refuse(": not a regular file");
-  if (static_cast<uint64_t>(st.st_size) > kMaxFileBytes) return refuse(": larger than 1 GiB");
+  if (static_cast<uint64_t>(st.st_size) > kMaxFileBytes) return refuse(kTooLarge);
   text.clear();
   // The size is a hint (a file under /proc may report none), so the reads decide.
   text.reserve(static_cast<size_t>(st.st_size));
@@ -32,14 +35,12 @@ bool readRegularFile(const std::string& path, std::string& text, std::string& er
   for (;;) {
     const ssize_t n = ::read(fd, buffer, sizeof buffer);
     if (n > 0) {
-      if (text.size() + static_cast<size_t>(n) > kMaxFileBytes)
-        return refuse(": larger than 1 GiB");
+      if (text.size() + static_cast<size_t>(n) > kMaxFileBytes) return refuse(kTooLarge);
       text.append(buffer, static_cast<size_t>(n));
     } else if (n == 0) {
       break;
     } else if (errno != EINTR) {
-      const std::string reason = std::strerror(errno);
-      return refuse((": cannot read: " + reason).c_str());
+      return refuse(std::string(": cannot read: ") + std::strerror(errno));
     }
   }
   ::close(fd);

@@ -49,12 +49,9 @@ void IsolateRegistry::Impl::egressDeniedLocked(Isolate& isolate, std::string_vie
   }
   isolate.denied_logged = now;
   const uint64_t more = std::exchange(isolate.denied_unlogged, 0);
-  const std::string safe_target = logSafe(target);  // a host name user code chose
-  LOG_WARN(
-      "isolate %s: egress to %.*s refused by the egress policy (%llu more since the last "
-      "line)",
-      isolate.tag().c_str(), static_cast<int>(safe_target.size()), safe_target.data(),
-      static_cast<unsigned long long>(more));
+  LOG_WARN("isolate %s: egress to %s refused by the egress policy (%llu more since the last line)",
+           isolate.tag().c_str(), logSafe(target).c_str(),  // a host name user code chose
+           static_cast<unsigned long long>(more));
 }
 
 void IsolateRegistry::Impl::onConnectCall(evutil_socket_t fd, short, void* arg) {
