@@ -11,7 +11,8 @@
 
 namespace subgate::files {
 
-bool readRegularFile(const std::string& path, std::string& text, std::string& error) {
+bool readRegularFile(const std::string& path, std::string& text, std::string& error,
+                     size_t max_bytes) {
   // O_NONBLOCK: opening a FIFO for reading returns at once instead of waiting for a writer.
   const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) {
@@ -24,10 +25,14 @@ bool readRegularFile(const std::string& path, std::string& text, std::string& er
     error += why;
     return false;
   };
-  constexpr std::string_view kTooLarge = ": larger than 1 GiB";
+  auto too_large = [&] {
+    return refuse(max_bytes == kMaxFileBytes
+                      ? std::string(": larger than 1 GiB")
+                      : ": larger than " + std::to_string(max_bytes) + " bytes");
+  };
   struct stat st {};
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return refuse(": not a regular file");
-  if (static_cast<uint64_t>(st.st_size) > kMaxFileBytes) return refuse(kTooLarge);
+  if (static_cast<uint64_t>(st.st_size) > max_bytes) return too_large();
   text.clear();
   // The size is a hint (a file under /proc may report none), so the reads decide.
   text.reserve(static_cast<size_t>(st.st_size));
@@ -35,7 +40,7 @@ bool readRegularFile(const std::string& path, std::string& text, std::string& er
   for (;;) {
     const ssize_t n = ::read(fd, buffer, sizeof buffer);
     if (n > 0) {
-      if (text.size() + static_cast<size_t>(n) > kMaxFileBytes) return refuse(kTooLarge);
+      if (text.size() + static_cast<size_t>(n) > max_bytes) return too_large();
       text.append(buffer, static_cast<size_t>(n));
     } else if (n == 0) {
       break;

@@ -19,7 +19,11 @@ constexpr size_t kMaxFileBytes = size_t{1} << 30;
 // Replaces `text` with the file's bytes. On failure returns false, leaves `text` unspecified and
 // sets `error` to "PATH: cannot open: REASON", "PATH: cannot read: REASON" (REASON is
 // strerror's text: "No such file or directory", "Permission denied", ...), "PATH: not a
-// regular file" or "PATH: larger than 1 GiB".
-bool readRegularFile(const std::string& path, std::string& text, std::string& error);
+// regular file" or "PATH: larger than 1 GiB". `max_bytes` is the limit; the default is every
+// caller's, a smaller one is for tests (the message then names it in bytes). The limit is
+// checked against the reported size and again while reading, since a file under /proc reports
+// 0 bytes and may hold any number.
+bool readRegularFile(const std::string& path, std::string& text, std::string& error,
+                     size_t max_bytes = kMaxFileBytes);
 
 }  // namespace subgate::files

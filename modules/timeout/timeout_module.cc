@@ -2,6 +2,7 @@
 
 #include "core/pipeline/config_model.h"
 #include "core/pipeline/request.h"
+#include "modules/timeout/timeout_header.h"
 
 namespace subgate {
 namespace {
@@ -18,17 +19,6 @@ constexpr DirectiveSpec kDirectives[] = {
 };
 
 }  // namespace
-
-std::optional<std::chrono::milliseconds> parseTimeoutHeader(std::string_view value) {
-  if (value.empty() || value.size() > 10) return std::nullopt;
-  uint64_t ms = 0;
-  for (char c : value) {
-    if (c < '0' || c > '9') return std::nullopt;
-    ms = ms * 10 + static_cast<uint64_t>(c - '0');
-  }
-  if (ms == 0) return std::nullopt;
-  return std::chrono::milliseconds(ms);
-}
 
 std::span<const DirectiveSpec> TimeoutModule::directives() const { return kDirectives; }
 

@@ -7,10 +7,6 @@
 // request_timeout_max D (default 300s).
 #pragma once
 
-#include <chrono>
-#include <optional>
-#include <string_view>
-
 #include "core/pipeline/module.h"
 
 namespace subgate {
@@ -24,8 +20,5 @@ class TimeoutModule final : public Module {
   bool hasAccess() const override { return true; }
   HookResult access(Request& req, const ModuleConf& conf) const override;
 };
-
-// Parses an x-deno-timeout-ms value: 1*DIGIT, positive, at most 10 digits.
-std::optional<std::chrono::milliseconds> parseTimeoutHeader(std::string_view value);
 
 }  // namespace subgate

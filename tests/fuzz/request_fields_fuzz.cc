@@ -9,7 +9,9 @@
 //   - traceparent and x-request-id (core/pipeline/request_trace.h): a parsed traceparent's
 //     child parses, with the same trace id and flags;
 //   - an isolate's failure text as a client may read it (core/isolates/client_message.h): short,
-//     printable, and without the runtime folder.
+//     printable, and without the runtime folder;
+//   - x-deno-timeout-ms (modules/timeout/timeout_header.h): a value is accepted only when it is
+//     1 to 10 digits, and then it is that decimal number, never 0.
 // Input: up to four fields separated by '\n'; every parser sees each field.
 #include <algorithm>
 #include <cctype>
@@ -25,6 +27,7 @@
 #include "core/ingress/instance_id.h"
 #include "core/isolates/client_message.h"
 #include "core/pipeline/request_trace.h"
+#include "modules/timeout/timeout_header.h"
 
 namespace {
 
@@ -62,6 +65,22 @@ void checkTrace(std::string_view field) {
   if (subgate::isValidRequestId(field) && (field.empty() || field.size() > 128)) abort();
 }
 
+void checkTimeout(std::string_view field) {
+  const auto timeout = subgate::parseTimeoutHeader(field);
+  const bool digits =
+      !field.empty() && field.size() <= 10 &&
+      std::all_of(field.begin(), field.end(), [](char c) { return c >= '0' && c <= '9'; });
+  if (!digits) {
+    if (timeout) abort();
+    return;
+  }
+  // strtoull as the reference: ten digits fit in 64 bits.
+  const unsigned long long expected = std::strtoull(std::string(field).c_str(), nullptr, 10);
+  if (expected == 0 ? timeout.has_value()
+                    : !timeout || static_cast<unsigned long long>(timeout->count()) != expected)
+    abort();
+}
+
 void checkClientMessage(std::string_view detail, std::string_view runtime_dir) {
   const std::string message = subgate::clientMessage(detail, runtime_dir);
   if (message.size() > subgate::kMaxClientMessage) abort();
@@ -93,6 +112,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (std::string_view field : fields) {
     checkHost(field);
     checkTrace(field);
+    checkTimeout(field);
     if (auto id = subgate::requestInstanceId(field, field);
         id && id->size() > subgate::kMaxInstanceId)
       abort();

@@ -68,6 +68,16 @@ TEST_F(ReadFileTest, RefusesAFileOverTheLimit) {
   EXPECT_EQ(text, std::string("x\0\0", 3));
 }
 
+// A file under /proc reports 0 bytes and holds more: the limit holds while reading too.
+TEST_F(ReadFileTest, RefusesAFileThatGrowsPastTheLimitWhileRead) {
+  std::string text, error;
+  ASSERT_TRUE(readRegularFile("/proc/self/status", text, error)) << error;
+  ASSERT_GT(text.size(), 100u);
+  EXPECT_FALSE(readRegularFile("/proc/self/status", text, error, 100));
+  EXPECT_EQ(error, "/proc/self/status: larger than 100 bytes");
+  EXPECT_TRUE(readRegularFile("/proc/self/status", text, error, 1 << 20)) << error;
+}
+
 // A regular file whose read fails: /proc/self/mem at offset 0, which no process maps.
 TEST_F(ReadFileTest, NamesAReadThatFails) {
   std::string text, error;

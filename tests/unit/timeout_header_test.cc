@@ -1,6 +1,6 @@
-#include <gtest/gtest.h>
+#include "modules/timeout/timeout_header.h"
 
-#include "modules/timeout/timeout_module.h"
+#include <gtest/gtest.h>
 
 namespace subgate {
 namespace {
