@@ -3,6 +3,7 @@ targeting session, single-flight boots, prewarm, envs and permissions, streaming
 user code and isolates, eviction, capacity and loops."""
 
 import json
+import re
 import shutil
 import tempfile
 import os
@@ -513,9 +514,15 @@ class UserCode(IngressCase):
             self.assertLessEqual(len(message), 200, name)
         self.assertIn("file:///src/main.ts", self.get("garbage").error()["message"], "the module's own name")
         self.assertTrue(self.get("long").error()["message"].endswith("..."))
-        # The operator's log keeps the whole story.
+        # The operator's log keeps the whole story, its control bytes escaped.
         self.assertRegex(self.sg.output(), r"failed to load the deployment: .*file:///src/main\.ts")
         self.assertIn("x" * 400, self.sg.output())
+        failed = [line for line in self.sg.output().splitlines() if "failed to load the deployment" in line]
+        self.assertEqual({re.search(r"isolate (\w+)#", line).group(1) for line in failed},
+                         {"garbage", "long"}, failed)
+        for line in failed:
+            self.assertFalse([c for c in line if ord(c) < 0x20 or ord(c) == 0x7f], line)
+        self.assertTrue(any(r"broken \x07" in line for line in failed), failed)
 
     def test_boot_timeout(self):
         self.origin.deployments["hangs"] = Deployment(code="await new Promise(() => {});")

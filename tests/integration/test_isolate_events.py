@@ -35,7 +35,7 @@ Deno.serve(async (req) => {
     for (let i = 0; i < n; i++) console.log(`spam ${i} ` + "x".repeat(100));
   }
   if (path === "/reject") Promise.reject(new Error("nobody catches this"));
-  if (path === "/throw") setTimeout(() => { throw new Error("thrown from a timer"); }, 0);
+  if (path === "/throw") setTimeout(() => { throw new Error("thrown from a timer\x1b[2J"); }, 0);
   if (path === "/handled") {
     // User code's own listener takes the error: not uncaught.
     const take = (e) => { e.preventDefault(); removeEventListener("error", take); console.log("took it"); };
@@ -130,8 +130,12 @@ class Delivered(EventsCase):
         self.wait_events(lambda events: any(e["event_type"] == "uncaughtException" for e in events),
                          "the uncaughtException event")
         [event] = self.origin.events_of("uncaughtException", "app")
-        self.assertIn("thrown from a timer", event["event"]["msg"])
+        self.assertIn("thrown from a timer\x1b[2J", event["event"]["msg"], "the event keeps the bytes")
         self.assertEqual(set(event["event"]), {"msg"})
+        # The error log escapes them: user code's message cannot clear the operator's terminal.
+        [line] = [line for line in self.sg.output().splitlines() if "uncaught exception:" in line]
+        self.assertIn(r"thrown from a timer\x1b[2J", line)
+        self.assertNotIn("\x1b", line)
         self.assertNotIn(("error", "thrown from a timer"), self.logs())
         self.assertNotEqual(self.ok("app").body, first, "a fresh isolate serves")
         self.wait_events(lambda events: len([e for e in events if e["event_type"] == "boot"]) == 2,
