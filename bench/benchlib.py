@@ -184,7 +184,10 @@ def profile(pids, run):
     result = _under_perf(["record", "-q", "-e", "cpu-clock", "-F", "4000", "-g", "-o", data.name], pids, run)
     script = subprocess.run(["perf", "script", "-i", data.name, "-F", "period,ip,sym,dso"],
                             capture_output=True, text=True, timeout=600).stdout
-    os.unlink(data.name)
+    if os.environ.get("KEEP_TMP") == "1":
+        log(f"kept perf data of pids {','.join(map(str, pids))}: {data.name} (perf report -i)")
+    else:
+        os.unlink(data.name)
     totals = dict.fromkeys(PROFILE_COLUMNS, 0.0)
     recorded = False
     for sample in script.split("\n\n"):

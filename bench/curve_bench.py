@@ -42,7 +42,14 @@ more run per point and proxy under `perf record -g`: each proxy's CPU per reques
 user space, context switches, waking other processes, the TCP/IP stack and the rest of the
 kernel; needs root). PEER_H2=1 (also HAProxy with `proto h2` to the backend's h2c port, as
 "haproxy-h2": not a peer for the ratios; printed as its CPU and p99 against HAProxy's with
-HTTP/1.1 upstreams: what HTTP/2 upstreams cost or save a proxy that has them). One point, as
+HTTP/1.1 upstreams: what HTTP/2 upstreams cost or save a proxy that has them). MUX=1 (also
+bench/mux_relay.c at the HTTP/1.1 points: HTTP/1.1 clients multiplexed onto h2c connections to
+the backend, each turn's frames sent together, so requests share segments; printed as its CPU,
+context switches and system calls per request, over subgate's and, with FLOOR, over
+floor-epoll's, which does the same least HTTP work with a backend connection per client: what
+HTTP/2 upstreams with batching would save, the question PEER_H2 leaves open). RELAY_PAUSE (µs,
+default 0: off): subgate's io_coalesce pause in floor-epoll's and mux-relay's loops; mux-relay
+batches little without it. One point, as
 the former bench/proxy_bench.sh and bench/h2_bench.py measured: POINTS=h1-50, or
 POINTS=h2c-10x10,h2tls-10x10.
 """
@@ -63,6 +70,8 @@ SYSCALLS = os.environ.get("SYSCALLS") == "1"
 PROFILE = os.environ.get("PROFILE") == "1"
 FLOOR = os.environ.get("FLOOR") == "1"
 PEER_H2 = os.environ.get("PEER_H2") == "1"
+MUX = os.environ.get("MUX") == "1"
+RELAY_PAUSE = os.environ.get("RELAY_PAUSE", "0")
 SUBGATE_DIRECTIVES = os.environ.get("SUBGATE_DIRECTIVES", "")
 FLOORS = ("floor-epoll", "floor-uring")
 PEERS = ("nginx", "haproxy")
@@ -80,7 +89,7 @@ def main():
         backend_h2c = bl.free_port()  # for FLOOR's relays at the h2c points and PEER_H2
         bl.start_nginx(os.path.join(tmp, "backend"), f"""
             server {{ listen 127.0.0.1:{backend}; listen 127.0.0.1:{backend_h2c} http2;
-                     keepalive_requests 1000000;
+                     keepalive_requests 1000000000;
                      location / {{ return 200 "hello world\\n"; }} }}""", cpu=bl.CLIENT_CPU)
         bl.wait_ready(backend)
         bl.wait_ready_port(backend_h2c)
@@ -162,6 +171,8 @@ backend be
             # Not a peer for the ratios: what HTTP/2 upstreams (multiplexed, with HAProxy's own
             # batching) cost a proxy that has them, against its HTTP/1.1 keep-alive upstreams.
             start_haproxy("haproxy-h2", f"server b1 127.0.0.1:{backend_h2c} proto h2")
+        # The relays' pause (bench/floor_relay.c's epoll loop, bench/mux_relay.c).
+        os.environ["RELAY_PAUSE_US"] = RELAY_PAUSE
         if FLOOR:
             relay = os.path.join(tmp, "floor_relay")
             source = os.path.join(os.path.dirname(os.path.abspath(__file__)), "floor_relay.c")
@@ -172,6 +183,14 @@ backend be
                 routes = [f"{p['h1']}:{backend}", f"{p['h2c']}:{backend_h2c}"]
                 targets[name] = bl.Target(bl.start([relay, name.split("-")[1], *routes],
                                                    cpu=bl.PROXY_CPU), p)
+        if MUX:
+            relay = os.path.join(tmp, "mux_relay")
+            source = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mux_relay.c")
+            subprocess.run(["cc", "-O2", "-Wall", "-Wextra", "-o", relay, source, "-lnghttp2"],
+                           check=True)
+            p = {"h1": bl.free_port()}
+            targets["mux-relay"] = bl.Target(
+                bl.start([relay, f"{p['h1']}:{backend_h2c}"], cpu=bl.PROXY_CPU), p)
         for target in targets.values():
             for port in target.ports.values():
                 bl.wait_ready_port(port)
@@ -242,6 +261,21 @@ backend be
                 print(f"{point:<12} {h1:>7.1f} {h2:>7.1f} {h2 / h1:>5.2f}x "
                       f"{median(point, 'haproxy', 2):>7.3f} {median(point, 'haproxy-h2', 2):>7.3f} "
                       f"{median(point, 'subgate', 3) / h2:>9.2f}x")
+        if MUX:
+            print("\nthe multiplexing relay (CPU µs, context switches and, with SYSCALLS, system calls per"
+                  " request; its CPU over subgate's and, with FLOOR, over floor-epoll's)")
+            print(f"{'point':<12} {'CPU':>6} {'cs':>6} {'sys':>6} {'vs subgate':>10} {'vs floor ep':>11}")
+            for point in points:
+                if (point, "mux-relay") not in results:
+                    continue
+                calls = results.get((point, "mux-relay", "syscalls"))
+                cpu = median(point, "mux-relay", 3)
+                line = (f"{point:<12} {cpu:>6.1f} {median(point, 'mux-relay', 4):>6.2f} "
+                        + (f"{calls:>6.2f}" if calls is not None else f"{'-':>6}")
+                        + f" {cpu / median(point, 'subgate', 3):>9.2f}x")
+                if (point, "floor-epoll") in results:
+                    line += f" {cpu / median(point, 'floor-epoll', 3):>10.2f}x"
+                print(line)
         if PROFILE:
             bl.print_profile(results, points, targets)
     finally:

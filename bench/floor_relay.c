@@ -16,6 +16,8 @@
 //          armed in an io_uring; a completed receive queues the send to the other side (its
 //          success posts no completion) and the next receive, and one io_uring_enter submits them
 //          and waits for the next completion. At one connection: 2 system calls per request.
+// RELAY_PAUSE_US=N (epoll only; default 0) adds subgate's io_coalesce pause, to compare with
+// bench/mux_relay.c on equal terms.
 //
 // Single-threaded; the caller pins it. Stops on SIGTERM/SIGINT (the default action). Each
 // connection pair's memory is freed two seconds after it closed, when no operation can still
@@ -135,7 +137,19 @@ static int send_all(int fd, const char* data, size_t size) {
   return 0;
 }
 
+static long long now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
 static void run_epoll(void) {
+  // RELAY_PAUSE_US (default 0, off): subgate's io_coalesce rule (core/net/turn_coalescer.h), to
+  // compare with bench/mux_relay.c on equal terms: a turn that began within the window of the
+  // previous turn's end is followed by a pause of the window.
+  const char* pause_env = getenv("RELAY_PAUSE_US");
+  const long long window_ns = (pause_env ? atoll(pause_env) : 0) * 1000;
+  long long last_end = 0;
   int ep = epoll_create1(0);
   struct epoll_event ev = {.events = EPOLLIN};
   for (int i = 0; i < listener_count; ++i) {
@@ -146,6 +160,7 @@ static void run_epoll(void) {
   for (;;) {
     int n = epoll_wait(ep, events, 64, 1000);
     if (n < 0 && errno != EINTR) die("epoll_wait");
+    const long long turn_start = now_ns();
     for (int i = 0; i < n; ++i) {
       if (events[i].data.u64 & kListenerBit) {
         const struct listener* l = &listeners[events[i].data.u64 >> 2];
@@ -166,6 +181,11 @@ static void run_epoll(void) {
       if (got <= 0 || send_all(p->fd[1 - d], p->buffer[d][0], (size_t)got) != 0) close_pair(p);
     }
     if (graveyard) bury_old_pairs();
+    if (window_ns > 0 && n > 0 && turn_start - last_end < window_ns) {
+      const struct timespec pause = {0, window_ns};
+      nanosleep(&pause, NULL);
+    }
+    last_end = now_ns();
   }
 }
 
