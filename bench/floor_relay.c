@@ -38,6 +38,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "relay_loop.h"
+
 enum { kBufferSize = 16384 };
 
 // One client connection and its backend connection. Side d reads fd[d] and writes fd[1 - d].
@@ -126,30 +128,9 @@ static void bury_old_pairs(void) {
   }
 }
 
-static int send_all(int fd, const char* data, size_t size) {
-  while (size > 0) {
-    ssize_t n = send(fd, data, size, MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return -1;
-    data += n;
-    size -= (size_t)n;
-  }
-  return 0;
-}
-
-static long long now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 static void run_epoll(void) {
-  // RELAY_PAUSE_US (default 0, off): subgate's io_coalesce rule (core/net/turn_coalescer.h), to
-  // compare with bench/mux_relay.c on equal terms: a turn that began within the window of the
-  // previous turn's end is followed by a pause of the window.
-  const char* pause_env = getenv("RELAY_PAUSE_US");
-  const long long window_ns = (pause_env ? atoll(pause_env) : 0) * 1000;
-  long long last_end = 0;
+  // RELAY_PAUSE_US: to compare with bench/mux_relay.c on equal terms (bench/relay_loop.h).
+  struct relay_pause pause = relay_pause_from_env();
   int ep = epoll_create1(0);
   struct epoll_event ev = {.events = EPOLLIN};
   for (int i = 0; i < listener_count; ++i) {
@@ -160,7 +141,7 @@ static void run_epoll(void) {
   for (;;) {
     int n = epoll_wait(ep, events, 64, 1000);
     if (n < 0 && errno != EINTR) die("epoll_wait");
-    const long long turn_start = now_ns();
+    relay_turn_begins(&pause);
     for (int i = 0; i < n; ++i) {
       if (events[i].data.u64 & kListenerBit) {
         const struct listener* l = &listeners[events[i].data.u64 >> 2];
@@ -181,11 +162,7 @@ static void run_epoll(void) {
       if (got <= 0 || send_all(p->fd[1 - d], p->buffer[d][0], (size_t)got) != 0) close_pair(p);
     }
     if (graveyard) bury_old_pairs();
-    if (window_ns > 0 && n > 0 && turn_start - last_end < window_ns) {
-      const struct timespec pause = {0, window_ns};
-      nanosleep(&pause, NULL);
-    }
-    last_end = now_ns();
+    relay_turn_ends(&pause, n);
   }
 }
 

@@ -36,8 +36,9 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "relay_loop.h"
 
 enum { kClientBuffer = 16384, kStreamsPerConnection = 100, kMaxBackends = 32 };
 
@@ -76,26 +77,9 @@ static uint16_t backend_port;
 static int ep;
 static struct client* dead_clients;
 
-static long long now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 static void die(const char* what) {
   perror(what);
   exit(1);
-}
-
-static int send_all(int fd, const uint8_t* data, size_t size) {
-  while (size > 0) {
-    ssize_t n = send(fd, data, size, MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return -1;
-    data += n;
-    size -= (size_t)n;
-  }
-  return 0;
 }
 
 static void close_client(struct client* c) {
@@ -350,19 +334,15 @@ int main(int argc, char** argv) {
   ep = epoll_create1(EPOLL_CLOEXEC);
   struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
   epoll_ctl(ep, EPOLL_CTL_ADD, listener, &ev);
-  // RELAY_PAUSE_US (default 0, off): subgate's io_coalesce rule (core/net/turn_coalescer.h), as
-  // in bench/floor_relay.c's epoll loop: a turn that began within the window of the previous
-  // turn's end is followed by a pause of the window, so that the next turn carries more
+  // RELAY_PAUSE_US (bench/relay_loop.h): with subgate's pause the next turn carries more
   // requests, and their frames share segments. Without it a turn carries about one request and
   // nothing is multiplexed into a segment.
-  const char* pause_env = getenv("RELAY_PAUSE_US");
-  const long long window_ns = (pause_env ? atoll(pause_env) : 0) * 1000;
-  long long last_end = 0;
+  struct relay_pause pause = relay_pause_from_env();
   struct epoll_event events[256];
   for (;;) {
     int n = epoll_wait(ep, events, 256, 1000);
-    const long long turn_start = now_ns();
     if (n < 0 && errno != EINTR) die("epoll_wait");
+    relay_turn_begins(&pause);
     for (int i = 0; i < n; ++i) {
       void* ptr = events[i].data.ptr;
       if (!ptr) {
@@ -392,10 +372,6 @@ int main(int argc, char** argv) {
       free(c->body);
       free(c);
     }
-    if (window_ns > 0 && n > 0 && turn_start - last_end < window_ns) {
-      const struct timespec pause = {0, window_ns};
-      nanosleep(&pause, NULL);
-    }
-    last_end = now_ns();
+    relay_turn_ends(&pause, n);
   }
 }
