@@ -13,8 +13,11 @@ class ProxyTest(SubgateTestCase):
         self.log_path = None
 
     def start(self, extra_server="", extra_main=""):
+        import shutil
         import tempfile
-        self.log_path = os.path.join(tempfile.mkdtemp(prefix="subgate-log-"), "access.log")
+        log_dir = tempfile.mkdtemp(prefix="subgate-log-")
+        self.addCleanup(shutil.rmtree, log_dir, True)
+        self.log_path = os.path.join(log_dir, "access.log")
         return self.start_subgate(f"""
             workers 2;
             error_log stderr info;

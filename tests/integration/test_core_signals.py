@@ -1,6 +1,7 @@
 """Config check (-t), reload (SIGHUP) with and without load, graceful stop, immediate stop."""
 
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -19,7 +20,11 @@ def run_check(config_text, name="subgate.conf", extra_files=None):
     path = os.path.join(d, name)
     with open(path, "w") as f:
         f.write(config_text)
-    p = subprocess.run([BIN, "-t", "-c", path, "-p", d], capture_output=True, text=True, timeout=20)
+    try:
+        p = subprocess.run([BIN, "-t", "-c", path, "-p", d], capture_output=True, text=True,
+                           timeout=20)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)  # callers use the path only as text
     return p.returncode, p.stdout + p.stderr, path
 
 

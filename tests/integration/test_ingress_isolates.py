@@ -133,7 +133,9 @@ class WarmPath(IngressCase):
 
     def test_sticky_requests_take_the_warm_path_too(self):
         self.origin.deployments["count"] = Deployment(code=CONCURRENCY_CODE)
-        script = os.path.join(tempfile.mkdtemp(prefix="subgate-lua-"), "identify.lua")
+        script_dir = tempfile.mkdtemp(prefix="subgate-lua-")
+        self.addCleanup(shutil.rmtree, script_dir, True)
+        script = os.path.join(script_dir, "identify.lua")
         with open(script, "w") as f:
             f.write('function identify(req) return req.headers["x-user"] end\n')
         self.serve(location=f"isolate_limit 2; lua_script {script};")
