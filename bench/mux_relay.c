@@ -159,16 +159,6 @@ static int on_stream_close(nghttp2_session* session, int32_t stream_id, uint32_t
   return 0;
 }
 
-static ssize_t send_callback(nghttp2_session* session, const uint8_t* data, size_t length,
-                             int flags, void* user_data) {
-  (void)session;
-  (void)data;
-  (void)length;
-  (void)flags;
-  (void)user_data;
-  return NGHTTP2_ERR_WOULDBLOCK;  // mem_send is used instead
-}
-
 static struct backend* open_backend(void) {
   if (backend_count == kMaxBackends) return NULL;
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -186,10 +176,10 @@ static struct backend* open_backend(void) {
   b->fd = fd;
   nghttp2_session_callbacks* callbacks;
   nghttp2_session_callbacks_new(&callbacks);
-  nghttp2_session_callbacks_set_send_callback(callbacks, send_callback);
   nghttp2_session_callbacks_set_on_header_callback(callbacks, on_header);
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, on_data);
   nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, on_stream_close);
+  // No send callback: frames are taken with nghttp2_session_mem_send at the turn's end.
   nghttp2_session_client_new(&b->session, callbacks, b);
   nghttp2_session_callbacks_del(callbacks);
   // Large windows: no WINDOW_UPDATE frames (and segments) for the small bodies of the bench.
